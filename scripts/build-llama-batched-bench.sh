@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# Build llama.cpp's own `llama-batched-bench` from the exact llama.cpp source
-# vendored in the llama-cpp-sys-2 crate we link (so the peer is the same
-# llama.cpp revision), AMX-safe: native detection off, AVX2/FMA/F16C on.
+# Build llama.cpp's own `llama-batched-bench` (the peer for `backforth bench`)
+# from the llama.cpp source that ships in the llama-cpp-python sdist on PyPI
+# (pinned by hash; the llama-cpp-sys-2 crate vendors llama.cpp without its
+# tools/). AMX-safe build: native detection off, AVX2/FMA/F16C on, AMX off.
 # Prints the binary path. Needs cmake and a C++ compiler.
 set -euo pipefail
 CACHE="${BACKFORTH_CACHE:-$HOME/.cache/backforth}"
-cd "$(dirname "$0")/.."
-cargo fetch -q
-SYS=$(cargo metadata --format-version 1 2>/dev/null | python3 -c 'import json,sys; m=json.load(sys.stdin); print([p["manifest_path"] for p in m["packages"] if p["name"]=="llama-cpp-sys-2"][0])')
-SRC="$(dirname "$SYS")/llama.cpp"
-VER=$(basename "$(dirname "$SYS")")
-OUT="$CACHE/llama.cpp-build/$VER"
-BIN="$OUT/bin/llama-batched-bench"
+VER=0.3.36
+SHA=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+OUT="$CACHE/llama.cpp-build/llama-cpp-python-$VER"
+BIN="$OUT/build/bin/llama-batched-bench"
 if [ ! -x "$BIN" ]; then
   mkdir -p "$OUT"
-  cmake -S "$SRC" -B "$OUT" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+  if [ ! -d "$OUT/src" ]; then
+    echo "llama-cpp-python==$VER --hash=sha256:$SHA" > "$OUT/req.txt"
+    python3 -m pip download --quiet --no-deps --no-binary :all: --require-hashes -r "$OUT/req.txt" -d "$OUT/dl" >&2
+    mkdir -p "$OUT/src" && tar xzf "$OUT/dl/llama_cpp_python-$VER.tar.gz" -C "$OUT/src" --strip-components=3 "llama_cpp_python-$VER/vendor/llama.cpp"
+  fi
+  cmake -S "$OUT/src" -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
     -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_OPENMP=ON \
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON >&2
-  cmake --build "$OUT" --target llama-batched-bench -j "$(nproc)" >&2
+  cmake --build "$OUT/build" --target llama-batched-bench -j "$(nproc)" >&2
 fi
 echo "$BIN"

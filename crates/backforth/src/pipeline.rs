@@ -180,6 +180,7 @@ pub fn stage_keys(
         let model_id = provider.model_id(cfg.model_path(s))?;
         let c = cfg.stage(s);
         let seeds_part = if s == Stage::Backtranslate && c.mode == BackwardMode::Fewshot { seeds_hash.as_str() } else { "" };
+        let grammar_part = if s == Stage::Curate && c.grammar { hash::hex(crate::prompt::curate_grammar(c.max_tokens).as_bytes(), 16) } else { String::new() };
         let k = hash::key(&[
             s.name(),
             &c.generation_fingerprint(s),
@@ -187,6 +188,7 @@ pub fn stage_keys(
             &model_id,
             &cfg.model.seed.to_string(),
             seeds_part,
+            &grammar_part,
             &up,
         ]);
         keys.insert(s, k);

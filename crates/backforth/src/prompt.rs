@@ -22,8 +22,17 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("distill", include_str!("../prompts/distill.j2")),
 ];
 
-/// The GBNF grammar that constrains curation outputs to "Reasoning: ...\nScore: N".
-pub const CURATE_GRAMMAR: &str = include_str!("../prompts/curate.gbnf");
+const CURATE_GRAMMAR: &str = include_str!("../prompts/curate.gbnf");
+
+/// The GBNF grammar (llama.cpp syntax) that constrains curation outputs to
+/// "Reasoning: <one line>\nScore: N". The reasoning is capped at
+/// `max_tokens - 24` characters (at most 600, at least 8): a token yields at
+/// least one character and the fixed parts take at most 20 tokens, so the
+/// score line is always reached before `max_tokens`.
+pub fn curate_grammar(max_tokens: u32) -> String {
+    let max = max_tokens.saturating_sub(24).clamp(8, 600);
+    CURATE_GRAMMAR.replace("REASON_MAX", &max.to_string())
+}
 
 /// A loaded, syntax-checked template.
 pub struct PromptTemplate {
@@ -100,6 +109,14 @@ pub fn split_messages(text: &str) -> Result<Vec<ChatMessage>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn curate_grammar_bound_follows_max_tokens() {
+        assert!(curate_grammar(256).contains("[^\\n]{8,232}"));
+        assert!(curate_grammar(4000).contains("{8,600}"));
+        assert!(curate_grammar(10).contains("{8,8}"));
+        assert!(!curate_grammar(100).contains("REASON_MAX"));
+    }
 
     #[test]
     fn all_builtins_compile() {

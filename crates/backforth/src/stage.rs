@@ -6,7 +6,7 @@ use crate::backend::{Backend, FinishReason, GenOutput, GenRequest};
 use crate::config::{BackwardMode, Config, Stage};
 use crate::hash;
 use crate::parse;
-use crate::prompt::{PromptTemplate, CURATE_GRAMMAR};
+use crate::prompt::{curate_grammar, PromptTemplate};
 use crate::reader::Seed;
 use crate::record::{Generation, ParseStatus, Record, Sampling};
 use crate::store::{set_generation, StageFile};
@@ -93,7 +93,7 @@ impl StageSpec<'_> {
             tag,
             messages,
             sampling: self.sampling(&r.id),
-            grammar: (self.stage == Stage::Curate && c.grammar).then(|| CURATE_GRAMMAR.to_string()),
+            grammar: (self.stage == Stage::Curate && c.grammar).then(|| curate_grammar(c.max_tokens)),
         })
     }
 

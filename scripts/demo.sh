@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# README command 1: install what is needed, fetch the pinned demo model
+# (Qwen2.5-Coder-0.5B-Instruct GGUF), real documents (300 news stories from
+# gensim's test data) and real seed pairs (Python FAQ), build, and run the
+# whole method on a small sample with configs/demo.toml. Rerunning resumes.
+# Extra arguments go to `backforth run` (e.g. --limit 50, --set key=value).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${BACKFORTH_CACHE:-$HOME/.cache/backforth}"
+export BACKFORTH_CACHE="$CACHE"
+scripts/setup.sh
+MODEL=$(scripts/fetch-assets.sh demo-model | tail -1)
+scripts/fetch-assets.sh corpus >/dev/null
+SEEDS=$(scripts/fetch-assets.sh seeds | tail -1)
+cargo build --release --locked -p backforth-cli
+OUT="${BACKFORTH_DEMO_OUT:-runs/demo}"
+./target/release/backforth run --config configs/demo.toml \
+  --model "$MODEL" \
+  --input "$CACHE/corpus/gensim/lee_background.cor" \
+  --seeds "$SEEDS" \
+  --out "$OUT" "$@"
+echo
+echo "dataset (instruction, rewritten response): $OUT/dataset.jsonl"
+echo "curated pairs (instruction, original text): $OUT/curated.jsonl"
+echo "distilled baseline:                         $OUT/distilled.jsonl"
+echo "summary:                                    $OUT/summary.json"
