@@ -25,14 +25,14 @@ fn bad_input_is_reported_counted_and_skipped() {
     let gz = dir.path().join("cut.jsonl.gz");
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     for i in 0..200 {
-        writeln!(e, "{}", serde_json::json!({"id": format!("z{i}"), "text": format!("{} {i}", good[2])})).unwrap();
+        writeln!(e, "{}", serde_json::json!({"id": format!("z{i}"), "text": format!("Short note number {i} about the weather in {}.", &good[2][..20])})).unwrap();
     }
     let bytes = e.finish().unwrap();
     std::fs::write(&gz, &bytes[..bytes.len() * 2 / 3]).unwrap();
 
     let out = dir.path().join("run");
     let o = backforth(&out, &jl)
-        .args(["--input", gz.to_str().unwrap(), "--stages", "backtranslate", "-s", "backtranslate.max_tokens=8"])
+        .args(["--input", gz.to_str().unwrap(), "--stages", "backtranslate", "-s", "backtranslate.max_tokens=4", "-s", "backtranslate.mode=\"finetuned\""])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
