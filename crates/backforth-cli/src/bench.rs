@@ -64,7 +64,12 @@ fn message_of_len(engine: &LlamaEngine, n: usize) -> Result<(Vec<ChatMessage>, u
             hi = mid;
         }
     }
-    let m = mk(lo);
+    // the longest message not over n tokens (templates add a fixed overhead)
+    let mut k = lo;
+    while k > 1 && engine.tokenize_chat(&mk(k))?.len() > n {
+        k -= 1;
+    }
+    let m = mk(k);
     let len = engine.tokenize_chat(&m)?.len();
     Ok((m, len))
 }

@@ -3,7 +3,7 @@
 //! [`backforth::pipeline::run`].
 
 use anyhow::{Context, Result};
-use backforth::config::{Config, Stage};
+use backforth::config::{BackendKind, Config, Stage};
 use backforth::pipeline::{self, ProgressFactory, RunOptions};
 use backforth_llama::{LlamaOptions, LlamaProvider};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
 mod bench;
+mod serve;
 
 #[derive(Parser)]
 #[command(name = "backforth", version, about = "Instruction back-and-forth translation: web documents → instruction-tuning data")]
@@ -35,6 +36,31 @@ enum Cmd {
     Config(CommonArgs),
     /// Throughput of the embedded backend (prompt and generated tokens/s) at several batch sizes.
     Bench(bench::BenchArgs),
+    /// OpenAI-compatible HTTP server over the embedded llama.cpp engine.
+    Serve(serve::ServeArgs),
+    /// Inspect or prune the response cache.
+    Cache {
+        #[command(subcommand)]
+        cmd: CacheCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCmd {
+    /// Entries, hits, tokens and size, per model.
+    Stats {
+        /// SQLite cache file.
+        path: PathBuf,
+    },
+    /// Delete entries older than N days that were not hit since.
+    Prune {
+        path: PathBuf,
+        #[arg(long)]
+        older_than_days: f64,
+        /// Only this model id.
+        #[arg(long)]
+        model: Option<String>,
+    },
 }
 
 /// Flags shared by all pipeline commands. Every config key can also be set with --set.
@@ -136,13 +162,14 @@ impl ProgressFactory for Bars {
         let log_every = (total / 20).max(1);
         let name = stage.name();
         let tty = !pb.is_hidden();
-        Box::new(move |done, _, tokens, elapsed| {
+        Box::new(move |done, prompt_tokens, tokens, elapsed| {
             let tps = if elapsed > 0.0 { tokens as f64 / elapsed } else { 0.0 };
+            let all = if elapsed > 0.0 { (tokens + prompt_tokens) as f64 / elapsed } else { 0.0 };
             pb.set_position(done);
-            pb.set_message(format!("{tps:.1} tok/s"));
+            pb.set_message(format!("{tps:.1} gen tok/s, {all:.0} total tok/s"));
             if !tty && (done % log_every == 0 || done == total) {
                 let eta = if done > 0 { elapsed / done as f64 * (total.saturating_sub(done)) as f64 } else { 0.0 };
-                tracing::info!("{name}: {done}/{total} records, {tps:.1} generated tok/s, ETA {eta:.0}s");
+                tracing::info!("{name}: {done}/{total} records, {tps:.1} generated tok/s, {all:.0} total tok/s, ETA {eta:.0}s");
             }
             if done == total {
                 pb.finish();
@@ -151,10 +178,49 @@ impl ProgressFactory for Bars {
     }
 }
 
+/// Backends by model name, each behind the shared response cache.
+struct Provider {
+    cfg: Config,
+    llama: LlamaProvider,
+    backends: std::collections::HashMap<String, backforth::cache::CachedBackend>,
+}
+
+impl Provider {
+    fn new(cfg: &Config) -> Self {
+        Provider { cfg: cfg.clone(), llama: LlamaProvider::new(LlamaOptions::from(&cfg.model)), backends: Default::default() }
+    }
+}
+
+impl pipeline::BackendProvider for Provider {
+    fn model_id(&mut self, model: &str) -> Result<String> {
+        match self.cfg.backend.kind {
+            BackendKind::Embedded => self.llama.model_id(model),
+            BackendKind::Http => {
+                anyhow::ensure!(!model.is_empty(), "no model: set model.path to the model name the server knows");
+                Ok(format!("http:{model}"))
+            }
+        }
+    }
+
+    fn backend(&mut self, model: &str) -> Result<&mut dyn backforth::Backend> {
+        if !self.backends.contains_key(model) {
+            let inner: Box<dyn backforth::Backend> = match self.cfg.backend.kind {
+                BackendKind::Embedded => Box::new(backforth_llama::LlamaEngine::load(std::path::Path::new(model), LlamaOptions::from(&self.cfg.model))?),
+                BackendKind::Http => Box::new(backforth_http::HttpBackend::new(self.cfg.http.clone(), model)?),
+            };
+            let cache = if self.cfg.cache.enabled { self.cfg.cache_path() } else { PathBuf::from(":memory:") };
+            let cb = backforth::cache::CachedBackend { inner, cache: backforth::cache::ResponseCache::open(&cache)?, hits: 0, misses: 0 };
+            self.backends.insert(model.to_string(), cb);
+        }
+        let b = self.backends.get_mut(model).expect("inserted above");
+        Ok(b)
+    }
+}
+
 fn run_pipeline(common: &CommonArgs, stages: Option<Vec<Stage>>, from: Option<PathBuf>) -> Result<()> {
     let cfg = common.config()?;
     let stages = stages.unwrap_or_else(|| cfg.run.stages.clone());
-    let mut provider = LlamaProvider::new(LlamaOptions::from(&cfg.model));
+    let mut provider = Provider::new(&cfg);
     let mut bars = Bars { quiet: common.quiet };
     let summary = pipeline::run(&cfg, &stages, &mut provider, &mut bars, RunOptions { from })?;
     let run = pipeline::RunDir(PathBuf::from(&cfg.output.dir));
@@ -173,6 +239,9 @@ fn run_pipeline(common: &CommonArgs, stages: Option<Vec<Stage>>, from: Option<Pa
     }
     for (name, o) in &summary.outputs {
         eprintln!("{name:>13}: {} examples → {}", o.examples, o.path);
+    }
+    for (m, b) in &provider.backends {
+        eprintln!("        cache: {m}: {} answered from cache, {} sent to the model", b.hits, b.misses);
     }
     eprintln!("      summary: {}", run.summary().display());
     Ok(())
@@ -207,6 +276,13 @@ fn main() {
         Cmd::Distill(a) => run_pipeline(&a.common, Some(vec![Stage::Distill]), a.from),
         Cmd::Config(a) => a.config().and_then(|c| c.to_toml().context("serialising")).map(|t| print!("{t}")),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::Serve(a) => serve::run(a),
+        Cmd::Cache { cmd: CacheCmd::Stats { path } } => backforth::cache::ResponseCache::open(&path)
+            .and_then(|c| c.stats())
+            .map(|s| println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default())),
+        Cmd::Cache { cmd: CacheCmd::Prune { path, older_than_days, model } } => backforth::cache::ResponseCache::open(&path)
+            .and_then(|c| c.prune(older_than_days, model.as_deref()))
+            .map(|n| println!("pruned {n} entries")),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

@@ -105,7 +105,9 @@ struct Slot {
     prompt: Vec<LlamaToken>,
     n_prompt_done: usize,
     n_past: i32,
-    sampler: LlamaSampler,
+    /// `None` = greedy without grammar: argmax straight on the logits (no
+    /// candidate array over the whole vocabulary per token).
+    sampler: Option<LlamaSampler>,
     out: Vec<u8>,
     n_gen: u32,
     max_tokens: u32,
@@ -182,7 +184,11 @@ impl LlamaEngine {
         if prompt.is_empty() || prompt.len() + 1 > ctx {
             return Err((tag, format!("prompt of {} tokens does not fit the per-sequence context of {ctx} tokens", prompt.len())));
         }
-        let sampler = self.sampler(&req).map_err(|e| (tag, e))?;
+        let sampler = if req.sampling.temperature <= 0.0 && req.grammar.is_none() {
+            None
+        } else {
+            Some(self.sampler(&req).map_err(|e| (tag, e))?)
+        };
         Ok(Slot {
             tag,
             seq,
@@ -218,22 +224,26 @@ impl Backend for LlamaEngine {
     }
 
     fn generate(&mut self, requests: &mut dyn Iterator<Item = GenRequest>, sink: &mut Sink<'_>) -> Result<()> {
-        let start = Instant::now();
         let mut stats = EngineStats::default();
         let mut ctx = self.context()?;
+        // timings start after the KV cache is allocated, as llama-batched-bench's do
+        let start = Instant::now();
         let n_par = self.opts.batch_size.max(1);
         let n_batch = self.opts.n_batch.max(1) as usize;
         let n_ctx_seq = self.opts.context as i32;
         let mut batch = LlamaBatch::new(n_batch.max(n_par), n_par as i32);
         let mut slots: Vec<Option<Slot>> = (0..n_par).map(|_| None).collect();
-        let mut exhausted = false;
         let mut first_wave_done = false;
         loop {
-            // refill free slots
+            // refill free slots. `None` from the iterator means "nothing right
+            // now": it is asked again next step, so a server can feed requests
+            // into a running batch; the call ends when it has nothing and no
+            // slot is busy.
+            let mut drained = false;
             for (i, slot) in slots.iter_mut().enumerate() {
-                while slot.is_none() && !exhausted {
+                while slot.is_none() && !drained {
                     match requests.next() {
-                        None => exhausted = true,
+                        None => drained = true,
                         Some(req) => match self.new_slot(req, i as i32) {
                             Ok(s) => *slot = Some(s),
                             Err((tag, msg)) => sink(tag, Err(msg))?,
@@ -295,7 +305,10 @@ impl Backend for LlamaEngine {
             for slot in slots.iter_mut() {
                 let Some(s) = slot.as_mut() else { continue };
                 let Some(ib) = s.i_batch else { continue };
-                let tok = s.sampler.sample(&ctx, ib);
+                let tok = match s.sampler.as_mut() {
+                    Some(sm) => sm.sample(&ctx, ib),
+                    None => argmax(ctx.get_logits_ith(ib)),
+                };
                 let mut finish = None;
                 if vocab.is_eog(tok) && !self.ignore_eos {
                     finish = Some(FinishReason::Stop);
@@ -337,6 +350,19 @@ impl Backend for LlamaEngine {
         self.last_stats = stats;
         Ok(())
     }
+}
+
+/// Index of the largest logit (ties: the lowest index, as llama.cpp's greedy sampler).
+fn argmax(logits: &[f32]) -> LlamaToken {
+    let mut best = 0usize;
+    let mut best_v = f32::NEG_INFINITY;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > best_v {
+            best_v = v;
+            best = i;
+        }
+    }
+    LlamaToken(best as i32)
 }
 
 /// Loads engines by path on first use and keeps them for the run (so stages

@@ -67,6 +67,18 @@ fn engine_behaviour() {
     assert!((1..=5).contains(&p.score));
     assert!(t.starts_with("Reasoning: "));
 
+    // rewrite grammar: a [RES] block and nothing else
+    let mut g = req(3, "Rewrite this as a friendly answer: cats sleep a lot.", 96, 1.0);
+    g.grammar = Some(backforth::prompt::REWRITE_GRAMMAR.to_string());
+    let out = run(&mut e, vec![g]);
+    let o = out[&3].as_ref().unwrap();
+    if o.finish == FinishReason::Stop {
+        assert!(o.text.starts_with("[RES]") && o.text.ends_with("[/RES]"), "{:?}", o.text);
+        backforth::parse::extract_res(&o.text, o.finish).unwrap();
+    } else {
+        assert!(o.text.starts_with("[RES]"), "{:?}", o.text);
+    }
+
     // stop strings cut the output before the stop text
     let mut s = req(2, "Write three short lines about the sea.", 48, 0.0);
     s.sampling.stop = vec!["\n".into()];

@@ -139,7 +139,9 @@ pub struct StageConfig {
     pub max_seed_chars: usize,
     /// Backtranslate: instructions longer than this many chars are parse failures.
     pub max_instruction_chars: usize,
-    /// Curate: constrain output with the GBNF grammar (embedded backend).
+    /// Curate and rewrite: constrain the output with a GBNF grammar
+    /// (`Reasoning:`/`Score: N`; `[RES]…[/RES]`). Embedded backend, or HTTP
+    /// servers that accept grammars (`http.grammar_field`).
     pub grammar: bool,
     /// Curate/rewrite/distill: records with a curation score ≥ this are kept
     /// (back-and-forth keeps 5; Humpback A4 = 4, A5 = 5).
@@ -198,6 +200,95 @@ impl Default for ExportConfig {
     }
 }
 
+/// Which runner executes the stages.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// llama.cpp in-process; `model.path` (or `<stage>.model`) is a GGUF file.
+    #[default]
+    Embedded,
+    /// OpenAI-compatible HTTP servers (`[http]`); `model.path` (or `<stage>.model`)
+    /// is the model name the server knows.
+    Http,
+}
+
+/// How a GBNF grammar is passed to an HTTP server.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GrammarField {
+    /// Not sent (outputs are still parsed strictly).
+    #[default]
+    None,
+    /// llama.cpp server and `backforth serve`: `"grammar": "<gbnf>"`.
+    LlamaCpp,
+    /// vLLM: `"guided_grammar": "<gbnf>"`.
+    Vllm,
+}
+
+/// The backend section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendConfig {
+    pub kind: BackendKind,
+}
+
+/// OpenAI-compatible servers (`/v1/chat/completions`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Base URLs of one or more replicas, e.g. `http://gpu1:8000/v1`; requests are spread over the healthy ones.
+    pub urls: Vec<String>,
+    /// Name of the environment variable holding the API key (the key itself is never in config or logs).
+    pub api_key_env: String,
+    /// Requests in flight at once, over all replicas.
+    pub concurrency: usize,
+    /// Per-request timeout, seconds.
+    pub timeout_s: f64,
+    /// Retries after the first attempt (429, 5xx, timeouts, broken or malformed responses).
+    pub max_retries: u32,
+    /// Exponential backoff base and cap, milliseconds (full jitter).
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Client-side request rate limit per minute (0 = none).
+    pub requests_per_minute: u32,
+    /// How grammars (curation) are passed to the server.
+    pub grammar_field: GrammarField,
+    /// Seconds a replica is left out after consecutive failures (doubles per failure, capped at 60 s).
+    pub cooldown_s: f64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            urls: vec!["http://127.0.0.1:8080/v1".into()],
+            api_key_env: "OPENAI_API_KEY".into(),
+            concurrency: 64,
+            timeout_s: 600.0,
+            max_retries: 8,
+            backoff_base_ms: 500,
+            backoff_max_ms: 60_000,
+            requests_per_minute: 0,
+            grammar_field: GrammarField::None,
+            cooldown_s: 1.0,
+        }
+    }
+}
+
+/// The response cache (SQLite).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// SQLite file; empty = `<output.dir>/cache.sqlite`. Point several runs at one file to share it.
+    pub path: String,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { enabled: true, path: String::new() }
+    }
+}
+
 macro_rules! stage_default {
     ($f:ident, $s:expr) => {
         fn $f() -> StageConfig {
@@ -234,6 +325,12 @@ pub struct Config {
     pub distill: StageConfig,
     #[serde(default)]
     pub export: ExportConfig,
+    #[serde(default)]
+    pub backend: BackendConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
 }
 
 impl Default for Config {
@@ -249,6 +346,9 @@ impl Default for Config {
             rewrite: rw_default(),
             distill: di_default(),
             export: ExportConfig::default(),
+            backend: BackendConfig::default(),
+            http: HttpConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -344,6 +444,15 @@ impl Config {
             &self.model.path
         } else {
             m
+        }
+    }
+
+    /// The response-cache file in force.
+    pub fn cache_path(&self) -> std::path::PathBuf {
+        if self.cache.path.is_empty() {
+            Path::new(&self.output.dir).join("cache.sqlite")
+        } else {
+            self.cache.path.clone().into()
         }
     }
 

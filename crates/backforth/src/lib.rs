@@ -8,6 +8,7 @@
 //! documents into assistant responses grounded in them. See ARCHITECTURE.md.
 
 pub mod backend;
+pub mod cache;
 pub mod config;
 pub mod hash;
 pub mod parse;

@@ -180,7 +180,7 @@ pub fn stage_keys(
         let model_id = provider.model_id(cfg.model_path(s))?;
         let c = cfg.stage(s);
         let seeds_part = if s == Stage::Backtranslate && c.mode == BackwardMode::Fewshot { seeds_hash.as_str() } else { "" };
-        let grammar_part = if s == Stage::Curate && c.grammar { hash::hex(crate::prompt::curate_grammar(c.max_tokens).as_bytes(), 16) } else { String::new() };
+        let grammar_part = crate::stage::stage_grammar(s, c).map(|g| hash::hex(g.as_bytes(), 16)).unwrap_or_default();
         let k = hash::key(&[
             s.name(),
             &c.generation_fingerprint(s),

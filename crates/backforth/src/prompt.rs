@@ -24,6 +24,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
 
 const CURATE_GRAMMAR: &str = include_str!("../prompts/curate.gbnf");
 
+/// The GBNF grammar for rewrites: `[RES]` answer `[/RES]`, nothing outside,
+/// so a model cannot stop before closing the block (it can still hit max_tokens).
+pub const REWRITE_GRAMMAR: &str = include_str!("../prompts/rewrite.gbnf");
+
 /// The GBNF grammar (llama.cpp syntax) that constrains curation outputs to
 /// "Reasoning: <one line>\nScore: N". The reasoning is capped at
 /// `max_tokens - 24` characters (at most 600, at least 8): a token yields at

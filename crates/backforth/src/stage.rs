@@ -6,7 +6,7 @@ use crate::backend::{Backend, FinishReason, GenOutput, GenRequest};
 use crate::config::{BackwardMode, Config, Stage};
 use crate::hash;
 use crate::parse;
-use crate::prompt::{curate_grammar, PromptTemplate};
+use crate::prompt::{curate_grammar, PromptTemplate, REWRITE_GRAMMAR};
 use crate::reader::Seed;
 use crate::record::{Generation, ParseStatus, Record, Sampling};
 use crate::store::{set_generation, StageFile};
@@ -41,6 +41,15 @@ pub struct StageReport {
     pub completion_tokens_per_s: f64,
     /// Prompt + generated tokens per second of wall time.
     pub total_tokens_per_s: f64,
+}
+
+/// The GBNF grammar a stage's requests carry (curate and rewrite, when `grammar` is on).
+pub fn stage_grammar(stage: Stage, c: &crate::config::StageConfig) -> Option<String> {
+    match stage {
+        Stage::Curate if c.grammar => Some(curate_grammar(c.max_tokens)),
+        Stage::Rewrite if c.grammar => Some(REWRITE_GRAMMAR.to_string()),
+        _ => None,
+    }
 }
 
 /// Whether `stage` applies to a record (given the upstream outputs it carries).
@@ -93,7 +102,7 @@ impl StageSpec<'_> {
             tag,
             messages,
             sampling: self.sampling(&r.id),
-            grammar: (self.stage == Stage::Curate && c.grammar).then(|| curate_grammar(c.max_tokens)),
+            grammar: stage_grammar(self.stage, c),
         })
     }
 
@@ -162,7 +171,7 @@ impl StageSpec<'_> {
     }
 }
 
-/// Progress reporting hook: `(done_now, total_pending, completion_tokens_now, elapsed_s)`.
+/// Progress reporting hook: `(records_done_now, prompt_tokens_now, completion_tokens_now, elapsed_s)`.
 pub type ProgressFn<'a> = dyn FnMut(u64, u64, u64, f64) + 'a;
 
 /// Run one stage over `input` (upstream records in order), appending finished
@@ -225,7 +234,7 @@ pub fn run_stage(
                 ParseStatus::Failed { .. } => rep.parse_failed += 1,
                 ParseStatus::Error { .. } => rep.backend_errors += 1,
             }
-            progress(rep.generated, 0, rep.completion_tokens, start.elapsed().as_secs_f64());
+            progress(rep.generated, rep.prompt_tokens, rep.completion_tokens, start.elapsed().as_secs_f64());
         }
         set_generation(&mut r, spec.stage, g);
         file.append(&r)
