@@ -14,7 +14,7 @@ mod bench;
 mod serve;
 
 #[derive(Parser)]
-#[command(name = "backforth", version, about = "Instruction back-and-forth translation: web documents → instruction-tuning data")]
+#[command(name = "backforth", version, args_override_self = true, about = "Instruction back-and-forth translation: web documents → instruction-tuning data")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
