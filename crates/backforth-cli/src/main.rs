@@ -10,6 +10,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
+mod batch;
 mod bench;
 mod serve;
 
@@ -38,6 +39,11 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// OpenAI-compatible HTTP server over the embedded llama.cpp engine.
     Serve(serve::ServeArgs),
+    /// Offline batch files (OpenAI Batch API / vllm run-batch format).
+    Batch {
+        #[command(subcommand)]
+        cmd: batch::BatchCmd,
+    },
     /// Inspect or prune the response cache.
     Cache {
         #[command(subcommand)]
@@ -65,7 +71,7 @@ enum CacheCmd {
 
 /// Flags shared by all pipeline commands. Every config key can also be set with --set.
 #[derive(Args, Clone)]
-struct CommonArgs {
+pub struct CommonArgs {
     /// TOML configuration file.
     #[arg(short, long)]
     config: Option<PathBuf>,
@@ -111,7 +117,7 @@ struct StageArgs {
 }
 
 impl CommonArgs {
-    fn config(&self) -> Result<Config> {
+    pub fn config(&self) -> Result<Config> {
         let mut o = self.set.clone();
         let q = |s: &str| toml::Value::String(s.to_string()).to_string();
         if let Some(m) = &self.model {
@@ -179,14 +185,14 @@ impl ProgressFactory for Bars {
 }
 
 /// Backends by model name, each behind the shared response cache.
-struct Provider {
+pub struct Provider {
     cfg: Config,
     llama: LlamaProvider,
     backends: std::collections::HashMap<String, backforth::cache::CachedBackend>,
 }
 
 impl Provider {
-    fn new(cfg: &Config) -> Self {
+    pub fn new(cfg: &Config) -> Self {
         Provider { cfg: cfg.clone(), llama: LlamaProvider::new(LlamaOptions::from(&cfg.model)), backends: Default::default() }
     }
 }
@@ -277,6 +283,7 @@ fn main() {
         Cmd::Config(a) => a.config().and_then(|c| c.to_toml().context("serialising")).map(|t| print!("{t}")),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Serve(a) => serve::run(a),
+        Cmd::Batch { cmd } => batch::run(cmd),
         Cmd::Cache { cmd: CacheCmd::Stats { path } } => backforth::cache::ResponseCache::open(&path)
             .and_then(|c| c.stats())
             .map(|s| println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default())),

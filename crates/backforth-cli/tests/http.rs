@@ -42,21 +42,95 @@ fn serve() -> Server {
     Server { child, url }
 }
 
-fn requests_served(url: &str) -> u64 {
-    // a tiny GET without an HTTP client crate in the tests
+/// A minimal HTTP/1.1 exchange on loopback (no client crate needed in tests).
+fn http(url: &str, method: &str, path: &str, body: &str) -> Value {
     use std::io::{Read, Write};
     let hostport = url.trim_start_matches("http://").trim_end_matches("/v1");
     let mut s = std::net::TcpStream::connect(hostport).unwrap();
-    write!(s, "GET /v1/backforth/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
     let mut r = String::new();
     s.read_to_string(&mut r).unwrap();
-    let body = r.split("\r\n\r\n").nth(1).unwrap();
-    serde_json::from_str::<Value>(body).unwrap()["requests"].as_u64().unwrap()
+    serde_json::from_str::<Value>(r.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+}
+
+fn requests_served(url: &str) -> u64 {
+    http(url, "GET", "/v1/backforth/stats", "")["requests"].as_u64().unwrap()
+}
+
+/// Answer exported batch lines through the server, as `vllm run-batch` would.
+fn answer_batch(url: &str, lines: &[Value]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| {
+            let body = http(url, "POST", "/v1/chat/completions", &l["body"].to_string());
+            serde_json::json!({"id": "r", "custom_id": l["custom_id"], "response": {"status_code": 200, "body": body}, "error": null})
+        })
+        .collect()
+}
+
+fn write_jsonl(p: &std::path::Path, v: &[Value]) {
+    std::fs::write(p, v.iter().map(|x| x.to_string() + "\n").collect::<String>()).unwrap();
+}
+
+#[test]
+fn batch_export_import_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dolma_sample(dir.path(), 4);
+    let server = serve();
+    // online reference: backtranslate + curate through HTTP
+    let online = dir.path().join("online");
+    let st = http_run(&online, &input, &server.url, &dir.path().join("c1.sqlite")).args(["--stages", "backtranslate,curate"]).status().unwrap();
+    assert!(st.success());
+
+    // offline: backtranslate online, then curate by batch file
+    let out = dir.path().join("offline");
+    let cache = dir.path().join("c2.sqlite");
+    assert!(http_run(&out, &input, &server.url, &cache).args(["--stages", "backtranslate"]).status().unwrap().success());
+    let reqs = dir.path().join("requests.jsonl");
+    let export = |f: &std::path::Path| {
+        let st = http_cmd(&["batch", "export"], &out, &input, &server.url, &cache).args(["--stage", "curate", "--file", f.to_str().unwrap()]).status().unwrap();
+        assert!(st.success());
+        read_jsonl(f)
+    };
+    let lines = export(&reqs);
+    let n_bt_ok = read_jsonl(&out.join("stages/backtranslate.jsonl")).iter().filter(|r| r["backtranslation"]["parse"]["status"] == "ok").count();
+    assert_eq!(lines.len(), n_bt_ok);
+    assert!(lines.len() >= 2, "need at least two curate requests, got {}", lines.len());
+    for l in &lines {
+        assert_eq!(l["method"], "POST");
+        assert_eq!(l["url"], "/v1/chat/completions");
+        assert_eq!(l["body"]["model"], "smol");
+        assert!(l["body"]["grammar"].as_str().unwrap().contains("Score: "));
+    }
+    // results: one line missing, one failed, one garbage line
+    let mut results = answer_batch(&server.url, &lines[2..]);
+    results.push(serde_json::json!({"custom_id": lines[1]["custom_id"], "response": null, "error": {"code": "server_error", "message": "x"}}));
+    let res_path = dir.path().join("results.jsonl");
+    write_jsonl(&res_path, &results);
+    std::fs::write(&res_path, std::fs::read_to_string(&res_path).unwrap() + "not json\n").unwrap();
+    let o = http_cmd(&["batch", "import"], &out, &input, &server.url, &cache).args(["--stage", "curate", "--file", res_path.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains(&format!("{} records imported, 2 left pending", lines.len() - 2)), "{err}");
+    assert!(err.contains("results.jsonl:") && err.contains("left pending") && err.contains("not JSON"), "{err}");
+    assert_eq!(read_jsonl(&out.join("stages/curate.jsonl")).len(), lines.len() - 2);
+
+    // export again: only the two pending requests; answer them; import completes the stage
+    let again = export(&dir.path().join("requests2.jsonl"));
+    assert_eq!(again.len(), 2);
+    let res2 = dir.path().join("results2.jsonl");
+    write_jsonl(&res2, &answer_batch(&server.url, &again));
+    assert!(http_cmd(&["batch", "import"], &out, &input, &server.url, &cache).args(["--stage", "curate", "--file", res2.to_str().unwrap()]).status().unwrap().success());
+    assert_eq!(values(&online, "curate", "curation"), values(&out, "curate", "curation"), "batch round trip differs from the online run");
 }
 
 fn http_run(out: &std::path::Path, input: &std::path::Path, url: &str, cache: &std::path::Path) -> Command {
-    let mut c = backforth(out, input);
-    c.args(["--batch-size", "1", "--stages", "backtranslate,curate,rewrite", "-s", "curate.keep_min_score=1"])
+    http_cmd(&["run"], out, input, url, cache)
+}
+
+fn http_cmd(sub: &[&str], out: &std::path::Path, input: &std::path::Path, url: &str, cache: &std::path::Path) -> Command {
+    let mut c = backforth_cmd(sub, out, input);
+    c.args(["--batch-size", "1", "-s", "run.stages=[\"backtranslate\",\"curate\",\"rewrite\"]", "-s", "curate.keep_min_score=1"])
         .args(["--model", "smol", "-s", "backend.kind=http", "-s", &format!("http.urls=[\"{url}\"]")])
         .args(["-s", "http.grammar_field=llama_cpp", "-s", "http.concurrency=2", "-s", "http.timeout_s=120"])
         .args(["-s", &format!("cache.path=\"{}\"", cache.display())]);

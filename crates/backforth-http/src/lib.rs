@@ -115,6 +115,31 @@ pub fn parse_completion(body: &str) -> std::result::Result<GenOutput, String> {
     })
 }
 
+/// The `/v1/chat/completions` request body for a request (OpenAI format;
+/// the grammar goes into the field `grammar_field` names).
+pub fn chat_body(model: &str, r: &GenRequest, grammar_field: GrammarField) -> serde_json::Value {
+    let s = &r.sampling;
+    let mut b = serde_json::json!({
+        "model": model,
+        "messages": r.messages,
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "max_tokens": s.max_tokens,
+        "seed": s.seed,
+    });
+    if !s.stop.is_empty() {
+        b["stop"] = serde_json::json!(s.stop);
+    }
+    if let Some(g) = &r.grammar {
+        match grammar_field {
+            GrammarField::None => {}
+            GrammarField::LlamaCpp => b["grammar"] = serde_json::json!(g),
+            GrammarField::Vllm => b["guided_grammar"] = serde_json::json!(g),
+        }
+    }
+    b
+}
+
 impl HttpBackend {
     /// A backend for `model` (the name the servers know). Reads the API key from
     /// `cfg.api_key_env` if set. Errors: no URL, runtime or client construction.
@@ -181,27 +206,9 @@ impl HttpBackend {
     }
 
     fn body(&self, r: &GenRequest) -> serde_json::Value {
-        let s = &r.sampling;
-        let mut b = serde_json::json!({
-            "model": self.model,
-            "messages": r.messages,
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-            "max_tokens": s.max_tokens,
-            "seed": s.seed,
-        });
-        if !s.stop.is_empty() {
-            b["stop"] = serde_json::json!(s.stop);
-        }
-        if let Some(g) = &r.grammar {
-            match self.cfg.grammar_field {
-                GrammarField::None => {}
-                GrammarField::LlamaCpp => b["grammar"] = serde_json::json!(g),
-                GrammarField::Vllm => b["guided_grammar"] = serde_json::json!(g),
-            }
-        }
-        b
+        chat_body(&self.model, r, self.cfg.grammar_field)
     }
+
 
     /// Backoff before retry `attempt` (1-based): full jitter over base·2^(attempt-1), capped.
     fn backoff(&self, tag: u64, attempt: u32) -> Duration {

@@ -48,10 +48,15 @@ pub fn dolma_sample(dir: &Path, n: usize) -> PathBuf {
     p
 }
 
-/// The `backforth` binary with settings that keep a 135M model fast.
+/// `backforth run` with settings that keep a 135M model fast.
 pub fn backforth(out: &Path, input: &Path) -> Command {
+    backforth_cmd(&["run"], out, input)
+}
+
+/// Any pipeline subcommand (`run`, `curate`, `batch export`, ...) with the fast test settings.
+pub fn backforth_cmd(sub: &[&str], out: &Path, input: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_backforth"));
-    c.arg("run")
+    c.args(sub)
         .arg("--quiet")
         .args(["--model", test_model().to_str().unwrap()])
         .args(["--input", input.to_str().unwrap()])
