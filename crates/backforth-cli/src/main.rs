@@ -25,6 +25,8 @@ struct Cli {
 enum Cmd {
     /// Run the configured chain of stages (run.stages), then export the datasets.
     Run(CommonArgs),
+    /// Read → segment ([segment]) → filter ([filter]) → deduplicate ([dedup]); writes candidates.jsonl for `run`.
+    Prepare(CommonArgs),
     /// Only backtranslation: document → instruction.
     Backtranslate(StageArgs),
     /// Only curation: (instruction, document) → reasoning + score 1–5.
@@ -37,6 +39,8 @@ enum Cmd {
     Config(CommonArgs),
     /// Throughput of the embedded backend (prompt and generated tokens/s) at several batch sizes.
     Bench(bench::BenchArgs),
+    /// HTTP client overhead (requests/s) against a zero-latency local server, and cache lookup cost.
+    BenchClient(bench::ClientBenchArgs),
     /// OpenAI-compatible HTTP server over the embedded llama.cpp engine.
     Serve(serve::ServeArgs),
     /// Offline batch files (OpenAI Batch API / vllm run-batch format).
@@ -266,7 +270,7 @@ fn main() {
         Config::default().to_toml().unwrap_or_default()
     );
     let mut cmd = Cli::command();
-    for sub in ["run", "backtranslate", "curate", "rewrite", "distill"] {
+    for sub in ["run", "prepare", "backtranslate", "curate", "rewrite", "distill"] {
         let r = reference.clone();
         cmd = cmd.mut_subcommand(sub, move |c| c.after_long_help(r));
     }
@@ -276,6 +280,18 @@ fn main() {
     };
     let res = match cli.cmd {
         Cmd::Run(a) => run_pipeline(&a, None, None),
+        Cmd::Prepare(a) => a.config().and_then(|c| backforth::prepare::prepare(&c)).map(|st| {
+            eprintln!(
+                "documents: {} read, {} skipped | candidates: {} segmented, {} kept → {} | dropped {:?} | {:.0} documents/s",
+                st.input.documents,
+                st.input.skipped_total(),
+                st.segments,
+                st.kept,
+                st.output,
+                st.dropped,
+                st.documents_per_s
+            )
+        }),
         Cmd::Backtranslate(a) => run_pipeline(&a.common, Some(vec![Stage::Backtranslate]), a.from),
         Cmd::Curate(a) => run_pipeline(&a.common, Some(vec![Stage::Curate]), a.from),
         Cmd::Rewrite(a) => run_pipeline(&a.common, Some(vec![Stage::Rewrite]), a.from),
@@ -283,6 +299,7 @@ fn main() {
         Cmd::Config(a) => a.config().and_then(|c| c.to_toml().context("serialising")).map(|t| print!("{t}")),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Serve(a) => serve::run(a),
+        Cmd::BenchClient(a) => bench::run_client(a),
         Cmd::Batch { cmd } => batch::run(cmd),
         Cmd::Cache { cmd: CacheCmd::Stats { path } } => backforth::cache::ResponseCache::open(&path)
             .and_then(|c| c.stats())

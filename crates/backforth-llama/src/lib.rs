@@ -23,6 +23,8 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -105,9 +107,13 @@ struct Slot {
     prompt: Vec<LlamaToken>,
     n_prompt_done: usize,
     n_past: i32,
-    /// `None` = greedy without grammar: argmax straight on the logits (no
-    /// candidate array over the whole vocabulary per token).
+    /// Sampling chain without the grammar; `None` = greedy: argmax straight
+    /// on the logits (no candidate array over the whole vocabulary per token).
     sampler: Option<LlamaSampler>,
+    /// GBNF constraint, checked against the proposed token first and applied
+    /// to the whole vocabulary only when the proposal is rejected (as
+    /// llama.cpp's common sampler does): same greedy result, far less work.
+    grammar: Option<LlamaSampler>,
     out: Vec<u8>,
     n_gen: u32,
     max_tokens: u32,
@@ -159,12 +165,9 @@ impl LlamaEngine {
         vocab.tokenize(text.as_bytes(), add_bos, true)
     }
 
-    fn sampler(&self, req: &GenRequest) -> Result<LlamaSampler, String> {
+    fn sampler(&self, req: &GenRequest) -> LlamaSampler {
         let s = &req.sampling;
         let mut chain = Vec::new();
-        if let Some(g) = &req.grammar {
-            chain.push(LlamaSampler::grammar(&self.model, g, "root").map_err(|e| format!("invalid GBNF grammar: {e}"))?);
-        }
         if s.temperature <= 0.0 {
             chain.push(LlamaSampler::greedy());
         } else {
@@ -174,7 +177,7 @@ impl LlamaEngine {
             chain.push(LlamaSampler::temp(s.temperature));
             chain.push(LlamaSampler::dist((s.seed ^ (s.seed >> 32)) as u32));
         }
-        Ok(LlamaSampler::chain_simple(chain))
+        LlamaSampler::chain_simple(chain)
     }
 
     fn new_slot(&self, req: GenRequest, seq: i32) -> Result<Slot, (u64, String)> {
@@ -184,10 +187,10 @@ impl LlamaEngine {
         if prompt.is_empty() || prompt.len() + 1 > ctx {
             return Err((tag, format!("prompt of {} tokens does not fit the per-sequence context of {ctx} tokens", prompt.len())));
         }
-        let sampler = if req.sampling.temperature <= 0.0 && req.grammar.is_none() {
-            None
-        } else {
-            Some(self.sampler(&req).map_err(|e| (tag, e))?)
+        let sampler = if req.sampling.temperature <= 0.0 { None } else { Some(self.sampler(&req)) };
+        let grammar = match &req.grammar {
+            Some(g) => Some(LlamaSampler::grammar(&self.model, g, "root").map_err(|e| (tag, format!("invalid GBNF grammar: {e}")))?),
+            None => None,
         };
         Ok(Slot {
             tag,
@@ -196,6 +199,7 @@ impl LlamaEngine {
             n_prompt_done: 0,
             n_past: 0,
             sampler,
+            grammar,
             out: Vec::new(),
             n_gen: 0,
             max_tokens: req.sampling.max_tokens,
@@ -305,10 +309,7 @@ impl Backend for LlamaEngine {
             for slot in slots.iter_mut() {
                 let Some(s) = slot.as_mut() else { continue };
                 let Some(ib) = s.i_batch else { continue };
-                let tok = match s.sampler.as_mut() {
-                    Some(sm) => sm.sample(&ctx, ib),
-                    None => argmax(ctx.get_logits_ith(ib)),
-                };
+                let tok = pick(s, &ctx, ib);
                 let mut finish = None;
                 if vocab.is_eog(tok) && !self.ignore_eos {
                     finish = Some(FinishReason::Stop);
@@ -350,6 +351,34 @@ impl Backend for LlamaEngine {
         self.last_stats = stats;
         Ok(())
     }
+}
+
+/// Sample the next token of a slot: propose without the grammar, keep the
+/// proposal if the grammar accepts it, else sample again from the
+/// grammar-constrained distribution.
+fn pick(s: &mut Slot, ctx: &LlamaContext<'_>, ib: i32) -> LlamaToken {
+    let proposal = match s.sampler.as_mut() {
+        Some(sm) => sm.sample(ctx, ib),
+        None => argmax(ctx.get_logits_ith(ib)),
+    };
+    let Some(g) = s.grammar.as_mut() else { return proposal };
+    let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(proposal, 1.0, 0.0)], false);
+    one.apply_sampler(g);
+    let tok = if one.data[0].logit().is_finite() {
+        proposal
+    } else {
+        let mut all = ctx.token_data_array_ith(ib);
+        all.apply_sampler(g);
+        match s.sampler.as_mut() {
+            Some(sm) => {
+                all.apply_sampler(sm);
+                all.selected_token().unwrap_or_else(|| all.sample_token_greedy())
+            }
+            None => all.sample_token_greedy(),
+        }
+    };
+    g.accept(tok);
+    tok
 }
 
 /// Index of the largest logit (ties: the lowest index, as llama.cpp's greedy sampler).

@@ -274,6 +274,26 @@ impl Default for HttpConfig {
     }
 }
 
+/// How `prepare` cuts documents into candidates.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentMode {
+    /// Whole documents (back-and-forth, Nguyen et al. 2024).
+    #[default]
+    Whole,
+    /// Heading-scoped segments (Humpback, Li et al. 2023).
+    Headings,
+}
+
+/// The `[segment]` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SegmentConfig {
+    pub mode: SegmentMode,
+    /// In `headings` mode, keep a document without headings as one candidate.
+    pub fallback_whole: bool,
+}
+
 /// The response cache (SQLite).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -331,6 +351,12 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub cache: CacheConfig,
+    #[serde(default)]
+    pub segment: SegmentConfig,
+    #[serde(default)]
+    pub filter: crate::filter::FilterConfig,
+    #[serde(default)]
+    pub dedup: crate::dedup::DedupConfig,
 }
 
 impl Default for Config {
@@ -349,6 +375,9 @@ impl Default for Config {
             backend: BackendConfig::default(),
             http: HttpConfig::default(),
             cache: CacheConfig::default(),
+            segment: SegmentConfig::default(),
+            filter: crate::filter::FilterConfig::default(),
+            dedup: crate::dedup::DedupConfig::default(),
         }
     }
 }

@@ -10,12 +10,16 @@
 pub mod backend;
 pub mod cache;
 pub mod config;
+pub mod dedup;
+pub mod filter;
 pub mod hash;
 pub mod parse;
 pub mod pipeline;
+pub mod prepare;
 pub mod prompt;
 pub mod reader;
 pub mod record;
+pub mod segment;
 pub mod stage;
 pub mod store;
 

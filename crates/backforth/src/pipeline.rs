@@ -216,8 +216,8 @@ pub fn run(cfg: &Config, stages: &[Stage], provider: &mut dyn BackendProvider, p
     stages.sort();
     stages.dedup();
 
-    let needs_docs = opts.from.is_none() || stages.first() == Some(&Stage::Backtranslate) && opts.from.is_none();
-    let (docs_key, input_stats) = if needs_docs || run.documents().exists() {
+    // a stage run alone on a given file (`from`) needs no corpus unless one was read before
+    let (docs_key, input_stats) = if opts.from.is_none() || run.documents().exists() {
         prepare_documents(cfg, &run)?
     } else {
         ("none".to_string(), InputStats::default())
@@ -232,16 +232,13 @@ pub fn run(cfg: &Config, stages: &[Stage], provider: &mut dyn BackendProvider, p
     }
     let mut keys = stage_keys(cfg, &docs_key, &seeds, &templates, provider)?;
     if let (Some(from), Some(first)) = (&opts.from, stages.first()) {
-        // a stage run alone on a given file: its key chain starts from the file's content hash
+        // a stage run alone on a given file: its key and those after it also
+        // hash the file's content, so another input file never counts as done
         let content = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
         let fk = hash::key(&["from", &hash::hex(&content, 32)]);
-        let mut up = fk;
         for s in Stage::ALL.into_iter().filter(|s| s >= first) {
-            let k = hash::key(&[&keys[&s], &up]);
-            keys.insert(s, k.clone());
-            if s.upstream() == Some(*first) || s == *first {
-                up = k;
-            }
+            let k = hash::key(&[&keys[&s], &fk]);
+            keys.insert(s, k);
         }
     }
 

@@ -1,0 +1,162 @@
+//! `backforth prepare`: read → segment → filter → deduplicate, writing
+//! candidate records (`candidates.jsonl`, the same [`Record`] format every
+//! stage reads, so `run` can take it as input) and `prepare_stats.json`.
+
+use crate::config::{Config, SegmentMode};
+use crate::dedup::{Deduper, Duplicate};
+use crate::filter::{heading_problem, text_problem};
+use crate::reader::{expand_paths, DocumentStream, InputStats};
+use crate::record::Record;
+use crate::segment::segments;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// What `prepare` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PrepareStats {
+    pub input: InputStats,
+    /// Candidates produced by segmenting (before filters).
+    pub segments: u64,
+    /// Dropped candidates by reason (filter rules, `exact_duplicate`, `near_duplicate`, `no_headings`).
+    pub dropped: BTreeMap<String, u64>,
+    /// Candidates written.
+    pub kept: u64,
+    pub output: String,
+    pub wall_s: f64,
+    /// Documents per second read.
+    pub documents_per_s: f64,
+}
+
+/// Run prepare with `cfg` into `<output.dir>/candidates.jsonl`. Errors: inputs missing, I/O.
+pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
+    let t0 = std::time::Instant::now();
+    let dir = PathBuf::from(&cfg.output.dir);
+    std::fs::create_dir_all(&dir)?;
+    anyhow::ensure!(!cfg.input.paths.is_empty(), "no input: set input.paths (or pass --input)");
+    let mut stream = DocumentStream::new(expand_paths(&cfg.input.paths)?, cfg.input.clone());
+    let out = dir.join("candidates.jsonl");
+    let tmp = dir.join("candidates.jsonl.tmp");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
+    let mut st = PrepareStats::default();
+    let mut dedup = Deduper::new(cfg.dedup.clone());
+    let drop = |st: &mut PrepareStats, r: &str| *st.dropped.entry(r.to_string()).or_default() += 1;
+    let mut ordinal = 0u64;
+    while let Some(doc) = stream.next() {
+        let cands: Vec<(String, Option<(String, usize)>, String)> = match cfg.segment.mode {
+            SegmentMode::Whole => vec![(doc.id.clone(), None, doc.text.clone())],
+            SegmentMode::Headings => {
+                let segs = segments(&doc.text);
+                if segs.is_empty() {
+                    if cfg.segment.fallback_whole {
+                        vec![(doc.id.clone(), None, doc.text.clone())]
+                    } else {
+                        drop(&mut st, "no_headings");
+                        vec![]
+                    }
+                } else {
+                    segs.into_iter().enumerate().map(|(i, s)| (format!("{}#s{i}", doc.id), Some((s.heading, s.level)), s.text)).collect()
+                }
+            }
+        };
+        for (id, heading, text) in cands {
+            st.segments += 1;
+            if cfg.filter.enabled {
+                if let Some((h, _)) = &heading {
+                    if let Some(r) = heading_problem(h, &cfg.filter) {
+                        drop(&mut st, r);
+                        continue;
+                    }
+                }
+                if let Some(r) = text_problem(&text, &cfg.filter) {
+                    drop(&mut st, r);
+                    continue;
+                }
+            }
+            match dedup.check(&id, &text) {
+                Some(Duplicate::Exact(_)) => {
+                    drop(&mut st, "exact_duplicate");
+                    continue;
+                }
+                Some(Duplicate::Near(_)) => {
+                    drop(&mut st, "near_duplicate");
+                    continue;
+                }
+                None => {}
+            }
+            let mut meta = serde_json::Map::new();
+            meta.insert("document_id".into(), doc.id.clone().into());
+            if let Some((h, l)) = &heading {
+                meta.insert("heading".into(), h.clone().into());
+                meta.insert("level".into(), (*l).into());
+            }
+            if !doc.metadata.is_null() {
+                meta.insert("document_metadata".into(), doc.metadata.clone());
+            }
+            let r = Record::new(id, ordinal, doc.source.clone(), text, serde_json::Value::Object(meta));
+            ordinal += 1;
+            serde_json::to_writer(&mut w, &r)?;
+            w.write_all(b"\n")?;
+            st.kept += 1;
+        }
+    }
+    w.flush()?;
+    std::mem::drop(w);
+    std::fs::rename(&tmp, &out)?;
+    st.input = stream.stats;
+    st.output = out.display().to_string();
+    st.wall_s = t0.elapsed().as_secs_f64();
+    st.documents_per_s = st.input.documents as f64 / st.wall_s.max(1e-9);
+    std::fs::write(dir.join("prepare_stats.json"), serde_json::to_string_pretty(&st)?)?;
+    Ok(st)
+}
+
+/// Convenience for tests and callers: the candidates file of a run folder.
+pub fn candidates_path(dir: &Path) -> PathBuf {
+    dir.join("candidates.jsonl")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headings_mode_filters_and_dedups() {
+        let dir = tempfile::tempdir().unwrap();
+        let para = |topic: &str| {
+            format!(
+                "Growing {topic} at home takes patience and a sunny spot. Water the plants in the morning so the leaves dry before night, \
+                 feed them every second week with a mild fertiliser, and pick off damaged leaves early. When the weather turns cold, \
+                 move the pots indoors or cover the beds with straw. Most gardeners find that {topic} grown this way give a steady harvest \
+                 through the season, and the plants stay healthy for several years if the soil is refreshed each spring with compost."
+            )
+        };
+        let doc1 = format!("# Growing tomatoes\n\n{}\n\n# Quick Links\n\n{}\n\n# SALE NOW ON\n\n{}\n", para("tomatoes"), para("links"), para("sale"));
+        let doc2 = format!("# Growing tomatoes again\n\n{}\n\n# Peppers\n\n{}\n", para("tomatoes"), para("peppers"));
+        let p = dir.path().join("docs.jsonl");
+        std::fs::write(&p, format!("{}\n{}\n{}\n", serde_json::json!({"id": "d1", "text": doc1}), serde_json::json!({"id": "d2", "text": doc2}), serde_json::json!({"id": "d3", "text": "no headings at all"}))).unwrap();
+        let cfg = Config::load(
+            None,
+            &[
+                format!("input.paths=[\"{}\"]", p.display()),
+                format!("output.dir=\"{}\"", dir.path().join("out").display()),
+                "segment.mode=\"headings\"".into(),
+                "filter.min_chars=300".into(),
+            ],
+        )
+        .unwrap();
+        let st = prepare(&cfg).unwrap();
+        assert_eq!(st.dropped.get("navigation_heading"), Some(&1));
+        assert_eq!(st.dropped.get("all_caps_heading"), Some(&1));
+        assert_eq!(st.dropped.get("exact_duplicate").or(st.dropped.get("near_duplicate")), Some(&1), "{:?}", st.dropped);
+        assert_eq!(st.dropped.get("no_headings"), Some(&1));
+        assert_eq!(st.kept, 2);
+        let recs: Vec<Record> = std::fs::read_to_string(candidates_path(&dir.path().join("out"))).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let ids: Vec<_> = recs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["d1#s0", "d2#s1"]);
+        assert_eq!(recs[1].metadata["heading"], "Peppers");
+        assert!(recs[0].text.starts_with("Growing tomatoes\n\n"));
+    }
+}
