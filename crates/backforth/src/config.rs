@@ -255,6 +255,10 @@ pub struct HttpConfig {
     pub grammar_field: GrammarField,
     /// Seconds a replica is left out after consecutive failures (doubles per failure, capped at 60 s).
     pub cooldown_s: f64,
+    /// Optional prices in USD per million prompt / completion tokens; when set,
+    /// the run summary reports the cost of each stage.
+    pub usd_per_million_prompt_tokens: f64,
+    pub usd_per_million_completion_tokens: f64,
 }
 
 impl Default for HttpConfig {
@@ -270,6 +274,8 @@ impl Default for HttpConfig {
             requests_per_minute: 0,
             grammar_field: GrammarField::None,
             cooldown_s: 1.0,
+            usd_per_million_prompt_tokens: 0.0,
+            usd_per_million_completion_tokens: 0.0,
         }
     }
 }

@@ -284,6 +284,9 @@ pub struct StageTotals {
     /// Curate only: share of outputs that parsed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parsed_share: Option<f64>,
+    /// Cost in USD of all tokens of this stage, when `http.usd_per_million_*` are set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// Recount a stage file. Errors: I/O.
@@ -306,6 +309,12 @@ pub fn totals(path: &Path, stage: Stage, key: &str, cfg: &Config) -> Result<Stag
                 *t.failure_reasons.entry(error.chars().take(120).collect()).or_default() += 1;
             }
         }
+    }
+    let h = &cfg.http;
+    if h.usd_per_million_prompt_tokens > 0.0 || h.usd_per_million_completion_tokens > 0.0 {
+        t.cost_usd = Some(
+            (t.prompt_tokens as f64 * h.usd_per_million_prompt_tokens + t.completion_tokens as f64 * h.usd_per_million_completion_tokens) / 1e6,
+        );
     }
     if stage == Stage::Curate {
         for s in 1..=5u8 {

@@ -74,6 +74,13 @@ fn faults_are_recorded_not_lost() {
     assert_eq!(by_id("d4").finish_reason, "length");
 
     let t = totals(&out, Stage::Curate, "ck", &cfg).unwrap();
+    assert_eq!(t.cost_usd, None);
+    let mut priced = cfg.clone();
+    priced.http.usd_per_million_prompt_tokens = 2.0;
+    priced.http.usd_per_million_completion_tokens = 10.0;
+    // 4 answered requests × (10 prompt, 5 completion) tokens
+    let c = totals(&out, Stage::Curate, "ck", &priced).unwrap().cost_usd.unwrap();
+    assert!((c - (40.0 * 2.0 + 20.0 * 10.0) / 1e6).abs() < 1e-12, "{c}");
     assert_eq!(t.done, 5);
     assert_eq!(t.score_histogram["5"], 1);
     assert_eq!(t.kept, Some(1));
