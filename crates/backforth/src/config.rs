@@ -363,6 +363,8 @@ pub struct Config {
     pub filter: crate::filter::FilterConfig,
     #[serde(default)]
     pub dedup: crate::dedup::DedupConfig,
+    #[serde(default)]
+    pub decontam: crate::decontam::DecontamConfig,
 }
 
 impl Default for Config {
@@ -384,6 +386,7 @@ impl Default for Config {
             segment: SegmentConfig::default(),
             filter: crate::filter::FilterConfig::default(),
             dedup: crate::dedup::DedupConfig::default(),
+            decontam: crate::decontam::DecontamConfig::default(),
         }
     }
 }

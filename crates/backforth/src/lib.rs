@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod cache;
 pub mod config;
+pub mod decontam;
 pub mod dedup;
 pub mod filter;
 pub mod hash;

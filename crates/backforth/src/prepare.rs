@@ -24,6 +24,9 @@ pub struct PrepareStats {
     pub dropped: BTreeMap<String, u64>,
     /// Candidates written.
     pub kept: u64,
+    /// Eval items indexed for decontamination, and the first dropped candidates with the item they matched.
+    pub eval_items: u64,
+    pub contaminated: Vec<(String, String)>,
     pub output: String,
     pub wall_s: f64,
     /// Documents per second read.
@@ -42,6 +45,8 @@ pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
     let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
     let mut st = PrepareStats::default();
     let mut dedup = Deduper::new(cfg.dedup.clone());
+    let decontam = crate::decontam::Decontaminator::load(&cfg.decontam)?;
+    st.eval_items = decontam.as_ref().map_or(0, |d| d.len() as u64);
     let drop = |st: &mut PrepareStats, r: &str| *st.dropped.entry(r.to_string()).or_default() += 1;
     let mut ordinal = 0u64;
     while let Some(doc) = stream.next() {
@@ -74,6 +79,13 @@ pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
                     drop(&mut st, r);
                     continue;
                 }
+            }
+            if let Some(item) = decontam.as_ref().and_then(|d| d.check(&text)) {
+                drop(&mut st, "contaminated");
+                if st.contaminated.len() < 1000 {
+                    st.contaminated.push((id.clone(), item.to_string()));
+                }
+                continue;
             }
             match dedup.check(&id, &text) {
                 Some(Duplicate::Exact(_)) => {
