@@ -35,9 +35,9 @@ pub struct BatchArgs {
     /// Requests file (export) or results file (import).
     #[arg(long)]
     file: PathBuf,
-    /// Endpoint written into each request line.
-    #[arg(long, default_value = "/v1/chat/completions")]
-    endpoint: String,
+    /// Endpoint written into each request line (default: /v1/chat/completions, or /v1/completions with http.api = "completions").
+    #[arg(long)]
+    endpoint: Option<String>,
 }
 
 /// A backend that never answers: it hands each request to `f` and leaves it pending.
@@ -91,14 +91,15 @@ fn export(a: BatchArgs) -> Result<()> {
     let (cfg, stage, model, id) = setup(&a)?;
     let mut w = std::io::BufWriter::new(std::fs::File::create(&a.file).with_context(|| format!("creating {}", a.file.display()))?);
     let mut n = 0u64;
+    let url = a.endpoint.clone().unwrap_or_else(|| format!("/v1{}", backforth_http::endpoint(cfg.http.api)));
     let mut backend = Unanswering {
         id: id.clone(),
         f: |r: &GenRequest| -> Result<()> {
             let line = serde_json::json!({
                 "custom_id": request_key(&id, r),
                 "method": "POST",
-                "url": a.endpoint,
-                "body": backforth_http::chat_body(&model, r, cfg.http.grammar_field),
+                "url": url,
+                "body": backforth_http::request_body(&model, r, cfg.http.api, cfg.http.grammar_field),
             });
             serde_json::to_writer(&mut w, &line)?;
             w.write_all(b"\n")?;

@@ -91,6 +91,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             messages: msg.clone(),
             sampling: Sampling { temperature: 0.0, top_p: 1.0, max_tokens: a.gen_tokens, seed: i, stop: vec![] },
             grammar: None,
+            raw_prompt: false,
         });
         let mut n_done = 0;
         engine.generate(&mut reqs, &mut |_, r| {
@@ -165,6 +166,7 @@ pub fn run_client(a: ClientBenchArgs) -> Result<()> {
             messages: vec![ChatMessage { role: "user".into(), content: format!("request {i}") }],
             sampling: Sampling { temperature: 1.0, top_p: 0.9, max_tokens: 16, seed: i, stop: vec![] },
             grammar: None,
+            raw_prompt: false,
         };
         // warm-up (connections)
         b.generate(&mut (0..c as u64).map(mk), &mut |_, r| r.map(|_| ()).map_err(anyhow::Error::msg))?;
@@ -218,5 +220,6 @@ fn mk_req() -> GenRequest {
         messages: vec![ChatMessage { role: "user".into(), content: "word ".repeat(600) }],
         sampling: Sampling { temperature: 1.0, top_p: 0.9, max_tokens: 16, seed: 1, stop: vec![] },
         grammar: None,
+        raw_prompt: false,
     }
 }

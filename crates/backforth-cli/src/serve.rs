@@ -2,7 +2,8 @@
 //! llama.cpp engine, so several pipeline processes share one loaded model and
 //! the HTTP backend has a real server to test against.
 //!
-//! Endpoints: `POST /v1/chat/completions` (non-streaming; `messages`,
+//! Endpoints: `POST /v1/completions` (plain-text `prompt`, no chat template),
+//! `POST /v1/chat/completions` (non-streaming; `messages`,
 //! `temperature`, `top_p`, `max_tokens`/`max_completion_tokens`, `seed`,
 //! `stop`, llama.cpp-style `grammar`), `GET /v1/models`, `GET /health`, and
 //! `GET /v1/backforth/stats` (requests served, for tests). HTTP handling runs
@@ -53,7 +54,10 @@ enum Stop {
 
 #[derive(Deserialize)]
 struct ChatBody {
+    #[serde(default)]
     messages: Vec<ChatMessage>,
+    /// `/v1/completions`: the plain-text prompt.
+    prompt: Option<String>,
     temperature: Option<f32>,
     top_p: Option<f32>,
     max_tokens: Option<u32>,
@@ -104,14 +108,15 @@ pub fn run(a: ServeArgs) -> Result<()> {
                     (tiny_http::Method::Get, "/v1/backforth/stats") => {
                         json_response(200, &serde_json::json!({"requests": served.load(Ordering::SeqCst)}))
                     }
-                    (tiny_http::Method::Post, "/v1/chat/completions") => {
+                    (tiny_http::Method::Post, "/v1/chat/completions") | (tiny_http::Method::Post, "/v1/completions") => {
+                        let raw = url == "/v1/completions";
                         served.fetch_add(1, Ordering::SeqCst);
                         let mut body = String::new();
                         if std::io::Read::read_to_string(req.as_reader(), &mut body).is_err() {
                             let _ = req.respond(error(400, "unreadable body"));
                             continue;
                         }
-                        chat(&body, &name, &tx, next_tag.fetch_add(1, Ordering::SeqCst))
+                        chat(&body, &name, &tx, next_tag.fetch_add(1, Ordering::SeqCst), raw)
                     }
                     _ => error(404, "unknown endpoint"),
                 };
@@ -142,13 +147,20 @@ pub fn run(a: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-fn chat(body: &str, name: &str, tx: &mpsc::Sender<(GenRequest, Reply)>, tag: u64) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let b: ChatBody = match serde_json::from_str(body) {
+/// Answer a chat completion (`raw` = false) or a plain completion (`raw` = true).
+fn chat(body: &str, name: &str, tx: &mpsc::Sender<(GenRequest, Reply)>, tag: u64, raw: bool) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    let mut b: ChatBody = match serde_json::from_str(body) {
         Ok(b) => b,
         Err(e) => return error(400, &format!("invalid request body: {e}")),
     };
     if b.stream == Some(true) {
         return error(400, "streaming is not supported");
+    }
+    if raw {
+        match b.prompt.take() {
+            Some(p) => b.messages = vec![ChatMessage { role: "user".into(), content: p }],
+            None => return error(400, "prompt (a string) is required"),
+        }
     }
     if b.messages.is_empty() {
         return error(400, "messages is empty");
@@ -169,23 +181,25 @@ fn chat(body: &str, name: &str, tx: &mpsc::Sender<(GenRequest, Reply)>, tag: u64
             stop,
         },
         grammar: b.grammar,
+        raw_prompt: raw,
     };
     let (rtx, rrx) = mpsc::channel();
     if tx.send((req, rtx)).is_err() {
         return error(503, "engine stopped");
     }
     match rrx.recv() {
-        Ok(Ok(o)) => json_response(
-            200,
-            &serde_json::json!({
-                "id": format!("chatcmpl-{tag}"),
-                "object": "chat.completion",
-                "created": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-                "model": name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": o.text}, "finish_reason": o.finish.as_str()}],
-                "usage": {"prompt_tokens": o.prompt_tokens, "completion_tokens": o.completion_tokens, "total_tokens": o.prompt_tokens + o.completion_tokens},
-            }),
-        ),
+        Ok(Ok(o)) => {
+            let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let usage = serde_json::json!({"prompt_tokens": o.prompt_tokens, "completion_tokens": o.completion_tokens, "total_tokens": o.prompt_tokens + o.completion_tokens});
+            let v = if raw {
+                serde_json::json!({"id": format!("cmpl-{tag}"), "object": "text_completion", "created": created, "model": name,
+                    "choices": [{"index": 0, "text": o.text, "finish_reason": o.finish.as_str()}], "usage": usage})
+            } else {
+                serde_json::json!({"id": format!("chatcmpl-{tag}"), "object": "chat.completion", "created": created, "model": name,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": o.text}, "finish_reason": o.finish.as_str()}], "usage": usage})
+            };
+            json_response(200, &v)
+        }
         Ok(Err(e)) => error(400, &e),
         Err(_) => error(503, "engine stopped"),
     }

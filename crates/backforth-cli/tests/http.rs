@@ -205,3 +205,48 @@ fn http_run_matches_in_process_and_survives_kill() {
     assert_eq!(st["entries"].as_u64().unwrap(), generated);
     assert!(st["hits"].as_u64().unwrap() >= generated);
 }
+
+#[test]
+fn completions_api_with_raw_prompts() {
+    use backforth::backend::{Backend, ChatMessage, GenRequest};
+    let server = serve();
+    let req = |tag: u64| GenRequest {
+        tag,
+        messages: vec![ChatMessage { role: "user".into(), content: format!("The capital of France is Paris. The capital of Italy is{}", " ".repeat(tag as usize % 2)) }],
+        sampling: backforth::record::Sampling { temperature: 0.0, top_p: 1.0, max_tokens: 6, seed: tag, stop: vec![] },
+        grammar: None,
+        raw_prompt: true,
+    };
+    // in-process, raw prompt (no chat template)
+    let mut engine = backforth_llama::LlamaEngine::load(&test_model(), backforth_llama::LlamaOptions { threads: 2, batch_size: 1, context: 2048, n_batch: 512 }).unwrap();
+    let mut local = std::collections::HashMap::new();
+    engine.generate(&mut (0..2).map(req), &mut |t, r| {
+        local.insert(t, r.unwrap());
+        Ok(())
+    })
+    .unwrap();
+    // the same through /v1/completions
+    let cfg = backforth::config::HttpConfig { urls: vec![server.url.clone()], api: backforth::config::HttpApi::Completions, ..Default::default() };
+    let mut http = backforth_http::HttpBackend::new(cfg, "smol").unwrap();
+    let mut remote = std::collections::HashMap::new();
+    http.generate(&mut (0..2).map(req), &mut |t, r| {
+        remote.insert(t, r.unwrap());
+        Ok(())
+    })
+    .unwrap();
+    for t in 0..2 {
+        assert_eq!(local[&t].text, remote[&t].text);
+        assert_eq!(local[&t].prompt_tokens, remote[&t].prompt_tokens);
+        // no chat template: the prompt is just the text's tokens
+        assert!(local[&t].prompt_tokens < 25, "{}", local[&t].prompt_tokens);
+    }
+    let v = http_raw(&server.url, "/v1/completions", r#"{"prompt": "Hello", "max_tokens": 3, "temperature": 0}"#);
+    assert_eq!(v["object"], "text_completion");
+    assert!(v["choices"][0]["text"].is_string());
+    let e = http_raw(&server.url, "/v1/completions", r#"{"max_tokens": 3}"#);
+    assert!(e["error"]["message"].as_str().unwrap().contains("prompt"));
+}
+
+fn http_raw(url: &str, path: &str, body: &str) -> Value {
+    http(url, "POST", path, body)
+}

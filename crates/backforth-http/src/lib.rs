@@ -1,4 +1,5 @@
-//! OpenAI-compatible HTTP backend: `POST {url}/chat/completions` against
+//! OpenAI-compatible HTTP backend: `POST {url}/chat/completions` (or
+//! `/completions` with a plain prompt, `http.api = "completions"`) against
 //! vLLM, SGLang, TGI, llama.cpp server, `backforth serve`, OpenAI and the like.
 //!
 //! Requests are pulled lazily from the stage and kept `concurrency` in flight
@@ -13,7 +14,7 @@
 
 use anyhow::{Context, Result};
 use backforth::backend::{Backend, FinishReason, GenOutput, GenRequest, Sink};
-use backforth::config::{GrammarField, HttpConfig};
+use backforth::config::{GrammarField, HttpApi, HttpConfig};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -115,18 +116,30 @@ pub fn parse_completion(body: &str) -> std::result::Result<GenOutput, String> {
     })
 }
 
-/// The `/v1/chat/completions` request body for a request (OpenAI format;
-/// the grammar goes into the field `grammar_field` names).
-pub fn chat_body(model: &str, r: &GenRequest, grammar_field: GrammarField) -> serde_json::Value {
+/// The endpoint path (after the base URL) for an API.
+pub fn endpoint(api: HttpApi) -> &'static str {
+    match api {
+        HttpApi::Chat => "/chat/completions",
+        HttpApi::Completions => "/completions",
+    }
+}
+
+/// The request body for `/chat/completions` (`messages`) or `/completions`
+/// (`prompt` = [`GenRequest::raw_text`]), OpenAI format; the grammar goes into
+/// the field `grammar_field` names.
+pub fn request_body(model: &str, r: &GenRequest, api: HttpApi, grammar_field: GrammarField) -> serde_json::Value {
     let s = &r.sampling;
     let mut b = serde_json::json!({
         "model": model,
-        "messages": r.messages,
         "temperature": s.temperature,
         "top_p": s.top_p,
         "max_tokens": s.max_tokens,
         "seed": s.seed,
     });
+    match api {
+        HttpApi::Chat => b["messages"] = serde_json::json!(r.messages),
+        HttpApi::Completions => b["prompt"] = serde_json::json!(r.raw_text()),
+    }
     if !s.stop.is_empty() {
         b["stop"] = serde_json::json!(s.stop);
     }
@@ -206,7 +219,7 @@ impl HttpBackend {
     }
 
     fn body(&self, r: &GenRequest) -> serde_json::Value {
-        chat_body(&self.model, r, self.cfg.grammar_field)
+        request_body(&self.model, r, self.cfg.api, self.cfg.grammar_field)
     }
 
 
@@ -235,7 +248,7 @@ impl HttpBackend {
 
     async fn attempt(&self, url: &str, body: &serde_json::Value) -> Attempt {
         self.stats.attempts.fetch_add(1, Ordering::Relaxed);
-        let mut rb = self.client.post(format!("{url}/chat/completions")).json(body);
+        let mut rb = self.client.post(format!("{url}{}", endpoint(self.cfg.api))).json(body);
         if let Some(k) = &self.key {
             rb = rb.bearer_auth(k);
         }

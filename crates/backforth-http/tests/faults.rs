@@ -110,6 +110,7 @@ fn req(i: u64) -> GenRequest {
         messages: vec![ChatMessage { role: "user".into(), content: format!("q{i}") }],
         sampling: Sampling { temperature: 1.0, top_p: 0.9, max_tokens: 16, seed: i, stop: vec![] },
         grammar: None,
+        raw_prompt: false,
     }
 }
 

@@ -182,7 +182,11 @@ impl LlamaEngine {
 
     fn new_slot(&self, req: GenRequest, seq: i32) -> Result<Slot, (u64, String)> {
         let tag = req.tag;
-        let prompt = self.tokenize_chat(&req.messages).map_err(|e| (tag, format!("{e:#}")))?;
+        let prompt = if req.raw_prompt {
+            self.tokenize(&req.raw_text())
+        } else {
+            self.tokenize_chat(&req.messages).map_err(|e| (tag, format!("{e:#}")))?
+        };
         let ctx = self.opts.context as usize;
         if prompt.is_empty() || prompt.len() + 1 > ctx {
             return Err((tag, format!("prompt of {} tokens does not fit the per-sequence context of {ctx} tokens", prompt.len())));

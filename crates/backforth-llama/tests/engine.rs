@@ -23,6 +23,7 @@ fn req(tag: u64, text: &str, max_tokens: u32, temperature: f32) -> GenRequest {
         messages: vec![ChatMessage { role: "user".into(), content: text.into() }],
         sampling: Sampling { temperature, top_p: 0.9, max_tokens, seed: tag, stop: vec![] },
         grammar: None,
+        raw_prompt: false,
     }
 }
 

@@ -19,6 +19,17 @@ pub struct GenRequest {
     pub sampling: Sampling,
     /// Optional GBNF grammar (llama.cpp syntax, root rule `root`) constraining the output.
     pub grammar: Option<String>,
+    /// Treat the messages as a plain-text prompt (contents joined by blank
+    /// lines, no chat template): base or fine-tuned models without a chat
+    /// format, and the `/v1/completions` API. See [`GenRequest::raw_text`].
+    pub raw_prompt: bool,
+}
+
+impl GenRequest {
+    /// The plain-text prompt: message contents joined by blank lines.
+    pub fn raw_text(&self) -> String {
+        self.messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n\n")
+    }
 }
 
 /// Why a generation ended.

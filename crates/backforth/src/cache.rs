@@ -203,6 +203,7 @@ mod tests {
             messages: vec![ChatMessage { role: "user".into(), content: text.into() }],
             sampling: Sampling { temperature: 1.0, top_p: 0.9, max_tokens: 8, seed, stop: vec![] },
             grammar: None,
+            raw_prompt: false,
         }
     }
 

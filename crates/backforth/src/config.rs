@@ -65,11 +65,16 @@ pub struct ModelConfig {
     pub n_batch: u32,
     /// Run seed; per-request seeds are derived from it and the record id.
     pub seed: u64,
+    /// Send prompts as plain text (message contents joined by blank lines)
+    /// instead of applying a chat template: for base or fine-tuned models
+    /// without a chat format (e.g. a Humpback backward model); with the HTTP
+    /// backend, use together with `http.api = "completions"`.
+    pub raw_prompt: bool,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { path: String::new(), threads: 0, batch_size: 4, context: 4096, n_batch: 512, seed: 42 }
+        ModelConfig { path: String::new(), threads: 0, batch_size: 4, context: 4096, n_batch: 512, seed: 42, raw_prompt: false }
     }
 }
 
@@ -212,6 +217,17 @@ pub enum BackendKind {
     Http,
 }
 
+/// Which OpenAI-compatible endpoint the HTTP backend calls.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpApi {
+    /// `/chat/completions` with `messages` (the server applies the chat template).
+    #[default]
+    Chat,
+    /// `/completions` with a plain-text `prompt` (message contents joined by blank lines).
+    Completions,
+}
+
 /// How a GBNF grammar is passed to an HTTP server.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
@@ -238,6 +254,8 @@ pub struct BackendConfig {
 pub struct HttpConfig {
     /// Base URLs of one or more replicas, e.g. `http://gpu1:8000/v1`; requests are spread over the healthy ones.
     pub urls: Vec<String>,
+    /// `chat` (`/chat/completions`) or `completions` (`/completions`).
+    pub api: HttpApi,
     /// Name of the environment variable holding the API key (the key itself is never in config or logs).
     pub api_key_env: String,
     /// Requests in flight at once, over all replicas.
@@ -265,6 +283,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             urls: vec!["http://127.0.0.1:8080/v1".into()],
+            api: HttpApi::Chat,
             api_key_env: "OPENAI_API_KEY".into(),
             concurrency: 64,
             timeout_s: 600.0,

@@ -187,6 +187,7 @@ pub fn stage_keys(
             &templates[&s].hash,
             &model_id,
             &cfg.model.seed.to_string(),
+            if cfg.model.raw_prompt { "raw" } else { "chat" },
             seeds_part,
             &grammar_part,
             &up,
@@ -258,11 +259,10 @@ pub fn run(cfg: &Config, stages: &[Stage], provider: &mut dyn BackendProvider, p
         let model_id = provider.model_id(&model_path)?;
         let spec = StageSpec { stage: s, cfg, template: &templates[&s], seeds: &seeds, key: &keys[&s], model_id: &model_id };
         // pending count for the progress bar (cheap next to generation)
-        let done_ids = StageFile::open(&run.stage(s), s, &keys[&s])?.done;
+        let file = StageFile::open(&run.stage(s), s, &keys[&s])?;
         let pending = upstream_records(&upstream_path, upstream.clone())?
-            .filter(|r| !done_ids.contains(&r.id) && eligible(s, r, cfg))
+            .filter(|r| !file.done.contains(&r.id) && eligible(s, r, cfg))
             .count() as u64;
-        drop(done_ids);
         tracing::info!("{}: {pending} records to generate", s.name());
         let mut bar = progress.start(s, pending);
         let report = if pending == 0 {
@@ -280,7 +280,7 @@ pub fn run(cfg: &Config, stages: &[Stage], provider: &mut dyn BackendProvider, p
         } else {
             let backend = provider.backend(&model_path)?;
             let input = upstream_records(&upstream_path, upstream)?;
-            run_stage(&spec, backend, input, &run.stage(s), &mut *bar)?
+            run_stage(&spec, backend, input, file, &mut *bar)?
         };
         summary.invocation.insert(s.name().into(), report);
     }

@@ -106,6 +106,7 @@ impl StageSpec<'_> {
             messages,
             sampling: self.sampling(&r.id),
             grammar: stage_grammar(self.stage, c),
+            raw_prompt: self.cfg.model.raw_prompt,
         })
     }
 
@@ -178,18 +179,17 @@ impl StageSpec<'_> {
 pub type ProgressFn<'a> = dyn FnMut(u64, u64, u64, f64) + 'a;
 
 /// Run one stage over `input` (upstream records in order), appending finished
-/// records to `out`. Already-done ids (same key) are skipped. `pending_hint`
-/// is the number of records expected to need generation (for progress).
+/// records to `file` (opened with [`StageFile::open`] under `spec.key`).
+/// Ids already done under that key are skipped.
 /// Errors: I/O on the stage file, template rendering, fatal backend errors.
 pub fn run_stage(
     spec: &StageSpec<'_>,
     backend: &mut dyn Backend,
     input: impl Iterator<Item = Record>,
-    out: &Path,
+    mut file: StageFile,
     progress: &mut ProgressFn<'_>,
 ) -> Result<StageReport> {
     let start = Instant::now();
-    let mut file = StageFile::open(out, spec.stage, spec.key)?;
     let done = std::mem::take(&mut file.done);
     let report = RefCell::new(StageReport::default());
     let inflight: RefCell<HashMap<u64, Record>> = RefCell::new(HashMap::new());

@@ -8,6 +8,7 @@ use backforth::config::{Config, Stage};
 use backforth::prompt::PromptTemplate;
 use backforth::record::{ParseStatus, Record, SourceLoc};
 use backforth::stage::{run_stage, totals, StageSpec};
+use backforth::store::StageFile;
 
 /// Answers by the record's position: 0 → valid score, 1 → prose without a score,
 /// 2 → per-request error, 3 → out-of-range score, 4 → cut at max_tokens. Completes in reverse order.
@@ -59,7 +60,7 @@ fn faults_are_recorded_not_lost() {
     let tpl = PromptTemplate::builtin("curate").unwrap();
     let spec = StageSpec { stage: Stage::Curate, cfg: &cfg, template: &tpl, seeds: &[], key: "ck", model_id: "scripted" };
     let mut no_progress = |_: u64, _: u64, _: u64, _: f64| {};
-    let rep = run_stage(&spec, &mut Scripted, (0..5).map(record), &out, &mut no_progress).unwrap();
+    let rep = run_stage(&spec, &mut Scripted, (0..5).map(record), StageFile::open(&out, Stage::Curate, "ck").unwrap(), &mut no_progress).unwrap();
     assert_eq!((rep.input, rep.generated, rep.parsed_ok, rep.parse_failed, rep.backend_errors), (5, 5, 1, 3, 1));
 
     let recs: Vec<Record> = std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -88,7 +89,7 @@ fn faults_are_recorded_not_lost() {
     assert_eq!(t.failure_reasons.values().sum::<u64>(), 4);
 
     // rerun: all done, nothing generated again
-    let rep = run_stage(&spec, &mut Scripted, (0..5).map(record), &out, &mut no_progress).unwrap();
+    let rep = run_stage(&spec, &mut Scripted, (0..5).map(record), StageFile::open(&out, Stage::Curate, "ck").unwrap(), &mut no_progress).unwrap();
     assert_eq!((rep.resumed, rep.generated), (5, 0));
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 5);
 }
