@@ -291,10 +291,16 @@ pub struct StageTotals {
 
 /// Recount a stage file. Errors: I/O.
 pub fn totals(path: &Path, stage: Stage, key: &str, cfg: &Config) -> Result<StageTotals> {
-    let (recs, _) = crate::store::read_records(path, Some(stage), key)?;
+    // streamed: one record at a time, first occurrence per id under `key`
     let mut t = StageTotals::default();
-    for r in &recs {
-        let g = crate::store::generation(r, stage).context("record without generation")?;
+    let mut seen = std::collections::HashSet::new();
+    let mut hist = [0u64; 5];
+    let mut kept = 0u64;
+    for r in crate::store::RecordLines::open(path)?.flatten() {
+        let Some(g) = crate::store::generation(&r, stage).filter(|g| g.stage_key == key) else { continue };
+        if !seen.insert(r.id.clone()) {
+            continue;
+        }
         t.done += 1;
         t.prompt_tokens += g.prompt_tokens as u64;
         t.completion_tokens += g.completion_tokens as u64;
@@ -309,6 +315,12 @@ pub fn totals(path: &Path, stage: Stage, key: &str, cfg: &Config) -> Result<Stag
                 *t.failure_reasons.entry(error.chars().take(120).collect()).or_default() += 1;
             }
         }
+        if let Some(s) = r.score() {
+            hist[(s.clamp(1, 5) - 1) as usize] += 1;
+            if s >= cfg.curate.keep_min_score {
+                kept += 1;
+            }
+        }
     }
     let h = &cfg.http;
     if h.usd_per_million_prompt_tokens > 0.0 || h.usd_per_million_completion_tokens > 0.0 {
@@ -317,15 +329,9 @@ pub fn totals(path: &Path, stage: Stage, key: &str, cfg: &Config) -> Result<Stag
         );
     }
     if stage == Stage::Curate {
-        for s in 1..=5u8 {
-            t.score_histogram.insert(s.to_string(), 0);
+        for (i, n) in hist.iter().enumerate() {
+            t.score_histogram.insert((i + 1).to_string(), *n);
         }
-        for r in &recs {
-            if let Some(s) = r.score() {
-                *t.score_histogram.entry(s.to_string()).or_default() += 1;
-            }
-        }
-        let kept = recs.iter().filter(|r| r.score().is_some_and(|s| s >= cfg.curate.keep_min_score)).count() as u64;
         t.kept = Some(kept);
         let d = t.done.max(1) as f64;
         t.kept_share = Some(kept as f64 / d);

@@ -156,8 +156,13 @@ impl StageFile {
         if truncated_bytes > 0 {
             tracing::warn!("{}: removed a partial last line ({truncated_bytes} bytes) left by an interrupted run", path.display());
         }
-        let (recs, _) = read_records(path, Some(stage), key)?;
-        let done = recs.into_iter().map(|r| r.id).collect();
+        // only the ids are kept, so a stage file of any size fits in memory
+        let mut done = HashSet::new();
+        for rec in RecordLines::open(path)?.flatten() {
+            if generation(&rec, stage).is_some_and(|g| g.stage_key == key) {
+                done.insert(rec.id);
+            }
+        }
         let file = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
         Ok(StageFile { path: path.to_path_buf(), file, done, truncated_bytes })
     }
