@@ -7,6 +7,7 @@ use serde_json::Value;
 
 #[test]
 fn all_stages_on_real_documents() {
+    let _serial = model_lock();
     let dir = tempfile::tempdir().unwrap();
     let input = dolma_sample(dir.path(), 10);
     let out = dir.path().join("run");
@@ -95,6 +96,7 @@ fn all_stages_on_real_documents() {
 
 #[test]
 fn stage_alone_from_file_and_humpback_threshold() {
+    let _serial = model_lock();
     let dir = tempfile::tempdir().unwrap();
     let input = dolma_sample(dir.path(), 4);
     let out = dir.path().join("run");

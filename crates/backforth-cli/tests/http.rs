@@ -74,6 +74,7 @@ fn write_jsonl(p: &std::path::Path, v: &[Value]) {
 
 #[test]
 fn batch_export_import_round_trip() {
+    let _serial = model_lock();
     let dir = tempfile::tempdir().unwrap();
     let input = dolma_sample(dir.path(), 4);
     let server = serve();
@@ -132,7 +133,7 @@ fn http_cmd(sub: &[&str], out: &std::path::Path, input: &std::path::Path, url: &
     let mut c = backforth_cmd(sub, out, input);
     c.args(["--batch-size", "1", "-s", "run.stages=[\"backtranslate\",\"curate\",\"rewrite\"]", "-s", "curate.keep_min_score=1"])
         .args(["--model", "smol", "-s", "backend.kind=http", "-s", &format!("http.urls=[\"{url}\"]")])
-        .args(["-s", "http.grammar_field=llama_cpp", "-s", "http.concurrency=2", "-s", "http.timeout_s=120"])
+        .args(["-s", "http.grammar_field=llama_cpp", "-s", "http.concurrency=2", "-s", "http.timeout_s=600"])
         .args(["-s", &format!("cache.path=\"{}\"", cache.display())]);
     c
 }
@@ -148,6 +149,7 @@ fn values(out: &std::path::Path, stage: &str, field: &str) -> Vec<(String, Value
 
 #[test]
 fn http_run_matches_in_process_and_survives_kill() {
+    let _serial = model_lock();
     let dir = tempfile::tempdir().unwrap();
     let input = dolma_sample(dir.path(), 5);
     let reference = dir.path().join("embedded");
@@ -208,6 +210,7 @@ fn http_run_matches_in_process_and_survives_kill() {
 
 #[test]
 fn completions_api_with_raw_prompts() {
+    let _serial = model_lock();
     use backforth::backend::{Backend, ChatMessage, GenRequest};
     let server = serve();
     let req = |tag: u64| GenRequest {

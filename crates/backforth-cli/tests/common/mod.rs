@@ -77,3 +77,12 @@ pub fn read_jsonl(p: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: bad line {l}: {e}", p.display())))
         .collect()
 }
+
+/// Serialises the tests of one test binary that run a model: the harness runs
+/// tests on parallel threads, and two llama.cpp instances with 2 threads each
+/// on a 2-core machine spin against each other (a CI run took 27 min and hit
+/// HTTP timeouts that way). Hold the guard for the whole test.
+pub fn model_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
