@@ -311,12 +311,35 @@ pub enum SegmentMode {
 }
 
 /// The `[segment]` section.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SegmentConfig {
     pub mode: SegmentMode,
     /// In `headings` mode, keep a document without headings as one candidate.
     pub fallback_whole: bool,
+    /// `whole` mode: drop documents estimated at more than this many tokens
+    /// (0 = no cap). Nguyen et al. 2024 drop documents near the model's
+    /// context length (≈25% of their Dolma sample); leave room for the
+    /// prompt and the generated instruction. In `whole` mode this replaces
+    /// the segment character bounds `filter.min_chars`/`max_chars`, except
+    /// that `filter.min_chars` still applies as a floor.
+    pub max_tokens: usize,
+    /// Characters per token used for the estimate (≈4 for English text with
+    /// byte-level BPE vocabularies; set it from your tokenizer for other languages).
+    pub chars_per_token: f64,
+}
+
+impl Default for SegmentConfig {
+    fn default() -> Self {
+        SegmentConfig { mode: SegmentMode::Whole, fallback_whole: false, max_tokens: 3072, chars_per_token: 4.0 }
+    }
+}
+
+impl SegmentConfig {
+    /// Estimated tokens of `text`: characters / `chars_per_token`, rounded up.
+    pub fn estimate_tokens(&self, text: &str) -> usize {
+        (text.chars().count() as f64 / self.chars_per_token.max(0.1)).ceil() as usize
+    }
 }
 
 /// The response cache (SQLite).

@@ -36,6 +36,13 @@ pub struct FilterConfig {
     pub max_non_alpha_word_frac: f64,
     /// Headings (lowercase, trimmed) that mark navigation/boilerplate, matched as whole heading or prefix.
     pub navigation_headings: Vec<String>,
+    /// Languages to keep, ISO 639-3 codes as `whatlang` names them (`eng`,
+    /// `deu`, `fra`, ...); empty = keep all. Identification looks at the
+    /// first 2,000 characters.
+    pub languages: Vec<String>,
+    /// A text is dropped as `language` only when the identifier's confidence
+    /// (0–1) in a language outside `languages` is at least this.
+    pub min_language_confidence: f64,
 }
 
 impl Default for FilterConfig {
@@ -63,6 +70,8 @@ impl Default for FilterConfig {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+            languages: vec!["eng".into()],
+            min_language_confidence: 0.5,
         }
     }
 }
@@ -190,12 +199,41 @@ pub fn text_problem(text: &str, cfg: &FilterConfig) -> Option<&'static str> {
     if top_ngram_frac(&ws, 2) > cfg.max_top_2gram_frac {
         return Some("top_ngram");
     }
+    if language_problem(text, cfg) {
+        return Some("language");
+    }
     None
+}
+
+/// True when `text` is confidently identified (whatlang, trigram model) as a
+/// language outside `cfg.languages`. An empty list keeps everything.
+pub fn language_problem(text: &str, cfg: &FilterConfig) -> bool {
+    if cfg.languages.is_empty() {
+        return false;
+    }
+    let head: String = text.chars().take(2000).collect();
+    match whatlang::detect(&head) {
+        Some(info) => info.confidence() >= cfg.min_language_confidence && !cfg.languages.iter().any(|l| l == info.lang().code()),
+        None => false,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn language_identification() {
+        let cfg = FilterConfig::default();
+        let de = "Die Stadt liegt am Ufer des Flusses und ist seit dem Mittelalter ein wichtiger Handelsplatz gewesen. Heute leben dort etwa zwanzigtausend Menschen, die meisten arbeiten in kleinen Betrieben oder pendeln in die nahe Großstadt.";
+        let en = "The town lies on the bank of the river and has been an important trading place since the Middle Ages. Today about twenty thousand people live there, and most of them work in small firms or commute to the nearby city.";
+        assert!(language_problem(de, &cfg));
+        assert!(!language_problem(en, &cfg));
+        let all = FilterConfig { languages: vec![], ..cfg.clone() };
+        assert!(!language_problem(de, &all));
+        let deu = FilterConfig { languages: vec!["deu".into()], ..cfg };
+        assert!(!language_problem(de, &deu) && language_problem(en, &deu));
+    }
 
     fn prose(n: usize) -> String {
         let s = "The river rises in the northern hills and flows south through farmland before it reaches the coast. \

@@ -21,6 +21,7 @@ pub mod prompt;
 pub mod reader;
 pub mod record;
 pub mod segment;
+pub mod sources;
 pub mod stage;
 pub mod store;
 

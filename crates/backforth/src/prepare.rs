@@ -49,9 +49,20 @@ pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
     st.eval_items = decontam.as_ref().map_or(0, |d| d.len() as u64);
     let drop = |st: &mut PrepareStats, r: &str| *st.dropped.entry(r.to_string()).or_default() += 1;
     let mut ordinal = 0u64;
+    let whole_filter = crate::filter::FilterConfig { max_chars: 0, ..cfg.filter.clone() };
     while let Some(doc) = stream.next() {
+        let whole = cfg.segment.mode == SegmentMode::Whole;
         let cands: Vec<(String, Option<(String, usize)>, String)> = match cfg.segment.mode {
-            SegmentMode::Whole => vec![(doc.id.clone(), None, doc.text.clone())],
+            SegmentMode::Whole => {
+                let t = cfg.segment.estimate_tokens(&doc.text);
+                if cfg.segment.max_tokens > 0 && t > cfg.segment.max_tokens {
+                    st.segments += 1;
+                    drop(&mut st, "over_max_tokens");
+                    vec![]
+                } else {
+                    vec![(doc.id.clone(), None, doc.text.clone())]
+                }
+            }
             SegmentMode::Headings => {
                 let segs = segments(&doc.text);
                 if segs.is_empty() {
@@ -75,7 +86,9 @@ pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
                         continue;
                     }
                 }
-                if let Some(r) = text_problem(&text, &cfg.filter) {
+                // whole documents: the token cap replaces the segment length bounds
+                let f = if whole { &whole_filter } else { &cfg.filter };
+                if let Some(r) = text_problem(&text, f) {
                     drop(&mut st, r);
                     continue;
                 }

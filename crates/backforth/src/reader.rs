@@ -1,6 +1,7 @@
-//! Streaming corpus readers: Dolma-style JSONL (plain, `.gz`, `.zst`), a
-//! folder of text files, and one-document-per-line text; plus the seed-pair
-//! reader. Bad input never stops a run: each problem is reported with file and
+//! Streaming corpus readers: Dolma-style JSONL (plain, `.gz`, `.zst`, `.bz2`), a
+//! folder of text/HTML files, one-document-per-line text, and through
+//! [`crate::sources`] WARC/WET, HTML pages, MediaWiki XML dumps and Parquet;
+//! plus the seed-pair reader. Bad input never stops a run: each problem is reported with file and
 //! line (or decompressed byte offset), the item is skipped, and the skip is
 //! counted by reason in [`InputStats`].
 //!
@@ -19,16 +20,27 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum InputFormat {
-    /// By extension: a directory → `text-dir`; `*.jsonl`, `*.json`, `*.ndjson`
-    /// (optionally `.gz`/`.zst`) → `jsonl`; anything else → `lines`.
+    /// By extension (after `.gz`/`.zst`/`.bz2`): a directory → `text-dir`;
+    /// `jsonl`/`json`/`ndjson` → `jsonl`; `warc`/`wet`/`arc` → `warc`;
+    /// `html`/`htm` → `html`; `xml` (or a dump part `xml-p…`) → `wiki`; `parquet` → `parquet`; anything
+    /// else → `lines`.
     #[default]
     Auto,
     /// One JSON object per line (Dolma / FineWeb style).
     Jsonl,
     /// One document per line of plain text.
     Lines,
-    /// Every matching file under a folder is one document.
+    /// Every matching file under a folder is one document (`.html`/`.htm`
+    /// files go through main-content extraction).
     TextDir,
+    /// WARC or WET (Common Crawl), optionally gzip per record.
+    Warc,
+    /// One HTML page per file: main-content extraction.
+    Html,
+    /// MediaWiki XML export (`pages-articles*.xml[.bz2]`).
+    Wiki,
+    /// Parquet with a text column (needs the `parquet` feature).
+    Parquet,
 }
 
 /// Reader settings (the `[input]` config section minus the paths).
@@ -64,7 +76,7 @@ impl Default for ReaderOptions {
             text_field: "text".into(),
             id_field: "id".into(),
             max_line_bytes: 16 << 20,
-            extensions: vec!["txt".into(), "md".into(), "rst".into(), "text".into()],
+            extensions: vec!["txt".into(), "md".into(), "rst".into(), "text".into(), "html".into(), "htm".into()],
             min_chars: 1,
             max_chars: 100_000,
         }
@@ -80,6 +92,10 @@ pub struct InputStats {
     pub skipped: BTreeMap<String, u64>,
     /// The first [`MAX_MESSAGES`] problem messages, each with file and line/offset.
     pub messages: Vec<String>,
+    /// Items that are not documents by design, by reason (`warc_not_document`,
+    /// `wiki_redirect`, `wiki_not_article`, ...): not problems, not skips.
+    #[serde(default)]
+    pub ignored: BTreeMap<String, u64>,
 }
 
 /// Cap on stored problem messages.
@@ -128,12 +144,15 @@ pub fn expand_paths(paths: &[String]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Open a file, decompressing by extension (`.gz` multi-member gzip, `.zst`/`.zstd`).
+/// Open a file, decompressing by extension (`.gz` multi-member gzip, `.zst`/`.zstd`,
+/// `.bz2` multi-stream bzip2).
 pub fn open_decompressed(path: &Path) -> io::Result<Box<dyn Read>> {
     let f = File::open(path)?;
     let name = path.to_string_lossy();
     Ok(if name.ends_with(".gz") {
         Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(f)))
+    } else if name.ends_with(".bz2") {
+        Box::new(bzip2::read::MultiBzDecoder::new(BufReader::new(f)))
     } else if name.ends_with(".zst") || name.ends_with(".zstd") {
         Box::new(zstd::Decoder::new(f)?)
     } else {
@@ -146,11 +165,19 @@ fn detect_format(path: &Path) -> InputFormat {
         return InputFormat::TextDir;
     }
     let name = path.to_string_lossy().to_ascii_lowercase();
-    let base = name.trim_end_matches(".gz").trim_end_matches(".zst").trim_end_matches(".zstd");
-    if base.ends_with(".jsonl") || base.ends_with(".json") || base.ends_with(".ndjson") {
-        InputFormat::Jsonl
-    } else {
-        InputFormat::Lines
+    let base = name.trim_end_matches(".gz").trim_end_matches(".zst").trim_end_matches(".zstd").trim_end_matches(".bz2");
+    let ext = base.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    // Wikimedia names dump parts `...-pages-articles1.xml-p10p30302.bz2`
+    if ext.starts_with("xml-p") {
+        return InputFormat::Wiki;
+    }
+    match ext {
+        "jsonl" | "json" | "ndjson" => InputFormat::Jsonl,
+        "warc" | "wet" | "arc" => InputFormat::Warc,
+        "html" | "htm" | "xhtml" => InputFormat::Html,
+        "xml" => InputFormat::Wiki,
+        "parquet" => InputFormat::Parquet,
+        _ => InputFormat::Lines,
     }
 }
 
@@ -215,6 +242,7 @@ fn memchr(s: &[u8]) -> Option<usize> {
 enum Current {
     LineFile { path: PathBuf, reader: BufReader<Box<dyn Read>>, line: u64, jsonl: bool },
     Dir { root: PathBuf, files: VecDeque<PathBuf> },
+    Source(Box<dyn crate::sources::DocumentSource>),
 }
 
 /// A streaming iterator of valid documents over many inputs; problems go to [`InputStats`].
@@ -249,6 +277,34 @@ impl DocumentStream {
                 files.sort();
                 self.cur = Some(Current::Dir { root: path, files: files.into() });
             }
+            InputFormat::Html => {
+                let id = file_label(&path);
+                let item = read_capped(&path, self.opts.max_line_bytes as u64).map_err(|e| crate::sources::NotDocument::Skip {
+                    reason: "read_error",
+                    message: format!("{}: {e}, file skipped", path.display()),
+                });
+                let item = item.and_then(|b| crate::sources::html_document(&b, id, &path));
+                self.cur = Some(Current::Source(Box::new(std::iter::once(item))));
+            }
+            InputFormat::Warc | InputFormat::Wiki => match open_decompressed(&path) {
+                Ok(r) => {
+                    self.cur = Some(Current::Source(if fmt == InputFormat::Warc {
+                        Box::new(crate::sources::WarcSource::new(&path, r))
+                    } else {
+                        Box::new(crate::sources::WikiSource::new(&path, r, self.opts.max_line_bytes))
+                    }))
+                }
+                Err(e) => self.stats.skip("open_error", format!("{}: cannot open: {e}", path.display())),
+            },
+            #[cfg(feature = "parquet")]
+            InputFormat::Parquet => {
+                self.cur = Some(Current::Source(Box::new(crate::sources::ParquetSource::new(&path, &self.opts.text_field, &self.opts.id_field))))
+            }
+            #[cfg(not(feature = "parquet"))]
+            InputFormat::Parquet => self.stats.skip(
+                "open_error",
+                format!("{}: Parquet input needs backforth built with the `parquet` feature; file skipped", path.display()),
+            ),
             _ => match open_decompressed(&path) {
                 Ok(r) => {
                     self.cur = Some(Current::LineFile {
@@ -283,6 +339,32 @@ impl DocumentStream {
         self.stats.documents += 1;
         Some(doc)
     }
+}
+
+impl DocumentStream {
+    /// Count a source item: admit a document, record a skip or an ignored item.
+    fn take(&mut self, item: crate::sources::SourceItem) -> Option<Document> {
+        match item {
+            Ok(d) => self.admit(d),
+            Err(crate::sources::NotDocument::Skip { reason, message }) => {
+                self.stats.skip(reason, message);
+                None
+            }
+            Err(crate::sources::NotDocument::Ignore { reason }) => {
+                *self.stats.ignored.entry(reason.to_string()).or_default() += 1;
+                None
+            }
+        }
+    }
+}
+
+/// Read a whole file, refusing ones over `max` bytes (so one huge file cannot exhaust memory).
+fn read_capped(f: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let m = std::fs::metadata(f)?;
+    if m.len() > max {
+        return Err(io::Error::other(format!("file of {} bytes is over max_line_bytes={max}", m.len())));
+    }
+    std::fs::read(f)
 }
 
 fn fmt_loc(s: &SourceLoc) -> String {
@@ -386,6 +468,14 @@ impl Iterator for DocumentStream {
                         }
                     }
                 }
+                Current::Source(src) => match src.next() {
+                    None => self.cur = None,
+                    Some(item) => {
+                        if let Some(d) = self.take(item) {
+                            return Some(d);
+                        }
+                    }
+                },
                 Current::Dir { root, files } => {
                     let Some(f) = files.pop_front() else {
                         self.cur = None;
@@ -393,14 +483,17 @@ impl Iterator for DocumentStream {
                     };
                     let rel = f.strip_prefix(&*root).unwrap_or(&f).to_string_lossy().to_string();
                     let pstr = f.display().to_string();
-                    let max_bytes = self.opts.max_line_bytes as u64;
-                    let res = std::fs::metadata(&f).and_then(|m| {
-                        if m.len() > max_bytes {
-                            Err(io::Error::other(format!("file of {} bytes is over max_line_bytes={max_bytes}", m.len())))
-                        } else {
-                            std::fs::read(&f)
+                    let res = read_capped(&f, self.opts.max_line_bytes as u64);
+                    if matches!(detect_format(&f), InputFormat::Html) {
+                        let item = match res {
+                            Ok(b) => crate::sources::html_document(&b, rel, &f),
+                            Err(e) => Err(crate::sources::NotDocument::Skip { reason: "read_error", message: format!("{pstr}: {e}, file skipped") }),
+                        };
+                        if let Some(d) = self.take(item) {
+                            return Some(d);
                         }
-                    });
+                        continue;
+                    }
                     match res {
                         Ok(bytes) => match String::from_utf8(bytes) {
                             Ok(text) => {
