@@ -105,11 +105,15 @@ pub struct SeedsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
     pub stages: Vec<Stage>,
+    /// Run `prepare` (segment, filter, decontaminate, deduplicate; the
+    /// `[segment]`, `[filter]`, `[dedup]`, `[decontam]` sections) inline on
+    /// the input before the stages; false = every input document is a record.
+    pub prepare: bool,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { stages: vec![Stage::Backtranslate, Stage::Curate, Stage::Rewrite] }
+        RunConfig { stages: vec![Stage::Backtranslate, Stage::Curate, Stage::Rewrite], prepare: false }
     }
 }
 

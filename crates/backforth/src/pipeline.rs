@@ -99,7 +99,16 @@ struct DocumentsDone {
 /// deduplicated, ordinals assigned, limit applied. Returns (key, stats).
 /// Errors: missing inputs, I/O on the run folder.
 pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputStats)> {
-    let key = hash::key(&["documents", &serde_json::to_string(&cfg.input)?]);
+    let key = if cfg.run.prepare {
+        let parts = [&cfg.input as &dyn erased::Ser, &cfg.segment, &cfg.filter, &cfg.dedup, &cfg.decontam];
+        let mut v = vec!["documents+prepare".to_string()];
+        for p in parts {
+            v.push(p.json()?);
+        }
+        hash::key(&v.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+    } else {
+        hash::key(&["documents", &serde_json::to_string(&cfg.input)?])
+    };
     let done_path = run.0.join("documents.done.json");
     if let Ok(t) = std::fs::read_to_string(&done_path) {
         if let Ok(d) = serde_json::from_str::<DocumentsDone>(&t) {
@@ -107,6 +116,14 @@ pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputSta
                 return Ok((key, d.stats));
             }
         }
+    }
+    if cfg.run.prepare {
+        let st = crate::prepare::prepare_to(cfg, &run.documents())?;
+        std::fs::write(run.0.join("prepare_stats.json"), serde_json::to_string_pretty(&st)?)?;
+        tracing::info!("prepare: {} documents → {} segmented → {} kept, dropped {:?}", st.input.documents, st.segments, st.kept, st.dropped);
+        let stats = st.input;
+        std::fs::write(&done_path, serde_json::to_string_pretty(&DocumentsDone { key: key.clone(), stats: stats.clone() })?)?;
+        return Ok((key, stats));
     }
     anyhow::ensure!(!cfg.input.paths.is_empty(), "no input: set input.paths (or pass --input)");
     let paths = expand_paths(&cfg.input.paths)?;
@@ -397,4 +414,16 @@ pub fn export(cfg: &Config, run: &RunDir, keys: &HashMap<Stage, String>) -> Resu
         out.insert(name.trim_end_matches(".jsonl").to_string(), ExportSummary { path: path.display().to_string(), examples: ex.len() as u64 });
     }
     Ok(out)
+}
+
+/// Object-safe JSON serialisation for hashing several config sections together.
+mod erased {
+    pub trait Ser {
+        fn json(&self) -> serde_json::Result<String>;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn json(&self) -> serde_json::Result<String> {
+            serde_json::to_string(self)
+        }
+    }
 }

@@ -33,15 +33,26 @@ pub struct PrepareStats {
     pub documents_per_s: f64,
 }
 
-/// Run prepare with `cfg` into `<output.dir>/candidates.jsonl`. Errors: inputs missing, I/O.
+/// Run prepare with `cfg` into `<output.dir>/candidates.jsonl` and
+/// `<output.dir>/prepare_stats.json`. Errors: inputs missing, I/O.
 pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
-    let t0 = std::time::Instant::now();
     let dir = PathBuf::from(&cfg.output.dir);
     std::fs::create_dir_all(&dir)?;
+    let st = prepare_to(cfg, &dir.join("candidates.jsonl"))?;
+    std::fs::write(dir.join("prepare_stats.json"), serde_json::to_string_pretty(&st)?)?;
+    Ok(st)
+}
+
+/// Read → segment → filter → decontaminate → deduplicate into `out` (JSONL of
+/// [`Record`]s, written to `<out>.tmp` and renamed when complete, so a killed
+/// run leaves no partial file). `input.limit` caps the documents read.
+/// Errors: inputs missing, I/O.
+pub fn prepare_to(cfg: &Config, out: &Path) -> Result<PrepareStats> {
+    let t0 = std::time::Instant::now();
     anyhow::ensure!(!cfg.input.paths.is_empty(), "no input: set input.paths (or pass --input)");
     let mut stream = DocumentStream::new(expand_paths(&cfg.input.paths)?, cfg.input.clone());
-    let out = dir.join("candidates.jsonl");
-    let tmp = dir.join("candidates.jsonl.tmp");
+    let out = out.to_path_buf();
+    let tmp = out.with_extension("jsonl.tmp");
     let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
     let mut st = PrepareStats::default();
     let mut dedup = Deduper::new(cfg.dedup.clone());
@@ -50,7 +61,14 @@ pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
     let drop = |st: &mut PrepareStats, r: &str| *st.dropped.entry(r.to_string()).or_default() += 1;
     let mut ordinal = 0u64;
     let whole_filter = crate::filter::FilterConfig { max_chars: 0, ..cfg.filter.clone() };
+    let mut n_docs = 0u64;
+    let mut seen_ids = std::collections::HashSet::new();
     while let Some(doc) = stream.next() {
+        n_docs += 1;
+        if cfg.input.limit > 0 && n_docs > cfg.input.limit {
+            stream.stats.documents -= 1;
+            break;
+        }
         let whole = cfg.segment.mode == SegmentMode::Whole;
         let cands: Vec<(String, Option<(String, usize)>, String)> = match cfg.segment.mode {
             SegmentMode::Whole => {
@@ -111,6 +129,11 @@ pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
                 }
                 None => {}
             }
+            if !seen_ids.insert(id.clone()) {
+                drop(&mut st, "duplicate_id");
+                tracing::warn!("{}: duplicate record id {id}, skipped", doc.source.path);
+                continue;
+            }
             let mut meta = serde_json::Map::new();
             meta.insert("document_id".into(), doc.id.clone().into());
             if let Some((h, l)) = &heading {
@@ -134,7 +157,6 @@ pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
     st.output = out.display().to_string();
     st.wall_s = t0.elapsed().as_secs_f64();
     st.documents_per_s = st.input.documents as f64 / st.wall_s.max(1e-9);
-    std::fs::write(dir.join("prepare_stats.json"), serde_json::to_string_pretty(&st)?)?;
     Ok(st)
 }
 
@@ -183,5 +205,20 @@ mod tests {
         assert_eq!(ids, ["d1#s0", "d2#s1"]);
         assert_eq!(recs[1].metadata["heading"], "Peppers");
         assert!(recs[0].text.starts_with("Growing tomatoes\n\n"));
+
+        // `run` with run.prepare = true: the same candidates become the run's documents,
+        // and a changed filter setting invalidates them (new key)
+        let mut cfg = cfg;
+        cfg.run.prepare = true;
+        let run = crate::pipeline::RunDir(dir.path().join("run"));
+        std::fs::create_dir_all(&run.0).unwrap();
+        let (k1, _) = crate::pipeline::prepare_documents(&cfg, &run).unwrap();
+        let docs: Vec<Record> = std::fs::read_to_string(run.documents()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(docs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["d1#s0", "d2#s1"]);
+        assert!(run.0.join("prepare_stats.json").exists());
+        cfg.filter.min_chars = 100_000;
+        let (k2, _) = crate::pipeline::prepare_documents(&cfg, &run).unwrap();
+        assert_ne!(k1, k2);
+        assert_eq!(std::fs::read_to_string(run.documents()).unwrap(), "");
     }
 }
