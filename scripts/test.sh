@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # README command 2 (and what CI runs): install build deps, fetch the pinned
-# test assets (SmolLM2-135M GGUF, news corpus, seed pairs), run all tests.
+# test assets (SmolLM2-135M GGUF, news corpus, Wikipedia fragment, Python manual,
+# news HTML, spam emails, seed pairs), run all tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/fetch-assets.sh test-model corpus seeds >/dev/null
+scripts/fetch-assets.sh test-model corpus seeds news-html junk >/dev/null
 cargo test --release --locked --workspace "$@"

@@ -36,6 +36,15 @@ pub struct FilterConfig {
     pub max_non_alpha_word_frac: f64,
     /// Headings (lowercase, trimmed) that mark navigation/boilerplate, matched as whole heading or prefix.
     pub navigation_headings: Vec<String>,
+    /// FineWeb (Penedo et al. 2024, §3.3 custom filters): at least this share
+    /// of non-empty lines must end in terminal punctuation (`.` `!` `?` `"` `:` …).
+    pub min_line_punct_frac: f64,
+    /// FineWeb: at most this share of non-empty lines may be shorter than 30 characters.
+    pub max_short_line_frac: f64,
+    /// At most this share of non-empty lines may look like message headers
+    /// (`Received: ...`, `Content-Type: ...`: a hyphenated key, a colon, a
+    /// value) — raw emails and HTTP dumps in crawls.
+    pub max_header_line_frac: f64,
     /// Languages to keep, ISO 639-3 codes as `whatlang` names them (`eng`,
     /// `deu`, `fra`, ...); empty = keep all. Identification looks at the
     /// first 2,000 characters.
@@ -70,6 +79,9 @@ impl Default for FilterConfig {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+            min_line_punct_frac: 0.12,
+            max_short_line_frac: 0.67,
+            max_header_line_frac: 0.2,
             languages: vec!["eng".into()],
             min_language_confidence: 0.5,
         }
@@ -190,6 +202,21 @@ pub fn text_problem(text: &str, cfg: &FilterConfig) -> Option<&'static str> {
     if !lines.is_empty() && bullets as f64 / lines.len() as f64 > cfg.max_bullet_line_frac {
         return Some("bullet_lines");
     }
+    if !lines.is_empty() {
+        let n = lines.len() as f64;
+        let punct = lines.iter().filter(|l| l.trim_end().ends_with(['.', '!', '?', '"', '\'', ':', ';', ')', '…', '”'])).count();
+        if (punct as f64) / n < cfg.min_line_punct_frac {
+            return Some("line_punctuation");
+        }
+        let short = lines.iter().filter(|l| l.trim().chars().count() < 30).count();
+        if cfg.max_short_line_frac > 0.0 && short as f64 / n > cfg.max_short_line_frac {
+            return Some("short_lines");
+        }
+        let headers = lines.iter().filter(|l| is_header_line(l)).count();
+        if cfg.max_header_line_frac > 0.0 && headers as f64 / n > cfg.max_header_line_frac {
+            return Some("header_lines");
+        }
+    }
     if duplicate_line_frac(text) > cfg.max_duplicate_line_frac {
         return Some("repeated_lines");
     }
@@ -203,6 +230,13 @@ pub fn text_problem(text: &str, cfg: &FilterConfig) -> Option<&'static str> {
         return Some("language");
     }
     None
+}
+
+/// `Key-Name: value` at the start of a line, the key one word of letters and
+/// hyphens starting with a capital (RFC 5322 / HTTP header shape).
+fn is_header_line(l: &str) -> bool {
+    let Some((k, v)) = l.split_once(": ") else { return false };
+    !k.is_empty() && k.len() <= 40 && !v.trim().is_empty() && k.starts_with(|c: char| c.is_ascii_uppercase()) && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// True when `text` is confidently identified (whatlang, trigram model) as a

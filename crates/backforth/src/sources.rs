@@ -171,6 +171,53 @@ pub fn html_document(bytes: &[u8], id: String, path: &Path) -> SourceItem {
     }
 }
 
+/// Word tokens for extraction scoring: lowercase runs of letters/digits;
+/// ideographs and kana count one token each (those scripts do not separate words).
+pub fn score_tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for c in text.chars() {
+        let cjk = matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0xAC00..=0xD7AF);
+        if cjk {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            out.push(c.to_string());
+        } else if c.is_alphanumeric() {
+            cur.extend(c.to_lowercase());
+        } else if !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Bag-of-tokens F1 of an extracted text against a reference text (the usual
+/// boilerplate-removal score, e.g. Barbaresi's trafilatura evaluation):
+/// precision = shared tokens / extracted tokens, recall = shared / reference,
+/// tokens from [`score_tokens`], multiset overlap. Returns (precision, recall, F1), each 0–1.
+pub fn token_f1(extracted: &str, reference: &str) -> (f64, f64, f64) {
+    let count = |t: &str| {
+        let mut m = std::collections::HashMap::<String, i64>::new();
+        for w in score_tokens(t) {
+            *m.entry(w).or_default() += 1;
+        }
+        m
+    };
+    let (e, r) = (count(extracted), count(reference));
+    let ne: i64 = e.values().sum();
+    let nr: i64 = r.values().sum();
+    let shared: i64 = e.iter().map(|(k, v)| (*v).min(*r.get(k).unwrap_or(&0))).sum();
+    if ne == 0 || nr == 0 || shared == 0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let (p, rc) = (shared as f64 / ne as f64, shared as f64 / nr as f64);
+    (p, rc, 2.0 * p * rc / (p + rc))
+}
+
 // ---------------------------------------------------------------- WARC
 
 /// WARC/WET records as documents. `conversion` records (WET) are taken as
@@ -650,6 +697,15 @@ mod tests {
         let md = "## Basic Usage[¶](#basic-usage \"Permalink to this heading\")\n\nSee [json](#module-json \"json: x\") and ![img](a.png) \\_\\_init\\_\\_ [\\[1\\]](#rfc) (f(x)).\n\n```\na\\_b [x](y)\n```";
         let t = clean_markdown(md);
         assert_eq!(t, "## Basic Usage\n\nSee json and  __init__ [1] (f(x)).\n\n```\na\\_b [x](y)\n```");
+    }
+
+    #[test]
+    fn token_f1_by_hand() {
+        // extracted: a b b c (4), reference: a b c d (4), shared a b c = 3
+        let (p, r, f) = token_f1("A b, b c", "a B c d");
+        assert!((p - 0.75).abs() < 1e-12 && (r - 0.75).abs() < 1e-12 && (f - 0.75).abs() < 1e-12);
+        assert_eq!(score_tokens("東京 is big"), ["東", "京", "is", "big"]);
+        assert_eq!(token_f1("", "x"), (0.0, 0.0, 0.0));
     }
 
     #[test]
