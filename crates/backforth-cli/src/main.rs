@@ -41,6 +41,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// HTTP client overhead (requests/s) against a zero-latency local server, and cache lookup cost.
     BenchClient(bench::ClientBenchArgs),
+    /// HTML main-content extraction quality (token F1 against reference texts) and pages/s.
+    BenchExtract(bench::ExtractBenchArgs),
     /// OpenAI-compatible HTTP server over the embedded llama.cpp engine.
     Serve(serve::ServeArgs),
     /// Offline batch files (OpenAI Batch API / vllm run-batch format).
@@ -300,6 +302,7 @@ fn main() {
         Cmd::Bench(a) => bench::run(a),
         Cmd::Serve(a) => serve::run(a),
         Cmd::BenchClient(a) => bench::run_client(a),
+        Cmd::BenchExtract(a) => bench::run_extract(a),
         Cmd::Batch { cmd } => batch::run(cmd),
         Cmd::Cache { cmd: CacheCmd::Stats { path } } => backforth::cache::ResponseCache::open(&path)
             .and_then(|c| c.stats())
