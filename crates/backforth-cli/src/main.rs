@@ -156,6 +156,28 @@ impl CommonArgs {
     }
 }
 
+/// `backforth prepare` with a spinner (documents read, kept, documents/s; the
+/// input is streamed, so there is no total), or a log line per 100,000
+/// documents when stderr is not a terminal.
+fn prepare_with_progress(cfg: &backforth::config::Config, quiet: bool) -> anyhow::Result<backforth::prepare::PrepareStats> {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal() && !quiet;
+    let pb = if tty { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
+    pb.set_style(ProgressStyle::with_template("{spinner} prepare: {pos} documents read, {msg} [{elapsed_precise}, {per_sec}]").unwrap());
+    let t0 = std::time::Instant::now();
+    let mut last_log = 0u64;
+    let st = backforth::prepare::prepare_with_progress(cfg, &mut |docs, kept| {
+        pb.set_position(docs);
+        pb.set_message(format!("{kept} candidates kept"));
+        if !tty && !quiet && docs >= last_log + 100_000 {
+            last_log = docs;
+            eprintln!("prepare: {docs} documents read, {kept} kept, {:.0} documents/s", docs as f64 / t0.elapsed().as_secs_f64().max(1e-9));
+        }
+    });
+    pb.finish_and_clear();
+    st
+}
+
 /// indicatif bars: items, generated tokens/s, ETA. When stderr is not a
 /// terminal the bar is hidden and a log line is written every 5%.
 struct Bars {
@@ -282,7 +304,7 @@ fn main() {
     };
     let res = match cli.cmd {
         Cmd::Run(a) => run_pipeline(&a, None, None),
-        Cmd::Prepare(a) => a.config().and_then(|c| backforth::prepare::prepare(&c)).map(|st| {
+        Cmd::Prepare(a) => a.config().and_then(|c| prepare_with_progress(&c, a.quiet)).map(|st| {
             eprintln!(
                 "documents: {} read, {} skipped | candidates: {} segmented, {} kept → {} | dropped {:?} | {:.0} documents/s",
                 st.input.documents,

@@ -36,9 +36,15 @@ pub struct PrepareStats {
 /// Run prepare with `cfg` into `<output.dir>/candidates.jsonl` and
 /// `<output.dir>/prepare_stats.json`. Errors: inputs missing, I/O.
 pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
+    prepare_with_progress(cfg, &mut |_, _| {})
+}
+
+/// [`prepare`], calling `progress(documents read, candidates kept)` every
+/// 1,000 documents and once at the end (for a progress display).
+pub fn prepare_with_progress(cfg: &Config, progress: &mut dyn FnMut(u64, u64)) -> Result<PrepareStats> {
     let dir = PathBuf::from(&cfg.output.dir);
     std::fs::create_dir_all(&dir)?;
-    let st = prepare_to(cfg, &dir.join("candidates.jsonl"))?;
+    let st = prepare_inner(cfg, &dir.join("candidates.jsonl"), progress)?;
     std::fs::write(dir.join("prepare_stats.json"), serde_json::to_string_pretty(&st)?)?;
     Ok(st)
 }
@@ -48,6 +54,10 @@ pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
 /// run leaves no partial file). `input.limit` caps the documents read.
 /// Errors: inputs missing, I/O.
 pub fn prepare_to(cfg: &Config, out: &Path) -> Result<PrepareStats> {
+    prepare_inner(cfg, out, &mut |_, _| {})
+}
+
+fn prepare_inner(cfg: &Config, out: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<PrepareStats> {
     let t0 = std::time::Instant::now();
     anyhow::ensure!(!cfg.input.paths.is_empty(), "no input: set input.paths (or pass --input)");
     let mut stream = DocumentStream::new(expand_paths(&cfg.input.paths)?, cfg.input.clone());
@@ -65,6 +75,9 @@ pub fn prepare_to(cfg: &Config, out: &Path) -> Result<PrepareStats> {
     let mut seen_ids = std::collections::HashSet::new();
     while let Some(doc) = stream.next() {
         n_docs += 1;
+        if n_docs % 1000 == 0 {
+            progress(n_docs, st.kept);
+        }
         if cfg.input.limit > 0 && n_docs > cfg.input.limit {
             stream.stats.documents -= 1;
             break;
@@ -150,6 +163,7 @@ pub fn prepare_to(cfg: &Config, out: &Path) -> Result<PrepareStats> {
             st.kept += 1;
         }
     }
+    progress(stream.stats.documents, st.kept);
     w.flush()?;
     std::mem::drop(w);
     std::fs::rename(&tmp, &out)?;
