@@ -288,10 +288,18 @@ mod tests {
         let good = prose(1200);
         // each paragraph differs a little, so the line/5-gram rules see repeats; loosen them for the clean case
         let loose = FilterConfig { max_duplicate_5gram_frac: 1.0, max_duplicate_line_frac: 1.0, max_top_2gram_frac: 1.0, ..cfg.clone() };
-        assert_eq!(text_problem(&good[..1000], &loose), None);
+        let good = &good[..=good[..1000].rfind('.').unwrap()];
+        assert_eq!(text_problem(good, &loose), None);
         assert_eq!(text_problem("short", &cfg), Some("too_short"));
-        assert_eq!(text_problem(&"word ".repeat(150), &cfg), Some("repeated_ngrams"));
-        assert_eq!(text_problem(&good.to_uppercase()[..1000], &loose), Some("capital_ratio"));
+        assert_eq!(text_problem(&format!("{}end.", "word ".repeat(150)), &cfg), Some("repeated_ngrams"));
+        assert_eq!(text_problem(&good.to_uppercase(), &loose), Some("capital_ratio"));
+        // FineWeb line rules and the header-line rule
+        assert_eq!(text_problem(&good.replace('.', ""), &loose), Some("line_punctuation"));
+        let ws: Vec<&str> = good.split_whitespace().collect();
+        let short_lines = ws.chunks(4).map(|c| c.join(" ") + ".").collect::<Vec<_>>().join("\n");
+        assert_eq!(text_problem(&short_lines, &loose), Some("short_lines"), "{short_lines}");
+        let email = format!("Received: from mail.example.com\nContent-Type: text/plain\nSubject: Hello there.\n\n{good}");
+        assert_eq!(text_problem(&email, &loose), Some("header_lines"));
         let spammy = "Buy cheap pills now. ".repeat(40);
         assert!(text_problem(&spammy, &cfg).is_some());
         assert_eq!(text_problem(&"x ".repeat(2000), &cfg), Some("too_long"));
