@@ -84,11 +84,15 @@ impl Default for ModelConfig {
 pub struct OutputConfig {
     /// Run folder (created); holds documents.jsonl, stages/*.jsonl, dataset files, summary.json.
     pub dir: String,
+    /// `prepare` also writes `candidates.parquet` (columns `id`, `text`,
+    /// `source`, `line`, `metadata` as JSON text; zstd) for other tools.
+    /// Needs the `parquet` feature.
+    pub candidates_parquet: bool,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { dir: "runs/default".into() }
+        OutputConfig { dir: "runs/default".into(), candidates_parquet: false }
     }
 }
 

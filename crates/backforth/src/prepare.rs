@@ -44,7 +44,17 @@ pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
 pub fn prepare_with_progress(cfg: &Config, progress: &mut dyn FnMut(u64, u64)) -> Result<PrepareStats> {
     let dir = PathBuf::from(&cfg.output.dir);
     std::fs::create_dir_all(&dir)?;
-    let st = prepare_inner(cfg, &dir.join("candidates.jsonl"), progress)?;
+    let mut st = prepare_inner(cfg, &dir.join("candidates.jsonl"), progress)?;
+    if cfg.output.candidates_parquet {
+        #[cfg(feature = "parquet")]
+        {
+            let p = dir.join("candidates.parquet");
+            write_parquet(&dir.join("candidates.jsonl"), &p)?;
+            st.output = format!("{} (+ {})", st.output, p.display());
+        }
+        #[cfg(not(feature = "parquet"))]
+        anyhow::bail!("output.candidates_parquet needs backforth built with the `parquet` feature");
+    }
     std::fs::write(dir.join("prepare_stats.json"), serde_json::to_string_pretty(&st)?)?;
     Ok(st)
 }
@@ -174,6 +184,69 @@ fn prepare_inner(cfg: &Config, out: &Path, progress: &mut dyn FnMut(u64, u64)) -
     Ok(st)
 }
 
+/// Convert a JSONL file of [`Record`]s to Parquet (one row group per 8,192
+/// records, zstd): `id`, `text`, `source` (UTF-8), `line` (INT64, null when
+/// absent), `metadata` (JSON text). Written to `<out>.tmp`, then renamed.
+/// Errors: I/O, a line that is not a Record.
+#[cfg(feature = "parquet")]
+pub fn write_parquet(jsonl: &Path, out: &Path) -> Result<()> {
+    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use std::io::BufRead;
+    let schema = std::sync::Arc::new(parquet::schema::parser::parse_message_type(
+        "message candidate { REQUIRED BYTE_ARRAY id (UTF8); REQUIRED BYTE_ARRAY text (UTF8); REQUIRED BYTE_ARRAY source (UTF8); OPTIONAL INT64 line; REQUIRED BYTE_ARRAY metadata (UTF8); }",
+    )?);
+    let props = std::sync::Arc::new(WriterProperties::builder().set_compression(parquet::basic::Compression::ZSTD(Default::default())).build());
+    let tmp = out.with_extension("parquet.tmp");
+    let mut w = SerializedFileWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?, schema, props)?;
+    let mut batch: Vec<Record> = Vec::with_capacity(8192);
+    let mut flush = |w: &mut SerializedFileWriter<std::fs::File>, batch: &mut Vec<Record>| -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut rg = w.next_row_group()?;
+        let cols: [Vec<ByteArray>; 2] = [
+            batch.iter().map(|r| ByteArray::from(r.id.as_str())).collect(),
+            batch.iter().map(|r| ByteArray::from(r.text.as_str())).collect(),
+        ];
+        for c in cols {
+            let mut cw = rg.next_column()?.context("schema has fewer columns")?;
+            cw.typed::<ByteArrayType>().write_batch(&c, None, None)?;
+            cw.close()?;
+        }
+        let src: Vec<ByteArray> = batch.iter().map(|r| ByteArray::from(r.source.path.as_str())).collect();
+        let mut cw = rg.next_column()?.context("schema has fewer columns")?;
+        cw.typed::<ByteArrayType>().write_batch(&src, None, None)?;
+        cw.close()?;
+        let lines: Vec<i64> = batch.iter().filter_map(|r| r.source.line.map(|l| l as i64)).collect();
+        let defs: Vec<i16> = batch.iter().map(|r| r.source.line.is_some() as i16).collect();
+        let mut cw = rg.next_column()?.context("schema has fewer columns")?;
+        cw.typed::<Int64Type>().write_batch(&lines, Some(&defs), None)?;
+        cw.close()?;
+        let meta: Vec<ByteArray> = batch.iter().map(|r| ByteArray::from(r.metadata.to_string().as_str())).collect();
+        let mut cw = rg.next_column()?.context("schema has fewer columns")?;
+        cw.typed::<ByteArrayType>().write_batch(&meta, None, None)?;
+        cw.close()?;
+        rg.close()?;
+        batch.clear();
+        Ok(())
+    };
+    let f = std::fs::File::open(jsonl).with_context(|| format!("opening {}", jsonl.display()))?;
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line?;
+        let r: Record = serde_json::from_str(&line).with_context(|| format!("{}:{}", jsonl.display(), i + 1))?;
+        batch.push(r);
+        if batch.len() == 8192 {
+            flush(&mut w, &mut batch)?;
+        }
+    }
+    flush(&mut w, &mut batch)?;
+    w.close()?;
+    std::fs::rename(&tmp, out)?;
+    Ok(())
+}
+
 /// Convenience for tests and callers: the candidates file of a run folder.
 pub fn candidates_path(dir: &Path) -> PathBuf {
     dir.join("candidates.jsonl")
@@ -219,6 +292,18 @@ mod tests {
         assert_eq!(ids, ["d1#s0", "d2#s1"]);
         assert_eq!(recs[1].metadata["heading"], "Peppers");
         assert!(recs[0].text.starts_with("Growing tomatoes\n\n"));
+
+        // Parquet copy of the candidates, read back by our own Parquet reader
+        #[cfg(feature = "parquet")]
+        {
+            let mut c2 = cfg.clone();
+            c2.output.candidates_parquet = true;
+            prepare(&c2).unwrap();
+            let pq = dir.path().join("out/candidates.parquet");
+            let docs: Vec<_> = crate::reader::DocumentStream::new(vec![pq], Default::default()).collect();
+            assert_eq!(docs.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d1#s0", "d2#s1"]);
+            assert_eq!(docs[1].text, recs[1].text);
+        }
 
         // `run` with run.prepare = true: the same candidates become the run's documents,
         // and a changed filter setting invalidates them (new key)
