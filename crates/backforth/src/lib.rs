@@ -14,6 +14,7 @@ pub mod decontam;
 pub mod dedup;
 pub mod filter;
 pub mod hash;
+pub mod judge;
 pub mod parse;
 pub mod pipeline;
 pub mod prepare;

@@ -1,0 +1,240 @@
+//! Pairwise-judging statistics (the numbers `backforth eval` reports): strict
+//! parsing of a judge's verdict, both-order aggregation to cancel position
+//! bias, win rate with ties counted half and its standard error, and a
+//! length-controlled win rate.
+//!
+//! Length control follows AlpacaEval 2 (Dubois et al. 2024, "Length-Controlled
+//! AlpacaEval", arXiv:2404.04475): a logistic model of the preference with a
+//! term in the tanh-squashed, standardised length difference, read off at a
+//! length difference of zero. AlpacaEval's full GLM also has a per-instruction
+//! difficulty term estimated across many models; with one pair of output sets
+//! that term is not identifiable, so the model here is
+//!
+//! `P(model preferred | i) = σ(β₀ + β₁ · tanh(Δᵢ / sd(Δ)))`, `Δᵢ = len(model output) − len(baseline output)`
+//!
+//! fitted by maximum likelihood on the fractional preferences (Newton's
+//! method, a 1e-4 ridge on β₁ so perfectly length-separated data stays
+//! finite); the length-controlled win rate is `100 · σ(β₀)`.
+//!
+//! Written here because it is the method's evaluation: the fit is 2
+//! parameters and no maintained Rust crate implements this model.
+
+use serde::{Deserialize, Serialize};
+
+/// A judge's verdict on one ordered pair (output A shown first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    A,
+    B,
+    Tie,
+}
+
+/// Parse a verdict strictly: the last non-empty line must be
+/// `Preferred: A`, `Preferred: B` or `Preferred: tie` (the judge template's
+/// required last line; case of `tie` ignored). Errors: the reason, for the
+/// record's parse status.
+pub fn parse_verdict(raw: &str) -> Result<Verdict, String> {
+    let last = raw.lines().map(str::trim).filter(|l| !l.is_empty()).last().ok_or("empty judge output")?;
+    let v = last.strip_prefix("Preferred:").ok_or_else(|| format!("last line is not `Preferred: A|B|tie`: {last:?}"))?.trim();
+    match v {
+        "A" => Ok(Verdict::A),
+        "B" => Ok(Verdict::B),
+        t if t.eq_ignore_ascii_case("tie") => Ok(Verdict::Tie),
+        other => Err(format!("unknown verdict {other:?} (want A, B or tie)")),
+    }
+}
+
+/// Preference for the model (0 = baseline wins, 0.5 = tie, 1 = model wins)
+/// from the two orders: `model_first` judged with the model's output as A,
+/// `model_second` with it as B. `None` for an order that failed to parse;
+/// with one order missing the other is used alone, with both missing `None`.
+pub fn pair_preference(model_first: Option<Verdict>, model_second: Option<Verdict>) -> Option<f64> {
+    let first = model_first.map(|v| match v {
+        Verdict::A => 1.0,
+        Verdict::B => 0.0,
+        Verdict::Tie => 0.5,
+    });
+    let second = model_second.map(|v| match v {
+        Verdict::B => 1.0,
+        Verdict::A => 0.0,
+        Verdict::Tie => 0.5,
+    });
+    match (first, second) {
+        (Some(a), Some(b)) => Some((a + b) / 2.0),
+        (Some(x), None) | (None, Some(x)) => Some(x),
+        (None, None) => None,
+    }
+}
+
+/// Probability-weighted preference for one order from the judge's
+/// probabilities of the tokens `A` and `B` (e.g. from top log-probs, as
+/// AlpacaEval's weighted judges do): `P(model) / (P(A) + P(B))`, where the
+/// model is A when `model_is_a`. `None` when both are 0.
+pub fn weighted_preference(p_a: f64, p_b: f64, model_is_a: bool) -> Option<f64> {
+    let s = p_a + p_b;
+    (s > 0.0).then(|| if model_is_a { p_a / s } else { p_b / s })
+}
+
+/// Summary of a pairwise comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WinRate {
+    /// Instructions with a preference (both orders failed → excluded).
+    pub n: usize,
+    /// Mean preference × 100 (ties count half).
+    pub win_rate: f64,
+    /// Standard error of `win_rate` (sample standard deviation / √n, × 100).
+    pub standard_error: f64,
+    /// Instructions with preference exactly 0.5.
+    pub ties: usize,
+    /// Length-controlled win rate × 100 (see the module docs); `None` with fewer than 2 items.
+    pub lc_win_rate: Option<f64>,
+    /// Fitted (β₀, β₁) of the length model.
+    pub lc_coefficients: Option<(f64, f64)>,
+}
+
+/// Win rate, standard error, ties and length-controlled win rate from
+/// per-instruction preferences (0–1) and length differences (model −
+/// baseline, any unit, e.g. characters). Panics never; `prefs` and
+/// `len_diff` must have the same length (extra items of the longer are ignored).
+pub fn win_rate(prefs: &[f64], len_diff: &[f64]) -> WinRate {
+    let n = prefs.len().min(len_diff.len());
+    let prefs = &prefs[..n];
+    let mean = if n > 0 { prefs.iter().sum::<f64>() / n as f64 } else { 0.0 };
+    let se = if n > 1 {
+        let var = prefs.iter().map(|p| (p - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        (var / n as f64).sqrt()
+    } else {
+        0.0
+    };
+    let lc = (n >= 2).then(|| length_controlled(prefs, &len_diff[..n]));
+    WinRate {
+        n,
+        win_rate: 100.0 * mean,
+        standard_error: 100.0 * se,
+        ties: prefs.iter().filter(|p| (**p - 0.5).abs() < 1e-12).count(),
+        lc_win_rate: lc.map(|(b0, _)| 100.0 * sigmoid(b0)),
+        lc_coefficients: lc,
+    }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Fit `σ(β₀ + β₁·tanh(Δ/sd(Δ)))` to fractional targets by Newton's method;
+/// returns (β₀, β₁). A zero spread of Δ leaves β₁ at 0.
+pub fn length_controlled(prefs: &[f64], len_diff: &[f64]) -> (f64, f64) {
+    const RIDGE: f64 = 1e-4;
+    let n = prefs.len() as f64;
+    let m = len_diff.iter().sum::<f64>() / n;
+    let sd = (len_diff.iter().map(|d| (d - m).powi(2)).sum::<f64>() / n).sqrt();
+    let x: Vec<f64> = len_diff.iter().map(|d| if sd > 0.0 { (d / sd).tanh() } else { 0.0 }).collect();
+    let (mut b0, mut b1) = (0.0f64, 0.0f64);
+    for _ in 0..100 {
+        // gradient and Hessian of the penalised log-likelihood
+        let (mut g0, mut g1, mut h00, mut h01, mut h11) = (0.0, -RIDGE * b1, 0.0, 0.0, RIDGE);
+        for (y, xi) in prefs.iter().zip(&x) {
+            let p = sigmoid(b0 + b1 * xi);
+            let w = p * (1.0 - p);
+            g0 += y - p;
+            g1 += (y - p) * xi;
+            h00 += w;
+            h01 += w * xi;
+            h11 += w * xi * xi;
+        }
+        h00 += 1e-12;
+        let det = h00 * h11 - h01 * h01;
+        if det.abs() < 1e-300 {
+            break;
+        }
+        let d0 = (h11 * g0 - h01 * g1) / det;
+        let d1 = (h00 * g1 - h01 * g0) / det;
+        // damp huge steps (nearly separable data)
+        let scale = 1.0f64.min(5.0 / d0.abs().max(d1.abs()).max(1e-300));
+        b0 += scale * d0;
+        b1 += scale * d1;
+        if d0.abs().max(d1.abs()) < 1e-10 {
+            break;
+        }
+    }
+    (b0, b1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_parse_strictly() {
+        assert_eq!(parse_verdict("Output A follows the instruction.\nPreferred: A"), Ok(Verdict::A));
+        assert_eq!(parse_verdict("Preferred: B\n\n"), Ok(Verdict::B));
+        assert_eq!(parse_verdict("both fine\nPreferred: Tie"), Ok(Verdict::Tie));
+        assert!(parse_verdict("Preferred: A\nbut actually B").is_err());
+        assert!(parse_verdict("Preferred: C").is_err());
+        assert!(parse_verdict("").is_err());
+    }
+
+    #[test]
+    fn both_orders_cancel_position_bias() {
+        use Verdict::*;
+        // a judge that always prefers the first position gives a tie overall
+        assert_eq!(pair_preference(Some(A), Some(A)), Some(0.5));
+        assert_eq!(pair_preference(Some(A), Some(B)), Some(1.0));
+        assert_eq!(pair_preference(Some(B), Some(A)), Some(0.0));
+        assert_eq!(pair_preference(Some(Tie), Some(B)), Some(0.75));
+        assert_eq!(pair_preference(None, Some(B)), Some(1.0));
+        assert_eq!(pair_preference(None, None), None);
+        assert!((weighted_preference(0.6, 0.2, true).unwrap() - 0.75).abs() < 1e-12);
+        assert!((weighted_preference(0.6, 0.2, false).unwrap() - 0.25).abs() < 1e-12);
+        assert_eq!(weighted_preference(0.0, 0.0, true), None);
+    }
+
+    #[test]
+    fn win_rate_and_standard_error_by_hand() {
+        // prefs 1, 0, .5, 1: mean .625; sample var = (.140625+.390625+.015625+.140625)/3 = .229167; se = sqrt(.229167/4)
+        let w = win_rate(&[1.0, 0.0, 0.5, 1.0], &[0.0; 4]);
+        assert_eq!(w.n, 4);
+        assert!((w.win_rate - 62.5).abs() < 1e-9);
+        assert!((w.standard_error - 23.935677693908453).abs() < 1e-9, "{}", w.standard_error);
+        assert_eq!(w.ties, 1);
+        // no length spread: the length term is inert, LC = raw win rate
+        assert!((w.lc_win_rate.unwrap() - 62.5).abs() < 1e-6, "{:?}", w.lc_win_rate);
+    }
+
+    #[test]
+    fn length_control_removes_a_pure_length_effect() {
+        // the longer output always wins, and the model is longer half the time: LC ≈ 50
+        let d: Vec<f64> = (0..40).map(|i| if i % 2 == 0 { 100.0 + i as f64 } else { -100.0 - i as f64 }).collect();
+        let p: Vec<f64> = d.iter().map(|x| if *x > 0.0 { 1.0 } else { 0.0 }).collect();
+        let w = win_rate(&p, &d);
+        assert!((w.win_rate - 50.0).abs() < 1e-9);
+        assert!((w.lc_win_rate.unwrap() - 50.0).abs() < 1.0, "{:?}", w);
+        // a model that is always longer and wins 80%: raw 80, LC well below
+        let d2: Vec<f64> = (0..50).map(|i| 50.0 + (i % 10) as f64 * 30.0).collect();
+        let p2: Vec<f64> = (0..50).map(|i| if i % 10 >= 2 { 1.0 } else { 0.0 }).collect();
+        let w2 = win_rate(&p2, &d2);
+        assert!((w2.win_rate - 80.0).abs() < 1e-9);
+        assert!(w2.lc_win_rate.unwrap() < 80.0, "{:?}", w2);
+    }
+
+    #[test]
+    fn fit_satisfies_the_score_equations() {
+        // at the (unpenalised) optimum: sum(y - p) = 0 and sum((y - p) x) ≈ ridge·β₁
+        let d: Vec<f64> = (0..200).map(|i| ((i * 37) % 101) as f64 - 50.0).collect();
+        let y: Vec<f64> = (0..200).map(|i| [0.0, 0.5, 1.0, 1.0, 0.5][(i * 7) % 5] * if d[i] > 20.0 { 1.0 } else { 0.8 }).collect();
+        let (b0, b1) = length_controlled(&y, &d);
+        let m = d.iter().sum::<f64>() / 200.0;
+        let sd = (d.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 200.0).sqrt();
+        let (mut g0, mut g1) = (0.0, 0.0);
+        for (yi, di) in y.iter().zip(&d) {
+            let x = (di / sd).tanh();
+            let p = sigmoid(b0 + b1 * x);
+            g0 += yi - p;
+            g1 += (yi - p) * x;
+        }
+        assert!(g0.abs() < 1e-8, "{g0}");
+        assert!((g1 - 1e-4 * b1).abs() < 1e-8, "{g1} {b1}");
+        assert!(b1 > 0.0, "longer outputs win more here");
+    }
+}
