@@ -201,7 +201,7 @@ pub fn write_parquet(jsonl: &Path, out: &Path) -> Result<()> {
     let tmp = out.with_extension("parquet.tmp");
     let mut w = SerializedFileWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?, schema, props)?;
     let mut batch: Vec<Record> = Vec::with_capacity(8192);
-    let mut flush = |w: &mut SerializedFileWriter<std::fs::File>, batch: &mut Vec<Record>| -> Result<()> {
+    let flush = |w: &mut SerializedFileWriter<std::fs::File>, batch: &mut Vec<Record>| -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }

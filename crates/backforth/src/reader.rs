@@ -278,7 +278,7 @@ impl DocumentStream {
                 self.cur = Some(Current::Dir { root: path, files: files.into() });
             }
             InputFormat::Html => {
-                let id = file_label(&path);
+                let id = path.display().to_string();
                 let item = read_capped(&path, self.opts.max_line_bytes as u64).map_err(|e| crate::sources::NotDocument::Skip {
                     reason: "read_error",
                     message: format!("{}: {e}, file skipped", path.display()),
