@@ -44,6 +44,7 @@ pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
 pub fn prepare_with_progress(cfg: &Config, progress: &mut dyn FnMut(u64, u64)) -> Result<PrepareStats> {
     let dir = PathBuf::from(&cfg.output.dir);
     std::fs::create_dir_all(&dir)?;
+    #[allow(unused_mut)] // only the `parquet` feature amends it
     let mut st = prepare_inner(cfg, &dir.join("candidates.jsonl"), progress)?;
     if cfg.output.candidates_parquet {
         #[cfg(feature = "parquet")]
