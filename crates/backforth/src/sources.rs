@@ -373,6 +373,8 @@ struct Page {
     id: String,
     text: String,
     redirect: bool,
+    /// Some text was not kept because a field reached `max_page_bytes`.
+    over_cap: bool,
 }
 
 impl Iterator for WikiSource {
@@ -442,6 +444,8 @@ impl Iterator for WikiSource {
                         };
                         if dst.len() + s.len() <= self.max_page_bytes {
                             dst.push_str(&s);
+                        } else {
+                            p.over_cap = true;
                         }
                     }
                 }
@@ -475,7 +479,7 @@ impl WikiSource {
             return Err(NotDocument::Ignore { reason: "wiki_redirect" });
         }
         let id = format!("wiki:{}", p.id.trim());
-        if p.text.len() >= self.max_page_bytes {
+        if p.over_cap {
             return skip("too_long", format!("{}: page {id} ({}) has over {} bytes of wikitext, skipped", self.path, p.title, self.max_page_bytes));
         }
         match wikitext_to_text(&p.text) {
@@ -706,6 +710,15 @@ mod tests {
         assert!((p - 0.75).abs() < 1e-12 && (r - 0.75).abs() < 1e-12 && (f - 0.75).abs() < 1e-12);
         assert_eq!(score_tokens("東京 is big"), ["東", "京", "is", "big"]);
         assert_eq!(token_f1("", "x"), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn wiki_page_over_the_cap_is_reported_not_truncated() {
+        let xml = "<mediawiki><page><title>Big</title><ns>0</ns><id>7</id><revision><id>9</id><text>Some article text that is longer than the cap.</text></revision></page></mediawiki>";
+        let items: Vec<_> = WikiSource::new(Path::new("t.xml"), Box::new(std::io::Cursor::new(xml.as_bytes().to_vec())), 20).collect();
+        assert!(matches!(&items[..], [Err(NotDocument::Skip { reason: "too_long", .. })]), "{items:?}");
+        let items: Vec<_> = WikiSource::new(Path::new("t.xml"), Box::new(std::io::Cursor::new(xml.as_bytes().to_vec())), 1000).collect();
+        assert_eq!(items[0].as_ref().unwrap().id, "wiki:7");
     }
 
     #[test]
