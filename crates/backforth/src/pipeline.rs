@@ -100,12 +100,8 @@ struct DocumentsDone {
 /// Errors: missing inputs, I/O on the run folder.
 pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputStats)> {
     let key = if cfg.run.prepare {
-        let parts = [&cfg.input as &dyn erased::Ser, &cfg.segment, &cfg.filter, &cfg.dedup, &cfg.decontam];
-        let mut v = vec!["documents+prepare".to_string()];
-        for p in parts {
-            v.push(p.json()?);
-        }
-        hash::key(&v.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+        let settings = (&cfg.input, &cfg.segment, &cfg.filter, &cfg.dedup, &cfg.decontam);
+        hash::key(&["documents+prepare", &serde_json::to_string(&settings)?])
     } else {
         hash::key(&["documents", &serde_json::to_string(&cfg.input)?])
     };
@@ -416,14 +412,3 @@ pub fn export(cfg: &Config, run: &RunDir, keys: &HashMap<Stage, String>) -> Resu
     Ok(out)
 }
 
-/// Object-safe JSON serialisation for hashing several config sections together.
-mod erased {
-    pub trait Ser {
-        fn json(&self) -> serde_json::Result<String>;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn json(&self) -> serde_json::Result<String> {
-            serde_json::to_string(self)
-        }
-    }
-}
