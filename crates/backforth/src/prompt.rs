@@ -20,6 +20,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("curate", include_str!("../prompts/curate.j2")),
     ("rewrite", include_str!("../prompts/rewrite.j2")),
     ("distill", include_str!("../prompts/distill.j2")),
+    ("judge", include_str!("../prompts/judge.j2")),
+    ("generate", include_str!("../prompts/generate.j2")),
 ];
 
 const CURATE_GRAMMAR: &str = include_str!("../prompts/curate.gbnf");
