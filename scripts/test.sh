@@ -4,6 +4,6 @@
 # news HTML, spam emails, seed pairs), run all tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test
 scripts/fetch-assets.sh test-model corpus seeds news-html junk minilm mtbench >/dev/null
 cargo test --release --locked --workspace "$@"

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 mod batch;
 mod bench;
+mod evalcmd;
 mod serve;
 
 #[derive(Parser)]
@@ -35,6 +36,14 @@ enum Cmd {
     Rewrite(StageArgs),
     /// Only distillation: instruction → response without the document (baseline).
     Distill(StageArgs),
+    /// Answer instructions with any backend (evaluation outputs, AlpacaEval JSON format).
+    Generate(evalcmd::GenerateArgs),
+    /// Pairwise judging of two output sets (both orders), win rate ± SE and length-controlled win rate.
+    Eval(evalcmd::EvalArgs),
+    /// Lengths, diversity, curation/parse statistics, MiniLM embeddings, MAUVE and a 2-D map of text sets.
+    Analyze(evalcmd::AnalyzeArgs),
+    /// One self-contained HTML report of a run and/or evaluations.
+    Report(evalcmd::ReportArgs),
     /// Print the full default configuration as TOML.
     Config(CommonArgs),
     /// Throughput of the embedded backend (prompt and generated tokens/s) at several batch sizes.
@@ -321,6 +330,10 @@ fn main() {
         Cmd::Rewrite(a) => run_pipeline(&a.common, Some(vec![Stage::Rewrite]), a.from),
         Cmd::Distill(a) => run_pipeline(&a.common, Some(vec![Stage::Distill]), a.from),
         Cmd::Config(a) => a.config().and_then(|c| c.to_toml().context("serialising")).map(|t| print!("{t}")),
+        Cmd::Generate(a) => evalcmd::generate(a),
+        Cmd::Eval(a) => evalcmd::eval_cmd(a),
+        Cmd::Analyze(a) => evalcmd::analyze(a),
+        Cmd::Report(a) => evalcmd::report_cmd(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Serve(a) => serve::run(a),
         Cmd::BenchClient(a) => bench::run_client(a),

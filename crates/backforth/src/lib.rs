@@ -7,6 +7,7 @@
 //! instruction it answers, curate the pairs with a 1–5 score, rewrite the kept
 //! documents into assistant responses grounded in them. See ARCHITECTURE.md.
 
+pub mod analyze;
 pub mod backend;
 pub mod cache;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod prepare;
 pub mod prompt;
 pub mod reader;
 pub mod record;
+pub mod report;
 pub mod segment;
 pub mod sources;
 pub mod stage;

@@ -29,6 +29,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+/// Row-major data matrix (rows = texts, columns = embedding dimensions).
+pub type Matrix = DMatrix<f32>;
+
 /// Settings, defaults as in `mauve-text` 0.4 `compute_mauve`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
