@@ -558,6 +558,29 @@ mod tests {
     }
 
     #[test]
+    fn judge_template_renders_both_outputs_in_order() {
+        let t = PromptTemplate::builtin("judge").unwrap();
+        check_judge_template(&t).unwrap();
+        let m = t.render(serde_json::json!({"instruction": "Name a colour.", "output_a": "FIRST-ANSWER", "output_b": "SECOND-ANSWER"})).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].role, "system");
+        let u = &m[1].content;
+        assert!(u.contains("Name a colour."));
+        assert!(u.find("FIRST-ANSWER").unwrap() < u.find("SECOND-ANSWER").unwrap());
+        assert!(u.contains("Preferred: A"));
+        // The grammar's only outputs parse as verdicts.
+        for v in ["Preferred: A", "Preferred: B", "Preferred: tie"] {
+            assert!(JUDGE_GRAMMAR.contains(v.trim_start_matches("Preferred: ")));
+            judge::parse_verdict(v).unwrap();
+        }
+        let g = PromptTemplate::builtin("generate").unwrap();
+        assert_eq!(g.render(serde_json::json!({"instruction": "Hi"})).unwrap()[0].content, "Hi");
+        // A user template missing a variable is an error, not an empty prompt.
+        let bad = PromptTemplate::from_source("bad", "@@ user\n{{ answer_a }}".into()).unwrap();
+        assert!(check_judge_template(&bad).is_err());
+    }
+
+    #[test]
     fn work_file_resumes_and_repairs() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("w.jsonl");

@@ -287,3 +287,55 @@ pub fn render(input: &ReportInput<'_>) -> Result<String> {
     })?;
     Ok(html)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::{text_stats, TextSet};
+
+    #[test]
+    fn renders_escaped_self_contained_page() {
+        let sets = vec![text_stats(&TextSet { name: "rewrite".into(), texts: vec!["a b c d".into(), "e f".into()] })];
+        let run = RunStats { score_histogram: [1, 0, 2, 0, 3, 4], keep_min_score: 4, scored: 9, kept: 7, share_kept: 7.0 / 9.0, ..Default::default() };
+        let analysis = Analysis { sets, run: Some(run), map: vec![MapPoint { set: "rewrite".into(), x: 0.1, y: -0.2 }, MapPoint { set: "distill".into(), x: 0.3, y: 0.4 }], ..Default::default() };
+        let examples = vec![Example {
+            id: "doc-1".into(),
+            document: "<script>alert(1)</script> text".into(),
+            instruction: Some("Explain <b>this</b>".into()),
+            score: Some(5),
+            curation: Some("Reasoning: fine\nScore: 5".into()),
+            rewrite: Some("answer".into()),
+            distilled: None,
+            kept: true,
+        }];
+        let html = render(&ReportInput { title: "t".into(), run_summary: None, analysis: Some(&analysis), examples: &examples, max_examples: 10, evals: &[] }).unwrap();
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;") || html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "document text is escaped");
+        assert!(!html.contains("<script>alert(1)"));
+        assert_eq!(html.matches("<svg").count(), 3, "score, length and map plots");
+        assert!(html.contains("77.8%"), "share kept");
+        assert!(html.contains("data-kept=\"1\" data-score=\"5\""));
+        assert!(!html.contains("<script src") && !html.contains("<link "));
+    }
+
+    #[test]
+    fn win_rate_plot_has_error_bars() {
+        let win = crate::judge::win_rate(&[1.0, 0.5, 0.0, 1.0], &[10.0, 0.0, -5.0, 3.0]);
+        let summary = EvalSummary {
+            model_generator: "m".into(),
+            baseline_generator: "b".into(),
+            judge: "j".into(),
+            judge_template: "judge".into(),
+            pairs: 4,
+            unmatched_instructions: 0,
+            judgements: 8,
+            judgement_failures: 0,
+            failed_pairs: 0,
+            inconsistent_pairs: 0,
+            mean_model_chars: 1.0,
+            mean_baseline_chars: 1.0,
+            win,
+        };
+        let svg = win_rate_svg(&[EvalView { name: "m-vs-b".into(), summary, results: vec![] }]).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("m-vs-b"));
+    }
+}
