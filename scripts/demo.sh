@@ -10,7 +10,7 @@ CACHE="${BACKFORTH_CACHE:-$HOME/.cache/backforth}"
 export BACKFORTH_CACHE="$CACHE"
 scripts/setup.sh
 MODEL=$(scripts/fetch-assets.sh demo-model | tail -1)
-scripts/fetch-assets.sh corpus >/dev/null
+scripts/fetch-assets.sh corpus minilm >/dev/null
 SEEDS=$(scripts/fetch-assets.sh seeds | tail -1)
 cargo build --release --locked -p backforth-cli
 OUT="${BACKFORTH_DEMO_OUT:-runs/demo}"
@@ -19,7 +19,14 @@ OUT="${BACKFORTH_DEMO_OUT:-runs/demo}"
   --input "$CACHE/corpus/gensim/lee_background.cor" \
   --seeds "$SEEDS" \
   --out "$OUT" "$@"
+# Measure the data: rewritten vs distilled responses judged pairwise by the
+# same model (both orders), distribution analyses, one HTML report.
+B=./target/release/backforth
+$B eval --config configs/demo.toml --model "$MODEL" --model-outputs "$OUT/dataset.jsonl" --baseline-outputs "$OUT/distilled.jsonl" --out "$OUT/eval-rewrite-vs-distill"
+$B analyze --run "$OUT"
+$B report --run "$OUT" --eval "$OUT/eval-rewrite-vs-distill"
 echo
+echo "report:                                     $OUT/report.html"
 echo "dataset (instruction, rewritten response): $OUT/dataset.jsonl"
 echo "curated pairs (instruction, original text): $OUT/curated.jsonl"
 echo "distilled baseline:                         $OUT/distilled.jsonl"

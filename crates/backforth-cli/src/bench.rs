@@ -288,3 +288,114 @@ pub fn run_extract(a: ExtractBenchArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// `backforth bench-embed`: sentence-embedding throughput of the candle
+/// MiniLM (sentences/s, tokens/s) on the first `n` lines of a text file, and
+/// the time of MAUVE between two halves of `mauve_n` + `mauve_n` embedded
+/// lines (reference settings: 5 k-means restarts, ≤500 iterations).
+#[derive(Args)]
+pub struct EmbedBenchArgs {
+    /// Text file, one sentence per line.
+    #[arg(long)]
+    texts: PathBuf,
+    /// Sentences for the throughput measurement.
+    #[arg(long, default_value_t = 2000)]
+    n: usize,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Sentences per MAUVE side (0 = skip MAUVE). Needs 2 × this many lines.
+    #[arg(long, default_value_t = 0)]
+    mauve_n: usize,
+    /// Embedding model folder (default: $BACKFORTH_CACHE/models/all-MiniLM-L6-v2).
+    #[arg(long)]
+    embedder: Option<PathBuf>,
+    /// Write the embeddings of all lines used to this file (raw little-endian f32, rows of 384) for cross-checks.
+    #[arg(long)]
+    dump: Option<PathBuf>,
+}
+
+pub fn run_embed(a: EmbedBenchArgs) -> Result<()> {
+    let dir = a.embedder.clone().unwrap_or_else(|| {
+        let c = std::env::var("BACKFORTH_CACHE").ok().filter(|s| !s.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/backforth"));
+        c.join("models/all-MiniLM-L6-v2")
+    });
+    let emb = backforth_embed::Embedder::load(&dir)?;
+    let lines: Vec<String> = std::fs::read_to_string(&a.texts)?.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect();
+    let need = a.n.max(2 * a.mauve_n);
+    anyhow::ensure!(lines.len() >= need, "{}: {} lines, need {need}", a.texts.display(), lines.len());
+    let texts = &lines[..a.n];
+    let tokens: usize = texts.iter().map(|t| emb.token_count(t).unwrap_or(0)).sum();
+    let t0 = std::time::Instant::now();
+    let v = emb.embed_all(texts, a.batch, |_| {})?;
+    let s = t0.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"what": "embed", "model": emb.model_id(), "sentences": texts.len(), "tokens": tokens, "batch": a.batch, "seconds": s,
+            "sentences_per_s": texts.len() as f64 / s, "tokens_per_s": tokens as f64 / s})
+    );
+    let mut all = v;
+    if a.mauve_n > 0 {
+        let rest = &lines[a.n.min(2 * a.mauve_n)..2 * a.mauve_n];
+        let t1 = std::time::Instant::now();
+        if !rest.is_empty() {
+            all.extend(emb.embed_all(rest, a.batch, |_| {})?);
+        }
+        let es = t1.elapsed().as_secs_f64();
+        let (p, q) = all[..2 * a.mauve_n].split_at(a.mauve_n);
+        let t2 = std::time::Instant::now();
+        let r = backforth::mauve::mauve(p, q, &backforth::mauve::MauveSettings::default()).map_err(anyhow::Error::msg)?;
+        println!(
+            "{}",
+            serde_json::json!({"what": "mauve", "n_p": r.n_p, "n_q": r.n_q, "buckets": r.num_buckets, "pca_dims": r.pca_dims, "mauve": r.mauve,
+                "seconds": t2.elapsed().as_secs_f64(), "extra_embed_seconds": es})
+        );
+    }
+    if let Some(path) = &a.dump {
+        let mut bytes = Vec::new();
+        for x in all.iter().flatten() {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        std::fs::write(path, bytes)?;
+    }
+    Ok(())
+}
+
+/// `backforth bench-mauve`: MAUVE between two raw little-endian f32
+/// embedding files (rows of `dim`), with its wall time. Used for the
+/// cross-check against `mauve-text` and the 10k × 10k timing.
+#[derive(Args)]
+pub struct MauveBenchArgs {
+    #[arg(long)]
+    p: PathBuf,
+    #[arg(long)]
+    q: PathBuf,
+    #[arg(long, default_value_t = 384)]
+    dim: usize,
+    /// Use only the first N rows of each file (0 = all).
+    #[arg(long, default_value_t = 0)]
+    n: usize,
+    /// k-means restarts.
+    #[arg(long, default_value_t = 5)]
+    redo: usize,
+}
+
+pub fn run_mauve(a: MauveBenchArgs) -> Result<()> {
+    let read = |p: &PathBuf| -> Result<Vec<Vec<f32>>> {
+        let b = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        anyhow::ensure!(b.len() % (4 * a.dim) == 0, "{}: {} bytes is not a whole number of {}-float rows", p.display(), b.len(), a.dim);
+        let f: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let mut rows: Vec<Vec<f32>> = f.chunks(a.dim).map(|c| c.to_vec()).collect();
+        if a.n > 0 {
+            rows.truncate(a.n);
+        }
+        Ok(rows)
+    };
+    let (p, q) = (read(&a.p)?, read(&a.q)?);
+    let t = std::time::Instant::now();
+    let r = backforth::mauve::mauve(&p, &q, &backforth::mauve::MauveSettings { num_redo: a.redo, ..Default::default() }).map_err(anyhow::Error::msg)?;
+    println!(
+        "{}",
+        serde_json::json!({"what": "mauve", "n_p": r.n_p, "n_q": r.n_q, "buckets": r.num_buckets, "pca_dims": r.pca_dims, "mauve": r.mauve, "mauve_star": r.mauve_star, "seconds": t.elapsed().as_secs_f64()})
+    );
+    Ok(())
+}

@@ -240,8 +240,8 @@ pub struct AnalyzeArgs {
     /// Embed at most N texts per set (evenly spaced sample).
     #[arg(long, default_value_t = 10_000)]
     max_texts: usize,
-    /// Texts per embedding batch.
-    #[arg(long, default_value_t = 32)]
+    /// Texts per embedding batch (8 was fastest on CPU, see BENCHMARKS.md).
+    #[arg(long, default_value_t = 8)]
     batch: usize,
     /// Points per set on the 2-D map.
     #[arg(long, default_value_t = 1000)]

@@ -52,6 +52,10 @@ enum Cmd {
     BenchClient(bench::ClientBenchArgs),
     /// HTML main-content extraction quality (token F1 against reference texts) and pages/s.
     BenchExtract(bench::ExtractBenchArgs),
+    /// Sentence-embedding throughput (sentences/s) and MAUVE time on real text lines.
+    BenchEmbed(bench::EmbedBenchArgs),
+    /// MAUVE between two raw f32 embedding files, timed.
+    BenchMauve(bench::MauveBenchArgs),
     /// OpenAI-compatible HTTP server over the embedded llama.cpp engine.
     Serve(serve::ServeArgs),
     /// Offline batch files (OpenAI Batch API / vllm run-batch format).
@@ -338,6 +342,8 @@ fn main() {
         Cmd::Serve(a) => serve::run(a),
         Cmd::BenchClient(a) => bench::run_client(a),
         Cmd::BenchExtract(a) => bench::run_extract(a),
+        Cmd::BenchEmbed(a) => bench::run_embed(a),
+        Cmd::BenchMauve(a) => bench::run_mauve(a),
         Cmd::Batch { cmd } => batch::run(cmd),
         Cmd::Cache { cmd: CacheCmd::Stats { path } } => backforth::cache::ResponseCache::open(&path)
             .and_then(|c| c.stats())
