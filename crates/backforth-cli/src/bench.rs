@@ -315,10 +315,7 @@ pub struct EmbedBenchArgs {
 }
 
 pub fn run_embed(a: EmbedBenchArgs) -> Result<()> {
-    let dir = a.embedder.clone().unwrap_or_else(|| {
-        let c = std::env::var("BACKFORTH_CACHE").ok().filter(|s| !s.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/backforth"));
-        c.join("models/all-MiniLM-L6-v2")
-    });
+    let dir = a.embedder.clone().unwrap_or_else(crate::evalcmd::default_embedder);
     let emb = backforth_embed::Embedder::load(&dir)?;
     let lines: Vec<String> = std::fs::read_to_string(&a.texts)?.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect();
     let need = a.n.max(2 * a.mauve_n);

@@ -256,7 +256,8 @@ pub struct AnalyzeArgs {
     quiet: bool,
 }
 
-fn default_embedder() -> PathBuf {
+/// `$BACKFORTH_CACHE/models/all-MiniLM-L6-v2` (where `fetch-assets.sh minilm` puts it).
+pub(crate) fn default_embedder() -> PathBuf {
     let cache = std::env::var("BACKFORTH_CACHE").ok().filter(|s| !s.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/backforth"));
     cache.join("models/all-MiniLM-L6-v2")
 }
