@@ -10,10 +10,10 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(&p, data).is_err() {
         return;
     }
-    let opts = backforth::reader::ReaderOptions { max_line_bytes: 4096, ..Default::default() };
-    let cfg = backforth::filter::FilterConfig::default();
-    for d in backforth::reader::DocumentStream::new(vec![p], opts) {
-        let _ = backforth::filter::text_problem(&d.text, &cfg);
-        let _ = backforth::segment::segments(&d.text);
+    let opts = backforth_corpus::readers::ReaderOptions { max_line_bytes: 4096, ..Default::default() };
+    let cfg = backforth_corpus::filter::FilterConfig::default();
+    for d in backforth_corpus::readers::DocumentStream::new(vec![p], opts) {
+        let _ = backforth_corpus::filter::text_problem(&d.text, &cfg);
+        let _ = backforth_corpus::segment::segments(&d.text);
     }
 });

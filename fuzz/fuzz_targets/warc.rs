@@ -4,6 +4,6 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let src = backforth::sources::WarcSource::new(std::path::Path::new("fuzz.warc"), Box::new(std::io::Cursor::new(data.to_vec())));
+    let src = backforth_corpus::readers::warc::WarcSource::new(std::path::Path::new("fuzz.warc"), Box::new(std::io::Cursor::new(data.to_vec())));
     for _ in src.take(1000) {}
 });

@@ -1,0 +1,8 @@
+//! Benchmarks, apart from the user commands: each measures one part against
+//! a peer or a ceiling; numbers and commands are in BENCHMARKS.md.
+
+pub mod client;
+pub mod embed;
+pub mod engine;
+pub mod extract;
+pub mod mauve;

@@ -1,0 +1,422 @@
+//! The command line as clap types: every command, flag and help text, and
+//! the mapping of flags onto configuration keys ([`CommonArgs::config`]).
+//! No command logic here: `commands/` and `bench/` hold that.
+
+use anyhow::Result;
+use backforth::config::Config;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "backforth", version, args_override_self = true, about = "Instruction back-and-forth translation: web documents → instruction-tuning data")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Run the configured chain of stages (run.stages), then export the datasets.
+    Run(CommonArgs),
+    /// Read → segment ([segment]) → filter ([filter]) → deduplicate ([dedup]); writes candidates.jsonl for `run`.
+    Prepare(CommonArgs),
+    /// Only backtranslation: document → instruction.
+    Backtranslate(StageArgs),
+    /// Only curation: (instruction, document) → reasoning + score 1–5.
+    Curate(StageArgs),
+    /// Only rewriting: (instruction, document) → response between [RES] … [/RES].
+    Rewrite(StageArgs),
+    /// Only distillation: instruction → response without the document (baseline).
+    Distill(StageArgs),
+    /// Answer instructions with any backend (evaluation outputs, AlpacaEval JSON format).
+    Generate(GenerateArgs),
+    /// Pairwise judging of two output sets (both orders), win rate ± SE and length-controlled win rate.
+    Eval(EvalArgs),
+    /// Lengths, diversity, curation/parse statistics, MiniLM embeddings, MAUVE and a 2-D map of text sets.
+    Analyze(AnalyzeArgs),
+    /// One self-contained HTML report of a run and/or evaluations.
+    Report(ReportArgs),
+    /// Print the full default configuration as TOML.
+    Config(CommonArgs),
+    /// Throughput of the embedded backend (prompt and generated tokens/s) at several batch sizes.
+    Bench(BenchArgs),
+    /// HTTP client overhead (requests/s) against a zero-latency local server, and cache lookup cost.
+    BenchClient(ClientBenchArgs),
+    /// HTML main-content extraction quality (token F1 against reference texts) and pages/s.
+    BenchExtract(ExtractBenchArgs),
+    /// Sentence-embedding throughput (sentences/s) and MAUVE time on real text lines.
+    BenchEmbed(EmbedBenchArgs),
+    /// MAUVE between two raw f32 embedding files, timed.
+    BenchMauve(MauveBenchArgs),
+    /// OpenAI-compatible HTTP server over the embedded llama.cpp engine.
+    Serve(ServeArgs),
+    /// Offline batch files (OpenAI Batch API / vllm run-batch format).
+    Batch {
+        #[command(subcommand)]
+        cmd: BatchCmd,
+    },
+    /// Inspect or prune the response cache.
+    Cache {
+        #[command(subcommand)]
+        cmd: CacheCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CacheCmd {
+    /// Entries, hits, tokens and size, per model.
+    Stats {
+        /// SQLite cache file.
+        path: PathBuf,
+    },
+    /// Delete entries older than N days that were not hit since.
+    Prune {
+        path: PathBuf,
+        #[arg(long)]
+        older_than_days: f64,
+        /// Only this model id.
+        #[arg(long)]
+        model: Option<String>,
+    },
+}
+
+/// Flags shared by all pipeline commands. Every config key can also be set with --set.
+#[derive(Args, Clone)]
+pub struct CommonArgs {
+    /// TOML configuration file.
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Override any config key: --set section.key=value (repeatable; value is a TOML literal or a string).
+    #[arg(short = 's', long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// model.path: GGUF model file.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// input.paths: input files, folders or globs (repeatable; replaces the config's list).
+    #[arg(short, long)]
+    pub input: Vec<String>,
+    /// seeds.path: seed pairs JSONL.
+    #[arg(long)]
+    pub seeds: Option<String>,
+    /// output.dir: run folder.
+    #[arg(short, long)]
+    pub out: Option<String>,
+    /// input.limit: stop after N documents.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// model.threads.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// model.batch_size: sequences decoded together.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// run.stages, comma-separated (run only).
+    #[arg(long, value_delimiter = ',')]
+    pub stages: Vec<String>,
+    /// No progress bars.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct StageArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Read this stage's input records from FILE (any earlier stage's JSONL) instead of the run folder.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    pub fn config(&self) -> Result<Config> {
+        let mut o = self.set.clone();
+        let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+        if let Some(m) = &self.model {
+            o.push(format!("model.path={}", q(m)));
+        }
+        if !self.input.is_empty() {
+            let list: Vec<String> = self.input.iter().map(|s| q(s)).collect();
+            o.push(format!("input.paths=[{}]", list.join(",")));
+        }
+        if let Some(s) = &self.seeds {
+            o.push(format!("seeds.path={}", q(s)));
+        }
+        if let Some(s) = &self.out {
+            o.push(format!("output.dir={}", q(s)));
+        }
+        if let Some(n) = self.limit {
+            o.push(format!("input.limit={n}"));
+        }
+        if let Some(n) = self.threads {
+            o.push(format!("model.threads={n}"));
+        }
+        if let Some(n) = self.batch_size {
+            o.push(format!("model.batch_size={n}"));
+        }
+        if !self.stages.is_empty() {
+            let list: Vec<String> = self.stages.iter().map(|s| q(s)).collect();
+            o.push(format!("run.stages=[{}]", list.join(",")));
+        }
+        Config::load(self.config.as_deref(), &o)
+    }
+}
+
+// ---------------------------------------------------------------- measuring
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Instructions: AlpacaEval JSON, MT-bench question.jsonl (first turns) or JSONL with `instruction`.
+    #[arg(long)]
+    pub instructions: PathBuf,
+    /// Output file (AlpacaEval JSON list). A `<file>.work.jsonl` beside it makes the job resumable.
+    #[arg(long)]
+    pub outputs: PathBuf,
+    /// `generator` field (default: the model file stem).
+    #[arg(long)]
+    pub generator: Option<String>,
+    /// Prompt template (variables: instruction); default: the built-in `generate`.
+    #[arg(long, default_value = "")]
+    pub template: String,
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: u32,
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Judge backend and model (model.path / backend.kind / http.*), and --out: the evaluation folder.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Outputs of the model under test (AlpacaEval JSON or JSONL with instruction/output).
+    #[arg(long)]
+    pub model_outputs: PathBuf,
+    /// Outputs of the baseline, same format; paired by instruction text.
+    #[arg(long)]
+    pub baseline_outputs: PathBuf,
+    /// Only judge instructions that appear in this file (AlpacaEval JSON, MT-bench question.jsonl first turns, JSONL).
+    #[arg(long)]
+    pub instructions: Option<PathBuf>,
+    /// Judge template (variables: instruction, output_a, output_b); default: the built-in `judge`.
+    #[arg(long, default_value = "")]
+    pub template: String,
+    /// Most tokens the judge may write (the embedded judge needs ~5 under its grammar).
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: u32,
+    /// Do not constrain the judge with the verdict grammar.
+    #[arg(long)]
+    pub no_grammar: bool,
+}
+
+#[derive(Args)]
+pub struct AnalyzeArgs {
+    /// A run folder: analyses its kept documents, instructions, rewritten and distilled responses, scores and parse failures.
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// Another text set: NAME=PATH[:FIELD] (JSON list / JSONL field, default output|text|response|instruction; other files: one text per line). Repeatable.
+    #[arg(long = "set", value_name = "NAME=PATH[:FIELD]")]
+    pub sets: Vec<String>,
+    /// Sentence-transformers model folder (default: $BACKFORTH_CACHE/models/all-MiniLM-L6-v2).
+    #[arg(long)]
+    pub embedder: Option<PathBuf>,
+    /// Skip embeddings (no MAUVE, no map): only counts.
+    #[arg(long)]
+    pub no_embed: bool,
+    /// MAUVE between these sets: P,Q (repeatable). Default: every pair of response-like sets (all but `instructions`).
+    #[arg(long = "mauve", value_name = "P,Q")]
+    pub mauve_pairs: Vec<String>,
+    /// Embed at most N texts per set (evenly spaced sample).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_texts: usize,
+    /// Texts per embedding batch (8 was fastest on CPU, see BENCHMARKS.md).
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Points per set on the 2-D map.
+    #[arg(long, default_value_t = 1000)]
+    pub map_points: usize,
+    /// k-means restarts for MAUVE (reference default 5).
+    #[arg(long, default_value_t = 5)]
+    pub mauve_redo: usize,
+    /// Output file (default: RUN/analysis.json, else analysis.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Run folder (summary, examples; its analysis.json is used when present).
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// analysis.json from `backforth analyze` (default: RUN/analysis.json if it exists).
+    #[arg(long)]
+    pub analysis: Option<PathBuf>,
+    /// Evaluation folder from `backforth eval` (repeatable).
+    #[arg(long = "eval")]
+    pub evals: Vec<PathBuf>,
+    /// Output HTML file (default: RUN/report.html, else report.html).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Examples in the table at most.
+    #[arg(long, default_value_t = 2000)]
+    pub max_examples: usize,
+    #[arg(long)]
+    pub title: Option<String>,
+}
+
+// ---------------------------------------------------------------- serving and batch files
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// GGUF model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Model name reported and accepted (default: the file name).
+    #[arg(long)]
+    pub served_name: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Sequences decoded together.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    /// Context tokens per sequence.
+    #[arg(long, default_value_t = 4096)]
+    pub context: u32,
+    /// HTTP worker threads.
+    #[arg(long, default_value_t = 32)]
+    pub http_threads: usize,
+}
+
+#[derive(Subcommand)]
+pub enum BatchCmd {
+    /// Write the pending requests of one stage as an OpenAI Batch API JSONL file.
+    Export(BatchArgs),
+    /// Read a Batch API results file back into the stage (by custom_id).
+    Import(BatchArgs),
+}
+
+#[derive(Args)]
+pub struct BatchArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Stage: backtranslate, curate, rewrite or distill.
+    #[arg(long)]
+    pub stage: String,
+    /// Requests file (export) or results file (import).
+    #[arg(long)]
+    pub file: PathBuf,
+    /// Endpoint written into each request line (default: /v1/chat/completions, or /v1/completions with http.api = "completions").
+    #[arg(long)]
+    pub endpoint: Option<String>,
+}
+
+// ---------------------------------------------------------------- benchmarks
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// GGUF model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// CPU threads (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Batch sizes (parallel sequences) to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,8,16")]
+    pub batch_sizes: Vec<usize>,
+    /// Prompt tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    pub prompt_tokens: usize,
+    /// Generated tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    pub gen_tokens: u32,
+    /// Tokens per decode call (llama.cpp -b/-ub).
+    #[arg(long, default_value_t = 512)]
+    pub n_batch: u32,
+    /// Write results as JSON here too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// `backforth bench-client`: HTTP client overhead against a zero-latency
+/// OpenAI-compatible server (fixed response, in this process, loopback), and
+/// the response cache's cost per lookup.
+#[derive(Args)]
+pub struct ClientBenchArgs {
+    /// Requests per measurement.
+    #[arg(long, default_value_t = 20000)]
+    pub requests: u64,
+    /// Client concurrency levels.
+    #[arg(long, value_delimiter = ',', default_value = "64,256")]
+    pub concurrency: Vec<usize>,
+    /// Server worker threads.
+    #[arg(long, default_value_t = 4)]
+    pub server_threads: usize,
+}
+
+/// `backforth bench-extract`: main-content extraction quality of the HTML
+/// reader: for every `<html-dir>/X.html` with a reference `<reference-dir>/X<suffix>`
+/// (the Python manual ships `_sources/X.rst.txt` next to `X.html`), the
+/// bag-of-tokens precision/recall/F1 of our extracted text against the
+/// reference ([`backforth_corpus::readers::html::token_f1`]), and pages/s.
+#[derive(Args)]
+pub struct ExtractBenchArgs {
+    /// Folder of HTML pages (searched recursively).
+    #[arg(long)]
+    pub html: PathBuf,
+    /// Folder of reference texts with the same relative paths.
+    #[arg(long)]
+    pub reference: PathBuf,
+    /// Reference file name = HTML path without `.html` plus this suffix.
+    #[arg(long, default_value = ".rst.txt")]
+    pub suffix: String,
+}
+
+/// `backforth bench-embed`: sentence-embedding throughput of the candle
+/// MiniLM (sentences/s, tokens/s) on the first `n` lines of a text file, and
+/// the time of MAUVE between two halves of `mauve_n` + `mauve_n` embedded
+/// lines (reference settings: 5 k-means restarts, ≤500 iterations).
+#[derive(Args)]
+pub struct EmbedBenchArgs {
+    /// Text file, one sentence per line.
+    #[arg(long)]
+    pub texts: PathBuf,
+    /// Sentences for the throughput measurement.
+    #[arg(long, default_value_t = 2000)]
+    pub n: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Sentences per MAUVE side (0 = skip MAUVE). Needs 2 × this many lines.
+    #[arg(long, default_value_t = 0)]
+    pub mauve_n: usize,
+    /// Embedding model folder (default: $BACKFORTH_CACHE/models/all-MiniLM-L6-v2).
+    #[arg(long)]
+    pub embedder: Option<PathBuf>,
+    /// Write the embeddings of all lines used to this file (raw little-endian f32, rows of 384) for cross-checks.
+    #[arg(long)]
+    pub dump: Option<PathBuf>,
+}
+
+/// `backforth bench-mauve`: MAUVE between two raw little-endian f32
+/// embedding files (rows of `dim`), with its wall time. Used for the
+/// cross-check against `mauve-text` and the 10k × 10k timing.
+#[derive(Args)]
+pub struct MauveBenchArgs {
+    #[arg(long)]
+    pub p: PathBuf,
+    #[arg(long)]
+    pub q: PathBuf,
+    #[arg(long, default_value_t = 384)]
+    pub dim: usize,
+    /// Use only the first N rows of each file (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub n: usize,
+    /// k-means restarts.
+    #[arg(long, default_value_t = 5)]
+    pub redo: usize,
+}

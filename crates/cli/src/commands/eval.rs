@@ -1,0 +1,94 @@
+//! `backforth eval`: pairwise judging of two output sets in both orders; win rate ± SE, length-controlled win rate.
+
+use crate::cli::EvalArgs;
+use crate::progress::{bar, progress_fn};
+use crate::provider::Provider;
+use anyhow::{bail, Result};
+use backforth_inference::BackendProvider;
+use backforth_measure::eval::{self, EvalSummary, WorkFile};
+use std::path::{Path, PathBuf};
+use super::eval_io::{report_issues, sampling};
+
+pub fn run(a: EvalArgs) -> Result<()> {
+    let cfg = a.common.config()?;
+    if a.common.out.is_none() {
+        bail!("--out DIR: the evaluation folder (judgements, results and summary are written there)");
+    }
+    let dir = PathBuf::from(&cfg.output.dir);
+    std::fs::create_dir_all(&dir)?;
+    let (model_outs, i1) = eval::read_outputs(&a.model_outputs)?;
+    let (base_outs, i2) = eval::read_outputs(&a.baseline_outputs)?;
+    report_issues(&i1);
+    report_issues(&i2);
+    let only = match &a.instructions {
+        Some(p) => {
+            let (l, i) = eval::read_instructions(p)?;
+            report_issues(&i);
+            Some(l)
+        }
+        None => None,
+    };
+    let (mut pairs, unmatched) = eval::pair_outputs(&model_outs, &base_outs, only.as_deref());
+    if cfg.input.limit > 0 {
+        pairs.truncate(cfg.input.limit as usize);
+    }
+    if pairs.is_empty() {
+        bail!("no instruction has an output in both files ({} model outputs, {} baseline outputs)", model_outs.len(), base_outs.len());
+    }
+    let template = eval::judge_template(&a.template)?;
+    eval::check_judge_template(&template)?;
+    let judge_model = cfg.model.path.clone();
+    let mut provider = Provider::new(&cfg);
+    let judge_id = provider.model_id(&judge_model)?;
+    let backend = provider.backend(&judge_model)?;
+    let grammar = (!a.no_grammar).then_some(eval::JUDGE_GRAMMAR);
+    let mut work = WorkFile::open(&dir.join("judgements.jsonl"))?;
+    let pb = bar(a.common.quiet, pairs.len() as u64 * 2, "judge");
+    let mut prog = progress_fn(&pb, "judge");
+    let judgements = eval::judge_pairs(backend, &pairs, &template, &sampling(a.max_tokens, 0.0, cfg.model.seed), grammar, &mut work, &mut prog)?;
+    pb.finish();
+    let (results, win, failures, failed, inconsistent) = eval::summarise(&pairs, &judgements);
+    let gen = |o: &[eval::EvalOutput], p: &Path| o.first().map(|x| x.generator.clone()).unwrap_or_else(|| p.display().to_string());
+    let n = pairs.len() as f64;
+    let summary = EvalSummary {
+        model_generator: gen(&model_outs, &a.model_outputs),
+        baseline_generator: gen(&base_outs, &a.baseline_outputs),
+        judge: judge_id,
+        judge_template: format!("{} ({})", template.name, template.hash),
+        pairs: pairs.len(),
+        unmatched_instructions: unmatched,
+        judgements: judgements.len(),
+        judgement_failures: failures,
+        failed_pairs: failed,
+        inconsistent_pairs: inconsistent,
+        mean_model_chars: results.iter().map(|r| r.model_chars as f64).sum::<f64>() / n,
+        mean_baseline_chars: results.iter().map(|r| r.baseline_chars as f64).sum::<f64>() / n,
+        win,
+    };
+    let mut lines = String::new();
+    for r in &results {
+        lines += &serde_json::to_string(r)?;
+        lines.push('\n');
+    }
+    std::fs::write(dir.join("results.jsonl"), lines)?;
+    std::fs::write(dir.join("eval_summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    let w = &summary.win;
+    eprintln!(
+        "eval: {} vs {} judged by {}: win rate {:.1} ± {:.1} (SE), LC win rate {}, n = {}, ties {}, failed judgements {}/{}, position-inconsistent pairs {}, mean chars {:.0} vs {:.0} → {}",
+        summary.model_generator,
+        summary.baseline_generator,
+        summary.judge,
+        w.win_rate,
+        w.standard_error,
+        w.lc_win_rate.map(|x| format!("{x:.1}")).unwrap_or_else(|| "–".into()),
+        w.n,
+        w.ties,
+        failures,
+        judgements.len(),
+        inconsistent,
+        summary.mean_model_chars,
+        summary.mean_baseline_chars,
+        dir.join("eval_summary.json").display()
+    );
+    Ok(())
+}

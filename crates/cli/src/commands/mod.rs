@@ -1,0 +1,15 @@
+//! One module per command: each takes its parsed flags (`crate::cli`) and
+//! does the work through the library crates. Commands print results to the
+//! terminal; they never exit the process (that is `main`'s job).
+
+pub mod analyze;
+pub mod batch;
+pub mod cache;
+pub mod config;
+mod eval_io;
+pub mod eval;
+pub mod generate;
+pub mod prepare;
+pub mod report;
+pub mod run;
+pub mod serve;

@@ -1,0 +1,63 @@
+//! `backforth`: the command-line tool. Only parses flags, dispatches to one
+//! command module and sets the exit code; `cli` holds the clap types,
+//! `commands/` one file per user command, `bench/` the benchmarks.
+
+use backforth::config::Config;
+use backforth::record::Stage;
+use clap::{CommandFactory, FromArgMatches};
+use cli::{Cli, Cmd};
+
+mod bench;
+mod cli;
+mod commands;
+mod progress;
+mod provider;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BACKFORTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,llama-cpp-2=warn")),
+        )
+        .init();
+    let reference = format!(
+        "CONFIGURATION (TOML; every key can be given with --set section.key=value). Defaults:\n\n{}",
+        Config::default().to_toml().unwrap_or_default()
+    );
+    let mut cmd = Cli::command();
+    for sub in ["run", "prepare", "backtranslate", "curate", "rewrite", "distill"] {
+        let r = reference.clone();
+        cmd = cmd.mut_subcommand(sub, move |c| c.after_long_help(r));
+    }
+    let cli = match Cli::from_arg_matches(&cmd.get_matches()) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    use commands::*;
+    let res = match cli.cmd {
+        Cmd::Run(a) => run::run(&a, None, None),
+        Cmd::Prepare(a) => prepare::run(&a),
+        Cmd::Backtranslate(a) => run::run(&a.common, Some(vec![Stage::Backtranslate]), a.from),
+        Cmd::Curate(a) => run::run(&a.common, Some(vec![Stage::Curate]), a.from),
+        Cmd::Rewrite(a) => run::run(&a.common, Some(vec![Stage::Rewrite]), a.from),
+        Cmd::Distill(a) => run::run(&a.common, Some(vec![Stage::Distill]), a.from),
+        Cmd::Config(a) => config::run(&a),
+        Cmd::Generate(a) => generate::run(a),
+        Cmd::Eval(a) => eval::run(a),
+        Cmd::Analyze(a) => analyze::run(a),
+        Cmd::Report(a) => report::run(a),
+        Cmd::Serve(a) => serve::run(a),
+        Cmd::Batch { cmd } => batch::run(cmd),
+        Cmd::Cache { cmd } => cache::run(cmd),
+        Cmd::Bench(a) => bench::engine::run(a),
+        Cmd::BenchClient(a) => bench::client::run(a),
+        Cmd::BenchExtract(a) => bench::extract::run(a),
+        Cmd::BenchEmbed(a) => bench::embed::run(a),
+        Cmd::BenchMauve(a) => bench::mauve::run(a),
+    };
+    if let Err(e) = res {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,48 @@
+//! Backends by model name, each behind the shared response cache: the
+//! embedded llama.cpp engine or OpenAI-compatible servers, as `backend.kind`
+//! says. The only place that knows which engine runs a stage.
+
+use anyhow::Result;
+use backforth::config::{BackendKind, Config};
+use backforth_inference::BackendProvider;
+use backforth_llama::{LlamaOptions, LlamaProvider};
+use std::path::PathBuf;
+
+/// Backends by model name, each behind the shared response cache.
+pub struct Provider {
+    cfg: Config,
+    llama: LlamaProvider,
+    pub backends: std::collections::HashMap<String, backforth_inference::cache::CachedBackend>,
+}
+
+impl Provider {
+    pub fn new(cfg: &Config) -> Self {
+        Provider { cfg: cfg.clone(), llama: LlamaProvider::new(LlamaOptions::from(&cfg.model)), backends: Default::default() }
+    }
+}
+
+impl BackendProvider for Provider {
+    fn model_id(&mut self, model: &str) -> Result<String> {
+        match self.cfg.backend.kind {
+            BackendKind::Embedded => self.llama.model_id(model),
+            BackendKind::Http => {
+                anyhow::ensure!(!model.is_empty(), "no model: set model.path to the model name the server knows");
+                Ok(format!("http:{model}"))
+            }
+        }
+    }
+
+    fn backend(&mut self, model: &str) -> Result<&mut dyn backforth_inference::Backend> {
+        if !self.backends.contains_key(model) {
+            let inner: Box<dyn backforth_inference::Backend> = match self.cfg.backend.kind {
+                BackendKind::Embedded => Box::new(backforth_llama::LlamaEngine::load(std::path::Path::new(model), LlamaOptions::from(&self.cfg.model))?),
+                BackendKind::Http => Box::new(backforth_http::HttpBackend::new(self.cfg.http.clone(), model)?),
+            };
+            let cache = if self.cfg.cache.enabled { self.cfg.cache_path() } else { PathBuf::from(":memory:") };
+            let cb = backforth_inference::cache::CachedBackend { inner, cache: backforth_inference::cache::ResponseCache::open(&cache)?, hits: 0, misses: 0 };
+            self.backends.insert(model.to_string(), cb);
+        }
+        let b = self.backends.get_mut(model).expect("inserted above");
+        Ok(b)
+    }
+}

@@ -1,0 +1,381 @@
+//! OpenAI-compatible HTTP backend: `POST {url}/chat/completions` (or
+//! `/completions` with a plain prompt, `http.api = "completions"`) against
+//! vLLM, SGLang, TGI, llama.cpp server, `backforth serve`, OpenAI and the like.
+//!
+//! Requests are pulled lazily from the stage and kept `concurrency` in flight
+//! (async, tokio current-thread runtime + reqwest). Each completion reaches the
+//! sink as soon as it arrives. Failures are retried with exponential backoff
+//! and full jitter: connection errors, timeouts, 408/429/5xx, bodies that are
+//! cut or are not a completion. `Retry-After` (seconds or HTTP date) is honoured
+//! on 429/503. Several replica URLs are used round-robin; a replica that fails
+//! is left out for a cooldown that doubles with each consecutive failure.
+//! The API key comes from an environment variable, is sent only as a bearer
+//! header, and is scrubbed from every error message.
+
+use anyhow::{Context, Result};
+use backforth_inference::backend::{Backend, FinishReason, GenOutput, GenRequest, Sink};
+use backforth_inference::config::{GrammarField, HttpApi, HttpConfig};
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Request/response counters of one backend (shown in logs and tests).
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    /// HTTP attempts sent (including retries).
+    pub attempts: AtomicU64,
+    /// Retries after a failed attempt.
+    pub retries: AtomicU64,
+    /// Requests that failed after all retries.
+    pub failed: AtomicU64,
+    /// 429 responses seen.
+    pub rate_limited: AtomicU64,
+}
+
+struct Replica {
+    url: String,
+    consecutive_failures: u32,
+    down_until: Option<Instant>,
+}
+
+/// The HTTP backend for one served model.
+pub struct HttpBackend {
+    cfg: HttpConfig,
+    model: String,
+    key: Option<String>,
+    client: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+    replicas: Mutex<Vec<Replica>>,
+    next: AtomicU64,
+    /// Next free slot of the client-side rate limiter.
+    rate_next: Mutex<Instant>,
+    pub stats: HttpStats,
+}
+
+enum Attempt {
+    Done(GenOutput),
+    /// Retry, optionally not before this delay; `replica_fault` = count against the replica.
+    Retry { error: String, after: Option<Duration>, replica_fault: bool },
+    Fatal(String),
+}
+
+/// Parse `Retry-After`: delta-seconds or an HTTP date.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(s) = v.parse::<f64>() {
+        return (s >= 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s.min(3600.0)));
+    }
+    let t = httpdate_secs(v)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(t.saturating_sub(now).min(3600)))
+}
+
+/// IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") to Unix seconds.
+fn httpdate_secs(v: &str) -> Option<u64> {
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    if parts.len() != 6 || parts[5] != "GMT" {
+        return None;
+    }
+    let day: u64 = parts[1].parse().ok()?;
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].iter().position(|m| *m == parts[2])? as u64 + 1;
+    let year: i64 = parts[3].parse().ok()?;
+    let hms: Vec<u64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    if hms.len() != 3 {
+        return None;
+    }
+    // days from civil (Howard Hinnant's algorithm)
+    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m as i64 + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some((days * 86400) as u64 + hms[0] * 3600 + hms[1] * 60 + hms[2])
+}
+
+/// Interpret a 200 body as a chat completion. Errors: not JSON, no choices, no content.
+pub fn parse_completion(body: &str) -> std::result::Result<GenOutput, String> {
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("response is not JSON ({e})"))?;
+    let choice = v["choices"].get(0).ok_or("response has no choices")?;
+    let text = choice["message"]["content"]
+        .as_str()
+        .or_else(|| choice["text"].as_str())
+        .ok_or("response choice has no message content")?
+        .to_string();
+    let finish = match choice["finish_reason"].as_str() {
+        Some("length") => FinishReason::Length,
+        _ => FinishReason::Stop,
+    };
+    let u = &v["usage"];
+    Ok(GenOutput {
+        text,
+        prompt_tokens: u["prompt_tokens"].as_u64().unwrap_or(0) as u32,
+        completion_tokens: u["completion_tokens"].as_u64().unwrap_or(0) as u32,
+        finish,
+    })
+}
+
+/// The endpoint path (after the base URL) for an API.
+pub fn endpoint(api: HttpApi) -> &'static str {
+    match api {
+        HttpApi::Chat => "/chat/completions",
+        HttpApi::Completions => "/completions",
+    }
+}
+
+/// The request body for `/chat/completions` (`messages`) or `/completions`
+/// (`prompt` = [`GenRequest::raw_text`]), OpenAI format; the grammar goes into
+/// the field `grammar_field` names.
+pub fn request_body(model: &str, r: &GenRequest, api: HttpApi, grammar_field: GrammarField) -> serde_json::Value {
+    let s = &r.sampling;
+    let mut b = serde_json::json!({
+        "model": model,
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "max_tokens": s.max_tokens,
+        "seed": s.seed,
+    });
+    match api {
+        HttpApi::Chat => b["messages"] = serde_json::json!(r.messages),
+        HttpApi::Completions => b["prompt"] = serde_json::json!(r.raw_text()),
+    }
+    if !s.stop.is_empty() {
+        b["stop"] = serde_json::json!(s.stop);
+    }
+    if let Some(g) = &r.grammar {
+        match grammar_field {
+            GrammarField::None => {}
+            GrammarField::LlamaCpp => b["grammar"] = serde_json::json!(g),
+            GrammarField::Vllm => b["guided_grammar"] = serde_json::json!(g),
+        }
+    }
+    b
+}
+
+impl HttpBackend {
+    /// A backend for `model` (the name the servers know). Reads the API key from
+    /// `cfg.api_key_env` if set. Errors: no URL, runtime or client construction.
+    pub fn new(cfg: HttpConfig, model: &str) -> Result<Self> {
+        anyhow::ensure!(!cfg.urls.is_empty(), "http.urls is empty");
+        anyhow::ensure!(cfg.concurrency >= 1, "http.concurrency must be ≥ 1");
+        let key = (!cfg.api_key_env.is_empty()).then(|| std::env::var(&cfg.api_key_env).ok()).flatten().filter(|k| !k.is_empty());
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(cfg.concurrency)
+            .timeout(Duration::from_secs_f64(cfg.timeout_s))
+            .connect_timeout(Duration::from_secs_f64(cfg.timeout_s.min(30.0)))
+            .build()
+            .context("building the HTTP client")?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let replicas = cfg.urls.iter().map(|u| Replica { url: u.trim_end_matches('/').to_string(), consecutive_failures: 0, down_until: None }).collect();
+        Ok(HttpBackend {
+            cfg,
+            model: model.to_string(),
+            key,
+            client,
+            rt,
+            replicas: Mutex::new(replicas),
+            next: AtomicU64::new(0),
+            rate_next: Mutex::new(Instant::now()),
+            stats: HttpStats::default(),
+        })
+    }
+
+    fn scrub(&self, msg: String) -> String {
+        match &self.key {
+            Some(k) if k.len() >= 4 => msg.replace(k.as_str(), "[REDACTED]"),
+            _ => msg,
+        }
+    }
+
+    /// Choose a healthy replica round-robin; if all are cooling down, the one that recovers first.
+    fn pick(&self) -> (usize, String) {
+        let reps = self.replicas.lock().expect("replica lock");
+        let now = Instant::now();
+        let n = reps.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+        for i in 0..n {
+            let j = (start + i) % n;
+            if reps[j].down_until.is_none_or(|t| t <= now) {
+                return (j, reps[j].url.clone());
+            }
+        }
+        let j = (0..n).min_by_key(|&j| reps[j].down_until).unwrap_or(0);
+        (j, reps[j].url.clone())
+    }
+
+    fn mark(&self, idx: usize, ok: bool) {
+        let mut reps = self.replicas.lock().expect("replica lock");
+        let r = &mut reps[idx];
+        if ok {
+            r.consecutive_failures = 0;
+            r.down_until = None;
+        } else {
+            r.consecutive_failures += 1;
+            let secs = (self.cfg.cooldown_s * 2f64.powi(r.consecutive_failures.min(16) as i32 - 1)).min(60.0);
+            r.down_until = Some(Instant::now() + Duration::from_secs_f64(secs));
+            tracing::warn!("replica {} failing ({} in a row); left out for {secs:.1}s", r.url, r.consecutive_failures);
+        }
+    }
+
+    fn body(&self, r: &GenRequest) -> serde_json::Value {
+        request_body(&self.model, r, self.cfg.api, self.cfg.grammar_field)
+    }
+
+
+    /// Backoff before retry `attempt` (1-based): full jitter over base·2^(attempt-1), capped.
+    fn backoff(&self, tag: u64, attempt: u32) -> Duration {
+        let cap = (self.cfg.backoff_base_ms as f64 * 2f64.powi(attempt.min(30) as i32 - 1)).min(self.cfg.backoff_max_ms as f64);
+        // jitter from a hash, so runs need no RNG state and stay reproducible
+        let h = blake3::hash(&[tag.to_le_bytes(), (attempt as u64).to_le_bytes()].concat());
+        let frac = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes")) as f64 / u64::MAX as f64;
+        Duration::from_secs_f64(cap * (0.5 + 0.5 * frac) / 1000.0)
+    }
+
+    async fn rate_limit(&self) {
+        if self.cfg.requests_per_minute == 0 {
+            return;
+        }
+        let slot = {
+            let mut next = self.rate_next.lock().expect("rate lock");
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + Duration::from_secs_f64(60.0 / self.cfg.requests_per_minute as f64);
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+
+    async fn attempt(&self, url: &str, body: &serde_json::Value) -> Attempt {
+        self.stats.attempts.fetch_add(1, Ordering::Relaxed);
+        let mut rb = self.client.post(format!("{url}{}", endpoint(self.cfg.api))).json(body);
+        if let Some(k) = &self.key {
+            rb = rb.bearer_auth(k);
+        }
+        let resp = match rb.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = if e.is_timeout() { "timeout" } else { "connection error" };
+                return Attempt::Retry { error: format!("{kind}: {e}"), after: None, replica_fault: true };
+            }
+        };
+        let status = resp.status();
+        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+        let text = match resp.text().await {
+            Ok(t) => t,
+            Err(e) => return Attempt::Retry { error: format!("body cut off: {e}"), after: None, replica_fault: true },
+        };
+        if status.is_success() {
+            return match parse_completion(&text) {
+                Ok(o) => Attempt::Done(o),
+                Err(e) => Attempt::Retry { error: e, after: None, replica_fault: true },
+            };
+        }
+        let snippet: String = text.chars().take(300).collect();
+        let code = status.as_u16();
+        if code == 429 {
+            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return Attempt::Retry { error: format!("HTTP 429: {snippet}"), after: retry_after, replica_fault: false };
+        }
+        if code == 408 || status.is_server_error() {
+            return Attempt::Retry { error: format!("HTTP {code}: {snippet}"), after: retry_after, replica_fault: true };
+        }
+        Attempt::Fatal(format!("HTTP {code}: {snippet}"))
+    }
+
+    async fn complete(&self, r: GenRequest) -> (u64, std::result::Result<GenOutput, String>) {
+        let body = self.body(&r);
+        let mut tries = 0u32;
+        loop {
+            self.rate_limit().await;
+            let (idx, url) = self.pick();
+            match self.attempt(&url, &body).await {
+                Attempt::Done(o) => {
+                    self.mark(idx, true);
+                    return (r.tag, Ok(o));
+                }
+                Attempt::Fatal(e) => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    return (r.tag, Err(self.scrub(e)));
+                }
+                Attempt::Retry { error, after, replica_fault } => {
+                    if replica_fault {
+                        self.mark(idx, false);
+                    }
+                    tries += 1;
+                    if tries > self.cfg.max_retries {
+                        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                        return (r.tag, Err(self.scrub(format!("gave up after {tries} attempts; last error: {error}"))));
+                    }
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let wait = after.unwrap_or_else(|| self.backoff(r.tag, tries));
+                    tracing::debug!("request {} attempt {tries} failed ({}); retrying in {wait:?}", r.tag, self.scrub(error));
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}
+
+impl Backend for HttpBackend {
+    fn model_id(&self) -> String {
+        format!("http:{}", self.model)
+    }
+
+    fn generate(&mut self, requests: &mut dyn Iterator<Item = GenRequest>, sink: &mut Sink<'_>) -> Result<()> {
+        let this: &HttpBackend = self;
+        this.rt.block_on(async {
+            let mut inflight = FuturesUnordered::new();
+            let mut exhausted = false;
+            loop {
+                while !exhausted && inflight.len() < this.cfg.concurrency {
+                    match requests.next() {
+                        Some(r) => inflight.push(this.complete(r)),
+                        None => exhausted = true,
+                    }
+                }
+                match inflight.next().await {
+                    Some((tag, res)) => sink(tag, res)?,
+                    None => return Ok(()),
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        assert_eq!(httpdate_secs("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784111777));
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-3"), None);
+    }
+
+    #[test]
+    fn completion_bodies() {
+        let ok = r#"{"choices":[{"message":{"role":"assistant","content":"hi"},"finish_reason":"length"}],"usage":{"prompt_tokens":5,"completion_tokens":1}}"#;
+        let o = parse_completion(ok).unwrap();
+        assert_eq!((o.text.as_str(), o.finish, o.prompt_tokens, o.completion_tokens), ("hi", FinishReason::Length, 5, 1));
+        assert!(parse_completion(r#"{"choices":[]}"#).unwrap_err().contains("no choices"));
+        assert!(parse_completion(r#"{"choices":[{"message":{}}]}"#).unwrap_err().contains("no message content"));
+        assert!(parse_completion(r#"{"choices":[{"mess"#).unwrap_err().contains("not JSON"));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let cfg = HttpConfig { backoff_base_ms: 100, backoff_max_ms: 1000, ..Default::default() };
+        let b = HttpBackend::new(cfg, "m").unwrap();
+        let d1 = b.backoff(1, 1).as_secs_f64();
+        let d4 = b.backoff(1, 4).as_secs_f64();
+        let d20 = b.backoff(1, 20).as_secs_f64();
+        assert!((0.05..=0.1).contains(&d1), "{d1}");
+        assert!((0.4..=0.8).contains(&d4), "{d4}");
+        assert!((0.5..=1.0).contains(&d20), "{d20}");
+    }
+}

@@ -1,0 +1,219 @@
+//! Fault injection against a local scripted HTTP server (loopback only): 429
+//! with Retry-After, 500, 503, a hang past the timeout, a connection dropped
+//! mid-body, truncated JSON, an empty choice list. Every request ends as a
+//! success or a recorded failure, none is lost or answered twice, retries wait,
+//! and the API key never shows in errors.
+
+use backforth_inference::backend::{Backend, ChatMessage, GenRequest};
+use backforth_inference::config::HttpConfig;
+use backforth_inference::Sampling;
+use backforth_http::HttpBackend;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    RateLimited,
+    E500,
+    E503,
+    Hang,
+    DropMidBody,
+    TruncatedJson,
+    EmptyChoices,
+    BadRequest,
+    EchoAuth401,
+    Fine,
+}
+
+/// Reads one HTTP request; returns (headers lowercased, body).
+fn read_request(s: &mut TcpStream) -> Option<(HashMap<String, String>, String)> {
+    let mut r = BufReader::new(s.try_clone().ok()?);
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let n: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut body = vec![0; n];
+    r.read_exact(&mut body).ok()?;
+    Some((headers, String::from_utf8_lossy(&body).into()))
+}
+
+fn respond(s: &mut TcpStream, code: u16, extra: &str, body: &str) {
+    let _ = write!(s, "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}", body.len());
+}
+
+fn ok_body(content: &str) -> String {
+    serde_json::json!({"choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 7, "completion_tokens": 3}})
+    .to_string()
+}
+
+/// A server that applies `script[i]` to the i-th request it receives (then Ok).
+/// Returns its base URL and the per-content request counter.
+fn server(script: Vec<Fault>) -> (String, Arc<Mutex<HashMap<String, usize>>>, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", l.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let (seen2, count2) = (seen.clone(), count.clone());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let i = count2.fetch_add(1, Ordering::SeqCst);
+            let fault = script.get(i).copied().unwrap_or(Fault::Fine);
+            let seen = seen2.clone();
+            std::thread::spawn(move || {
+                let Some((headers, body)) = read_request(&mut s) else { return };
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                let content = v["messages"][0]["content"].as_str().unwrap().to_string();
+                *seen.lock().unwrap().entry(content.clone()).or_insert(0) += 1;
+                match fault {
+                    Fault::RateLimited => respond(&mut s, 429, "Retry-After: 1\r\n", "{\"error\":\"slow down\"}"),
+                    Fault::E500 => respond(&mut s, 500, "", "{\"error\":\"boom\"}"),
+                    Fault::E503 => respond(&mut s, 503, "", "{\"error\":\"busy\"}"),
+                    Fault::Hang => std::thread::sleep(Duration::from_secs(5)),
+                    Fault::DropMidBody => {
+                        let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{{\"choices\":[");
+                    }
+                    Fault::TruncatedJson => respond(&mut s, 200, "", "{\"choices\":[{\"message\":{\"content\":\"hal"),
+                    Fault::EmptyChoices => respond(&mut s, 200, "", "{\"choices\":[]}"),
+                    Fault::BadRequest => respond(&mut s, 400, "", "{\"error\":\"bad model\"}"),
+                    Fault::EchoAuth401 => {
+                        let auth = headers.get("authorization").cloned().unwrap_or_default();
+                        respond(&mut s, 401, "", &serde_json::json!({"error": format!("invalid key {auth}")}).to_string())
+                    }
+                    Fault::Fine => respond(&mut s, 200, "", &ok_body(&format!("answer to {content}"))),
+                }
+            });
+        }
+    });
+    (url, seen, count)
+}
+
+fn req(i: u64) -> GenRequest {
+    GenRequest {
+        tag: i,
+        messages: vec![ChatMessage { role: "user".into(), content: format!("q{i}") }],
+        sampling: Sampling { temperature: 1.0, top_p: 0.9, max_tokens: 16, seed: i, stop: vec![] },
+        grammar: None,
+        raw_prompt: false,
+    }
+}
+
+fn cfg(url: String) -> HttpConfig {
+    HttpConfig {
+        urls: vec![url],
+        concurrency: 1,
+        timeout_s: 1.0,
+        max_retries: 10,
+        backoff_base_ms: 20,
+        backoff_max_ms: 200,
+        cooldown_s: 0.01,
+        api_key_env: "BACKFORTH_TEST_SECRET_KEY".into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn every_fault_is_retried_until_success() {
+    std::env::set_var("BACKFORTH_TEST_SECRET_KEY", "sk-test-very-secret-0123");
+    use Fault::*;
+    let (url, seen, count) = server(vec![RateLimited, E500, E503, Hang, DropMidBody, TruncatedJson, EmptyChoices]);
+    let mut b = HttpBackend::new(cfg(url), "m").unwrap();
+    let t0 = Instant::now();
+    let mut got: HashMap<u64, Result<String, String>> = HashMap::new();
+    let mut reqs = (0..4).map(req);
+    b.generate(&mut reqs, &mut |tag, r| {
+        assert!(got.insert(tag, r.map(|o| o.text)).is_none(), "tag {tag} twice");
+        Ok(())
+    })
+    .unwrap();
+    let elapsed = t0.elapsed();
+    assert_eq!(got.len(), 4);
+    for i in 0..4u64 {
+        assert_eq!(got[&i], Ok(format!("answer to q{i}")));
+    }
+    // 7 faulty attempts + 4 successes
+    assert_eq!(count.load(Ordering::SeqCst), 11);
+    assert_eq!(b.stats.retries.load(Ordering::SeqCst), 7);
+    assert_eq!(b.stats.rate_limited.load(Ordering::SeqCst), 1);
+    assert_eq!(seen.lock().unwrap()["q0"], 8, "q0 took every fault");
+    // Retry-After: 1 s was honoured, and the hang cost the 1 s timeout
+    assert!(elapsed >= Duration::from_millis(2000), "{elapsed:?}");
+}
+
+#[test]
+fn permanent_errors_are_recorded_and_the_key_is_scrubbed() {
+    std::env::set_var("BACKFORTH_TEST_SECRET_KEY", "sk-test-very-secret-0123");
+    use Fault::*;
+    let (url, _, count) = server(vec![BadRequest, EchoAuth401]);
+    let mut b = HttpBackend::new(cfg(url), "m").unwrap();
+    let mut got: HashMap<u64, Result<String, String>> = HashMap::new();
+    let mut reqs = (0..3).map(req);
+    b.generate(&mut reqs, &mut |tag, r| {
+        got.insert(tag, r.map(|o| o.text));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(count.load(Ordering::SeqCst), 3, "4xx are not retried");
+    let e0 = got[&0].as_ref().unwrap_err();
+    assert!(e0.contains("HTTP 400") && e0.contains("bad model"), "{e0}");
+    let e1 = got[&1].as_ref().unwrap_err();
+    assert!(e1.contains("HTTP 401") && e1.contains("[REDACTED]") && !e1.contains("very-secret"), "{e1}");
+    assert_eq!(got[&2], Ok("answer to q2".into()));
+    assert_eq!(b.stats.failed.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn gives_up_after_max_retries_and_spreads_over_replicas() {
+    // a dead replica (closed port) next to a good one: all requests succeed via the good one
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        drop(l);
+        format!("http://{a}/v1")
+    };
+    let (good, _, count) = server(vec![]);
+    let mut c = cfg(dead.clone());
+    c.urls.push(good);
+    c.concurrency = 4;
+    c.cooldown_s = 30.0;
+    let mut b = HttpBackend::new(c, "m").unwrap();
+    let mut n_ok = 0;
+    let mut reqs = (0..12).map(req);
+    b.generate(&mut reqs, &mut |_, r| {
+        assert!(r.is_ok(), "{r:?}");
+        n_ok += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(n_ok, 12);
+    assert_eq!(count.load(Ordering::SeqCst), 12);
+    // only the dead replica: every request fails after max_retries + 1 attempts
+    let mut c = cfg(dead);
+    c.max_retries = 2;
+    let mut b = HttpBackend::new(c, "m").unwrap();
+    let mut errs = Vec::new();
+    let mut reqs = (0..2).map(req);
+    b.generate(&mut reqs, &mut |_, r| {
+        errs.push(r.unwrap_err());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(errs.len(), 2);
+    assert!(errs[0].contains("gave up after 3 attempts") && errs[0].contains("connection error"), "{}", errs[0]);
+}

@@ -1,0 +1,430 @@
+//! Embedded llama.cpp backend for backforth (via the `llama-cpp-2` crate).
+//!
+//! One [`LlamaEngine`] holds one loaded GGUF. [`Backend::generate`] runs a
+//! continuous-batching loop: up to `batch_size` sequences share each
+//! `llama_decode` call; prompts are prefilled in chunks of at most `n_batch`
+//! tokens alongside the generating sequences, and a finished sequence's slot
+//! (and its KV-cache cells) is refilled with the next request at once.
+//! The chat template is the one stored in the GGUF (llama.cpp's built-in
+//! template matcher); a GGUF without one falls back to ChatML.
+//!
+//! Determinism: each request has its own sampler seeded from its own seed.
+//! With `batch_size = 1` outputs are bit-identical across runs; with larger
+//! batches the float reductions of a decode depend on which sequences share
+//! the batch, so sampled outputs can differ slightly between schedules (a
+//! property of llama.cpp's batched CPU kernels, not of the scheduler).
+
+use anyhow::{bail, Context, Result};
+use backforth_inference::backend::{Backend, FinishReason, GenOutput, GenRequest, Sink};
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use llama_cpp_2::token::LlamaToken;
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+static LLAMA: OnceLock<LlamaBackend> = OnceLock::new();
+
+/// The process-wide llama.cpp backend (initialised once; logs go to `tracing`).
+pub fn llama_backend() -> Result<&'static LlamaBackend> {
+    if let Some(b) = LLAMA.get() {
+        return Ok(b);
+    }
+    llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+    let b = LlamaBackend::init().context("initialising llama.cpp")?;
+    Ok(LLAMA.get_or_init(|| b))
+}
+
+/// How the engine runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaOptions {
+    /// CPU threads (0 = all available).
+    pub threads: usize,
+    /// Sequences decoded together (continuous-batching slots).
+    pub batch_size: usize,
+    /// Context tokens per sequence (prompt + output).
+    pub context: u32,
+    /// Maximum tokens per `llama_decode` call.
+    pub n_batch: u32,
+}
+
+impl From<&backforth_inference::config::ModelConfig> for LlamaOptions {
+    fn from(m: &backforth_inference::config::ModelConfig) -> Self {
+        LlamaOptions { threads: m.threads, batch_size: m.batch_size, context: m.context, n_batch: m.n_batch }
+    }
+}
+
+/// Timings of the last `generate` call, for benchmarks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineStats {
+    /// Prompt tokens decoded.
+    pub prompt_tokens: u64,
+    /// Tokens generated.
+    pub completion_tokens: u64,
+    /// Seconds spent in decode calls that carried prompt tokens.
+    pub prefill_s: f64,
+    /// Seconds spent in decode calls that carried only generated tokens.
+    pub generate_s: f64,
+    /// Wall seconds of the call.
+    pub wall_s: f64,
+    /// Seconds from the start until no prompt tokens were pending (first wave).
+    pub first_prefill_done_s: f64,
+}
+
+/// A loaded GGUF model.
+pub struct LlamaEngine {
+    model: LlamaModel,
+    template: LlamaChatTemplate,
+    id: String,
+    /// Runtime options.
+    pub opts: LlamaOptions,
+    /// Benchmark knob: ignore end-of-generation tokens so every sequence runs to `max_tokens`.
+    pub ignore_eos: bool,
+    /// Stats of the last `generate` call.
+    pub last_stats: EngineStats,
+}
+
+/// Model id used in provenance and stage keys: file name and size in bytes.
+/// Errors: the file cannot be read.
+pub fn model_id_for(path: &Path) -> Result<String> {
+    let md = std::fs::metadata(path).with_context(|| format!("model file {}", path.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    Ok(format!("{name}#{}", md.len()))
+}
+
+struct Slot {
+    tag: u64,
+    seq: i32,
+    prompt: Vec<LlamaToken>,
+    n_prompt_done: usize,
+    n_past: i32,
+    /// Sampling chain without the grammar; `None` = greedy: argmax straight
+    /// on the logits (no candidate array over the whole vocabulary per token).
+    sampler: Option<LlamaSampler>,
+    /// GBNF constraint, checked against the proposed token first and applied
+    /// to the whole vocabulary only when the proposal is rejected (as
+    /// llama.cpp's common sampler does): same greedy result, far less work.
+    grammar: Option<LlamaSampler>,
+    out: Vec<u8>,
+    n_gen: u32,
+    max_tokens: u32,
+    stop: Vec<String>,
+    next: Option<LlamaToken>,
+    /// Index in the current batch whose logits belong to this slot.
+    i_batch: Option<i32>,
+}
+
+impl LlamaEngine {
+    /// Load a GGUF file. Errors: missing file, not a GGUF, unsupported architecture.
+    pub fn load(path: &Path, opts: LlamaOptions) -> Result<Self> {
+        let backend = llama_backend()?;
+        let id = model_id_for(path)?;
+        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
+            .with_context(|| format!("loading GGUF {}", path.display()))?;
+        let template = match model.chat_template(None) {
+            Ok(t) => t,
+            Err(_) => {
+                tracing::warn!("{} has no chat template; using ChatML", path.display());
+                LlamaChatTemplate::new("chatml")?
+            }
+        };
+        Ok(LlamaEngine { model, template, id, opts, ignore_eos: false, last_stats: EngineStats::default() })
+    }
+
+    fn threads(&self) -> i32 {
+        if self.opts.threads > 0 {
+            self.opts.threads as i32
+        } else {
+            std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2)
+        }
+    }
+
+    /// Apply the model's chat template (with the assistant prefix) and tokenize.
+    /// Errors: template application failure.
+    pub fn tokenize_chat(&self, messages: &[backforth_inference::ChatMessage]) -> Result<Vec<LlamaToken>> {
+        let chat: Vec<LlamaChatMessage> =
+            messages.iter().map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone())).collect::<Result<_, _>>()?;
+        let prompt = self.model.apply_chat_template(&self.template, &chat, true).context("applying chat template")?;
+        Ok(self.tokenize(&prompt))
+    }
+
+    /// Tokenize text, adding BOS when the vocabulary wants one and the text does not start with it.
+    pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
+        let vocab = self.model.vocab();
+        let bos = String::from_utf8_lossy(&vocab.token_to_piece(vocab.bos(), true, None)).to_string();
+        let add_bos = vocab.should_add_bos() && (bos.is_empty() || !text.starts_with(&bos));
+        vocab.tokenize(text.as_bytes(), add_bos, true)
+    }
+
+    fn sampler(&self, req: &GenRequest) -> LlamaSampler {
+        let s = &req.sampling;
+        let mut chain = Vec::new();
+        if s.temperature <= 0.0 {
+            chain.push(LlamaSampler::greedy());
+        } else {
+            if s.top_p < 1.0 {
+                chain.push(LlamaSampler::top_p(s.top_p, 1));
+            }
+            chain.push(LlamaSampler::temp(s.temperature));
+            chain.push(LlamaSampler::dist((s.seed ^ (s.seed >> 32)) as u32));
+        }
+        LlamaSampler::chain_simple(chain)
+    }
+
+    fn new_slot(&self, req: GenRequest, seq: i32) -> Result<Slot, (u64, String)> {
+        let tag = req.tag;
+        let prompt = if req.raw_prompt {
+            self.tokenize(&req.raw_text())
+        } else {
+            self.tokenize_chat(&req.messages).map_err(|e| (tag, format!("{e:#}")))?
+        };
+        let ctx = self.opts.context as usize;
+        if prompt.is_empty() || prompt.len() + 1 > ctx {
+            return Err((tag, format!("prompt of {} tokens does not fit the per-sequence context of {ctx} tokens", prompt.len())));
+        }
+        let sampler = if req.sampling.temperature <= 0.0 { None } else { Some(self.sampler(&req)) };
+        let grammar = match &req.grammar {
+            Some(g) => Some(LlamaSampler::grammar(&self.model, g, "root").map_err(|e| (tag, format!("invalid GBNF grammar: {e}")))?),
+            None => None,
+        };
+        Ok(Slot {
+            tag,
+            seq,
+            prompt,
+            n_prompt_done: 0,
+            n_past: 0,
+            sampler,
+            grammar,
+            out: Vec::new(),
+            n_gen: 0,
+            max_tokens: req.sampling.max_tokens,
+            stop: req.sampling.stop,
+            next: None,
+            i_batch: None,
+        })
+    }
+
+    fn context(&self) -> Result<LlamaContext<'_>> {
+        let n_par = self.opts.batch_size.max(1) as u32;
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(self.opts.context * n_par))
+            .with_n_batch(self.opts.n_batch)
+            .with_n_ubatch(self.opts.n_batch)
+            .with_n_seq_max(n_par)
+            .with_n_threads(self.threads())
+            .with_n_threads_batch(self.threads());
+        self.model.new_context(llama_backend()?, params).context("creating llama.cpp context")
+    }
+}
+
+impl Backend for LlamaEngine {
+    fn model_id(&self) -> String {
+        self.id.clone()
+    }
+
+    fn generate(&mut self, requests: &mut dyn Iterator<Item = GenRequest>, sink: &mut Sink<'_>) -> Result<()> {
+        let mut stats = EngineStats::default();
+        let mut ctx = self.context()?;
+        // timings start after the KV cache is allocated, as llama-batched-bench's do
+        let start = Instant::now();
+        let n_par = self.opts.batch_size.max(1);
+        let n_batch = self.opts.n_batch.max(1) as usize;
+        let n_ctx_seq = self.opts.context as i32;
+        let mut batch = LlamaBatch::new(n_batch.max(n_par), n_par as i32);
+        let mut slots: Vec<Option<Slot>> = (0..n_par).map(|_| None).collect();
+        let mut first_wave_done = false;
+        loop {
+            // refill free slots. `None` from the iterator means "nothing right
+            // now": it is asked again next step, so a server can feed requests
+            // into a running batch; the call ends when it has nothing and no
+            // slot is busy.
+            let mut drained = false;
+            for (i, slot) in slots.iter_mut().enumerate() {
+                while slot.is_none() && !drained {
+                    match requests.next() {
+                        None => drained = true,
+                        Some(req) => match self.new_slot(req, i as i32) {
+                            Ok(s) => *slot = Some(s),
+                            Err((tag, msg)) => sink(tag, Err(msg))?,
+                        },
+                    }
+                }
+            }
+            if slots.iter().all(Option::is_none) {
+                break;
+            }
+            // build one batch: one token per generating sequence, then prompt chunks
+            batch.clear();
+            let mut budget = n_batch;
+            for s in slots.iter_mut().flatten() {
+                s.i_batch = None;
+                if let Some(t) = s.next {
+                    batch.add(t, s.n_past, &[s.seq], true)?;
+                    s.n_past += 1;
+                    s.i_batch = Some(batch.n_tokens() - 1);
+                    budget = budget.saturating_sub(1);
+                }
+            }
+            let mut has_prompt = false;
+            for s in slots.iter_mut().flatten() {
+                if budget == 0 {
+                    break;
+                }
+                if s.next.is_none() && s.n_prompt_done < s.prompt.len() {
+                    let take = budget.min(s.prompt.len() - s.n_prompt_done);
+                    for j in 0..take {
+                        let idx = s.n_prompt_done + j;
+                        let last = idx + 1 == s.prompt.len();
+                        batch.add(s.prompt[idx], s.n_past, &[s.seq], last)?;
+                        s.n_past += 1;
+                        if last {
+                            s.i_batch = Some(batch.n_tokens() - 1);
+                        }
+                    }
+                    s.n_prompt_done += take;
+                    stats.prompt_tokens += take as u64;
+                    budget -= take;
+                    has_prompt = true;
+                }
+            }
+            let t0 = Instant::now();
+            ctx.decode(&mut batch).map_err(|e| anyhow::anyhow!("llama_decode failed: {e}"))?;
+            let dt = t0.elapsed().as_secs_f64();
+            if has_prompt {
+                stats.prefill_s += dt;
+            } else {
+                stats.generate_s += dt;
+                if !first_wave_done {
+                    first_wave_done = true;
+                    stats.first_prefill_done_s = (t0 - start).as_secs_f64();
+                }
+            }
+            // sample for every slot whose logits were computed
+            let vocab = self.model.vocab();
+            for slot in slots.iter_mut() {
+                let Some(s) = slot.as_mut() else { continue };
+                let Some(ib) = s.i_batch else { continue };
+                let tok = pick(s, &ctx, ib);
+                let mut finish = None;
+                if vocab.is_eog(tok) && !self.ignore_eos {
+                    finish = Some(FinishReason::Stop);
+                } else {
+                    s.n_gen += 1;
+                    stats.completion_tokens += 1;
+                    s.out.extend_from_slice(&vocab.token_to_piece(tok, false, None));
+                    if !s.stop.is_empty() {
+                        let text = String::from_utf8_lossy(&s.out);
+                        if let Some(pos) = s.stop.iter().filter_map(|st| text.find(st.as_str())).min() {
+                            let keep = text[..pos].to_string();
+                            s.out = keep.into_bytes();
+                            finish = Some(FinishReason::Stop);
+                        }
+                    }
+                    if finish.is_none() && (s.n_gen >= s.max_tokens || s.n_past + 1 >= n_ctx_seq) {
+                        finish = Some(FinishReason::Length);
+                    }
+                }
+                s.next = Some(tok);
+                if let Some(f) = finish {
+                    let s = slot.take().expect("slot present");
+                    ctx.clear_kv_cache_seq(Some(s.seq as u32), None, None)?;
+                    let out = GenOutput {
+                        text: String::from_utf8_lossy(&s.out).into_owned(),
+                        prompt_tokens: s.prompt.len() as u32,
+                        completion_tokens: s.n_gen,
+                        finish: f,
+                    };
+                    sink(s.tag, Ok(out))?;
+                }
+            }
+        }
+        stats.wall_s = start.elapsed().as_secs_f64();
+        if !first_wave_done {
+            stats.first_prefill_done_s = stats.wall_s;
+        }
+        drop(ctx);
+        self.last_stats = stats;
+        Ok(())
+    }
+}
+
+/// Sample the next token of a slot: propose without the grammar, keep the
+/// proposal if the grammar accepts it, else sample again from the
+/// grammar-constrained distribution.
+fn pick(s: &mut Slot, ctx: &LlamaContext<'_>, ib: i32) -> LlamaToken {
+    let proposal = match s.sampler.as_mut() {
+        Some(sm) => sm.sample(ctx, ib),
+        None => argmax(ctx.get_logits_ith(ib)),
+    };
+    let Some(g) = s.grammar.as_mut() else { return proposal };
+    let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(proposal, 1.0, 0.0)], false);
+    one.apply_sampler(g);
+    let tok = if one.data[0].logit().is_finite() {
+        proposal
+    } else {
+        let mut all = ctx.token_data_array_ith(ib);
+        all.apply_sampler(g);
+        match s.sampler.as_mut() {
+            Some(sm) => {
+                all.apply_sampler(sm);
+                all.selected_token().unwrap_or_else(|| all.sample_token_greedy())
+            }
+            None => all.sample_token_greedy(),
+        }
+    };
+    g.accept(tok);
+    tok
+}
+
+/// Index of the largest logit (ties: the lowest index, as llama.cpp's greedy sampler).
+fn argmax(logits: &[f32]) -> LlamaToken {
+    let mut best = 0usize;
+    let mut best_v = f32::NEG_INFINITY;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > best_v {
+            best_v = v;
+            best = i;
+        }
+    }
+    LlamaToken(best as i32)
+}
+
+/// Loads engines by path on first use and keeps them for the run (so stages
+/// sharing a model share one loaded copy).
+pub struct LlamaProvider {
+    opts: LlamaOptions,
+    engines: HashMap<String, LlamaEngine>,
+}
+
+impl LlamaProvider {
+    /// A provider whose engines all use `opts`.
+    pub fn new(opts: LlamaOptions) -> Self {
+        LlamaProvider { opts, engines: HashMap::new() }
+    }
+}
+
+impl backforth_inference::BackendProvider for LlamaProvider {
+    fn model_id(&mut self, model: &str) -> Result<String> {
+        if model.is_empty() {
+            bail!("no model: set model.path (or pass --model) to a GGUF file");
+        }
+        model_id_for(Path::new(model))
+    }
+
+    fn backend(&mut self, model: &str) -> Result<&mut dyn Backend> {
+        if !self.engines.contains_key(model) {
+            let e = LlamaEngine::load(Path::new(model), self.opts.clone())?;
+            self.engines.insert(model.to_string(), e);
+        }
+        Ok(self.engines.get_mut(model).expect("inserted above"))
+    }
+}

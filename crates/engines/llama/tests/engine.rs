@@ -1,0 +1,99 @@
+//! The embedded engine on a real GGUF (SmolLM2-135M): continuous batching
+//! returns every request exactly once, per-request failures do not stop the
+//! batch, grammars hold, batch-1 generation is reproducible, stop strings cut.
+
+use backforth_inference::backend::{Backend, ChatMessage, FinishReason, GenRequest};
+use backforth_inference::Sampling;
+use backforth_llama::{LlamaEngine, LlamaOptions};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+fn model() -> PathBuf {
+    let p = std::env::var("BACKFORTH_TEST_MODEL").map(PathBuf::from).unwrap_or_else(|_| {
+        let c = std::env::var("BACKFORTH_CACHE").unwrap_or_else(|_| format!("{}/.cache/backforth", std::env::var("HOME").unwrap()));
+        PathBuf::from(c).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    });
+    assert!(p.exists(), "{} missing: run scripts/fetch-assets.sh test-model", p.display());
+    p
+}
+
+fn req(tag: u64, text: &str, max_tokens: u32, temperature: f32) -> GenRequest {
+    GenRequest {
+        tag,
+        messages: vec![ChatMessage { role: "user".into(), content: text.into() }],
+        sampling: Sampling { temperature, top_p: 0.9, max_tokens, seed: tag, stop: vec![] },
+        grammar: None,
+        raw_prompt: false,
+    }
+}
+
+fn run(e: &mut LlamaEngine, reqs: Vec<GenRequest>) -> HashMap<u64, Result<backforth_inference::GenOutput, String>> {
+    let mut out = HashMap::new();
+    let mut it = reqs.into_iter();
+    e.generate(&mut it, &mut |tag, r| {
+        assert!(out.insert(tag, r).is_none(), "tag {tag} answered twice");
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn engine_behaviour() {
+    let mut e = LlamaEngine::load(&model(), LlamaOptions { threads: 2, batch_size: 3, context: 512, n_batch: 64 }).unwrap();
+    assert!(e.model_id().starts_with("SmolLM2-135M-Instruct.Q4_1.gguf#98362432"));
+
+    // 7 requests over 3 slots (slots are refilled), one prompt too long for the context
+    let mut reqs: Vec<GenRequest> = (0..6).map(|i| req(i, &format!("Name a colour number {i}."), 12, 0.8)).collect();
+    reqs.insert(3, req(99, &"long ".repeat(2000), 12, 0.8));
+    let out = run(&mut e, reqs);
+    assert_eq!(out.len(), 7);
+    let err = out[&99].as_ref().unwrap_err();
+    assert!(err.contains("does not fit the per-sequence context of 512"), "{err}");
+    for i in 0..6 {
+        let o = out[&i].as_ref().unwrap();
+        assert!(o.completion_tokens <= 12 && o.prompt_tokens > 5);
+        if o.finish == FinishReason::Length {
+            assert_eq!(o.completion_tokens, 12);
+        }
+    }
+    assert!(e.last_stats.prompt_tokens > 0 && e.last_stats.completion_tokens > 0);
+
+    // grammar: output must match exactly
+    let mut g = req(1, "Rate the colour blue from 1 to 5.", 64, 1.0);
+    g.grammar = Some(backforth::prompt::curate_grammar(64));
+    let out = run(&mut e, vec![g]);
+    let t = &out[&1].as_ref().unwrap().text;
+    let p = backforth::parse::parse_score(t).unwrap_or_else(|e| panic!("{e}: {t:?}"));
+    assert!((1..=5).contains(&p.score));
+    assert!(t.starts_with("Reasoning: "));
+
+    // rewrite grammar: a [RES] block and nothing else
+    let mut g = req(3, "Rewrite this as a friendly answer: cats sleep a lot.", 96, 1.0);
+    g.grammar = Some(backforth::prompt::REWRITE_GRAMMAR.to_string());
+    let out = run(&mut e, vec![g]);
+    let o = out[&3].as_ref().unwrap();
+    if o.finish == FinishReason::Stop {
+        assert!(o.text.starts_with("[RES]") && o.text.ends_with("[/RES]"), "{:?}", o.text);
+        backforth::parse::extract_res(&o.text, o.finish).unwrap();
+    } else {
+        assert!(o.text.starts_with("[RES]"), "{:?}", o.text);
+    }
+
+    // stop strings cut the output before the stop text
+    let mut s = req(2, "Write three short lines about the sea.", 48, 0.0);
+    s.sampling.stop = vec!["\n".into()];
+    let out = run(&mut e, vec![s]);
+    let o = out[&2].as_ref().unwrap();
+    assert!(!o.text.contains('\n'), "{:?}", o.text);
+
+    // reproducible at batch size 1 with the same seed; a different seed differs somewhere
+    e.opts.batch_size = 1;
+    let a = run(&mut e, (0..3).map(|i| req(i, "Tell me a fact about cats.", 24, 1.0)).collect());
+    let b = run(&mut e, (0..3).map(|i| req(i, "Tell me a fact about cats.", 24, 1.0)).collect());
+    for i in 0..3 {
+        assert_eq!(a[&i].as_ref().unwrap().text, b[&i].as_ref().unwrap().text);
+    }
+    let texts: std::collections::HashSet<_> = (0..3).map(|i| a[&i].as_ref().unwrap().text.clone()).collect();
+    assert!(texts.len() > 1, "different seeds gave identical samples: {texts:?}");
+}

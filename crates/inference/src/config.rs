@@ -1,0 +1,144 @@
+//! Engine settings: the `[model]`, `[backend]`, `[http]` and `[cache]`
+//! sections of the run configuration. They live here, beside the backend
+//! trait, because every engine reads them and the method only passes them on;
+//! `backforth::config::Config` composes them with the other sections.
+
+use serde::{Deserialize, Serialize};
+
+/// The embedded model and how it runs. Applies to every stage unless the stage sets `model`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Path to a GGUF file.
+    pub path: String,
+    /// CPU threads for decoding (0 = all available cores).
+    pub threads: usize,
+    /// Sequences decoded together in one batch (continuous batching slots).
+    pub batch_size: usize,
+    /// Context tokens per sequence (prompt + output).
+    pub context: u32,
+    /// Maximum tokens submitted to one llama.cpp decode call.
+    pub n_batch: u32,
+    /// Run seed; per-request seeds are derived from it and the record id.
+    pub seed: u64,
+    /// Send prompts as plain text (message contents joined by blank lines)
+    /// instead of applying a chat template: for base or fine-tuned models
+    /// without a chat format (e.g. a Humpback backward model); with the HTTP
+    /// backend, use together with `http.api = "completions"`.
+    pub raw_prompt: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig { path: String::new(), threads: 0, batch_size: 4, context: 4096, n_batch: 512, seed: 42, raw_prompt: false }
+    }
+}
+
+/// Which runner executes the stages.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// llama.cpp in-process; `model.path` (or `<stage>.model`) is a GGUF file.
+    #[default]
+    Embedded,
+    /// OpenAI-compatible HTTP servers (`[http]`); `model.path` (or `<stage>.model`)
+    /// is the model name the server knows.
+    Http,
+}
+
+/// Which OpenAI-compatible endpoint the HTTP backend calls.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpApi {
+    /// `/chat/completions` with `messages` (the server applies the chat template).
+    #[default]
+    Chat,
+    /// `/completions` with a plain-text `prompt` (message contents joined by blank lines).
+    Completions,
+}
+
+/// How a GBNF grammar is passed to an HTTP server.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GrammarField {
+    /// Not sent (outputs are still parsed strictly).
+    #[default]
+    None,
+    /// llama.cpp server and `backforth serve`: `"grammar": "<gbnf>"`.
+    LlamaCpp,
+    /// vLLM: `"guided_grammar": "<gbnf>"`.
+    Vllm,
+}
+
+/// The backend section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendConfig {
+    pub kind: BackendKind,
+}
+
+/// OpenAI-compatible servers (`/v1/chat/completions`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Base URLs of one or more replicas, e.g. `http://gpu1:8000/v1`; requests are spread over the healthy ones.
+    pub urls: Vec<String>,
+    /// `chat` (`/chat/completions`) or `completions` (`/completions`).
+    pub api: HttpApi,
+    /// Name of the environment variable holding the API key (the key itself is never in config or logs).
+    pub api_key_env: String,
+    /// Requests in flight at once, over all replicas.
+    pub concurrency: usize,
+    /// Per-request timeout, seconds.
+    pub timeout_s: f64,
+    /// Retries after the first attempt (429, 5xx, timeouts, broken or malformed responses).
+    pub max_retries: u32,
+    /// Exponential backoff base and cap, milliseconds (full jitter).
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Client-side request rate limit per minute (0 = none).
+    pub requests_per_minute: u32,
+    /// How grammars (curation) are passed to the server.
+    pub grammar_field: GrammarField,
+    /// Seconds a replica is left out after consecutive failures (doubles per failure, capped at 60 s).
+    pub cooldown_s: f64,
+    /// Optional prices in USD per million prompt / completion tokens; when set,
+    /// the run summary reports the cost of each stage.
+    pub usd_per_million_prompt_tokens: f64,
+    pub usd_per_million_completion_tokens: f64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            urls: vec!["http://127.0.0.1:8080/v1".into()],
+            api: HttpApi::Chat,
+            api_key_env: "OPENAI_API_KEY".into(),
+            concurrency: 64,
+            timeout_s: 600.0,
+            max_retries: 8,
+            backoff_base_ms: 500,
+            backoff_max_ms: 60_000,
+            requests_per_minute: 0,
+            grammar_field: GrammarField::None,
+            cooldown_s: 1.0,
+            usd_per_million_prompt_tokens: 0.0,
+            usd_per_million_completion_tokens: 0.0,
+        }
+    }
+}
+
+/// The response cache (SQLite).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// SQLite file; empty = `<output.dir>/cache.sqlite`. Point several runs at one file to share it.
+    pub path: String,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { enabled: true, path: String::new() }
+    }
+}

@@ -1,0 +1,205 @@
+//! Strict parsers for model outputs: curation score, `[RES]` rewrite blocks,
+//! and backtranslated instructions. Every parser returns either the value or a
+//! human-readable reason; callers keep the raw text either way.
+//!
+//! Why strict: Li et al. (2023, §2.3) report a parsable score for most
+//! outputs; a lenient parser silently turns prose like "I'd give it a 4 or 5"
+//! into data. We accept only a final `Score: N` line (see [`parse_score`]).
+
+use backforth_inference::FinishReason;
+
+/// A parsed curation output: the reasoning text before the score line and the score 1–5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoreParse {
+    pub reasoning: String,
+    pub score: u8,
+}
+
+fn strip_decoration(s: &str) -> &str {
+    s.trim().trim_matches(|c: char| c == '*' || c == '_' || c == '#' || c == '`' || c.is_whitespace())
+}
+
+/// Parse one line as `Score: N` (case-insensitive, optional markdown emphasis
+/// around it, optional `/5`, optional final period). Returns the number as
+/// written (range checked by the caller), or `None` if the line is not a score line.
+fn score_line(line: &str) -> Option<Result<u32, String>> {
+    let l = strip_decoration(line);
+    let lower = l.to_ascii_lowercase();
+    let rest = lower.strip_prefix("score")?;
+    let rest = strip_decoration(rest.trim_start());
+    let rest = rest.strip_prefix(':')?;
+    let mut rest = strip_decoration(rest);
+    rest = rest.strip_suffix('.').unwrap_or(rest);
+    let rest = match rest.split_once('/') {
+        Some((n, d)) if d.trim() == "5" => n.trim(),
+        Some(_) => return Some(Err(format!("score line `{l}` has a scale other than /5"))),
+        None => rest,
+    };
+    Some(match rest.parse::<u32>() {
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("score line `{l}` does not end in a whole number")),
+    })
+}
+
+/// Parse a curation output whose last non-empty line must be `Score: N`, N in 1..=5.
+///
+/// Rules: the last non-empty line is the score line; text after it is an
+/// error ("trailing text"); several score lines are accepted only if they all
+/// give the same number; out-of-range numbers are rejected.
+///
+/// Errors: a reason string suitable for [`crate::record::ParseStatus::Failed`].
+pub fn parse_score(raw: &str) -> Result<ScoreParse, String> {
+    let lines: Vec<&str> = raw.lines().collect();
+    let Some(last_idx) = lines.iter().rposition(|l| !l.trim().is_empty()) else {
+        return Err("empty output".into());
+    };
+    let mut found = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if let Some(r) = score_line(l) {
+            found.push((i, r));
+        }
+    }
+    let Some((i, last)) = found.last().cloned() else {
+        return Err("no `Score: N` line".into());
+    };
+    if i != last_idx {
+        return Err("text after the `Score: N` line (trailing text)".into());
+    }
+    let n = last?;
+    if !(1..=5).contains(&n) {
+        return Err(format!("score {n} out of range 1-5"));
+    }
+    for (_, other) in &found[..found.len() - 1] {
+        if other.as_ref().ok() != Some(&n) {
+            return Err("several score lines that disagree".into());
+        }
+    }
+    let reasoning = lines[..i].join("\n").trim().to_string();
+    let reasoning = reasoning.strip_prefix("Reasoning:").map(|s| s.trim().to_string()).unwrap_or(reasoning);
+    Ok(ScoreParse { reasoning, score: n as u8 })
+}
+
+/// Opening and closing markers of a rewritten response (Nguyen et al. 2024, §3).
+pub const RES_OPEN: &str = "[RES]";
+/// See [`RES_OPEN`].
+pub const RES_CLOSE: &str = "[/RES]";
+
+/// Extract the response between the first `[RES]` and the following `[/RES]`.
+///
+/// Errors: missing opening marker, missing closing marker (with a note when
+/// the output hit `max_tokens`), or an empty block.
+pub fn extract_res(raw: &str, finish: FinishReason) -> Result<String, String> {
+    let Some(start) = raw.find(RES_OPEN) else {
+        return Err("no [RES] marker".into());
+    };
+    let body = &raw[start + RES_OPEN.len()..];
+    let Some(end) = body.find(RES_CLOSE) else {
+        return Err(match finish {
+            FinishReason::Length => "no closing [/RES]: output cut at max_tokens".into(),
+            FinishReason::Stop => "no closing [/RES]".into(),
+        });
+    };
+    let text = body[..end].trim();
+    if text.is_empty() {
+        return Err("empty [RES] block".into());
+    }
+    Ok(text.to_string())
+}
+
+/// Labels a model may put before the instruction; stripped once, case-insensitive.
+const LABELS: &[&str] = &["instruction:", "question:", "prompt:", "request:", "user:", "query:"];
+
+/// Clean a backtranslated instruction: trim, drop one leading label such as
+/// `Instruction:` and one pair of surrounding quotes.
+///
+/// Errors: empty after cleaning, output cut at `max_tokens`, or longer than `max_chars`.
+pub fn clean_instruction(raw: &str, finish: FinishReason, max_chars: usize) -> Result<String, String> {
+    if finish == FinishReason::Length {
+        return Err("output cut at max_tokens".into());
+    }
+    let mut s = strip_decoration(raw);
+    let lower = s.to_ascii_lowercase();
+    for l in LABELS {
+        if lower.starts_with(l) {
+            s = strip_decoration(&s[l.len()..]);
+            break;
+        }
+    }
+    for (a, b) in [('"', '"'), ('“', '”'), ('\'', '\'')] {
+        if s.len() >= 2 && s.starts_with(a) && s.ends_with(b) {
+            s = s[a.len_utf8()..s.len() - b.len_utf8()].trim();
+            break;
+        }
+    }
+    if s.is_empty() {
+        return Err("empty instruction".into());
+    }
+    let n = s.chars().count();
+    if n > max_chars {
+        return Err(format!("instruction is {n} chars, over the {max_chars} limit"));
+    }
+    Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_valid_forms() {
+        let p = parse_score("Reasoning: clear and complete.\nScore: 4").unwrap();
+        assert_eq!(p.score, 4);
+        assert_eq!(p.reasoning, "clear and complete.");
+        assert_eq!(parse_score("ok\n**Score: 5**\n\n").unwrap().score, 5);
+        assert_eq!(parse_score("ok\nscore: 3/5").unwrap().score, 3);
+        assert_eq!(parse_score("Score:2.").unwrap().score, 2);
+        assert_eq!(parse_score("**Score:** 1").unwrap().score, 1);
+    }
+
+    #[test]
+    fn score_missing() {
+        assert_eq!(parse_score("").unwrap_err(), "empty output");
+        assert_eq!(parse_score("I think this is a 4.").unwrap_err(), "no `Score: N` line");
+        assert!(parse_score("Score: good").unwrap_err().contains("whole number"));
+    }
+
+    #[test]
+    fn score_out_of_range() {
+        assert_eq!(parse_score("Score: 0").unwrap_err(), "score 0 out of range 1-5");
+        assert_eq!(parse_score("Score: 6").unwrap_err(), "score 6 out of range 1-5");
+        assert!(parse_score("Score: 4/10").unwrap_err().contains("scale"));
+    }
+
+    #[test]
+    fn score_several() {
+        assert_eq!(parse_score("Score: 4\nreason\nScore: 4").unwrap().score, 4);
+        assert_eq!(parse_score("Score: 3\nreason\nScore: 5").unwrap_err(), "several score lines that disagree");
+    }
+
+    #[test]
+    fn score_trailing_text() {
+        assert!(parse_score("Score: 5\nHope this helps!").unwrap_err().contains("trailing"));
+    }
+
+    #[test]
+    fn res_extraction() {
+        assert_eq!(extract_res("sure [RES] Hello\nworld [/RES] bye", FinishReason::Stop).unwrap(), "Hello\nworld");
+        assert_eq!(extract_res("no markers", FinishReason::Stop).unwrap_err(), "no [RES] marker");
+        assert!(extract_res("[RES] cut", FinishReason::Length).unwrap_err().contains("max_tokens"));
+        assert_eq!(extract_res("[RES] open", FinishReason::Stop).unwrap_err(), "no closing [/RES]");
+        assert_eq!(extract_res("[RES]  [/RES]", FinishReason::Stop).unwrap_err(), "empty [RES] block");
+        // first block wins
+        assert_eq!(extract_res("[RES]a[/RES][RES]b[/RES]", FinishReason::Stop).unwrap(), "a");
+    }
+
+    #[test]
+    fn instruction_cleanup() {
+        let f = FinishReason::Stop;
+        assert_eq!(clean_instruction("  Instruction: How do I boil an egg? ", f, 100).unwrap(), "How do I boil an egg?");
+        assert_eq!(clean_instruction("\"Explain X.\"", f, 100).unwrap(), "Explain X.");
+        assert_eq!(clean_instruction("**Question:** Why?", f, 100).unwrap(), "Why?");
+        assert_eq!(clean_instruction("   ", f, 100).unwrap_err(), "empty instruction");
+        assert!(clean_instruction("abc", FinishReason::Length, 100).is_err());
+        assert!(clean_instruction("abcdef", f, 3).unwrap_err().contains("over the 3 limit"));
+    }
+}

@@ -1,0 +1,153 @@
+//! The one record type that flows through every stage.
+//!
+//! A [`Record`] starts as a document (or a segment of one) read from the
+//! corpus and gains one [`Generation`] per stage: backtranslation (the
+//! instruction x̂ for the text y, Li et al. 2023 §2.2), curation (a 1–5 score,
+//! Li et al. 2023 §2.3), rewriting (ŷ grounded in y, Nguyen et al. 2024 §3) and
+//! distillation (ŷ written without y, the baseline of Nguyen et al. 2024).
+//! Records only ever gain fields: a stage never edits what an earlier stage wrote.
+
+use anyhow::{Context, Result};
+pub use backforth_corpus::SourceLoc;
+pub use backforth_inference::Sampling;
+use serde::{Deserialize, Serialize};
+
+/// A pipeline stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// y → x̂ (Li et al. 2023 §2.2).
+    Backtranslate,
+    /// (x̂, y) → reasoning + score 1–5 (Li et al. 2023 §2.3).
+    Curate,
+    /// (x̂, y) → ŷ grounded in y (Nguyen et al. 2024 §3).
+    Rewrite,
+    /// x̂ → response without y (the distillation baseline).
+    Distill,
+}
+
+impl Stage {
+    /// All stages in pipeline order.
+    pub const ALL: [Stage; 4] = [Stage::Backtranslate, Stage::Curate, Stage::Rewrite, Stage::Distill];
+    /// snake_case name, also the stage's output file stem.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Backtranslate => "backtranslate",
+            Stage::Curate => "curate",
+            Stage::Rewrite => "rewrite",
+            Stage::Distill => "distill",
+        }
+    }
+    /// Parse a stage name. Errors: unknown name.
+    pub fn parse(s: &str) -> Result<Stage> {
+        Stage::ALL.into_iter().find(|st| st.name() == s.trim()).with_context(|| {
+            format!("unknown stage `{s}` (expected backtranslate, curate, rewrite or distill)")
+        })
+    }
+    /// The stage whose output this stage reads (`None` = the documents).
+    pub fn upstream(self) -> Option<Stage> {
+        match self {
+            Stage::Backtranslate => None,
+            Stage::Curate => Some(Stage::Backtranslate),
+            Stage::Rewrite | Stage::Distill => Some(Stage::Curate),
+        }
+    }
+}
+
+/// How a stage's model output was interpreted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ParseStatus {
+    /// The output parsed; [`Generation::value`] holds the result.
+    Ok,
+    /// The model answered but the answer did not parse; `reason` says why and
+    /// [`Generation::raw`] keeps the text.
+    Failed { reason: String },
+    /// The backend could not produce an answer at all (prompt too long,
+    /// server error, ...).
+    Error { error: String },
+}
+
+impl ParseStatus {
+    /// True for [`ParseStatus::Ok`].
+    pub fn is_ok(&self) -> bool {
+        matches!(self, ParseStatus::Ok)
+    }
+}
+
+/// One stage's output on one record, with full provenance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    /// The parsed result (instruction or response text); `None` unless parse is ok.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Curation score 1–5 (curation stage only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<u8>,
+    /// Parse outcome.
+    pub parse: ParseStatus,
+    /// The model's raw output text, always kept.
+    pub raw: String,
+    /// Model identifier as reported by the backend.
+    pub model: String,
+    /// Sampling parameters used.
+    pub sampling: Sampling,
+    /// Template name (file path or built-in name) and its content hash.
+    pub template: String,
+    /// blake3 of the template text, hex, 16 chars.
+    pub template_hash: String,
+    /// Hash of stage config + template + model + upstream key: records with a
+    /// different key are stale and redone on resume.
+    pub stage_key: String,
+    /// Prompt tokens as counted by the backend.
+    pub prompt_tokens: u32,
+    /// Generated tokens.
+    pub completion_tokens: u32,
+    /// Why generation ended: "stop", "length" or "error".
+    pub finish_reason: String,
+}
+
+/// A document or segment plus everything the stages added to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Stable id: the document's own id, else `<file>:<line>` or the relative path.
+    pub id: String,
+    /// Position in input order (0-based), used to export in a stable order.
+    pub ordinal: u64,
+    /// Where the text came from.
+    pub source: SourceLoc,
+    /// The document text y.
+    pub text: String,
+    /// Dataset-specific metadata carried through untouched (Dolma `source`, `metadata`, ...).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub metadata: serde_json::Value,
+    /// Backtranslation: the instruction x̂.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtranslation: Option<Generation>,
+    /// Curation: reasoning + score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curation: Option<Generation>,
+    /// Rewrite: the response ŷ grounded in y.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<Generation>,
+    /// Distillation: a response to x̂ written without seeing y.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distillation: Option<Generation>,
+}
+
+impl Record {
+    /// A fresh record for a document read from the corpus.
+    pub fn new(id: String, ordinal: u64, source: SourceLoc, text: String, metadata: serde_json::Value) -> Self {
+        Record { id, ordinal, source, text, metadata, backtranslation: None, curation: None, rewrite: None, distillation: None }
+    }
+
+    /// The parsed instruction, if backtranslation succeeded.
+    pub fn instruction(&self) -> Option<&str> {
+        self.backtranslation.as_ref().and_then(|g| g.value.as_deref())
+    }
+
+    /// The curation score, if curation parsed.
+    pub fn score(&self) -> Option<u8> {
+        self.curation.as_ref().and_then(|g| g.score)
+    }
+}

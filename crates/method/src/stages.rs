@@ -1,0 +1,341 @@
+//! Running one stage over a stream of records: build prompts, hand requests
+//! to a [`Backend`], parse outputs strictly, append each finished record to
+//! the stage file at once. The stage never knows which backend runs it.
+
+use crate::config::{BackwardMode, Config};
+use backforth_inference::{Backend, FinishReason, GenOutput, GenRequest};
+use crate::hash;
+use crate::parse;
+use crate::prompt::{curate_grammar, PromptTemplate, REWRITE_GRAMMAR};
+use crate::seeds::Seed;
+use crate::record::{Generation, ParseStatus, Record, Sampling, Stage};
+use crate::store::{set_generation, StageFile};
+use anyhow::{Context, Result};
+use rand::SeedableRng;
+use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Instant;
+
+/// What one invocation of a stage did (counts for this invocation only; the
+/// run summary recounts totals from the stage file).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct StageReport {
+    /// Upstream records read.
+    pub input: u64,
+    /// Records the stage does not apply to (e.g. rewrite: score below the keep threshold).
+    pub not_eligible: u64,
+    /// Records already done under the same key by an earlier invocation.
+    pub resumed: u64,
+    /// Records generated now.
+    pub generated: u64,
+    pub parsed_ok: u64,
+    pub parse_failed: u64,
+    pub backend_errors: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Requests the backend returned without an answer (offline batch import:
+    /// not in the results file); those records stay pending.
+    pub left_pending: u64,
+    /// Wall time of this invocation, seconds.
+    pub wall_s: f64,
+    /// Generated tokens per second of wall time.
+    pub completion_tokens_per_s: f64,
+    /// Prompt + generated tokens per second of wall time.
+    pub total_tokens_per_s: f64,
+}
+
+/// The GBNF grammar a stage's requests carry (curate and rewrite, when `grammar` is on).
+pub fn stage_grammar(stage: Stage, c: &crate::config::StageConfig) -> Option<String> {
+    match stage {
+        Stage::Curate if c.grammar => Some(curate_grammar(c.max_tokens)),
+        Stage::Rewrite if c.grammar => Some(REWRITE_GRAMMAR.to_string()),
+        _ => None,
+    }
+}
+
+/// Whether `stage` applies to a record (given the upstream outputs it carries).
+pub fn eligible(stage: Stage, r: &Record, cfg: &Config) -> bool {
+    match stage {
+        Stage::Backtranslate => true,
+        Stage::Curate => r.instruction().is_some(),
+        Stage::Rewrite | Stage::Distill => r.score().is_some_and(|s| s >= cfg.curate.keep_min_score) && r.instruction().is_some(),
+    }
+}
+
+/// Everything a stage needs besides its input and backend.
+pub struct StageSpec<'a> {
+    pub stage: Stage,
+    pub cfg: &'a Config,
+    pub template: &'a PromptTemplate,
+    /// Seed pairs usable as few-shot examples (already length-filtered).
+    pub seeds: &'a [Seed],
+    /// The stage key (see `pipeline::stage_keys`).
+    pub key: &'a str,
+    /// Model id recorded in provenance.
+    pub model_id: &'a str,
+}
+
+impl StageSpec<'_> {
+    /// Pick the few-shot seeds for a record: k distinct pairs from an RNG
+    /// seeded by (run seed, record id), so the draw is reproducible per record.
+    pub fn pick_seeds(&self, id: &str) -> Vec<&Seed> {
+        let k = self.cfg.backtranslate.k.min(self.seeds.len());
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(hash::derive_seed(self.cfg.model.seed, "fewshot", id));
+        rand::seq::index::sample(&mut rng, self.seeds.len(), k).into_iter().map(|i| &self.seeds[i]).collect()
+    }
+
+    /// Render the prompt for a record. Errors: template rendering (a config problem).
+    pub fn request(&self, r: &Record, tag: u64) -> Result<GenRequest> {
+        let c = self.cfg.stage(self.stage);
+        let messages = match self.stage {
+            Stage::Backtranslate => match c.mode {
+                BackwardMode::Fewshot => {
+                    self.template.render(serde_json::json!({"text": r.text, "seeds": self.pick_seeds(&r.id)}))?
+                }
+                BackwardMode::Finetuned => self.template.render(serde_json::json!({"text": r.text}))?,
+            },
+            Stage::Curate | Stage::Rewrite => {
+                self.template.render(serde_json::json!({"text": r.text, "instruction": r.instruction().unwrap_or_default()}))?
+            }
+            Stage::Distill => self.template.render(serde_json::json!({"instruction": r.instruction().unwrap_or_default()}))?,
+        };
+        Ok(GenRequest {
+            tag,
+            messages,
+            sampling: self.sampling(&r.id),
+            grammar: stage_grammar(self.stage, c),
+            raw_prompt: self.cfg.model.raw_prompt,
+        })
+    }
+
+    fn sampling(&self, id: &str) -> Sampling {
+        let c = self.cfg.stage(self.stage);
+        Sampling {
+            temperature: c.temperature,
+            top_p: c.top_p,
+            max_tokens: c.max_tokens,
+            seed: hash::derive_seed(self.cfg.model.seed, self.stage.name(), id),
+            stop: vec![],
+        }
+    }
+
+    /// Turn a backend result into a [`Generation`] (parsing strictly; raw text always kept).
+    pub fn interpret(&self, id: &str, res: Result<GenOutput, String>) -> Generation {
+        let c = self.cfg.stage(self.stage);
+        let mut g = Generation {
+            value: None,
+            score: None,
+            parse: ParseStatus::Ok,
+            raw: String::new(),
+            model: self.model_id.to_string(),
+            sampling: self.sampling(id),
+            template: self.template.name.clone(),
+            template_hash: self.template.hash.clone(),
+            stage_key: self.key.to_string(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            finish_reason: "error".into(),
+        };
+        let out = match res {
+            Ok(o) => o,
+            Err(e) => {
+                g.parse = ParseStatus::Error { error: e };
+                return g;
+            }
+        };
+        g.prompt_tokens = out.prompt_tokens;
+        g.completion_tokens = out.completion_tokens;
+        g.finish_reason = out.finish.as_str().into();
+        let parsed: Result<(String, Option<u8>), String> = match self.stage {
+            Stage::Backtranslate => parse::clean_instruction(&out.text, out.finish, c.max_instruction_chars).map(|s| (s, None)),
+            Stage::Curate => parse::parse_score(&out.text).map(|p| (p.reasoning, Some(p.score))),
+            Stage::Rewrite => parse::extract_res(&out.text, out.finish).map(|s| (s, None)),
+            Stage::Distill => {
+                let t = out.text.trim();
+                if out.finish == FinishReason::Length {
+                    Err("output cut at max_tokens".into())
+                } else if t.is_empty() {
+                    Err("empty response".into())
+                } else {
+                    Ok((t.to_string(), None))
+                }
+            }
+        };
+        match parsed {
+            Ok((v, score)) => {
+                g.value = Some(v);
+                g.score = score;
+            }
+            Err(reason) => g.parse = ParseStatus::Failed { reason },
+        }
+        g.raw = out.text;
+        g
+    }
+}
+
+/// Progress reporting hook: `(records_done_now, prompt_tokens_now, completion_tokens_now, elapsed_s)`.
+pub type ProgressFn<'a> = dyn FnMut(u64, u64, u64, f64) + 'a;
+
+/// Run one stage over `input` (upstream records in order), appending finished
+/// records to `file` (opened with [`StageFile::open`] under `spec.key`).
+/// Ids already done under that key are skipped.
+/// Errors: I/O on the stage file, template rendering, fatal backend errors.
+pub fn run_stage(
+    spec: &StageSpec<'_>,
+    backend: &mut dyn Backend,
+    input: impl Iterator<Item = Record>,
+    mut file: StageFile,
+    progress: &mut ProgressFn<'_>,
+) -> Result<StageReport> {
+    let start = Instant::now();
+    let done = std::mem::take(&mut file.done);
+    let report = RefCell::new(StageReport::default());
+    let inflight: RefCell<HashMap<u64, Record>> = RefCell::new(HashMap::new());
+    let build_error: RefCell<Option<anyhow::Error>> = RefCell::new(None);
+    let mut input = input;
+    let mut tag = 0u64;
+    let mut requests = std::iter::from_fn(|| loop {
+        if build_error.borrow().is_some() {
+            return None;
+        }
+        let r = input.next()?;
+        let mut rep = report.borrow_mut();
+        rep.input += 1;
+        if done.contains(&r.id) {
+            rep.resumed += 1;
+            continue;
+        }
+        if !eligible(spec.stage, &r, spec.cfg) {
+            rep.not_eligible += 1;
+            continue;
+        }
+        drop(rep);
+        tag += 1;
+        match spec.request(&r, tag) {
+            Ok(req) => {
+                inflight.borrow_mut().insert(tag, r);
+                return Some(req);
+            }
+            Err(e) => {
+                *build_error.borrow_mut() = Some(e.context(format!("building the {} prompt for record {}", spec.stage.name(), r.id)));
+                return None;
+            }
+        }
+    });
+    let mut sink = |tag: u64, res: Result<GenOutput, String>| -> Result<()> {
+        let mut r = inflight.borrow_mut().remove(&tag).context("backend returned an unknown request tag")?;
+        let g = spec.interpret(&r.id, res);
+        {
+            let mut rep = report.borrow_mut();
+            rep.generated += 1;
+            rep.prompt_tokens += g.prompt_tokens as u64;
+            rep.completion_tokens += g.completion_tokens as u64;
+            match &g.parse {
+                ParseStatus::Ok => rep.parsed_ok += 1,
+                ParseStatus::Failed { .. } => rep.parse_failed += 1,
+                ParseStatus::Error { .. } => rep.backend_errors += 1,
+            }
+            progress(rep.generated, rep.prompt_tokens, rep.completion_tokens, start.elapsed().as_secs_f64());
+        }
+        set_generation(&mut r, spec.stage, g);
+        file.append(&r)
+    };
+    backend.generate(&mut requests, &mut sink)?;
+    drop(requests);
+    if let Some(e) = build_error.into_inner() {
+        return Err(e);
+    }
+    let mut rep = report.into_inner();
+    rep.left_pending = inflight.borrow().len() as u64;
+    if rep.left_pending > 0 {
+        tracing::warn!("{}: {} records got no answer and stay pending", spec.stage.name(), rep.left_pending);
+    }
+    rep.wall_s = start.elapsed().as_secs_f64();
+    if rep.wall_s > 0.0 {
+        rep.completion_tokens_per_s = rep.completion_tokens as f64 / rep.wall_s;
+        rep.total_tokens_per_s = (rep.completion_tokens + rep.prompt_tokens) as f64 / rep.wall_s;
+    }
+    Ok(rep)
+}
+
+/// Totals recounted from a stage file for the current key (resume-proof).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct StageTotals {
+    /// Records in the file under the current key.
+    pub done: u64,
+    pub parsed_ok: u64,
+    pub parse_failed: u64,
+    pub backend_errors: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Parse-failure and error reasons with counts.
+    pub failure_reasons: BTreeMap<String, u64>,
+    /// Curate only: records per score "1".."5".
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub score_histogram: BTreeMap<String, u64>,
+    /// Curate only: records with score ≥ keep_min_score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<u64>,
+    /// Curate only: kept / done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_share: Option<f64>,
+    /// Curate only: share of outputs that parsed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parsed_share: Option<f64>,
+    /// Cost in USD of all tokens of this stage, when `http.usd_per_million_*` are set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+}
+
+/// Recount a stage file. Errors: I/O.
+pub fn totals(path: &Path, stage: Stage, key: &str, cfg: &Config) -> Result<StageTotals> {
+    // streamed: one record at a time, first occurrence per id under `key`
+    let mut t = StageTotals::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut hist = [0u64; 5];
+    let mut kept = 0u64;
+    for r in crate::store::RecordLines::open(path)?.flatten() {
+        let Some(g) = crate::store::generation(&r, stage).filter(|g| g.stage_key == key) else { continue };
+        if !seen.insert(r.id.clone()) {
+            continue;
+        }
+        t.done += 1;
+        t.prompt_tokens += g.prompt_tokens as u64;
+        t.completion_tokens += g.completion_tokens as u64;
+        match &g.parse {
+            ParseStatus::Ok => t.parsed_ok += 1,
+            ParseStatus::Failed { reason } => {
+                t.parse_failed += 1;
+                *t.failure_reasons.entry(reason.clone()).or_default() += 1;
+            }
+            ParseStatus::Error { error } => {
+                t.backend_errors += 1;
+                *t.failure_reasons.entry(error.chars().take(120).collect()).or_default() += 1;
+            }
+        }
+        if let Some(s) = r.score() {
+            hist[(s.clamp(1, 5) - 1) as usize] += 1;
+            if s >= cfg.curate.keep_min_score {
+                kept += 1;
+            }
+        }
+    }
+    let h = &cfg.http;
+    if h.usd_per_million_prompt_tokens > 0.0 || h.usd_per_million_completion_tokens > 0.0 {
+        t.cost_usd = Some(
+            (t.prompt_tokens as f64 * h.usd_per_million_prompt_tokens + t.completion_tokens as f64 * h.usd_per_million_completion_tokens) / 1e6,
+        );
+    }
+    if stage == Stage::Curate {
+        for (i, n) in hist.iter().enumerate() {
+            t.score_histogram.insert((i + 1).to_string(), *n);
+        }
+        t.kept = Some(kept);
+        let d = t.done.max(1) as f64;
+        t.kept_share = Some(kept as f64 / d);
+        t.parsed_share = Some(t.parsed_ok as f64 / d);
+    }
+    Ok(t)
+}

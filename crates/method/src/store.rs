@@ -1,0 +1,253 @@
+//! Append-only JSONL stage files that make runs resumable.
+//!
+//! Each completed record is written as one line with a single `write` call
+//! as soon as its generation finishes. A SIGKILL can at worst leave one
+//! partial last line; [`StageFile::open`] truncates it. Records are keyed by
+//! id + stage key, so a rerun skips exactly the work already on disk and a
+//! config change (new key) redoes it without touching the old lines.
+
+use crate::record::Stage;
+use crate::record::{Generation, Record};
+use anyhow::{Context, Result};
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Run-folder layout: `documents.jsonl`, `stages/<stage>.jsonl`,
+/// `summary.json` under one folder.
+pub struct RunDir(pub PathBuf);
+impl RunDir {
+    /// The run's documents (records before any stage).
+    pub fn documents(&self) -> PathBuf {
+        self.0.join("documents.jsonl")
+    }
+    /// One stage's output file.
+    pub fn stage(&self, s: Stage) -> PathBuf {
+        self.0.join("stages").join(format!("{}.jsonl", s.name()))
+    }
+    /// The run summary.
+    pub fn summary(&self) -> PathBuf {
+        self.0.join("summary.json")
+    }
+}
+
+/// The stage's generation on a record.
+pub fn generation(r: &Record, s: Stage) -> Option<&Generation> {
+    match s {
+        Stage::Backtranslate => r.backtranslation.as_ref(),
+        Stage::Curate => r.curation.as_ref(),
+        Stage::Rewrite => r.rewrite.as_ref(),
+        Stage::Distill => r.distillation.as_ref(),
+    }
+}
+
+/// Set the stage's generation on a record.
+pub fn set_generation(r: &mut Record, s: Stage, g: Generation) {
+    match s {
+        Stage::Backtranslate => r.backtranslation = Some(g),
+        Stage::Curate => r.curation = Some(g),
+        Stage::Rewrite => r.rewrite = Some(g),
+        Stage::Distill => r.distillation = Some(g),
+    }
+}
+
+/// Cut a partial trailing line (no final `\n`) left by a killed writer. Returns bytes removed.
+pub fn truncate_partial_tail(path: &Path) -> Result<u64> {
+    let mut f = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(0);
+    }
+    // scan backwards for the last newline
+    let mut pos = len;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let start = pos.saturating_sub(buf.len() as u64);
+        let n = (pos - start) as usize;
+        f.seek(SeekFrom::Start(start))?;
+        std::io::Read::read_exact(&mut f, &mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            let keep = start + i as u64 + 1;
+            if keep < len {
+                f.set_len(keep)?;
+            }
+            return Ok(len - keep);
+        }
+        if start == 0 {
+            f.set_len(0)?;
+            return Ok(len);
+        }
+        pos = start;
+    }
+}
+
+/// Read the records of a stage file that carry `key` for `stage` (or, with
+/// `stage = None`, all records), first occurrence of each id, in file order.
+/// Lines that are not valid records are counted in the returned tuple's second field.
+pub fn read_records(path: &Path, stage: Option<Stage>, key: &str) -> Result<(Vec<Record>, u64)> {
+    let mut out = Vec::new();
+    let mut bad = 0;
+    let mut seen = HashSet::new();
+    for_each_record(path, |r| {
+        match r {
+            Ok(rec) => {
+                let matches = match stage {
+                    None => true,
+                    Some(s) => generation(&rec, s).is_some_and(|g| g.stage_key == key),
+                };
+                if matches && seen.insert(rec.id.clone()) {
+                    out.push(rec);
+                }
+            }
+            Err(_) => bad += 1,
+        }
+        Ok(())
+    })?;
+    Ok((out, bad))
+}
+
+/// Call `f` on every line of a JSONL record file (missing file = no lines).
+pub fn for_each_record(path: &Path, mut f: impl FnMut(Result<Record, String>) -> Result<()>) -> Result<()> {
+    for r in RecordLines::open(path)? {
+        f(r)?;
+    }
+    Ok(())
+}
+
+/// Streaming iterator over the records of a JSONL file: `Err(message)` for a
+/// line that is not a record (message has file:line). A missing file yields nothing.
+pub struct RecordLines {
+    path: String,
+    lines: Option<std::io::Lines<BufReader<File>>>,
+    line: u64,
+}
+
+impl RecordLines {
+    /// Open `path`. Errors: the file exists but cannot be opened.
+    pub fn open(path: &Path) -> Result<RecordLines> {
+        let lines = match File::open(path) {
+            Ok(f) => Some(BufReader::with_capacity(1 << 16, f).lines()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+        };
+        Ok(RecordLines { path: path.display().to_string(), lines, line: 0 })
+    }
+}
+
+impl Iterator for RecordLines {
+    type Item = Result<Record, String>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let l = self.lines.as_mut()?.next()?;
+            self.line += 1;
+            match l {
+                Ok(l) if l.trim().is_empty() => continue,
+                Ok(l) => return Some(serde_json::from_str(&l).map_err(|e| format!("{}:{}: {e}", self.path, self.line))),
+                Err(e) => return Some(Err(format!("{}:{}: {e}", self.path, self.line))),
+            }
+        }
+    }
+}
+
+/// An open stage output file.
+pub struct StageFile {
+    pub path: PathBuf,
+    file: File,
+    /// Ids already done under the current key.
+    pub done: HashSet<String>,
+    /// Bytes of a partial last line removed at open.
+    pub truncated_bytes: u64,
+}
+
+impl StageFile {
+    /// Open (creating) `path`, repair a partial tail, and collect ids done under `key`.
+    pub fn open(path: &Path, stage: Stage, key: &str) -> Result<StageFile> {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        let truncated_bytes = truncate_partial_tail(path)?;
+        if truncated_bytes > 0 {
+            tracing::warn!("{}: removed a partial last line ({truncated_bytes} bytes) left by an interrupted run", path.display());
+        }
+        // only the ids are kept, so a stage file of any size fits in memory
+        let mut done = HashSet::new();
+        for rec in RecordLines::open(path)?.flatten() {
+            if generation(&rec, stage).is_some_and(|g| g.stage_key == key) {
+                done.insert(rec.id);
+            }
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(StageFile { path: path.to_path_buf(), file, done, truncated_bytes })
+    }
+
+    /// Append one record as one line (a single write call).
+    pub fn append(&mut self, r: &Record) -> Result<()> {
+        let mut line = serde_json::to_vec(r)?;
+        line.push(b'\n');
+        self.file.write_all(&line).with_context(|| format!("writing {}", self.path.display()))?;
+        self.done.insert(r.id.clone());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::*;
+
+    fn rec(id: &str, key: &str) -> Record {
+        let mut r = Record::new(id.into(), 0, SourceLoc::default(), "t".into(), serde_json::Value::Null);
+        r.backtranslation = Some(Generation {
+            value: Some("x".into()),
+            score: None,
+            parse: ParseStatus::Ok,
+            raw: "x".into(),
+            model: "m".into(),
+            sampling: Sampling { temperature: 1.0, top_p: 0.9, max_tokens: 8, seed: 1, stop: vec![] },
+            template: "t".into(),
+            template_hash: "h".into(),
+            stage_key: key.into(),
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            finish_reason: "stop".into(),
+        });
+        r
+    }
+
+    #[test]
+    fn resume_after_partial_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s/backtranslate.jsonl");
+        let mut f = StageFile::open(&p, Stage::Backtranslate, "k1").unwrap();
+        f.append(&rec("a", "k1")).unwrap();
+        f.append(&rec("b", "k0")).unwrap(); // stale key
+        drop(f);
+        // simulate a kill in the middle of a line
+        let mut raw = OpenOptions::new().append(true).open(&p).unwrap();
+        raw.write_all(b"{\"id\":\"c\",\"ordin").unwrap();
+        drop(raw);
+        let mut f = StageFile::open(&p, Stage::Backtranslate, "k1").unwrap();
+        assert!(f.truncated_bytes > 0);
+        assert_eq!(f.done, HashSet::from(["a".to_string()]));
+        f.append(&rec("c", "k1")).unwrap();
+        drop(f);
+        let (recs, bad) = read_records(&p, Some(Stage::Backtranslate), "k1").unwrap();
+        assert_eq!(bad, 0);
+        assert_eq!(recs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+    }
+
+    #[test]
+    fn truncate_whole_file_without_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.jsonl");
+        std::fs::write(&p, "partial").unwrap();
+        assert_eq!(truncate_partial_tail(&p).unwrap(), 7);
+        assert_eq!(std::fs::read(&p).unwrap().len(), 0);
+        assert_eq!(truncate_partial_tail(&dir.path().join("missing")).unwrap(), 0);
+    }
+}

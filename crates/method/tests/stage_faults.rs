@@ -1,0 +1,115 @@
+//! Stage logic under injected backend faults (a scripted backend stands in
+//! for the model only to inject failures; the real path is tested with a
+//! real GGUF in the CLI tests): per-request errors and unparseable outputs are
+//! recorded with their raw text and reason, counted, and nothing is lost.
+
+use backforth_inference::backend::{Backend, FinishReason, GenOutput, GenRequest, Sink};
+use backforth::config::{Config, Stage};
+use backforth::prompt::PromptTemplate;
+use backforth::record::{ParseStatus, Record, SourceLoc};
+use backforth::stages::{run_stage, totals, StageSpec};
+use backforth::store::StageFile;
+
+/// Answers by the record's position: 0 → valid score, 1 → prose without a score,
+/// 2 → per-request error, 3 → out-of-range score, 4 → cut at max_tokens. Completes in reverse order.
+struct Scripted;
+impl Backend for Scripted {
+    fn model_id(&self) -> String {
+        "scripted".into()
+    }
+    fn generate(&mut self, requests: &mut dyn Iterator<Item = GenRequest>, sink: &mut Sink<'_>) -> anyhow::Result<()> {
+        let reqs: Vec<GenRequest> = requests.collect();
+        for r in reqs.iter().rev() {
+            let user = &r.messages.last().unwrap().content;
+            let i: usize = user.split("DOC").nth(1).unwrap()[..1].parse().unwrap();
+            let ok = |text: &str, finish| Ok(GenOutput { text: text.into(), prompt_tokens: 10, completion_tokens: 5, finish });
+            let res = match i % 5 {
+                0 => ok("Reasoning: fine.\nScore: 5", FinishReason::Stop),
+                1 => ok("I would rate this highly.", FinishReason::Stop),
+                2 => Err("server said 500".to_string()),
+                3 => ok("Reasoning: x\nScore: 7", FinishReason::Stop),
+                _ => ok("Reasoning: this goes on and on", FinishReason::Length),
+            };
+            sink(r.tag, res)?;
+        }
+        Ok(())
+    }
+}
+
+fn record(i: usize) -> Record {
+    let mut r = Record::new(format!("d{i}"), i as u64, SourceLoc::default(), format!("DOC{i} text"), serde_json::Value::Null);
+    let mut g = backforth::stages::StageSpec {
+        stage: Stage::Backtranslate,
+        cfg: &Config::default(),
+        template: &PromptTemplate::builtin("backtranslate_finetuned").unwrap(),
+        seeds: &[],
+        key: "k",
+        model_id: "m",
+    }
+    .interpret("x", Ok(GenOutput { text: "What is it?".into(), prompt_tokens: 1, completion_tokens: 1, finish: FinishReason::Stop }));
+    g.stage_key = "bt".into();
+    r.backtranslation = Some(g);
+    r
+}
+
+#[test]
+fn faults_are_recorded_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("curate.jsonl");
+    let cfg = Config::default();
+    let tpl = PromptTemplate::builtin("curate").unwrap();
+    let spec = StageSpec { stage: Stage::Curate, cfg: &cfg, template: &tpl, seeds: &[], key: "ck", model_id: "scripted" };
+    let mut no_progress = |_: u64, _: u64, _: u64, _: f64| {};
+    let rep = run_stage(&spec, &mut Scripted, (0..5).map(record), StageFile::open(&out, Stage::Curate, "ck").unwrap(), &mut no_progress).unwrap();
+    assert_eq!((rep.input, rep.generated, rep.parsed_ok, rep.parse_failed, rep.backend_errors), (5, 5, 1, 3, 1));
+
+    let recs: Vec<Record> = std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(recs.len(), 5);
+    let by_id = |id: &str| recs.iter().find(|r| r.id == id).unwrap().curation.clone().unwrap();
+    assert_eq!(by_id("d0").score, Some(5));
+    assert_eq!(by_id("d1").raw, "I would rate this highly.");
+    assert_eq!(by_id("d1").parse, ParseStatus::Failed { reason: "no `Score: N` line".into() });
+    assert_eq!(by_id("d2").parse, ParseStatus::Error { error: "server said 500".into() });
+    assert_eq!(by_id("d3").parse, ParseStatus::Failed { reason: "score 7 out of range 1-5".into() });
+    assert!(matches!(by_id("d4").parse, ParseStatus::Failed { .. }));
+    assert_eq!(by_id("d4").finish_reason, "length");
+
+    let t = totals(&out, Stage::Curate, "ck", &cfg).unwrap();
+    assert_eq!(t.cost_usd, None);
+    let mut priced = cfg.clone();
+    priced.http.usd_per_million_prompt_tokens = 2.0;
+    priced.http.usd_per_million_completion_tokens = 10.0;
+    // 4 answered requests × (10 prompt, 5 completion) tokens
+    let c = totals(&out, Stage::Curate, "ck", &priced).unwrap().cost_usd.unwrap();
+    assert!((c - (40.0 * 2.0 + 20.0 * 10.0) / 1e6).abs() < 1e-12, "{c}");
+    assert_eq!(t.done, 5);
+    assert_eq!(t.score_histogram["5"], 1);
+    assert_eq!(t.kept, Some(1));
+    assert_eq!(t.parsed_share, Some(0.2));
+    assert_eq!(t.failure_reasons.values().sum::<u64>(), 4);
+
+    // rerun: all done, nothing generated again
+    let rep = run_stage(&spec, &mut Scripted, (0..5).map(record), StageFile::open(&out, Stage::Curate, "ck").unwrap(), &mut no_progress).unwrap();
+    assert_eq!((rep.resumed, rep.generated), (5, 0));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 5);
+}
+
+#[test]
+fn fewshot_draws_are_deterministic_per_record() {
+    let cfg = Config::default();
+    let tpl = PromptTemplate::builtin("backtranslate_fewshot").unwrap();
+    let seeds: Vec<backforth::seeds::Seed> =
+        (0..20).map(|i| backforth::seeds::Seed { instruction: format!("q{i}"), response: format!("a{i}") }).collect();
+    let spec = StageSpec { stage: Stage::Backtranslate, cfg: &cfg, template: &tpl, seeds: &seeds, key: "k", model_id: "m" };
+    let a: Vec<_> = spec.pick_seeds("doc-1").iter().map(|s| s.instruction.clone()).collect();
+    let b: Vec<_> = spec.pick_seeds("doc-1").iter().map(|s| s.instruction.clone()).collect();
+    assert_eq!(a, b);
+    assert_eq!(a.len(), cfg.backtranslate.k);
+    let distinct: std::collections::HashSet<_> = a.iter().collect();
+    assert_eq!(distinct.len(), a.len());
+    let others: std::collections::HashSet<Vec<String>> =
+        (0..10).map(|i| spec.pick_seeds(&format!("doc-{i}")).iter().map(|s| s.instruction.clone()).collect()).collect();
+    assert!(others.len() > 1);
+    let req = spec.request(&record(0), 1).unwrap();
+    assert_eq!(req.messages.len(), 2 + 2 * cfg.backtranslate.k);
+}
