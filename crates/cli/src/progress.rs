@@ -62,6 +62,7 @@ impl ProgressFactory for Bars {
     }
 }
 
+/// An indicatif bar of `total` items labelled `prefix` (hidden when `quiet`).
 pub fn bar(quiet: bool, total: u64, prefix: &str) -> ProgressBar {
     let pb = if quiet { ProgressBar::hidden() } else { ProgressBar::new(total) };
     pb.set_style(

@@ -4,6 +4,7 @@ use crate::cli::ClientBenchArgs;
 use anyhow::Result;
 use backforth_inference::{Backend, ChatMessage, GenRequest, Sampling};
 
+/// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: ClientBenchArgs) -> Result<()> {
     let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").map_err(|e| anyhow::anyhow!("{e}"))?);
     let url = format!("http://{}/v1", server.server_addr());

@@ -3,6 +3,7 @@
 use crate::cli::EmbedBenchArgs;
 use anyhow::Result;
 
+/// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: EmbedBenchArgs) -> Result<()> {
     let dir = a.embedder.clone().unwrap_or_else(crate::commands::analyze::default_embedder);
     let emb = backforth_embed::Embedder::load(&dir)?;

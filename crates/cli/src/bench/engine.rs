@@ -43,6 +43,7 @@ fn message_of_len(engine: &LlamaEngine, n: usize) -> Result<(Vec<ChatMessage>, u
     Ok((m, len))
 }
 
+/// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: BenchArgs) -> Result<()> {
     let max_b = *a.batch_sizes.iter().max().context("no batch sizes")?;
     let ctx = (a.prompt_tokens as u32 + a.gen_tokens + 16).next_multiple_of(256);

@@ -4,6 +4,7 @@ use crate::cli::ExtractBenchArgs;
 use anyhow::Result;
 use std::path::PathBuf;
 
+/// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: ExtractBenchArgs) -> Result<()> {
     fn walk(d: &std::path::Path, out: &mut Vec<PathBuf>) {
         if let Ok(rd) = std::fs::read_dir(d) {

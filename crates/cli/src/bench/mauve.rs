@@ -4,6 +4,7 @@ use crate::cli::MauveBenchArgs;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
+/// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: MauveBenchArgs) -> Result<()> {
     let read = |p: &PathBuf| -> Result<Vec<Vec<f32>>> {
         let b = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;

@@ -9,6 +9,7 @@ use backforth_measure::report::{Analysis, MapPoint, MauvePair};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: AnalyzeArgs) -> Result<()> {
     let mut sets: Vec<TextSet> = Vec::new();
     let mut analysis = Analysis::default();

@@ -50,6 +50,7 @@ impl BackendProvider for One<'_> {
     }
 }
 
+/// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(cmd: BatchCmd) -> Result<()> {
     match cmd {
         BatchCmd::Export(a) => export(a),

@@ -9,6 +9,7 @@ use backforth_measure::eval::{self, EvalSummary, WorkFile};
 use std::path::{Path, PathBuf};
 use super::eval_io::{report_issues, sampling};
 
+/// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: EvalArgs) -> Result<()> {
     let cfg = a.common.config()?;
     if a.common.out.is_none() {

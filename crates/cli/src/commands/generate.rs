@@ -9,6 +9,7 @@ use backforth_measure::eval::{self, WorkFile};
 use std::path::Path;
 use super::eval_io::{report_issues, sampling, work_path};
 
+/// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: GenerateArgs) -> Result<()> {
     let mut cfg = a.common.config()?;
     if a.common.out.is_none() {

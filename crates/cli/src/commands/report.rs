@@ -7,6 +7,7 @@ use backforth_measure::eval::EvalSummary;
 use backforth_measure::report::{self, Analysis, EvalView};
 use std::path::PathBuf;
 
+/// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: ReportArgs) -> Result<()> {
     let data = a.run.as_deref().map(analyze::read_run).transpose()?;
     let analysis_path = a.analysis.clone().or_else(|| a.run.as_ref().map(|r| r.join("analysis.json")).filter(|p| p.exists()));

@@ -10,6 +10,7 @@ use backforth::record::Stage;
 use backforth::store::RunDir;
 use std::path::PathBuf;
 
+/// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(common: &CommonArgs, stages: Option<Vec<Stage>>, from: Option<PathBuf>) -> Result<()> {
     let cfg = common.config()?;
     let stages = stages.unwrap_or_else(|| cfg.run.stages.clone());

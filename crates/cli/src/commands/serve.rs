@@ -55,6 +55,7 @@ fn error(code: u16, msg: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> 
     json_response(code, &serde_json::json!({"error": {"message": msg, "type": "invalid_request_error"}}))
 }
 
+/// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: ServeArgs) -> Result<()> {
     let name = a.served_name.clone().unwrap_or_else(|| a.model.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default());
     let opts = LlamaOptions { threads: a.threads, batch_size: a.batch_size, context: a.context, n_batch: 512 };

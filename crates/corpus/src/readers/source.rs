@@ -19,7 +19,7 @@ pub enum NotDocument {
 pub type SourceItem = Result<Document, NotDocument>;
 
 /// A streaming reader over one input file. Every corpus format implements it;
-/// [`crate::reader::DocumentStream`] applies the length rules and counts.
+/// the stream in `readers/mod.rs` applies the length rules and counts.
 pub trait DocumentSource: Iterator<Item = SourceItem> {}
 impl<T: Iterator<Item = SourceItem>> DocumentSource for T {}
 
