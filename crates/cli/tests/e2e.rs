@@ -38,9 +38,28 @@ fn all_stages_on_real_documents() {
     assert_eq!(hist, n(&cu["parsed_ok"]));
     assert_eq!(n(&rw["done"]), n(&cu["kept"]));
     assert_eq!(n(&di["done"]), n(&cu["kept"]));
-    assert_eq!(n(&s["outputs"]["dataset"]["examples"]), n(&rw["parsed_ok"]));
-    assert_eq!(n(&s["outputs"]["distilled"]["examples"]), n(&di["parsed_ok"]));
-    assert_eq!(n(&s["outputs"]["curated"]["examples"]), n(&cu["kept"]));
+    // the checks see every kept pair; failing pairs leave the export, counted by reason
+    for (name, before) in [("dataset", n(&rw["parsed_ok"])), ("distilled", n(&di["parsed_ok"])), ("curated", n(&cu["kept"]))] {
+        let o = &s["outputs"][name];
+        let c = &o["checks"];
+        assert_eq!(n(&c["checked"]), before, "{name}: {o}");
+        assert_eq!(n(&c["passed"]) + n(&c["failed"]), before, "{name}: {o}");
+        assert_eq!(n(&o["examples"]), n(&c["passed"]), "{name}: {o}");
+        let reasons: u64 = c["reasons"].as_object().unwrap().values().map(n).sum();
+        assert!(reasons >= n(&c["failed"]), "{name}: {o}");
+        assert_eq!(read_jsonl(&out.join(format!("{name}.jsonl"))).len() as u64, n(&o["examples"]));
+        assert_eq!(read_jsonl(&out.join(format!("{name}.sharegpt.jsonl"))).len() as u64, n(&o["examples"]));
+        assert!(out.join(format!("{name}.parquet")).exists());
+    }
+    let checked: u64 = ["dataset", "distilled", "curated"].iter().map(|k| n(&s["outputs"][k]["checks"]["checked"])).sum();
+    let lines = read_jsonl(&out.join("checks.jsonl"));
+    assert_eq!(lines.len() as u64, checked);
+    for l in &lines {
+        let reasons = l["checks"]["reasons"].as_array().unwrap();
+        assert_eq!(l["passed"].as_bool().unwrap(), reasons.is_empty(), "{l}");
+    }
+    let card = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(card.starts_with("---\nconfigs:\n- config_name: default\n"), "{card}");
 
     // every record line carries full provenance; failures keep raw text
     for rec in read_jsonl(&out.join("stages/curate.jsonl")) {
@@ -73,6 +92,8 @@ fn all_stages_on_real_documents() {
         assert_eq!(m[1]["content"], ex["instruction"]);
         assert_eq!(m[2]["content"], ex["output"]);
         assert!(!ex["output"].as_str().unwrap().is_empty());
+        // provenance without local directories
+        assert!(ex["source"].as_str().unwrap().starts_with("docs.jsonl:"), "{ex}");
     }
     // exported in input order
     let ords: Vec<String> = read_jsonl(&out.join("curated.jsonl")).iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
@@ -115,5 +136,6 @@ fn stage_alone_from_file_and_humpback_threshold() {
     let cur = read_jsonl(&out2.join("stages/curate.jsonl"));
     assert_eq!(cur.len(), bt_ok);
     let kept = cur.iter().filter(|r| r["curation"]["score"].as_u64().unwrap() >= 4).count();
-    assert_eq!(read_jsonl(&out2.join("curated.jsonl")).len(), kept);
+    let failed = read_jsonl(&out2.join("checks.jsonl")).iter().filter(|l| l["passed"] == false).count();
+    assert_eq!(read_jsonl(&out2.join("curated.jsonl")).len(), kept - failed);
 }

@@ -10,6 +10,7 @@
 
 pub use crate::record::Stage;
 use anyhow::{bail, Context, Result};
+pub use crate::checks::ChecksConfig;
 use backforth_corpus::decontam::DecontamConfig;
 use backforth_corpus::dedup::DedupConfig;
 use backforth_corpus::filter::FilterConfig;
@@ -146,11 +147,22 @@ impl StageConfig {
 pub struct ExportConfig {
     /// System message tagging web-derived examples (Humpback's data tag); empty = no system message.
     pub system_tag: String,
+    /// Formats written beside each JSONL export: `"sharegpt"`
+    /// (`<name>.sharegpt.jsonl`), `"parquet"` (`<name>.parquet`; needs the
+    /// `parquet` feature). `"jsonl"` is always written.
+    pub formats: Vec<String>,
+    /// The input documents' licences, as the user states them (free text
+    /// copied into the dataset card; backforth cannot know them).
+    pub input_licenses: String,
 }
 
 impl Default for ExportConfig {
     fn default() -> Self {
-        ExportConfig { system_tag: "Answer with knowledge from web search.".into() }
+        ExportConfig {
+            system_tag: "Answer with knowledge from web search.".into(),
+            formats: if cfg!(feature = "parquet") { vec!["jsonl".into(), "sharegpt".into(), "parquet".into()] } else { vec!["jsonl".into(), "sharegpt".into()] },
+            input_licenses: String::new(),
+        }
     }
 }
 
@@ -190,6 +202,9 @@ pub struct Config {
     pub distill: StageConfig,
     #[serde(default)]
     pub export: ExportConfig,
+    /// Relevance and grounding checks applied before export.
+    #[serde(default)]
+    pub checks: ChecksConfig,
     #[serde(default)]
     pub backend: BackendConfig,
     #[serde(default)]
@@ -219,6 +234,7 @@ impl Default for Config {
             rewrite: rw_default(),
             distill: di_default(),
             export: ExportConfig::default(),
+            checks: ChecksConfig::default(),
             backend: BackendConfig::default(),
             http: HttpConfig::default(),
             cache: CacheConfig::default(),

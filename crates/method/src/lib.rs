@@ -14,7 +14,9 @@
 //! `backforth-corpus`; models are reached only through the
 //! `backforth-inference` trait.
 
+pub mod checks;
 pub mod config;
+pub mod export;
 pub mod hash;
 pub mod parse;
 pub mod pipeline;

@@ -61,12 +61,7 @@ pub struct SeedSummary {
     pub stats: InputStats,
 }
 
-/// One exported file.
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct ExportSummary {
-    pub path: String,
-    pub examples: u64,
-}
+pub use crate::export::{export, Example, ExportSummary};
 
 #[derive(Serialize, Deserialize)]
 struct DocumentsDone {
@@ -289,6 +284,7 @@ pub fn run(cfg: &Config, stages: &[Stage], provider: &mut dyn BackendProvider, p
     summary.outputs = export(cfg, &run, &keys)?;
     summary.wall_s = start.elapsed().as_secs_f64();
     std::fs::write(run.summary(), serde_json::to_string_pretty(&summary)?)?;
+    crate::export::write_card(cfg, &run, &serde_json::to_value(&summary)?, &summary.outputs)?;
     Ok(summary)
 }
 
@@ -311,83 +307,3 @@ pub fn upstream_records(path: &Path, filter: Option<(Stage, String)>) -> Result<
         }
     }))
 }
-
-/// One exported training example: chat `messages` plus Alpaca-style fields.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Example {
-    pub id: String,
-    pub messages: Vec<backforth_inference::ChatMessage>,
-    pub instruction: String,
-    pub input: String,
-    pub output: String,
-    /// Curation score of the pair.
-    pub score: Option<u8>,
-    /// Which response this is: "rewrite", "original" (curated web text), "distill".
-    pub response_kind: String,
-    pub source: crate::record::SourceLoc,
-}
-
-fn example(cfg: &Config, r: &Record, response: &str, kind: &str) -> Example {
-    let instr = r.instruction().unwrap_or_default().to_string();
-    let mut messages = Vec::new();
-    if !cfg.export.system_tag.is_empty() {
-        messages.push(backforth_inference::ChatMessage { role: "system".into(), content: cfg.export.system_tag.clone() });
-    }
-    messages.push(backforth_inference::ChatMessage { role: "user".into(), content: instr.clone() });
-    messages.push(backforth_inference::ChatMessage { role: "assistant".into(), content: response.to_string() });
-    Example {
-        id: r.id.clone(),
-        messages,
-        instruction: instr,
-        input: String::new(),
-        output: response.to_string(),
-        score: r.score(),
-        response_kind: kind.into(),
-        source: r.source.clone(),
-    }
-}
-
-/// Write the datasets, in input order:
-/// - `curated.jsonl`: kept (x̂, y) pairs — "filtering" only (Humpback-style);
-/// - `dataset.jsonl`: kept (x̂, ŷ) with ŷ the rewrite — "filtering + rewriting" (if rewrite ran);
-/// - `distilled.jsonl`: kept (x̂, distilled response) — the baseline (if distill ran).
-pub fn export(cfg: &Config, run: &RunDir, keys: &HashMap<Stage, String>) -> Result<BTreeMap<String, ExportSummary>> {
-    let mut out = BTreeMap::new();
-    let kept = |r: &Record| r.score().is_some_and(|s| s >= cfg.curate.keep_min_score) && r.instruction().is_some();
-    let jobs: [(Stage, &str, &str); 3] =
-        [(Stage::Curate, "curated.jsonl", "original"), (Stage::Rewrite, "dataset.jsonl", "rewrite"), (Stage::Distill, "distilled.jsonl", "distill")];
-    for (s, name, kind) in jobs {
-        let p = run.stage(s);
-        if !p.exists() {
-            continue;
-        }
-        let mut ex: Vec<(u64, Example)> = Vec::new();
-        for r in upstream_records(&p, Some((s, keys[&s].clone())))? {
-            if !kept(&r) {
-                continue;
-            }
-            let resp = match s {
-                Stage::Curate => Some(r.text.trim().to_string()),
-                _ => crate::store::generation(&r, s).and_then(|g| g.value.clone()),
-            };
-            if let Some(resp) = resp {
-                ex.push((r.ordinal, example(cfg, &r, &resp, kind)));
-            }
-        }
-        // in input order, so the file does not depend on batch scheduling
-        ex.sort_by_key(|(o, _)| *o);
-        let path = run.0.join(name);
-        let tmp = run.0.join(format!("{name}.tmp"));
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        for (_, e) in &ex {
-            serde_json::to_writer(&mut w, e)?;
-            w.write_all(b"\n")?;
-        }
-        w.flush()?;
-        drop(w);
-        std::fs::rename(&tmp, &path)?;
-        out.insert(name.trim_end_matches(".jsonl").to_string(), ExportSummary { path: path.display().to_string(), examples: ex.len() as u64 });
-    }
-    Ok(out)
-}
-

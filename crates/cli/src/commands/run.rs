@@ -32,7 +32,15 @@ pub fn run(common: &CommonArgs, stages: Option<Vec<Stage>>, from: Option<PathBuf
         eprintln!("{line}");
     }
     for (name, o) in &summary.outputs {
-        eprintln!("{name:>13}: {} examples → {}", o.examples, o.path);
+        let checks = match &o.checks {
+            Some(c) if c.failed > 0 => {
+                let r: Vec<String> = c.reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                format!(" ({} of {} left out by the checks: {}; see checks.jsonl)", c.failed, c.checked, r.join(", "))
+            }
+            Some(c) => format!(" (all {} passed the checks)", c.checked),
+            None => String::new(),
+        };
+        eprintln!("{name:>13}: {} examples{checks} → {}", o.examples, o.path);
     }
     for (m, b) in &provider.backends {
         eprintln!("        cache: {m}: {} answered from cache, {} sent to the model", b.hits, b.misses);

@@ -1,0 +1,458 @@
+//! Relevance and grounding checks: cheap, deterministic, no model.
+//!
+//! Back-and-forth translation only pays off when the instruction is about its
+//! document and the rewrite stays within it (Nguyen et al. 2024 §3: the
+//! rewrite must keep the document's information). Nothing in the LLM stages
+//! guarantees either: a small backward model copies the topic of its few-shot
+//! seeds onto unrelated documents, asks the reader questions instead of giving
+//! an instruction, and a rewrite can drift into text the document never held.
+//! These checks look for lexical evidence of each failure:
+//!
+//! - **relevance** — share of the instruction's *topic words* (content words
+//!   minus generic task words such as "explain" or "article") that occur in
+//!   the document;
+//! - **non-instruction** — fragments, questions to the reader about missing
+//!   context ("what … are you referring to?"), and meta text ("Here is …");
+//! - **support** — share of the response's content words, counted by
+//!   sentence, that sit in sentences the source supports (a sentence is
+//!   supported when at least half of its content words occur in the source),
+//!   plus numbers and names in the response that the source never mentions;
+//! - **answer overlap** — whether the response mentions any of the
+//!   instruction's topic words at all (a response to another instruction).
+//!
+//! Words are compared by a crude stem (lower case, at most 6 characters,
+//! plural `s` dropped) so "libraries"/"library" and "honoured"/"honour" match.
+//! Written here because it is the method's own filter: no crate scores
+//! instruction/response grounding, and each rule must say *why* it rejected a
+//! pair, in words a user can act on.
+//!
+//! Measured on a labelled set built from real news stories (faithful
+//! extractive responses vs injected facts, swapped topics, another
+//! document's instruction, non-instructions): see `tests/checks.rs` and
+//! BENCHMARKS.md.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// `[checks]`: thresholds of the relevance and grounding checks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChecksConfig {
+    /// Run the checks and keep failing pairs out of the exports (they stay in
+    /// the stage files; `checks.jsonl` lists each with its reasons).
+    pub enabled: bool,
+    /// Minimum share (0–1) of the instruction's topic words found in the
+    /// document. Instructions with fewer than `min_topic_words` topic words
+    /// are not judged on relevance.
+    pub min_relevance: f64,
+    /// Topic words an instruction needs before relevance is judged.
+    pub min_topic_words: usize,
+    /// Minimum share (0–1) of the response's content words in supported sentences.
+    pub min_support: f64,
+    /// Numbers in the response that the source does not contain, at most.
+    pub max_unsupported_numbers: usize,
+    /// Capitalised names in the response that the source does not contain, at most.
+    pub max_unsupported_names: usize,
+    /// Reject fragments, questions to the reader and meta text as instructions.
+    pub non_instructions: bool,
+}
+
+impl Default for ChecksConfig {
+    fn default() -> Self {
+        ChecksConfig {
+            enabled: true,
+            min_relevance: 0.3,
+            min_topic_words: 2,
+            min_support: 0.7,
+            max_unsupported_numbers: 0,
+            max_unsupported_names: 1,
+            non_instructions: true,
+        }
+    }
+}
+
+/// The checks' findings on one (instruction, response, source) triple.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct CheckResult {
+    /// Share of the instruction's topic words found in the source; `None`
+    /// when the instruction has fewer topic words than `min_topic_words`.
+    pub relevance: Option<f64>,
+    /// The instruction's topic words (stems) that the source lacks.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub off_topic_words: Vec<String>,
+    /// Share of the response's content words in supported sentences
+    /// (`None` when the response is the source itself or has no content words).
+    pub support: Option<f64>,
+    /// Response sentences the source does not support (at most 3 kept).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub unsupported_sentences: Vec<String>,
+    /// Numbers in the response missing from the source.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub unsupported_numbers: Vec<String>,
+    /// Capitalised names in the response missing from the source.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub unsupported_names: Vec<String>,
+    /// Failure reasons (stable snake_case codes, see [`Reason`]); empty = passed.
+    pub reasons: Vec<Reason>,
+}
+
+impl CheckResult {
+    /// True when no check failed.
+    pub fn passed(&self) -> bool {
+        self.reasons.is_empty()
+    }
+}
+
+/// Why a pair failed the checks (the codes counted in `summary.json`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Too few words to be an instruction.
+    InstructionFragment,
+    /// Asks the reader for context instead of giving a task.
+    InstructionToReader,
+    /// Text about the instruction or the document, not an instruction.
+    InstructionMeta,
+    /// The instruction's topic words are mostly absent from the document.
+    InstructionOffTopic,
+    /// Too little of the response is supported by the source.
+    ResponseUnsupported,
+    /// The response states numbers the source does not contain.
+    ResponseUnsupportedNumbers,
+    /// The response names people, places or things the source does not.
+    ResponseUnsupportedNames,
+    /// The response mentions none of the instruction's topic words.
+    ResponseOffInstruction,
+}
+
+impl Reason {
+    /// The snake_case code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::InstructionFragment => "instruction_fragment",
+            Reason::InstructionToReader => "instruction_to_reader",
+            Reason::InstructionMeta => "instruction_meta",
+            Reason::InstructionOffTopic => "instruction_off_topic",
+            Reason::ResponseUnsupported => "response_unsupported",
+            Reason::ResponseUnsupportedNumbers => "response_unsupported_numbers",
+            Reason::ResponseUnsupportedNames => "response_unsupported_names",
+            Reason::ResponseOffInstruction => "response_off_instruction",
+        }
+    }
+}
+
+// Function words and generic task words: neither says what an instruction is about.
+const STOPWORDS: &str = "a about above after again against all also am an and any are as at be because been before being below between both but by can could did do does doing down during each few for from further had has have having he her here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off on once only or other our ours out over own same she should so some such than that the their theirs them then there these they this those through to too under until up very was we were what when where which while who whom why will with would you your yours yourself also may might must shall us one two many much well like get got make made use used using way ways thing things something anything let lets new said says say according per via yet still however although though since within without upon among every either neither whether etc including";
+const TASK_WORDS: &str = "write explain describe summarize summarise summary discuss give provide list tell show outline detail details detailed information info article text story stories news report reported passage document paragraph post blog piece content key main point points brief briefly short overview analysis analyze analyse compare explainer help please question answer find learn know happen happened happening event events happens important significance significant role impact effect effects include includes regarding concerning related relate topic topics aspects aspect mention mentioned recent latest situation happenings recently reason reasons involving involve involves involved mentioning mention mentions concerning focusing focus";
+const NUMBER_WORDS: [&str; 13] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"];
+
+fn set(words: &str) -> HashSet<&str> {
+    words.split_whitespace().collect()
+}
+
+/// Lower-case alphanumeric words (apostrophes inside words kept, then dropped with what follows: "Jackson's" → "jackson").
+fn words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in s.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’')) {
+        let w = w.split(['\'', '’']).next().unwrap_or("");
+        if !w.is_empty() {
+            out.push(w.to_lowercase());
+        }
+    }
+    out
+}
+
+/// The crude stem used for matching (see the module docs).
+pub fn stem(w: &str) -> String {
+    let mut w: String = w.to_lowercase();
+    if w.chars().count() > 3 && w.ends_with('s') && !w.ends_with("ss") {
+        w.pop();
+    }
+    w.chars().take(6).collect()
+}
+
+/// Numbers in a text, normalised (thousands separators dropped, "seven" → "7").
+fn numbers(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = s.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let inside = !cur.is_empty() && (c == ',' || c == '.') && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
+        if c.is_ascii_digit() || inside {
+            if c != ',' {
+                cur.push(c);
+            }
+        } else if !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn number_set(s: &str) -> HashSet<String> {
+    let mut n: HashSet<String> = numbers(s).into_iter().collect();
+    for w in words(s) {
+        if let Some(i) = NUMBER_WORDS.iter().position(|x| *x == w) {
+            n.insert(i.to_string());
+        }
+    }
+    n
+}
+
+/// Sentences: split after `.`, `!`, `?` followed by white space, and at line breaks.
+fn sentences(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for line in s.lines() {
+        let mut start = 0;
+        let b = line.as_bytes();
+        for i in 0..b.len() {
+            if matches!(b[i], b'.' | b'!' | b'?') && b.get(i + 1).is_some_and(|c| c.is_ascii_whitespace()) {
+                out.push(line[start..=i].trim());
+                start = i + 1;
+            }
+        }
+        out.push(line[start..].trim());
+    }
+    out.into_iter().filter(|x| !x.is_empty()).collect()
+}
+
+/// Stems of a text's content words (no stopwords, no pure numbers, ≥ 3 chars).
+fn content_stems(s: &str, stop: &HashSet<&str>) -> Vec<String> {
+    words(s).into_iter().filter(|w| w.chars().count() >= 3 && !stop.contains(w.as_str()) && !w.chars().all(|c| c.is_ascii_digit())).map(|w| stem(&w)).collect()
+}
+
+/// Capitalised words that are not sentence-initial, not function words:
+/// a cheap stand-in for names of people, places and organisations.
+fn names(s: &str, stop: &HashSet<&str>, task: &HashSet<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for sent in sentences(s) {
+        let toks: Vec<&str> = sent.split_whitespace().collect();
+        for (i, t) in toks.iter().enumerate() {
+            if i == 0 {
+                continue;
+            }
+            let t = t.trim_matches(|c: char| !c.is_alphanumeric()).split(['\'', '’']).next().unwrap_or("");
+            // "Saudi-born": each hyphen part is a word of its own
+            for w in t.split('-') {
+            let w = w.to_string();
+            let lw = w.to_lowercase();
+            if w.chars().count() >= 2
+                && w.chars().next().is_some_and(|c| c.is_uppercase())
+                && !stop.contains(lw.as_str())
+                && !task.contains(lw.as_str())
+                && !NUMBER_WORDS.contains(&lw.as_str())
+            {
+                out.push(w);
+            }
+            }
+        }
+    }
+    out
+}
+
+/// The source side of the checks, precomputed once per document.
+pub struct SourceIndex {
+    stems: HashSet<String>,
+    numbers: HashSet<String>,
+}
+
+impl SourceIndex {
+    /// Index a source text (the document y).
+    pub fn new(text: &str) -> Self {
+        let stems = words(text).into_iter().map(|w| stem(&w)).collect();
+        SourceIndex { stems, numbers: number_set(text) }
+    }
+}
+
+/// Why `instruction` is not an instruction, if it is not one.
+pub fn non_instruction(instruction: &str) -> Option<Reason> {
+    let t = instruction.trim();
+    let lower = t.to_lowercase();
+    let n = words(t).len();
+    if n < 3 {
+        return Some(Reason::InstructionFragment);
+    }
+    const TO_READER: [&str; 16] = [
+        "are you referring",
+        "were you referring",
+        "do you mean",
+        "did you mean",
+        "you are referring",
+        "you mentioned",
+        "you just mentioned",
+        "you said",
+        "could you clarify",
+        "can you clarify",
+        "please clarify",
+        "could you specify",
+        "can you be more specific",
+        "could you be more specific",
+        "provide more context",
+        "more context",
+    ];
+    if TO_READER.iter().any(|p| lower.contains(p)) {
+        return Some(Reason::InstructionToReader);
+    }
+    const META: [&str; 12] = [
+        "here is",
+        "here's",
+        "here are",
+        "sure,",
+        "sure!",
+        "the instruction",
+        "instruction:",
+        "this instruction",
+        "the text describes",
+        "the article describes",
+        "the document describes",
+        "as an ai",
+    ];
+    if META.iter().any(|p| lower.starts_with(p)) {
+        return Some(Reason::InstructionMeta);
+    }
+    None
+}
+
+/// Run every check on one triple. `response = None` checks the instruction
+/// only (the curated export, whose response is the source itself, and the
+/// distilled baseline, which is not meant to be grounded).
+pub fn check(cfg: &ChecksConfig, instruction: &str, response: Option<&str>, source: &SourceIndex) -> CheckResult {
+    let stop = set(STOPWORDS);
+    let task = set(TASK_WORDS);
+    let mut r = CheckResult::default();
+    if cfg.non_instructions {
+        if let Some(reason) = non_instruction(instruction) {
+            r.reasons.push(reason);
+        }
+    }
+    // topic words: content words that are neither function nor task words
+    let mut seen = HashSet::new();
+    let topic: Vec<String> = words(instruction)
+        .into_iter()
+        .filter(|w| w.chars().count() >= 3 && !stop.contains(w.as_str()) && !task.contains(w.as_str()) && !w.chars().all(|c| c.is_ascii_digit()))
+        .map(|w| stem(&w))
+        .filter(|s| seen.insert(s.clone()))
+        .collect();
+    if topic.len() >= cfg.min_topic_words.max(1) {
+        let hits = topic.iter().filter(|s| source.stems.contains(*s)).count();
+        let rel = hits as f64 / topic.len() as f64;
+        r.relevance = Some(rel);
+        r.off_topic_words = topic.iter().filter(|s| !source.stems.contains(*s)).cloned().collect();
+        if rel < cfg.min_relevance {
+            r.reasons.push(Reason::InstructionOffTopic);
+        }
+    }
+    let Some(resp) = response else { return r };
+
+    let (mut supported_w, mut total_w) = (0usize, 0usize);
+    for s in sentences(resp) {
+        let c = content_stems(s, &stop);
+        if c.len() < 3 {
+            continue; // framing ("Sure." / "In short:") carries no claim
+        }
+        let hits = c.iter().filter(|x| source.stems.contains(*x)).count();
+        total_w += c.len();
+        if hits * 2 >= c.len() {
+            supported_w += c.len();
+        } else if r.unsupported_sentences.len() < 3 {
+            r.unsupported_sentences.push(s.chars().take(200).collect());
+        }
+    }
+    if total_w > 0 {
+        let sup = supported_w as f64 / total_w as f64;
+        r.support = Some(sup);
+        if sup < cfg.min_support {
+            r.reasons.push(Reason::ResponseUnsupported);
+        }
+    }
+    let mut nseen = HashSet::new();
+    for n in number_set(resp) {
+        let bare = n.trim_end_matches(".0").to_string();
+        if !source.numbers.contains(&n) && !source.numbers.contains(&bare) && nseen.insert(n.clone()) {
+            r.unsupported_numbers.push(n);
+        }
+    }
+    r.unsupported_numbers.sort();
+    if r.unsupported_numbers.len() > cfg.max_unsupported_numbers {
+        r.reasons.push(Reason::ResponseUnsupportedNumbers);
+    }
+    let mut seen_names = HashSet::new();
+    for n in names(resp, &stop, &task) {
+        let s = stem(&n);
+        if !source.stems.contains(&s) && seen_names.insert(s) {
+            r.unsupported_names.push(n);
+        }
+    }
+    if r.unsupported_names.len() > cfg.max_unsupported_names {
+        r.reasons.push(Reason::ResponseUnsupportedNames);
+    }
+    if topic.len() >= cfg.min_topic_words.max(1) {
+        let resp_stems: HashSet<String> = words(resp).into_iter().map(|w| stem(&w)).collect();
+        if !topic.iter().any(|t| resp_stems.contains(t)) {
+            r.reasons.push(Reason::ResponseOffInstruction);
+        }
+    }
+    r.reasons.sort();
+    r.reasons.dedup();
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "Film director Peter Jackson has been made a Companion of the New Zealand Order of Merit \
+in the New Year honours. Jackson, who directed The Lord of the Rings, said he was delighted. \
+The honours list was released on Monday and includes 23 other recipients.";
+
+    #[test]
+    fn the_demo_failure_is_caught() {
+        let src = SourceIndex::new(DOC);
+        let c = ChecksConfig::default();
+        let r = check(&c, "What if I want to link a compiled object to a static library?", Some("Use the ar tool to build a static library, then link it with gcc."), &src);
+        assert!(r.reasons.contains(&Reason::InstructionOffTopic), "{r:?}");
+        assert!(r.reasons.contains(&Reason::ResponseUnsupported), "{r:?}");
+        assert_eq!(non_instruction("What type of assessment are you referring to?"), Some(Reason::InstructionToReader));
+    }
+
+    #[test]
+    fn a_faithful_pair_passes() {
+        let src = SourceIndex::new(DOC);
+        let r = check(
+            &ChecksConfig::default(),
+            "Summarise the news about Peter Jackson's New Year honour.",
+            Some("Sure. Peter Jackson, director of The Lord of the Rings, was made a Companion of the New Zealand Order of Merit in the New Year honours list, released on Monday with 23 other recipients. He said he was delighted."),
+            &src,
+        );
+        assert!(r.passed(), "{r:?}");
+        assert_eq!(r.relevance, Some(1.0));
+    }
+
+    #[test]
+    fn injected_numbers_and_names_are_caught() {
+        let src = SourceIndex::new(DOC);
+        let r = check(
+            &ChecksConfig::default(),
+            "Summarise the news about Peter Jackson's New Year honour.",
+            Some("Peter Jackson was made a Companion of the New Zealand Order of Merit. The award carries a prize of 50,000 dollars, said Prime Minister Helen Clark."),
+            &src,
+        );
+        assert_eq!(r.unsupported_numbers, vec!["50000".to_string()]);
+        assert!(r.unsupported_names.contains(&"Helen".to_string()), "{r:?}");
+        assert!(r.reasons.contains(&Reason::ResponseUnsupportedNumbers));
+    }
+
+    #[test]
+    fn text_helpers() {
+        assert_eq!(numbers("In 2001, 1,234.5 people and 3 dogs."), vec!["2001", "1234.5", "3"]);
+        assert_eq!(sentences("One. Two!\nThree? Four"), vec!["One.", "Two!", "Three?", "Four"]);
+        assert_eq!(stem("Libraries"), stem("library"));
+        assert_eq!(stem("honours"), stem("honour"));
+        assert_eq!(non_instruction("Why?"), Some(Reason::InstructionFragment));
+        assert_eq!(non_instruction("Here is the instruction you asked for"), Some(Reason::InstructionMeta));
+        assert_eq!(non_instruction("Explain how the honours list is chosen."), None);
+    }
+}

@@ -1,0 +1,378 @@
+//! Exports: the kept pairs as files people train on and publish.
+//!
+//! Per kind of response (see [`export`]) one JSONL file of [`Example`]s (chat
+//! `messages` plus Alpaca-style fields), a ShareGPT file
+//! (`conversations` of `{from, value}` turns, the layout FastChat and
+//! Axolotl read) and a Parquet file (flat columns), plus a dataset card
+//! (`README.md` with the YAML metadata of the Hugging Face Hub dataset-card
+//! spec: `configs` with `data_files`, so `datasets.load_dataset(<run folder>)`
+//! loads it). Pairs failing the [`crate::checks`] leave every export; each is
+//! listed with its reasons in `checks.jsonl` and counted in the summary.
+//!
+//! Provenance in exports carries no local path: the document id and either
+//! the document's URL (a `url` field in its metadata) or `<file name>:<line>`.
+
+use crate::checks::{check, CheckResult, Reason, SourceIndex};
+use crate::config::Config;
+use crate::record::{Record, Stage};
+use crate::store::RunDir;
+use anyhow::Result;
+use backforth_inference::ChatMessage;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+/// One exported training example: chat `messages` plus Alpaca-style fields.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Example {
+    /// The document (or segment) id.
+    pub id: String,
+    pub messages: Vec<ChatMessage>,
+    pub instruction: String,
+    pub input: String,
+    pub output: String,
+    /// Curation score of the pair.
+    pub score: Option<u8>,
+    /// Which response this is: "rewrite", "original" (curated web text), "distill".
+    pub response_kind: String,
+    /// Where the document came from: its URL when the input gave one, else
+    /// `<file name>:<line>` (never a local directory).
+    pub source: String,
+}
+
+/// One exported file set.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ExportSummary {
+    /// The JSONL file.
+    pub path: String,
+    /// Examples written (after the checks).
+    pub examples: u64,
+    /// Other formats written beside it (ShareGPT, Parquet).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
+    /// The checks on this export's pairs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<ChecksSummary>,
+}
+
+/// Counts of the relevance and grounding checks on one export.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ChecksSummary {
+    /// Kept pairs checked.
+    pub checked: u64,
+    pub passed: u64,
+    /// Pairs that failed at least one check (left out of the export).
+    pub failed: u64,
+    /// Pairs per failure reason (one pair can have several).
+    pub reasons: BTreeMap<String, u64>,
+    /// Up to 3 examples per reason: `{id, instruction, detail}`.
+    pub examples: BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+/// The provenance string of a record (see [`Example::source`]).
+pub fn provenance(r: &Record) -> String {
+    let url = ["url", "URL", "WARC-Target-URI"].iter().find_map(|k| {
+        r.metadata.get(k).or_else(|| r.metadata.get("metadata").and_then(|m| m.get(k))).and_then(|v| v.as_str()).map(String::from)
+    });
+    if let Some(u) = url {
+        return u;
+    }
+    let name = Path::new(&r.source.path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| r.source.path.clone());
+    match r.source.line {
+        Some(l) => format!("{name}:{l}"),
+        None => name,
+    }
+}
+
+fn example(cfg: &Config, r: &Record, response: &str, kind: &str) -> Example {
+    let instr = r.instruction().unwrap_or_default().to_string();
+    let mut messages = Vec::new();
+    if !cfg.export.system_tag.is_empty() {
+        messages.push(ChatMessage { role: "system".into(), content: cfg.export.system_tag.clone() });
+    }
+    messages.push(ChatMessage { role: "user".into(), content: instr.clone() });
+    messages.push(ChatMessage { role: "assistant".into(), content: response.to_string() });
+    Example {
+        id: r.id.clone(),
+        messages,
+        instruction: instr,
+        input: String::new(),
+        output: response.to_string(),
+        score: r.score(),
+        response_kind: kind.into(),
+        source: provenance(r),
+    }
+}
+
+fn detail(c: &CheckResult, reason: Reason) -> String {
+    match reason {
+        Reason::InstructionOffTopic => format!(
+            "relevance {:.2}; not in the document: {}",
+            c.relevance.unwrap_or_default(),
+            c.off_topic_words.join(", ")
+        ),
+        Reason::ResponseUnsupported => format!(
+            "support {:.2}; e.g. {:?}",
+            c.support.unwrap_or_default(),
+            c.unsupported_sentences.first().cloned().unwrap_or_default()
+        ),
+        Reason::ResponseUnsupportedNumbers => format!("numbers not in the source: {}", c.unsupported_numbers.join(", ")),
+        Reason::ResponseUnsupportedNames => format!("names not in the source: {}", c.unsupported_names.join(", ")),
+        _ => reason.code().to_string(),
+    }
+}
+
+fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    f(&mut w)?;
+    w.flush()?;
+    drop(w);
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Write the datasets, in input order:
+/// - `curated.jsonl`: kept (x̂, y) pairs — "filtering" only (Humpback-style);
+/// - `dataset.jsonl`: kept (x̂, ŷ) with ŷ the rewrite — "filtering + rewriting" (if rewrite ran);
+/// - `distilled.jsonl`: kept (x̂, distilled response) — the baseline (if distill ran);
+///
+/// each with `<name>.sharegpt.jsonl` and `<name>.parquet` when
+/// `export.formats` asks for them, plus `checks.jsonl` and `README.md` (the
+/// dataset card). With `checks.enabled`, the rewrite export drops pairs
+/// failing any check; the curated and distilled exports drop pairs whose
+/// *instruction* fails (the curated response is the document itself, and the
+/// distilled one is by design not grounded), so both baselines share the
+/// dataset's instructions. Errors: I/O.
+pub fn export(cfg: &Config, run: &RunDir, keys: &HashMap<Stage, String>) -> Result<BTreeMap<String, ExportSummary>> {
+    let mut out = BTreeMap::new();
+    let kept = |r: &Record| r.score().is_some_and(|s| s >= cfg.curate.keep_min_score) && r.instruction().is_some();
+    let jobs: [(Stage, &str, &str); 3] = [(Stage::Curate, "curated", "original"), (Stage::Rewrite, "dataset", "rewrite"), (Stage::Distill, "distilled", "distill")];
+    let mut check_lines: Vec<(u64, serde_json::Value)> = Vec::new();
+    for (s, name, kind) in jobs {
+        let p = run.stage(s);
+        if !p.exists() {
+            continue;
+        }
+        let mut ex: Vec<(u64, Example)> = Vec::new();
+        let mut cs = ChecksSummary::default();
+        for r in crate::pipeline::upstream_records(&p, Some((s, keys[&s].clone())))? {
+            if !kept(&r) {
+                continue;
+            }
+            let resp = match s {
+                Stage::Curate => Some(r.text.trim().to_string()),
+                _ => crate::store::generation(&r, s).and_then(|g| g.value.clone()),
+            };
+            let Some(resp) = resp else { continue };
+            if cfg.checks.enabled {
+                let src = SourceIndex::new(&r.text);
+                let grounded = (s == Stage::Rewrite).then_some(resp.as_str());
+                let c = check(&cfg.checks, r.instruction().unwrap_or_default(), grounded, &src);
+                cs.checked += 1;
+                if c.passed() {
+                    cs.passed += 1;
+                } else {
+                    cs.failed += 1;
+                    for &reason in &c.reasons {
+                        *cs.reasons.entry(reason.code().into()).or_default() += 1;
+                        let list = cs.examples.entry(reason.code().into()).or_default();
+                        if list.len() < 3 {
+                            list.push(serde_json::json!({"id": r.id, "instruction": r.instruction(), "detail": detail(&c, reason)}));
+                        }
+                    }
+                }
+                let passed = c.passed();
+                check_lines.push((r.ordinal, serde_json::json!({"id": r.id, "export": name, "passed": passed, "checks": c})));
+                if !passed {
+                    continue;
+                }
+            }
+            ex.push((r.ordinal, example(cfg, &r, &resp, kind)));
+        }
+        // in input order, so the file does not depend on batch scheduling
+        ex.sort_by_key(|(o, _)| *o);
+        let examples: Vec<Example> = ex.into_iter().map(|(_, e)| e).collect();
+        let path = run.0.join(format!("{name}.jsonl"));
+        write_atomic(&path, |w| {
+            for e in &examples {
+                serde_json::to_writer(&mut *w, e)?;
+                w.write_all(b"\n")?;
+            }
+            Ok(())
+        })?;
+        let mut also = Vec::new();
+        for f in &cfg.export.formats {
+            match f.as_str() {
+                "jsonl" => {}
+                "sharegpt" => {
+                    let p = run.0.join(format!("{name}.sharegpt.jsonl"));
+                    write_atomic(&p, |w| write_sharegpt(w, &examples))?;
+                    also.push(p.display().to_string());
+                }
+                "parquet" => {
+                    #[cfg(feature = "parquet")]
+                    {
+                        let p = run.0.join(format!("{name}.parquet"));
+                        write_examples_parquet(&p, &examples)?;
+                        also.push(p.display().to_string());
+                    }
+                    #[cfg(not(feature = "parquet"))]
+                    anyhow::bail!("export.formats has \"parquet\": build backforth with the `parquet` feature");
+                }
+                other => anyhow::bail!("export.formats: unknown format {other:?} (jsonl, sharegpt, parquet)"),
+            }
+        }
+        out.insert(
+            name.to_string(),
+            ExportSummary { path: path.display().to_string(), examples: examples.len() as u64, also, checks: cfg.checks.enabled.then_some(cs) },
+        );
+    }
+    if cfg.checks.enabled {
+        check_lines.sort_by_key(|(o, _)| *o);
+        write_atomic(&run.0.join("checks.jsonl"), |w| {
+            for (_, v) in &check_lines {
+                serde_json::to_writer(&mut *w, v)?;
+                w.write_all(b"\n")?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(out)
+}
+
+/// ShareGPT lines: `{"id", "conversations": [{"from": "system"|"human"|"gpt", "value"}]}`.
+fn write_sharegpt(w: &mut dyn Write, examples: &[Example]) -> Result<()> {
+    for e in examples {
+        let turns: Vec<serde_json::Value> = e
+            .messages
+            .iter()
+            .map(|m| {
+                let from = match m.role.as_str() {
+                    "user" => "human",
+                    "assistant" => "gpt",
+                    other => other,
+                };
+                serde_json::json!({"from": from, "value": m.content})
+            })
+            .collect();
+        serde_json::to_writer(&mut *w, &serde_json::json!({"id": e.id, "conversations": turns, "source": e.source}))?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Parquet with flat UTF-8 columns `id, system, instruction, output,
+/// response_kind, source` and an optional INT32 `score`; zstd, one row group
+/// per 8,192 examples.
+#[cfg(feature = "parquet")]
+fn write_examples_parquet(out: &Path, examples: &[Example]) -> Result<()> {
+    use anyhow::Context;
+    use parquet::data_type::{ByteArray, ByteArrayType, Int32Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let schema = std::sync::Arc::new(parquet::schema::parser::parse_message_type(
+        "message example { REQUIRED BYTE_ARRAY id (UTF8); REQUIRED BYTE_ARRAY system (UTF8); REQUIRED BYTE_ARRAY instruction (UTF8); REQUIRED BYTE_ARRAY output (UTF8); REQUIRED BYTE_ARRAY response_kind (UTF8); REQUIRED BYTE_ARRAY source (UTF8); OPTIONAL INT32 score; }",
+    )?);
+    let props = std::sync::Arc::new(WriterProperties::builder().set_compression(parquet::basic::Compression::ZSTD(Default::default())).build());
+    let tmp = out.with_extension("parquet.tmp");
+    let mut w = SerializedFileWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?, schema, props)?;
+    for chunk in examples.chunks(8192) {
+        let mut rg = w.next_row_group()?;
+        let system = |e: &Example| e.messages.iter().find(|m| m.role == "system").map(|m| m.content.clone()).unwrap_or_default();
+        let cols: [Vec<ByteArray>; 6] = [
+            chunk.iter().map(|e| ByteArray::from(e.id.as_str())).collect(),
+            chunk.iter().map(|e| ByteArray::from(system(e).as_str())).collect(),
+            chunk.iter().map(|e| ByteArray::from(e.instruction.as_str())).collect(),
+            chunk.iter().map(|e| ByteArray::from(e.output.as_str())).collect(),
+            chunk.iter().map(|e| ByteArray::from(e.response_kind.as_str())).collect(),
+            chunk.iter().map(|e| ByteArray::from(e.source.as_str())).collect(),
+        ];
+        for c in cols {
+            let mut cw = rg.next_column()?.context("schema has fewer columns")?;
+            cw.typed::<ByteArrayType>().write_batch(&c, None, None)?;
+            cw.close()?;
+        }
+        let scores: Vec<i32> = chunk.iter().filter_map(|e| e.score.map(i32::from)).collect();
+        let defs: Vec<i16> = chunk.iter().map(|e| e.score.is_some() as i16).collect();
+        let mut cw = rg.next_column()?.context("schema has fewer columns")?;
+        cw.typed::<Int32Type>().write_batch(&scores, Some(&defs), None)?;
+        cw.close()?;
+        rg.close()?;
+    }
+    w.close()?;
+    std::fs::rename(&tmp, out)?;
+    Ok(())
+}
+
+/// Write the dataset card `README.md`: YAML metadata (`configs` pointing at
+/// the JSONL exports, `dataset_info` sizes, tags) and a body with the models,
+/// settings, curation and check statistics and the input licences as given
+/// (`input_licenses`, free text from the config; "not stated" otherwise).
+/// `summary` is the run summary as JSON. Errors: I/O.
+pub fn write_card(cfg: &Config, run: &RunDir, summary: &serde_json::Value, outputs: &BTreeMap<String, ExportSummary>) -> Result<()> {
+    let mut y = String::from("---\n");
+    y += "configs:\n";
+    let order = ["dataset", "curated", "distilled"];
+    for name in order.iter().filter(|n| outputs.contains_key(**n)) {
+        let cname = if *name == "dataset" { "default" } else { name };
+        y += &format!("- config_name: {cname}\n  data_files:\n  - split: train\n    path: {name}.jsonl\n");
+    }
+    y += "dataset_info:\n";
+    for name in order.iter().filter(|n| outputs.contains_key(**n)) {
+        let cname = if *name == "dataset" { "default" } else { name };
+        let bytes = std::fs::metadata(run.0.join(format!("{name}.jsonl"))).map(|m| m.len()).unwrap_or(0);
+        y += &format!("- config_name: {cname}\n  splits:\n  - name: train\n    num_examples: {}\n  dataset_size: {bytes}\n", outputs[*name].examples);
+    }
+    y += "task_categories:\n- text-generation\ntags:\n- instruction-tuning\n- backtranslation\n- synthetic\n---\n\n";
+    let mut b = String::from("# Instruction data made by backforth\n\n");
+    b += "Pairs made from web documents by instruction back-and-forth translation (Nguyen et al. 2024, arXiv:2408.04614) \
+on top of instruction backtranslation (Li et al. 2023, arXiv:2308.06259): a backward model wrote the instruction each \
+document answers, a model scored each pair 1–5, the kept documents were rewritten into answers grounded in them, and \
+pairs failing the relevance and grounding checks were left out.\n\n";
+    b += "## Files\n\n| config | file | examples | what it is |\n|---|---|---|---|\n";
+    for name in order.iter().filter(|n| outputs.contains_key(**n)) {
+        let what = match *name {
+            "dataset" => "instruction + rewritten response (filtering + rewriting)",
+            "curated" => "instruction + the original document (filtering only)",
+            _ => "instruction + a response written without the document (distillation baseline)",
+        };
+        let cname = if *name == "dataset" { "default" } else { name };
+        b += &format!("| {cname} | `{name}.jsonl` | {} | {what} |\n", outputs[*name].examples);
+    }
+    b += "\nShareGPT (`*.sharegpt.jsonl`) and Parquet (`*.parquet`) copies sit beside each JSONL file when `export.formats` asks for them.\n\n";
+    b += "## How it was made\n\n";
+    let model = |s: Stage| {
+        let p = cfg.model_path(s);
+        Path::new(p).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| p.to_string())
+    };
+    for s in Stage::ALL {
+        let c = cfg.stage(s);
+        b += &format!("- {}: model `{}`, temperature {}, top-p {}, max {} tokens\n", s.name(), model(s), c.temperature, c.top_p, c.max_tokens);
+    }
+    b += &format!("- curation: pairs with score ≥ {} kept\n", cfg.curate.keep_min_score);
+    if let Some(h) = summary.pointer("/stages/curate/score_histogram") {
+        b += &format!("- curation score histogram: `{h}`\n");
+    }
+    b += &format!(
+        "- checks: {} (min relevance {}, min support {}, unsupported numbers ≤ {}, unsupported names ≤ {})\n",
+        if cfg.checks.enabled { "on" } else { "off" },
+        cfg.checks.min_relevance,
+        cfg.checks.min_support,
+        cfg.checks.max_unsupported_numbers,
+        cfg.checks.max_unsupported_names
+    );
+    for name in order.iter().filter(|n| outputs.contains_key(**n)) {
+        if let Some(c) = &outputs[*name].checks {
+            b += &format!("  - {name}: {} checked, {} passed, {} left out; reasons: {:?}\n", c.checked, c.passed, c.failed, c.reasons);
+        }
+    }
+    b += &format!("\n## Sources and licences\n\nInput licences as given: {}.\n", if cfg.export.input_licenses.is_empty() { "not stated" } else { &cfg.export.input_licenses });
+    b += "Each example's `source` is the document's URL when the input gave one, else its file name and line; `id` is the document id.\n";
+    write_atomic(&run.0.join("README.md"), |w| {
+        w.write_all(y.as_bytes())?;
+        w.write_all(b.as_bytes())?;
+        Ok(())
+    })
+}
