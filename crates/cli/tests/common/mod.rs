@@ -86,3 +86,10 @@ pub fn model_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// The Python `datasets` library (`scripts/fetch-assets.sh hf-datasets`), as a PYTHONPATH entry.
+pub fn hf_datasets() -> PathBuf {
+    let p = cache().join("python/datasets-5.2.0");
+    assert!(p.join(".complete").exists(), "{} is missing: run `scripts/fetch-assets.sh hf-datasets` first", p.display());
+    p
+}
