@@ -170,6 +170,10 @@ pub struct RunStats {
     /// kept / scored.
     pub share_kept: f64,
     pub parse: BTreeMap<String, ParseCounts>,
+    /// Relevance and grounding checks per export (`summary.json`
+    /// `outputs.<name>.checks`: checked, passed, failed, reasons, examples).
+    #[serde(default)]
+    pub checks: BTreeMap<String, serde_json::Value>,
 }
 
 /// Everything a report shows per kept example, from the run's stage files.
@@ -227,6 +231,13 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
         }
         pc.failure_rate = if pc.ok + pc.failed > 0 { pc.failed as f64 / (pc.ok + pc.failed) as f64 } else { 0.0 };
         stats.parse.insert(stage.name().to_string(), pc);
+    }
+    if let Some(outs) = summary["outputs"].as_object() {
+        for (name, o) in outs {
+            if o["checks"].is_object() {
+                stats.checks.insert(name.clone(), o["checks"].clone());
+            }
+        }
     }
     stats.scored = stats.score_histogram[1..].iter().sum();
     stats.kept = stats.score_histogram[keep.clamp(1, 5) as usize..].iter().sum();

@@ -377,6 +377,22 @@ pub struct EvalSummary {
     pub mean_baseline_chars: f64,
     #[serde(flatten)]
     pub win: WinRate,
+    /// Percentile-bootstrap 95% interval of the win rate (2,000 resamples).
+    #[serde(default)]
+    pub win_rate_ci95: Option<(f64, f64)>,
+    /// Position consistency and bias of the judge; `informative = false`
+    /// means the win rate above must not be read as a result.
+    /// (`None` in summaries written before it existed.)
+    #[serde(default)]
+    pub reliability: Option<judge::Reliability>,
+}
+
+/// Reliability and bootstrap interval of a set of per-pair results
+/// (`seed` makes the bootstrap deterministic).
+pub fn reliability_and_ci(results: &[PairResult], seed: u64) -> (judge::Reliability, Option<(f64, f64)>) {
+    let verdicts: Vec<_> = results.iter().map(|r| (r.verdict_model_first, r.verdict_model_second)).collect();
+    let prefs: Vec<f64> = results.iter().filter_map(|r| r.preference).collect();
+    (judge::reliability(&verdicts), judge::bootstrap_ci(&prefs, 2000, seed))
 }
 
 /// Judge `pairs` with `backend` in both orders (`template` variables:

@@ -118,6 +118,92 @@ pub fn win_rate(prefs: &[f64], len_diff: &[f64]) -> WinRate {
     }
 }
 
+/// Whether a judge's verdicts carry information, from the verdicts of both orders.
+///
+/// A judge that names the same *position* whatever it is shown (always `A`)
+/// gives every pair a preference of 0.5: its "win rate of 50" is no result.
+/// Position consistency is the share of pairs, among those with both orders
+/// parsed, whose two verdicts name the same *output* (A then B, B then A, or
+/// tie twice); below 0.5 most pairs flip with the order and the judge is
+/// reported as uninformative (Zheng et al. 2023, "Judging LLM-as-a-Judge",
+/// arXiv:2306.05685, §3.3 measure position bias the same way).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Reliability {
+    /// Pairs with both orders parsed.
+    pub pairs_both_orders: usize,
+    /// Share of those whose two verdicts agree on the output; `None` without any.
+    pub position_consistency: Option<f64>,
+    /// Share of parsed non-tie verdicts that chose the output shown first
+    /// (0.5 = no position bias); `None` without any.
+    pub first_position_rate: Option<f64>,
+    /// False when `position_consistency` < 0.5: no win rate should be read from this judge.
+    pub informative: bool,
+    /// Plain-language warnings (uninformative judge, few pairs).
+    pub warnings: Vec<String>,
+}
+
+/// Pairs below which a win rate carries a small-sample warning.
+pub const MIN_PAIRS: usize = 30;
+
+/// [`Reliability`] from per-pair verdicts `(model first, model second)`.
+pub fn reliability(verdicts: &[(Option<Verdict>, Option<Verdict>)]) -> Reliability {
+    let mut r = Reliability::default();
+    let (mut consistent, mut first, mut decided) = (0usize, 0usize, 0usize);
+    for (vf, vs) in verdicts {
+        // `A` is always the output shown first, whichever it is
+        for v in [vf, vs] {
+            match v {
+                Some(Verdict::A) => {
+                    first += 1;
+                    decided += 1
+                }
+                Some(Verdict::B) => decided += 1,
+                _ => {}
+            }
+        }
+        if let (Some(a), Some(b)) = (vf, vs) {
+            r.pairs_both_orders += 1;
+            // model first: A = model; model second: B = model
+            if matches!((a, b), (Verdict::A, Verdict::B) | (Verdict::B, Verdict::A) | (Verdict::Tie, Verdict::Tie)) {
+                consistent += 1;
+            }
+        }
+    }
+    r.position_consistency = (r.pairs_both_orders > 0).then(|| consistent as f64 / r.pairs_both_orders as f64);
+    r.first_position_rate = (decided > 0).then(|| first as f64 / decided as f64);
+    r.informative = r.position_consistency.is_some_and(|c| c >= 0.5);
+    match (r.position_consistency, r.first_position_rate) {
+        (None, _) => r.warnings.push("judge uninformative: no pair has both orders judged".into()),
+        (Some(c), f) if c < 0.5 => r.warnings.push(format!(
+            "judge uninformative: {:.0}% of {} pairs keep their verdict when the order is swapped; it picks the first position {:.0}% of the time. No win rate is reported.",
+            100.0 * c,
+            r.pairs_both_orders,
+            100.0 * f.unwrap_or(0.5)
+        )),
+        _ => {}
+    }
+    if r.pairs_both_orders < MIN_PAIRS {
+        r.warnings.push(format!("only {} pairs judged in both orders (< {MIN_PAIRS}): the win rate's interval is wide; read it as a hint, not a result", r.pairs_both_orders));
+    }
+    r
+}
+
+/// Percentile bootstrap 95% interval of the mean preference × 100:
+/// `resamples` resamples with replacement from a ChaCha8 RNG seeded by
+/// `seed` (deterministic). `None` with fewer than 2 preferences.
+pub fn bootstrap_ci(prefs: &[f64], resamples: usize, seed: u64) -> Option<(f64, f64)> {
+    use rand::{Rng, SeedableRng};
+    let n = prefs.len();
+    if n < 2 || resamples == 0 {
+        return None;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut means: Vec<f64> = (0..resamples).map(|_| (0..n).map(|_| prefs[rng.gen_range(0..n)]).sum::<f64>() / n as f64).collect();
+    means.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| means[((p * (resamples - 1) as f64).round() as usize).min(resamples - 1)];
+    Some((100.0 * q(0.025), 100.0 * q(0.975)))
+}
+
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -188,6 +274,35 @@ mod tests {
         assert!((weighted_preference(0.6, 0.2, true).unwrap() - 0.75).abs() < 1e-12);
         assert!((weighted_preference(0.6, 0.2, false).unwrap() - 0.25).abs() < 1e-12);
         assert_eq!(weighted_preference(0.0, 0.0, true), None);
+    }
+
+    #[test]
+    fn an_always_a_judge_is_uninformative() {
+        use Verdict::*;
+        let always_a = vec![(Some(A), Some(A)); 10];
+        let r = reliability(&always_a);
+        assert_eq!(r.position_consistency, Some(0.0));
+        assert_eq!(r.first_position_rate, Some(1.0));
+        assert!(!r.informative);
+        assert!(r.warnings[0].starts_with("judge uninformative"), "{:?}", r.warnings);
+        let good: Vec<_> = (0..40).map(|i| if i % 4 == 0 { (Some(B), Some(A)) } else { (Some(A), Some(B)) }).collect();
+        let r = reliability(&good);
+        assert_eq!(r.position_consistency, Some(1.0));
+        assert_eq!(r.first_position_rate, Some(0.5));
+        assert!(r.informative && r.warnings.is_empty(), "{r:?}");
+        // few pairs: informative, but said aloud
+        assert!(reliability(&good[..5]).warnings[0].contains("only 5 pairs"));
+    }
+
+    #[test]
+    fn bootstrap_interval_covers_the_mean_and_is_deterministic() {
+        let p: Vec<f64> = (0..50).map(|i| if i % 5 < 3 { 1.0 } else { 0.0 }).collect();
+        let (lo, hi) = bootstrap_ci(&p, 2000, 7).unwrap();
+        assert!(lo < 60.0 && hi > 60.0 && lo > 40.0 && hi < 80.0, "{lo} {hi}");
+        assert_eq!(bootstrap_ci(&p, 2000, 7), Some((lo, hi)));
+        assert_eq!(bootstrap_ci(&[1.0], 2000, 7), None);
+        // no spread, no interval width
+        assert_eq!(bootstrap_ci(&[0.5; 10], 500, 1), Some((50.0, 50.0)));
     }
 
     #[test]

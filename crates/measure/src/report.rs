@@ -334,6 +334,8 @@ mod tests {
             mean_model_chars: 1.0,
             mean_baseline_chars: 1.0,
             win,
+            win_rate_ci95: None,
+            reliability: None,
         };
         let svg = win_rate_svg(&[EvalView { name: "m-vs-b".into(), summary, results: vec![] }]).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("m-vs-b"));

@@ -74,6 +74,12 @@ pub fn run(a: AnalyzeArgs) -> Result<()> {
             }
             let r = mauve::mauve(pv, qv, &settings).map_err(anyhow::Error::msg)?;
             eprintln!("MAUVE {p} vs {q}: {:.3} ({} vs {} texts, {} buckets, {} PCA dims)", r.mauve, r.n_p, r.n_q, r.num_buckets, r.pca_dims);
+            if r.n_p.min(r.n_q) < 100 {
+                eprintln!(
+                    "warning: MAUVE on {} and {} texts with {} buckets is far below the thousands of texts it is meant for; it cannot tell these sets apart reliably",
+                    r.n_p, r.n_q, r.num_buckets
+                );
+            }
             analysis.mauve.push(MauvePair { p, q, result: r });
         }
         analysis.mauve_s = t1.elapsed().as_secs_f64();

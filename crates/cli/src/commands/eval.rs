@@ -51,6 +51,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let (results, win, failures, failed, inconsistent) = eval::summarise(&pairs, &judgements);
     let gen = |o: &[eval::EvalOutput], p: &Path| o.first().map(|x| x.generator.clone()).unwrap_or_else(|| p.display().to_string());
     let n = pairs.len() as f64;
+    let (reliability, ci) = eval::reliability_and_ci(&results, cfg.model.seed);
     let summary = EvalSummary {
         model_generator: gen(&model_outs, &a.model_outputs),
         baseline_generator: gen(&base_outs, &a.baseline_outputs),
@@ -65,6 +66,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
         mean_model_chars: results.iter().map(|r| r.model_chars as f64).sum::<f64>() / n,
         mean_baseline_chars: results.iter().map(|r| r.baseline_chars as f64).sum::<f64>() / n,
         win,
+        win_rate_ci95: ci,
+        reliability: Some(reliability.clone()),
     };
     let mut lines = String::new();
     for r in &results {
@@ -74,22 +77,36 @@ pub fn run(a: EvalArgs) -> Result<()> {
     std::fs::write(dir.join("results.jsonl"), lines)?;
     std::fs::write(dir.join("eval_summary.json"), serde_json::to_string_pretty(&summary)?)?;
     let w = &summary.win;
+    let r = &reliability;
+    let pct = |x: Option<f64>| x.map(|v| format!("{:.0}%", 100.0 * v)).unwrap_or_else(|| "–".into());
+    let result = if r.informative {
+        format!(
+            "win rate {:.1} ± {:.1} (SE), 95% CI {}, LC win rate {}",
+            w.win_rate,
+            w.standard_error,
+            ci.map(|(a, b)| format!("[{a:.1}, {b:.1}]")).unwrap_or_else(|| "–".into()),
+            w.lc_win_rate.map(|x| format!("{x:.1}")).unwrap_or_else(|| "–".into()),
+        )
+    } else {
+        "judge uninformative: no win rate".to_string()
+    };
     eprintln!(
-        "eval: {} vs {} judged by {}: win rate {:.1} ± {:.1} (SE), LC win rate {}, n = {}, ties {}, failed judgements {}/{}, position-inconsistent pairs {}, mean chars {:.0} vs {:.0} → {}",
+        "eval: {} vs {} judged by {}: {result}, n = {}, ties {}, failed judgements {}/{}, position consistency {}, first-position rate {}, mean chars {:.0} vs {:.0} → {}",
         summary.model_generator,
         summary.baseline_generator,
         summary.judge,
-        w.win_rate,
-        w.standard_error,
-        w.lc_win_rate.map(|x| format!("{x:.1}")).unwrap_or_else(|| "–".into()),
         w.n,
         w.ties,
         failures,
         judgements.len(),
-        inconsistent,
+        pct(r.position_consistency),
+        pct(r.first_position_rate),
         summary.mean_model_chars,
         summary.mean_baseline_chars,
         dir.join("eval_summary.json").display()
     );
+    for warning in &r.warnings {
+        eprintln!("warning: {warning}");
+    }
     Ok(())
 }
