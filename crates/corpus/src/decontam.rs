@@ -4,7 +4,10 @@
 //! `threshold` of the item's word `ngram`-grams (normalised text, as in
 //! [`crate::dedup::normalise`]) occur in the candidate. An item shorter than
 //! `ngram` words matches when its whole normalised text occurs in the
-//! candidate as a word sequence. Eval sets: AlpacaEval JSON
+//! candidate as a word sequence, provided it has at least `min_words` words:
+//! a two- or three-word prompt ("Rewrite it", "Summarize this") occurs in
+//! ordinary text by chance and is no evidence of contamination, so such items
+//! are skipped (counted in [`Decontaminator::skipped_short`]). Eval sets: AlpacaEval JSON
 //! (a list of records with `instruction`), MT-bench `question.jsonl` (`turns`),
 //! or any JSONL with `instruction`, `prompt`, `question` or `text`.
 
@@ -23,11 +26,14 @@ pub struct DecontamConfig {
     pub ngram: usize,
     /// Share of an eval item's n-grams that must appear in a candidate.
     pub threshold: f64,
+    /// Eval items with fewer words than this are not used at all (too short
+    /// to be evidence); items between this and `ngram` words match as a whole phrase.
+    pub min_words: usize,
 }
 
 impl Default for DecontamConfig {
     fn default() -> Self {
-        DecontamConfig { paths: vec![], ngram: 8, threshold: 0.5 }
+        DecontamConfig { paths: vec![], ngram: 8, threshold: 0.5, min_words: 6 }
     }
 }
 
@@ -79,6 +85,8 @@ pub struct Decontaminator {
     index: HashMap<u64, Vec<u32>>,
     /// Items shorter than n words: (" normalised text ", opening text).
     short: Vec<(String, String)>,
+    /// Eval items skipped for having fewer than `min_words` words.
+    pub skipped_short: usize,
 }
 
 impl Decontaminator {
@@ -91,17 +99,31 @@ impl Decontaminator {
         for p in crate::readers::expand_paths(&cfg.paths)? {
             prompts.extend(read_eval_prompts(&p)?);
         }
-        Ok(Some(Self::new(&prompts, cfg.ngram, cfg.threshold)))
+        let d = Self::with_min_words(&prompts, cfg.ngram, cfg.threshold, cfg.min_words);
+        if d.skipped_short > 0 {
+            tracing::info!("decontam: {} eval items under {} words skipped (too short to be evidence)", d.skipped_short, cfg.min_words);
+        }
+        Ok(Some(d))
     }
 
-    /// Index `prompts`.
+    /// Index `prompts`, every item used however short (see [`Self::with_min_words`]).
     pub fn new(prompts: &[String], n: usize, threshold: f64) -> Self {
+        Self::with_min_words(prompts, n, threshold, 1)
+    }
+
+    /// Index `prompts`, skipping items of fewer than `min_words` words.
+    pub fn with_min_words(prompts: &[String], n: usize, threshold: f64, min_words: usize) -> Self {
+        let mut skipped_short = 0;
         let mut index: HashMap<u64, Vec<u32>> = HashMap::new();
         let mut items = Vec::new();
         let mut short = Vec::new();
         for p in prompts {
             let norm = normalise(p);
             if norm.is_empty() {
+                continue;
+            }
+            if norm.split(' ').count() < min_words {
+                skipped_short += 1;
                 continue;
             }
             if norm.split(' ').count() < n.max(1) {
@@ -118,7 +140,7 @@ impl Decontaminator {
                 index.entry(x).or_default().push(id);
             }
         }
-        Decontaminator { n: n.max(1), threshold, items, index, short }
+        Decontaminator { n: n.max(1), threshold, items, index, short, skipped_short }
     }
 
     /// Number of indexed eval items.
@@ -167,12 +189,16 @@ mod tests {
         std::fs::write(&mt, "{\"question_id\": 81, \"turns\": [\"Compose an engaging travel blog post about a recent trip to Hawaii\", \"Rewrite it\"]}\n").unwrap();
         let cfg = DecontamConfig { paths: vec![alpaca.display().to_string(), mt.display().to_string()], ..Default::default() };
         let d = Decontaminator::load(&cfg).unwrap().unwrap();
-        assert_eq!(d.len(), 3);
+        // "Rewrite it" is two words: no evidence, not indexed
+        assert_eq!(d.len(), 2);
+        assert_eq!(d.skipped_short, 1);
         let leaked = "Intro text. Explain how photosynthesis turns sunlight, water and carbon dioxide into sugar! More text follows here.";
         assert!(d.check(leaked).unwrap().starts_with("Explain how photosynthesis"));
         assert!(d.check("Compose an engaging travel blog post about a recent trip to Hawaii and its beaches").is_some());
         assert_eq!(d.check("A page about gardening tools and how to keep them sharp through the winter months"), None);
-        // short items match as a whole phrase
-        assert!(d.check("then: rewrite it, please").is_some());
+        assert!(d.check("then: rewrite it, please").is_none());
+        // with every item used (the old behaviour) short items match as a whole phrase
+        let all = Decontaminator::new(&["Rewrite it".to_string()], 8, 0.5);
+        assert!(all.check("then: rewrite it, please").is_some());
     }
 }

@@ -10,7 +10,7 @@ use crate::dedup::{DedupConfig, Deduper, Duplicate};
 use crate::document::Document;
 use crate::filter::{heading_problem, text_problem, FilterConfig};
 use crate::readers::{expand_paths, DocumentStream, InputStats, ReaderOptions};
-use crate::segment::{segments, SegmentConfig, SegmentMode};
+use crate::segment::{segments, windows, SegmentConfig, SegmentMode};
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -28,6 +28,9 @@ pub struct PrepareStats {
     /// Eval items indexed for decontamination, and the first dropped candidates with the item they matched.
     pub eval_items: u64,
     pub contaminated: Vec<(String, String)>,
+    /// Long documents cut into paragraph windows (`segment.window_long`) instead of dropped.
+    #[serde(default)]
+    pub windowed_documents: u64,
     /// Where the candidates went (set by the writer).
     pub output: String,
     pub wall_s: f64,
@@ -79,9 +82,15 @@ pub fn prepare_stream(cfg: &PrepareSettings<'_>, progress: &mut dyn FnMut(u64, u
             SegmentMode::Whole => {
                 let t = cfg.segment.estimate_tokens(&doc.text);
                 if cfg.segment.max_tokens > 0 && t > cfg.segment.max_tokens {
-                    st.segments += 1;
-                    drop(&mut st, "over_max_tokens");
-                    vec![]
+                    if cfg.segment.window_long {
+                        st.windowed_documents += 1;
+                        let max_chars = (cfg.segment.max_tokens as f64 * cfg.segment.chars_per_token.max(0.1)) as usize;
+                        windows(&doc.text, max_chars).into_iter().enumerate().map(|(i, w)| (format!("{}#w{i}", doc.id), None, w)).collect()
+                    } else {
+                        st.segments += 1;
+                        drop(&mut st, "over_max_tokens");
+                        vec![]
+                    }
                 } else {
                     vec![(doc.id.clone(), None, doc.text.clone())]
                 }
@@ -89,7 +98,11 @@ pub fn prepare_stream(cfg: &PrepareSettings<'_>, progress: &mut dyn FnMut(u64, u
             SegmentMode::Headings => {
                 let segs = segments(&doc.text);
                 if segs.is_empty() {
-                    if cfg.segment.fallback_whole {
+                    let max = cfg.filter.max_chars;
+                    if cfg.segment.window_long && max > 0 && doc.text.chars().count() > max {
+                        st.windowed_documents += 1;
+                        windows(&doc.text, max).into_iter().enumerate().map(|(i, w)| (format!("{}#w{i}", doc.id), None, w)).collect()
+                    } else if cfg.segment.fallback_whole {
                         vec![(doc.id.clone(), None, doc.text.clone())]
                     } else {
                         drop(&mut st, "no_headings");

@@ -38,12 +38,80 @@ pub struct SegmentConfig {
     /// Characters per token used for the estimate (≈4 for English text with
     /// byte-level BPE vocabularies; set it from your tokenizer for other languages).
     pub chars_per_token: f64,
+    /// Long documents without headings (speeches, transcripts, books): cut
+    /// into windows of whole paragraphs within the bounds (`whole` mode: the
+    /// token cap; `headings` mode: `filter.max_chars`) instead of dropping them.
+    pub window_long: bool,
 }
 
 impl Default for SegmentConfig {
     fn default() -> Self {
-        SegmentConfig { mode: SegmentMode::Whole, fallback_whole: false, max_tokens: 3072, chars_per_token: 4.0 }
+        SegmentConfig { mode: SegmentMode::Whole, fallback_whole: false, max_tokens: 3072, chars_per_token: 4.0, window_long: true }
     }
+}
+
+/// Cut `text` into windows of at most `max_chars` characters made of whole
+/// paragraphs (blank-line separated; single lines when the text has no blank
+/// lines), packed greedily in order. A paragraph longer than `max_chars` is
+/// cut at sentence ends (`. `, `! `, `? `), and a sentence longer than that
+/// at a word boundary. No text is lost except the white space between
+/// pieces. `max_chars = 0` returns the text whole.
+pub fn windows(text: &str, max_chars: usize) -> Vec<String> {
+    if max_chars == 0 || text.chars().count() <= max_chars {
+        return vec![text.to_string()];
+    }
+    let paras: Vec<&str> = if text.contains("\n\n") { text.split("\n\n").collect() } else { text.lines().collect() };
+    // pieces no longer than max_chars
+    let mut pieces: Vec<String> = Vec::new();
+    for p in paras.into_iter().map(str::trim).filter(|p| !p.is_empty()) {
+        if p.chars().count() <= max_chars {
+            pieces.push(p.to_string());
+            continue;
+        }
+        let mut sent = String::new();
+        let chars: Vec<char> = p.chars().collect();
+        for (i, &c) in chars.iter().enumerate() {
+            sent.push(c);
+            let end = matches!(c, '.' | '!' | '?') && chars.get(i + 1).is_some_and(|n| n.is_whitespace());
+            if end || i + 1 == chars.len() {
+                let t = sent.trim().to_string();
+                sent.clear();
+                if t.chars().count() <= max_chars {
+                    pieces.push(t);
+                } else {
+                    // a run-on "sentence": cut at word boundaries
+                    let mut cur = String::new();
+                    for w in t.split_whitespace() {
+                        if !cur.is_empty() && cur.chars().count() + 1 + w.chars().count() > max_chars {
+                            pieces.push(std::mem::take(&mut cur));
+                        }
+                        if !cur.is_empty() {
+                            cur.push(' ');
+                        }
+                        cur.push_str(w);
+                    }
+                    if !cur.is_empty() {
+                        pieces.push(cur);
+                    }
+                }
+            }
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for p in pieces {
+        if !cur.is_empty() && cur.chars().count() + 2 + p.chars().count() > max_chars {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push_str("\n\n");
+        }
+        cur.push_str(&p);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 impl SegmentConfig {
@@ -171,5 +239,22 @@ mod tests {
         assert!(s[1].text.contains("sub text") && !s[1].text.contains("other text"));
         assert!(s[0].text.contains("other text"));
         assert!(segments("no headings here\njust text").is_empty());
+    }
+
+    #[test]
+    fn long_text_is_windowed_by_paragraphs_without_loss() {
+        let paras: Vec<String> = (0..30).map(|i| format!("Paragraph {i} says something. It has two sentences.")).collect();
+        let text = paras.join("\n\n");
+        let w = windows(&text, 200);
+        assert!(w.len() > 1);
+        assert!(w.iter().all(|x| x.chars().count() <= 200), "{w:?}");
+        // every paragraph survives whole, in order
+        assert_eq!(w.join("\n\n"), text);
+        // one huge paragraph: cut at sentences, then words
+        let run_on = "word ".repeat(100);
+        let w = windows(&format!("Short one. {run_on}"), 60);
+        assert!(w.iter().all(|x| x.chars().count() <= 60), "{w:?}");
+        assert_eq!(w.join(" ").split_whitespace().count(), 102);
+        assert_eq!(windows("tiny", 60), vec!["tiny".to_string()]);
     }
 }
