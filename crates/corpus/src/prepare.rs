@@ -82,7 +82,14 @@ pub fn prepare_stream(cfg: &PrepareSettings<'_>, progress: &mut dyn FnMut(u64, u
             SegmentMode::Whole => {
                 let t = cfg.segment.estimate_tokens(&doc.text);
                 if cfg.segment.max_tokens > 0 && t > cfg.segment.max_tokens {
-                    if cfg.segment.window_long {
+                    // a long document is windowed only if it passes the quality
+                    // filters as a whole: windows must not launder a junk document
+                    let junk = if cfg.filter.enabled { text_problem(&doc.text, &whole_filter) } else { None };
+                    if let (true, Some(r)) = (cfg.segment.window_long, junk) {
+                        st.segments += 1;
+                        drop(&mut st, r);
+                        vec![]
+                    } else if cfg.segment.window_long {
                         st.windowed_documents += 1;
                         let max_chars = (cfg.segment.max_tokens as f64 * cfg.segment.chars_per_token.max(0.1)) as usize;
                         windows(&doc.text, max_chars).into_iter().enumerate().map(|(i, w)| (format!("{}#w{i}", doc.id), None, w)).collect()
