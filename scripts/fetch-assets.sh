@@ -215,7 +215,9 @@ hf_datasets() {
   if [ -f "$d/.complete" ]; then echo "$d"; return; fi
   rm -rf "$d" && mkdir -p "$d"
   log "pip install --target $d -r requirements-datasets.txt"
-  "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: --target "$d" -r "$HERE/requirements-datasets.txt" >&2
+  # --target leaves the system's packages alone; the variable only quiets
+  # PEP 668's refusal on pips that apply it to --target too
+  PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: --target "$d" -r "$HERE/requirements-datasets.txt" >&2
   touch "$d/.complete"
   echo "$d"
 }
