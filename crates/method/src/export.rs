@@ -157,7 +157,7 @@ pub fn export(cfg: &Config, run: &RunDir, keys: &HashMap<Stage, String>) -> Resu
         }
         let mut ex: Vec<(u64, Example)> = Vec::new();
         let mut cs = ChecksSummary::default();
-        for r in crate::pipeline::upstream_records(&p, Some((s, keys[&s].clone())))? {
+        for r in crate::store::upstream_records(&p, Some((s, keys[&s].clone())))? {
             if !kept(&r) {
                 continue;
             }

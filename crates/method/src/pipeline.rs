@@ -10,7 +10,7 @@ use crate::prompt::PromptTemplate;
 use crate::record::{Record, Stage};
 use crate::seeds::{read_seeds, Seed};
 use crate::stages::{eligible, run_stage, totals, StageReport, StageSpec, StageTotals};
-use crate::store::{RecordLines, RunDir, StageFile};
+use crate::store::{RunDir, StageFile};
 use backforth_corpus::readers::{expand_paths, DocumentStream, InputStats};
 pub use backforth_inference::BackendProvider;
 use anyhow::{bail, Context, Result};
@@ -288,22 +288,4 @@ pub fn run(cfg: &Config, stages: &[Stage], provider: &mut dyn BackendProvider, p
     Ok(summary)
 }
 
-/// Records of an upstream file: with `Some((stage, key))` only that key's
-/// records; first occurrence per id; unreadable lines logged and skipped.
-pub fn upstream_records(path: &Path, filter: Option<(Stage, String)>) -> Result<impl Iterator<Item = Record>> {
-    let mut seen = HashSet::new();
-    Ok(RecordLines::open(path)?.filter_map(move |r| match r {
-        Ok(rec) => {
-            if let Some((s, k)) = &filter {
-                if !crate::store::generation(&rec, *s).is_some_and(|g| &g.stage_key == k) {
-                    return None;
-                }
-            }
-            seen.insert(rec.id.clone()).then_some(rec)
-        }
-        Err(e) => {
-            tracing::warn!("skipping unreadable record line {e}");
-            None
-        }
-    }))
-}
+pub use crate::store::upstream_records;

@@ -251,3 +251,23 @@ mod tests {
         assert_eq!(truncate_partial_tail(&dir.path().join("missing")).unwrap(), 0);
     }
 }
+
+/// Records of an upstream file: with `Some((stage, key))` only that key's
+/// records; first occurrence per id; unreadable lines logged and skipped.
+pub fn upstream_records(path: &Path, filter: Option<(Stage, String)>) -> Result<impl Iterator<Item = Record>> {
+    let mut seen = HashSet::new();
+    Ok(RecordLines::open(path)?.filter_map(move |r| match r {
+        Ok(rec) => {
+            if let Some((s, k)) = &filter {
+                if !generation(&rec, *s).is_some_and(|g| &g.stage_key == k) {
+                    return None;
+                }
+            }
+            seen.insert(rec.id.clone()).then_some(rec)
+        }
+        Err(e) => {
+            tracing::warn!("skipping unreadable record line {e}");
+            None
+        }
+    }))
+}
