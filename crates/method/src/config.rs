@@ -90,6 +90,10 @@ pub struct StageConfig {
     pub mode: BackwardMode,
     /// Backtranslate (few-shot): number of seed pairs per prompt, drawn per record deterministically.
     pub k: usize,
+    /// Backtranslate (few-shot): how the k seed pairs are chosen per document
+    /// (`random`, or `nearest`: the most similar by TF-IDF).
+    #[serde(default)]
+    pub seed_selection: crate::seeds::SeedSelection,
     /// Backtranslate (few-shot): seeds whose response is longer than this many chars are not used as examples.
     pub max_seed_chars: usize,
     /// Backtranslate: instructions longer than this many chars are parse failures.
@@ -115,6 +119,7 @@ impl StageConfig {
             max_tokens: 1024,
             mode: BackwardMode::Fewshot,
             k: 3,
+            seed_selection: crate::seeds::SeedSelection::Random,
             max_seed_chars: 1200,
             max_instruction_chars: 1000,
             grammar: true,
@@ -132,7 +137,11 @@ impl StageConfig {
         let mut s = format!("t={};p={};max={}", self.temperature, self.top_p, self.max_tokens);
         match stage {
             Stage::Backtranslate => {
-                s += &format!(";mode={:?};k={};seedchars={};maxinstr={}", self.mode, self.k, self.max_seed_chars, self.max_instruction_chars)
+                s += &format!(";mode={:?};k={};seedchars={};maxinstr={}", self.mode, self.k, self.max_seed_chars, self.max_instruction_chars);
+                // only when not the default, so keys of existing runs stay valid
+                if self.seed_selection != crate::seeds::SeedSelection::Random {
+                    s += &format!(";seeds={:?}", self.seed_selection);
+                }
             }
             Stage::Curate => s += &format!(";grammar={}", self.grammar),
             _ => {}

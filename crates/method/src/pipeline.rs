@@ -214,6 +214,7 @@ pub fn run(cfg: &Config, stages: &[Stage], provider: &mut dyn BackendProvider, p
     if stages.contains(&Stage::Backtranslate) && cfg.backtranslate.mode == BackwardMode::Fewshot && seeds.is_empty() {
         bail!("few-shot backtranslation needs seed pairs: set seeds.path (JSONL of instruction/response), or backtranslate.mode = \"finetuned\"");
     }
+    let seed_index = (cfg.backtranslate.seed_selection == crate::seeds::SeedSelection::Nearest && !seeds.is_empty()).then(|| crate::seeds::SeedIndex::new(&seeds));
     let mut templates = HashMap::new();
     for s in Stage::ALL {
         templates.insert(s, load_template(cfg, s).with_context(|| format!("{} template", s.name()))?);
@@ -244,7 +245,7 @@ pub fn run(cfg: &Config, stages: &[Stage], provider: &mut dyn BackendProvider, p
         }
         let model_path = cfg.model_path(s).to_string();
         let model_id = provider.model_id(&model_path)?;
-        let spec = StageSpec { stage: s, cfg, template: &templates[&s], seeds: &seeds, key: &keys[&s], model_id: &model_id };
+        let spec = StageSpec { stage: s, cfg, template: &templates[&s], seeds: &seeds, key: &keys[&s], model_id: &model_id, seed_index: seed_index.as_ref() };
         // pending count for the progress bar (cheap next to generation)
         let file = StageFile::open(&run.stage(s), s, &keys[&s])?;
         let pending = upstream_records(&upstream_path, upstream.clone())?

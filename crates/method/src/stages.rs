@@ -75,6 +75,9 @@ pub struct StageSpec<'a> {
     pub key: &'a str,
     /// Model id recorded in provenance.
     pub model_id: &'a str,
+    /// Index of `seeds` for `backtranslate.seed_selection = "nearest"`
+    /// (`None`: random draws).
+    pub seed_index: Option<&'a crate::seeds::SeedIndex>,
 }
 
 impl StageSpec<'_> {
@@ -86,13 +89,25 @@ impl StageSpec<'_> {
         rand::seq::index::sample(&mut rng, self.seeds.len(), k).into_iter().map(|i| &self.seeds[i]).collect()
     }
 
+    /// The few-shot seeds for a record: the k nearest to its text when a
+    /// [`crate::seeds::SeedIndex`] is given, else [`Self::pick_seeds`].
+    pub fn seeds_for(&self, r: &Record) -> Vec<&Seed> {
+        match self.seed_index {
+            Some(ix) => {
+                let k = self.cfg.backtranslate.k.min(self.seeds.len());
+                ix.nearest(&r.text, k).into_iter().map(|i| &self.seeds[i]).collect()
+            }
+            None => self.pick_seeds(&r.id),
+        }
+    }
+
     /// Render the prompt for a record. Errors: template rendering (a config problem).
     pub fn request(&self, r: &Record, tag: u64) -> Result<GenRequest> {
         let c = self.cfg.stage(self.stage);
         let messages = match self.stage {
             Stage::Backtranslate => match c.mode {
                 BackwardMode::Fewshot => {
-                    self.template.render(serde_json::json!({"text": r.text, "seeds": self.pick_seeds(&r.id)}))?
+                    self.template.render(serde_json::json!({"text": r.text, "seeds": self.seeds_for(r)}))?
                 }
                 BackwardMode::Finetuned => self.template.render(serde_json::json!({"text": r.text}))?,
             },

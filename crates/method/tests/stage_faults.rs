@@ -45,6 +45,7 @@ fn record(i: usize) -> Record {
         seeds: &[],
         key: "k",
         model_id: "m",
+        seed_index: None,
     }
     .interpret("x", Ok(GenOutput { text: "What is it?".into(), prompt_tokens: 1, completion_tokens: 1, finish: FinishReason::Stop }));
     g.stage_key = "bt".into();
@@ -58,7 +59,7 @@ fn faults_are_recorded_not_lost() {
     let out = dir.path().join("curate.jsonl");
     let cfg = Config::default();
     let tpl = PromptTemplate::builtin("curate").unwrap();
-    let spec = StageSpec { stage: Stage::Curate, cfg: &cfg, template: &tpl, seeds: &[], key: "ck", model_id: "scripted" };
+    let spec = StageSpec { stage: Stage::Curate, cfg: &cfg, template: &tpl, seeds: &[], key: "ck", model_id: "scripted", seed_index: None };
     let mut no_progress = |_: u64, _: u64, _: u64, _: f64| {};
     let rep = run_stage(&spec, &mut Scripted, (0..5).map(record), StageFile::open(&out, Stage::Curate, "ck").unwrap(), &mut no_progress).unwrap();
     assert_eq!((rep.input, rep.generated, rep.parsed_ok, rep.parse_failed, rep.backend_errors), (5, 5, 1, 3, 1));
@@ -100,7 +101,7 @@ fn fewshot_draws_are_deterministic_per_record() {
     let tpl = PromptTemplate::builtin("backtranslate_fewshot").unwrap();
     let seeds: Vec<backforth::seeds::Seed> =
         (0..20).map(|i| backforth::seeds::Seed { instruction: format!("q{i}"), response: format!("a{i}") }).collect();
-    let spec = StageSpec { stage: Stage::Backtranslate, cfg: &cfg, template: &tpl, seeds: &seeds, key: "k", model_id: "m" };
+    let spec = StageSpec { stage: Stage::Backtranslate, cfg: &cfg, template: &tpl, seeds: &seeds, key: "k", model_id: "m", seed_index: None };
     let a: Vec<_> = spec.pick_seeds("doc-1").iter().map(|s| s.instruction.clone()).collect();
     let b: Vec<_> = spec.pick_seeds("doc-1").iter().map(|s| s.instruction.clone()).collect();
     assert_eq!(a, b);
@@ -112,4 +113,30 @@ fn fewshot_draws_are_deterministic_per_record() {
     assert!(others.len() > 1);
     let req = spec.request(&record(0), 1).unwrap();
     assert_eq!(req.messages.len(), 2 + 2 * cfg.backtranslate.k);
+}
+
+#[test]
+fn nearest_seed_selection_shows_seeds_on_the_documents_topic() {
+    let mut cfg = Config::default();
+    cfg.backtranslate.k = 1;
+    let tpl = PromptTemplate::builtin("backtranslate_fewshot").unwrap();
+    let seeds: Vec<backforth::seeds::Seed> = [
+        ("How do I reverse a list in Python?", "Call list.reverse() or use slicing with a step of -1."),
+        ("Why do bushfires spread so fast in strong winds?", "Wind carries embers ahead of the fire front and dries the fuel."),
+    ]
+    .iter()
+    .map(|(i, r)| backforth::seeds::Seed { instruction: i.to_string(), response: r.to_string() })
+    .collect();
+    let ix = backforth::seeds::SeedIndex::new(&seeds);
+    let spec = StageSpec { stage: Stage::Backtranslate, cfg: &cfg, template: &tpl, seeds: &seeds, key: "k", model_id: "m", seed_index: Some(&ix) };
+    let r = Record::new("fire".into(), 0, SourceLoc::default(), "Strong winds pushed a huge bushfire towards the town; embers started new fires.".into(), serde_json::Value::Null);
+    assert_eq!(spec.seeds_for(&r)[0].instruction, seeds[1].instruction);
+    let req = spec.request(&r, 1).unwrap();
+    assert!(req.messages.iter().any(|m| m.content.contains("bushfires spread")), "{:?}", req.messages);
+    // the choice is part of the stage key; the default adds nothing (old runs keep their keys)
+    let random = cfg.backtranslate.generation_fingerprint(Stage::Backtranslate);
+    cfg.backtranslate.seed_selection = backforth::seeds::SeedSelection::Nearest;
+    let nearest = cfg.backtranslate.generation_fingerprint(Stage::Backtranslate);
+    assert_ne!(random, nearest);
+    assert!(!random.contains("seeds="));
 }
