@@ -268,42 +268,26 @@ fn write_sharegpt(w: &mut dyn Write, examples: &[Example]) -> Result<()> {
 /// per 8,192 examples.
 #[cfg(feature = "parquet")]
 fn write_examples_parquet(out: &Path, examples: &[Example]) -> Result<()> {
-    use anyhow::Context;
-    use parquet::data_type::{ByteArray, ByteArrayType, Int32Type};
-    use parquet::file::properties::WriterProperties;
-    use parquet::file::writer::SerializedFileWriter;
-    let schema = std::sync::Arc::new(parquet::schema::parser::parse_message_type(
+    use crate::parquet_out::{optional_column, utf8_column, ParquetOut};
+    let mut pq = ParquetOut::create(
+        out,
         "message example { REQUIRED BYTE_ARRAY id (UTF8); REQUIRED BYTE_ARRAY system (UTF8); REQUIRED BYTE_ARRAY instruction (UTF8); REQUIRED BYTE_ARRAY output (UTF8); REQUIRED BYTE_ARRAY response_kind (UTF8); REQUIRED BYTE_ARRAY source (UTF8); OPTIONAL INT32 score; }",
-    )?);
-    let props = std::sync::Arc::new(WriterProperties::builder().set_compression(parquet::basic::Compression::ZSTD(Default::default())).build());
-    let tmp = out.with_extension("parquet.tmp");
-    let mut w = SerializedFileWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?, schema, props)?;
+    )?;
+    fn system(e: &Example) -> &str {
+        e.messages.iter().find(|m| m.role == "system").map_or("", |m| m.content.as_str())
+    }
     for chunk in examples.chunks(8192) {
-        let mut rg = w.next_row_group()?;
-        let system = |e: &Example| e.messages.iter().find(|m| m.role == "system").map(|m| m.content.clone()).unwrap_or_default();
-        let cols: [Vec<ByteArray>; 6] = [
-            chunk.iter().map(|e| ByteArray::from(e.id.as_str())).collect(),
-            chunk.iter().map(|e| ByteArray::from(system(e).as_str())).collect(),
-            chunk.iter().map(|e| ByteArray::from(e.instruction.as_str())).collect(),
-            chunk.iter().map(|e| ByteArray::from(e.output.as_str())).collect(),
-            chunk.iter().map(|e| ByteArray::from(e.response_kind.as_str())).collect(),
-            chunk.iter().map(|e| ByteArray::from(e.source.as_str())).collect(),
-        ];
-        for c in cols {
-            let mut cw = rg.next_column()?.context("schema has fewer columns")?;
-            cw.typed::<ByteArrayType>().write_batch(&c, None, None)?;
-            cw.close()?;
-        }
-        let scores: Vec<i32> = chunk.iter().filter_map(|e| e.score.map(i32::from)).collect();
-        let defs: Vec<i16> = chunk.iter().map(|e| e.score.is_some() as i16).collect();
-        let mut cw = rg.next_column()?.context("schema has fewer columns")?;
-        cw.typed::<Int32Type>().write_batch(&scores, Some(&defs), None)?;
-        cw.close()?;
+        let mut rg = pq.writer.next_row_group()?;
+        utf8_column(&mut rg, chunk.iter().map(|e| e.id.as_str()))?;
+        utf8_column(&mut rg, chunk.iter().map(system))?;
+        utf8_column(&mut rg, chunk.iter().map(|e| e.instruction.as_str()))?;
+        utf8_column(&mut rg, chunk.iter().map(|e| e.output.as_str()))?;
+        utf8_column(&mut rg, chunk.iter().map(|e| e.response_kind.as_str()))?;
+        utf8_column(&mut rg, chunk.iter().map(|e| e.source.as_str()))?;
+        optional_column::<parquet::data_type::Int32Type>(&mut rg, chunk.iter().map(|e| e.score.map(i32::from)))?;
         rg.close()?;
     }
-    w.close()?;
-    std::fs::rename(&tmp, out)?;
-    Ok(())
+    pq.finish()
 }
 
 /// Write the dataset card `README.md`: YAML metadata (`configs` pointing at

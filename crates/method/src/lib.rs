@@ -19,6 +19,8 @@ pub mod config;
 pub mod export;
 pub mod hash;
 pub mod parse;
+#[cfg(feature = "parquet")]
+pub mod parquet_out;
 pub mod pipeline;
 pub mod prepare;
 pub mod prompt;

@@ -75,44 +75,24 @@ fn prepare_inner(cfg: &Config, out: &Path, progress: &mut dyn FnMut(u64, u64)) -
 /// Errors: I/O, a line that is not a Record.
 #[cfg(feature = "parquet")]
 pub fn write_parquet(jsonl: &Path, out: &Path) -> Result<()> {
-    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
-    use parquet::file::properties::WriterProperties;
-    use parquet::file::writer::SerializedFileWriter;
+    use crate::parquet_out::{optional_column, utf8_column, ParquetOut};
     use std::io::BufRead;
-    let schema = std::sync::Arc::new(parquet::schema::parser::parse_message_type(
+    let mut pq = ParquetOut::create(
+        out,
         "message candidate { REQUIRED BYTE_ARRAY id (UTF8); REQUIRED BYTE_ARRAY text (UTF8); REQUIRED BYTE_ARRAY source (UTF8); OPTIONAL INT64 line; REQUIRED BYTE_ARRAY metadata (UTF8); }",
-    )?);
-    let props = std::sync::Arc::new(WriterProperties::builder().set_compression(parquet::basic::Compression::ZSTD(Default::default())).build());
-    let tmp = out.with_extension("parquet.tmp");
-    let mut w = SerializedFileWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?, schema, props)?;
+    )?;
     let mut batch: Vec<Record> = Vec::with_capacity(8192);
-    let flush = |w: &mut SerializedFileWriter<std::fs::File>, batch: &mut Vec<Record>| -> Result<()> {
+    let flush = |pq: &mut ParquetOut, batch: &mut Vec<Record>| -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut rg = w.next_row_group()?;
-        let cols: [Vec<ByteArray>; 2] = [
-            batch.iter().map(|r| ByteArray::from(r.id.as_str())).collect(),
-            batch.iter().map(|r| ByteArray::from(r.text.as_str())).collect(),
-        ];
-        for c in cols {
-            let mut cw = rg.next_column()?.context("schema has fewer columns")?;
-            cw.typed::<ByteArrayType>().write_batch(&c, None, None)?;
-            cw.close()?;
-        }
-        let src: Vec<ByteArray> = batch.iter().map(|r| ByteArray::from(r.source.path.as_str())).collect();
-        let mut cw = rg.next_column()?.context("schema has fewer columns")?;
-        cw.typed::<ByteArrayType>().write_batch(&src, None, None)?;
-        cw.close()?;
-        let lines: Vec<i64> = batch.iter().filter_map(|r| r.source.line.map(|l| l as i64)).collect();
-        let defs: Vec<i16> = batch.iter().map(|r| r.source.line.is_some() as i16).collect();
-        let mut cw = rg.next_column()?.context("schema has fewer columns")?;
-        cw.typed::<Int64Type>().write_batch(&lines, Some(&defs), None)?;
-        cw.close()?;
-        let meta: Vec<ByteArray> = batch.iter().map(|r| ByteArray::from(r.metadata.to_string().as_str())).collect();
-        let mut cw = rg.next_column()?.context("schema has fewer columns")?;
-        cw.typed::<ByteArrayType>().write_batch(&meta, None, None)?;
-        cw.close()?;
+        let mut rg = pq.writer.next_row_group()?;
+        utf8_column(&mut rg, batch.iter().map(|r| r.id.as_str()))?;
+        utf8_column(&mut rg, batch.iter().map(|r| r.text.as_str()))?;
+        utf8_column(&mut rg, batch.iter().map(|r| r.source.path.as_str()))?;
+        optional_column::<parquet::data_type::Int64Type>(&mut rg, batch.iter().map(|r| r.source.line.map(|l| l as i64)))?;
+        let meta: Vec<String> = batch.iter().map(|r| r.metadata.to_string()).collect();
+        utf8_column(&mut rg, meta.iter().map(String::as_str))?;
         rg.close()?;
         batch.clear();
         Ok(())
@@ -123,13 +103,11 @@ pub fn write_parquet(jsonl: &Path, out: &Path) -> Result<()> {
         let r: Record = serde_json::from_str(&line).with_context(|| format!("{}:{}", jsonl.display(), i + 1))?;
         batch.push(r);
         if batch.len() == 8192 {
-            flush(&mut w, &mut batch)?;
+            flush(&mut pq, &mut batch)?;
         }
     }
-    flush(&mut w, &mut batch)?;
-    w.close()?;
-    std::fs::rename(&tmp, out)?;
-    Ok(())
+    flush(&mut pq, &mut batch)?;
+    pq.finish()
 }
 
 /// Convenience for tests and callers: the candidates file of a run folder.
