@@ -122,11 +122,12 @@ impl Decontaminator {
             if norm.is_empty() {
                 continue;
             }
-            if norm.split(' ').count() < min_words {
+            let words = norm.split(' ').count();
+            if words < min_words {
                 skipped_short += 1;
                 continue;
             }
-            if norm.split(' ').count() < n.max(1) {
+            if words < n.max(1) {
                 short.push((format!(" {norm} "), p.chars().take(80).collect()));
                 continue;
             }

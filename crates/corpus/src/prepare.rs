@@ -78,28 +78,28 @@ pub fn prepare_stream(cfg: &PrepareSettings<'_>, progress: &mut dyn FnMut(u64, u
             break;
         }
         let whole = cfg.segment.mode == SegmentMode::Whole;
+        // paragraph windows of a long document (`segment.window_long`)
+        let windowed = |st: &mut PrepareStats, max_chars: usize| -> Vec<(String, Option<(String, usize)>, String)> {
+            st.windowed_documents += 1;
+            windows(&doc.text, max_chars).into_iter().enumerate().map(|(i, w)| (format!("{}#w{i}", doc.id), None, w)).collect()
+        };
         let cands: Vec<(String, Option<(String, usize)>, String)> = match cfg.segment.mode {
             SegmentMode::Whole => {
                 let t = cfg.segment.estimate_tokens(&doc.text);
-                if cfg.segment.max_tokens > 0 && t > cfg.segment.max_tokens {
-                    // a long document is windowed only if it passes the quality
-                    // filters as a whole: windows must not launder a junk document
-                    let junk = if cfg.filter.enabled { text_problem(&doc.text, &whole_filter) } else { None };
-                    if let (true, Some(r)) = (cfg.segment.window_long, junk) {
-                        st.segments += 1;
-                        drop(&mut st, r);
-                        vec![]
-                    } else if cfg.segment.window_long {
-                        st.windowed_documents += 1;
-                        let max_chars = (cfg.segment.max_tokens as f64 * cfg.segment.chars_per_token.max(0.1)) as usize;
-                        windows(&doc.text, max_chars).into_iter().enumerate().map(|(i, w)| (format!("{}#w{i}", doc.id), None, w)).collect()
-                    } else {
-                        st.segments += 1;
-                        drop(&mut st, "over_max_tokens");
-                        vec![]
-                    }
-                } else {
+                if cfg.segment.max_tokens == 0 || t <= cfg.segment.max_tokens {
                     vec![(doc.id.clone(), None, doc.text.clone())]
+                } else if !cfg.segment.window_long {
+                    st.segments += 1;
+                    drop(&mut st, "over_max_tokens");
+                    vec![]
+                } else if let Some(r) = cfg.filter.enabled.then(|| text_problem(&doc.text, &whole_filter)).flatten() {
+                    // windowed only if it passes the quality filters as a
+                    // whole: windows must not launder a junk document
+                    st.segments += 1;
+                    drop(&mut st, r);
+                    vec![]
+                } else {
+                    windowed(&mut st, (cfg.segment.max_tokens as f64 * cfg.segment.chars_per_token.max(0.1)) as usize)
                 }
             }
             SegmentMode::Headings => {
@@ -107,8 +107,7 @@ pub fn prepare_stream(cfg: &PrepareSettings<'_>, progress: &mut dyn FnMut(u64, u
                 if segs.is_empty() {
                     let max = cfg.filter.max_chars;
                     if cfg.segment.window_long && max > 0 && doc.text.chars().count() > max {
-                        st.windowed_documents += 1;
-                        windows(&doc.text, max).into_iter().enumerate().map(|(i, w)| (format!("{}#w{i}", doc.id), None, w)).collect()
+                        windowed(&mut st, max)
                     } else if cfg.segment.fallback_whole {
                         vec![(doc.id.clone(), None, doc.text.clone())]
                     } else {

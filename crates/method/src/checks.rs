@@ -146,9 +146,9 @@ const STOPWORDS: &str = "a about above after again against all also am an and an
 const TASK_WORDS: &str = "write explain describe summarize summarise summary discuss give provide list tell show outline detail details detailed information info article text story stories news report reported passage document paragraph post blog piece content key main point points brief briefly short overview analysis analyze analyse compare explainer help please question answer find learn know happen happened happening event events happens important significance significant role impact effect effects include includes regarding concerning related relate topic topics aspects aspect mention mentioned recent latest situation happenings recently reason reasons involving involve involves involved mentioning mention mentions concerning focusing focus";
 const NUMBER_WORDS: [&str; 13] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"];
 
-fn set(words: &str) -> HashSet<&str> {
-    words.split_whitespace().collect()
-}
+/// The word lists as sets, built once per process (the checks run per pair).
+static STOP: std::sync::LazyLock<HashSet<&'static str>> = std::sync::LazyLock::new(|| STOPWORDS.split_whitespace().collect());
+static TASK: std::sync::LazyLock<HashSet<&'static str>> = std::sync::LazyLock::new(|| TASK_WORDS.split_whitespace().collect());
 
 /// Lower-case alphanumeric words (apostrophes inside words kept, then dropped with what follows: "Jackson's" → "jackson").
 fn words(s: &str) -> Vec<String> {
@@ -320,8 +320,7 @@ pub fn non_instruction(instruction: &str) -> Option<Reason> {
 /// only (the curated export, whose response is the source itself, and the
 /// distilled baseline, which is not meant to be grounded).
 pub fn check(cfg: &ChecksConfig, instruction: &str, response: Option<&str>, source: &SourceIndex) -> CheckResult {
-    let stop = set(STOPWORDS);
-    let task = set(TASK_WORDS);
+    let (stop, task) = (&*STOP, &*TASK);
     let mut r = CheckResult::default();
     if cfg.non_instructions {
         if let Some(reason) = non_instruction(instruction) {
@@ -349,7 +348,7 @@ pub fn check(cfg: &ChecksConfig, instruction: &str, response: Option<&str>, sour
 
     let (mut supported_w, mut total_w) = (0usize, 0usize);
     for s in sentences(resp) {
-        let c = content_stems(s, &stop);
+        let c = content_stems(s, stop);
         if c.len() < 3 {
             continue; // framing ("Sure." / "In short:") carries no claim
         }
@@ -380,7 +379,7 @@ pub fn check(cfg: &ChecksConfig, instruction: &str, response: Option<&str>, sour
         r.reasons.push(Reason::ResponseUnsupportedNumbers);
     }
     let mut seen_names = HashSet::new();
-    for n in names(resp, &stop, &task) {
+    for n in names(resp, stop, task) {
         let s = stem(&n);
         if !source.stems.contains(&s) && seen_names.insert(s) {
             r.unsupported_names.push(n);
