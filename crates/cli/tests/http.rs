@@ -2,7 +2,8 @@
 //! loopback: a whole run through HTTP gives the same outputs as in-process
 //! (same seeds, batch size 1); a run killed with SIGKILL and restarted sends
 //! no completed request twice; a fresh run folder sharing the response cache
-//! sends none at all.
+//! sends none at all; a run whose only server is killed and restarted
+//! mid-run loses no request and spends none of its retries on the outage.
 
 mod common;
 use common::*;
@@ -24,8 +25,12 @@ impl Drop for Server {
 }
 
 fn serve() -> Server {
+    serve_at("127.0.0.1:0")
+}
+
+fn serve_at(listen: &str) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_backforth"))
-        .args(["serve", "--model", test_model().to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(["serve", "--model", test_model().to_str().unwrap(), "--listen", listen])
         .args(["--batch-size", "1", "--threads", "2", "--context", "2048", "--served-name", "smol"])
         .env("BACKFORTH_LOG", "warn")
         .stderr(Stdio::piped())
@@ -206,6 +211,41 @@ fn http_run_matches_in_process_and_survives_kill() {
     let st: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(st["entries"].as_u64().unwrap(), generated);
     assert!(st["hits"].as_u64().unwrap() >= generated);
+}
+
+#[test]
+fn the_only_server_is_killed_and_restarted_mid_run() {
+    let _serial = model_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dolma_sample(dir.path(), 3);
+    let server = serve();
+    let listen = server.url.trim_start_matches("http://").trim_end_matches("/v1").to_string();
+    let out = dir.path().join("out");
+    let mut run = http_run(&out, &input, &server.url, &dir.path().join("c.sqlite"));
+    // no retries at all: only the outage handling can carry the run through
+    run.args(["-s", "http.max_retries=0", "-s", "http.cooldown_s=0.2", "-s", "http.cooldown_max_s=1", "-s", "http.max_outage_s=120"]);
+    let mut child = run.stderr(Stdio::piped()).spawn().unwrap();
+    let t0 = Instant::now();
+    while std::fs::read_to_string(out.join("stages/backtranslate.jsonl")).map(|s| s.lines().count()).unwrap_or(0) < 1 {
+        assert!(child.try_wait().unwrap().is_none(), "finished before the kill");
+        assert!(t0.elapsed() < Duration::from_secs(300));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(server); // SIGKILL: requests in flight are cut
+    std::thread::sleep(Duration::from_secs(2));
+    let server = serve_at(&listen);
+    let o = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    assert_eq!(log.matches("unreachable (").count(), 1, "one outage reported once: {log}");
+    assert!(log.contains("reachable again after"), "{log}");
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    for st in ["backtranslate", "curate", "rewrite"] {
+        assert_eq!(s["invocation"][st]["backend_errors"], 0, "{st}: {}", s["invocation"][st]);
+    }
+    let n = read_jsonl(&out.join("stages/backtranslate.jsonl")).len();
+    assert!(n >= 3, "{n} backtranslations");
+    assert!(requests_served(&server.url) >= 1);
 }
 
 #[test]

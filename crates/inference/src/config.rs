@@ -66,8 +66,14 @@ pub enum GrammarField {
     None,
     /// llama.cpp server and `backforth serve`: `"grammar": "<gbnf>"`.
     LlamaCpp,
-    /// vLLM: `"guided_grammar": "<gbnf>"`.
+    /// vLLM ≥ 0.10.2 (the only form from v0.12 on):
+    /// `"structured_outputs": {"grammar": "<gbnf>"}`. vLLM's xgrammar backend
+    /// reads GBNF.
     Vllm,
+    /// vLLM before v0.12: `"guided_grammar": "<gbnf>"` (removed in v0.12).
+    VllmLegacy,
+    /// SGLang: `"ebnf": "<gbnf>"` (its default xgrammar backend reads GBNF).
+    Sglang,
 }
 
 /// The backend section.
@@ -87,7 +93,9 @@ pub struct HttpConfig {
     pub api: HttpApi,
     /// Name of the environment variable holding the API key (the key itself is never in config or logs).
     pub api_key_env: String,
-    /// Requests in flight at once, over all replicas.
+    /// Requests in flight at once, over all replicas. Also the starting
+    /// per-replica limit: a replica that answers 429 has its limit halved,
+    /// and each success raises it by 1/limit again (AIMD), up to this value.
     pub concurrency: usize,
     /// Per-request timeout, seconds.
     pub timeout_s: f64,
@@ -100,8 +108,19 @@ pub struct HttpConfig {
     pub requests_per_minute: u32,
     /// How grammars (curation) are passed to the server.
     pub grammar_field: GrammarField,
-    /// Seconds a replica is left out after consecutive failures (doubles per failure, capped at 60 s).
+    /// Seconds an unreachable replica is left out before one probe request is
+    /// sent to it (connection refused or reset, timeout, 502/503/504). Each
+    /// failed probe doubles the wait, up to `cooldown_max_s`; the first answer
+    /// brings the replica back for every waiting request. Failures of requests
+    /// that were already in flight when the outage began count once, not once each.
     pub cooldown_s: f64,
+    /// Longest wait between probes of an unreachable replica, seconds: the
+    /// most idle time after a server comes back.
+    pub cooldown_max_s: f64,
+    /// How long requests wait while no replica is reachable before they fail,
+    /// seconds. Connection failures during an outage do not use up a request's
+    /// `max_retries`; this bounds them instead.
+    pub max_outage_s: f64,
     /// Optional prices in USD per million prompt / completion tokens; when set,
     /// the run summary reports the cost of each stage.
     pub usd_per_million_prompt_tokens: f64,
@@ -122,6 +141,8 @@ impl Default for HttpConfig {
             requests_per_minute: 0,
             grammar_field: GrammarField::None,
             cooldown_s: 1.0,
+            cooldown_max_s: 10.0,
+            max_outage_s: 600.0,
             usd_per_million_prompt_tokens: 0.0,
             usd_per_million_completion_tokens: 0.0,
         }

@@ -7,8 +7,14 @@
 //! sink as soon as it arrives. Failures are retried with exponential backoff
 //! and full jitter: connection errors, timeouts, 408/429/5xx, bodies that are
 //! cut or are not a completion. `Retry-After` (seconds or HTTP date) is honoured
-//! on 429/503. Several replica URLs are used round-robin; a replica that fails
-//! is left out for a cooldown that doubles with each consecutive failure.
+//! on 429/503. Several replica URLs are used round-robin. A replica that stops
+//! answering (connection refused or reset, timeout, 502/503/504) is one
+//! outage, however many requests were in flight: requests wait while one
+//! probe request at a time tests it (`http.cooldown_s`, doubling per failed
+//! probe up to `http.cooldown_max_s`), and the first answer reopens it to all.
+//! A replica that answers 429 gets its own concurrency limit halved, and
+//! each success raises it again by 1/limit (additive increase, multiplicative
+//! decrease, as TCP does).
 //! The API key comes from an environment variable, is sent only as a bearer
 //! header, and is scrubbed from every error message.
 
@@ -23,7 +29,7 @@ use std::time::{Duration, Instant};
 /// Request/response counters of one backend (shown in logs and tests).
 #[derive(Debug, Default)]
 pub struct HttpStats {
-    /// HTTP attempts sent (including retries).
+    /// HTTP attempts sent (including retries and probes).
     pub attempts: AtomicU64,
     /// Retries after a failed attempt.
     pub retries: AtomicU64,
@@ -31,12 +37,42 @@ pub struct HttpStats {
     pub failed: AtomicU64,
     /// 429 responses seen.
     pub rate_limited: AtomicU64,
+    /// Outages: a replica going from reachable to unreachable (counted once
+    /// per outage, however many requests were in flight).
+    pub outages: AtomicU64,
+    /// Probe requests sent to an unreachable replica.
+    pub probes: AtomicU64,
+}
+
+/// An unreachable replica: requests wait, one probe at a time tests it.
+struct Outage {
+    since: Instant,
+    /// When the next probe may go.
+    probe_at: Instant,
+    /// Current wait between probes, seconds (doubles per failed probe).
+    interval: f64,
+    probing: bool,
+    last_error: String,
 }
 
 struct Replica {
     url: String,
-    consecutive_failures: u32,
-    down_until: Option<Instant>,
+    outage: Option<Outage>,
+    /// Bumped on every change between reachable and unreachable: a failure of
+    /// a request sent in an older epoch is old news and changes nothing.
+    epoch: u64,
+    inflight: usize,
+    /// Adaptive concurrency limit (AIMD on 429), in [1, http.concurrency].
+    limit: f64,
+}
+
+/// What a request does next.
+enum Pick {
+    Send { idx: usize, url: String, epoch: u64, probe: bool },
+    /// Every replica is busy or cooling down: wait for a change or this instant.
+    Wait(Option<Instant>),
+    /// No replica reachable for longer than `max_outage_s`.
+    GiveUp(String),
 }
 
 /// The HTTP backend for one served model.
@@ -47,16 +83,32 @@ pub struct HttpBackend {
     client: reqwest::Client,
     rt: tokio::runtime::Runtime,
     replicas: Mutex<Vec<Replica>>,
+    /// Woken whenever a replica's state or in-flight count changes.
+    changed: tokio::sync::Notify,
     next: AtomicU64,
     /// Next free slot of the client-side rate limiter.
     rate_next: Mutex<Instant>,
     pub stats: HttpStats,
 }
 
+/// How an attempt failed, which decides who pays for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// No answer at all (connection refused or reset): the replica is away.
+    /// Marks it unreachable; does not use up the request's retries.
+    Unreachable,
+    /// Timeout or 502/503/504: marks the replica unreachable and uses a retry.
+    Overloaded,
+    /// 429: lowers the replica's concurrency limit and uses a retry.
+    RateLimited,
+    /// 408, 500, a body cut off or not a completion: uses a retry only.
+    Request,
+}
+
 enum Attempt {
     Done(GenOutput),
-    /// Retry, optionally not before this delay; `replica_fault` = count against the replica.
-    Retry { error: String, after: Option<Duration>, replica_fault: bool },
+    /// Retry, optionally not before this delay.
+    Retry { error: String, after: Option<Duration>, failure: Failure },
     Fatal(String),
 }
 
@@ -147,7 +199,9 @@ pub fn request_body(model: &str, r: &GenRequest, api: HttpApi, grammar_field: Gr
         match grammar_field {
             GrammarField::None => {}
             GrammarField::LlamaCpp => b["grammar"] = serde_json::json!(g),
-            GrammarField::Vllm => b["guided_grammar"] = serde_json::json!(g),
+            GrammarField::Vllm => b["structured_outputs"] = serde_json::json!({ "grammar": g }),
+            GrammarField::VllmLegacy => b["guided_grammar"] = serde_json::json!(g),
+            GrammarField::Sglang => b["ebnf"] = serde_json::json!(g),
         }
     }
     b
@@ -167,7 +221,11 @@ impl HttpBackend {
             .build()
             .context("building the HTTP client")?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let replicas = cfg.urls.iter().map(|u| Replica { url: u.trim_end_matches('/').to_string(), consecutive_failures: 0, down_until: None }).collect();
+        let replicas = cfg
+            .urls
+            .iter()
+            .map(|u| Replica { url: u.trim_end_matches('/').to_string(), outage: None, epoch: 0, inflight: 0, limit: cfg.concurrency as f64 })
+            .collect();
         Ok(HttpBackend {
             cfg,
             model: model.to_string(),
@@ -175,6 +233,7 @@ impl HttpBackend {
             client,
             rt,
             replicas: Mutex::new(replicas),
+            changed: tokio::sync::Notify::new(),
             next: AtomicU64::new(0),
             rate_next: Mutex::new(Instant::now()),
             stats: HttpStats::default(),
@@ -188,40 +247,105 @@ impl HttpBackend {
         }
     }
 
-    /// Choose a healthy replica round-robin; if all are cooling down, the one that recovers first.
-    fn pick(&self) -> (usize, String) {
-        let reps = self.replicas.lock().expect("replica lock");
+    /// The current per-replica concurrency limits (AIMD state), in URL order.
+    pub fn replica_limits(&self) -> Vec<usize> {
+        self.replicas.lock().expect("replica lock").iter().map(|r| r.limit as usize).collect()
+    }
+
+    /// Choose where the next attempt goes: a reachable replica with a free
+    /// slot, round-robin; else an unreachable one whose probe is due (one probe
+    /// at a time); else wait.
+    fn pick(&self) -> Pick {
+        let mut reps = self.replicas.lock().expect("replica lock");
         let now = Instant::now();
         let n = reps.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+        let mut any_up = false;
         for i in 0..n {
             let j = (start + i) % n;
-            if reps[j].down_until.is_none_or(|t| t <= now) {
-                return (j, reps[j].url.clone());
+            let r = &mut reps[j];
+            if r.outage.is_none() {
+                any_up = true;
+                if r.inflight < (r.limit as usize).max(1) {
+                    r.inflight += 1;
+                    return Pick::Send { idx: j, url: r.url.clone(), epoch: r.epoch, probe: false };
+                }
             }
         }
-        let j = (0..n).min_by_key(|&j| reps[j].down_until).unwrap_or(0);
-        (j, reps[j].url.clone())
+        if any_up {
+            return Pick::Wait(None);
+        }
+        for i in 0..n {
+            let j = (start + i) % n;
+            let r = &mut reps[j];
+            if let Some(o) = &mut r.outage {
+                if !o.probing && o.probe_at <= now {
+                    o.probing = true;
+                    r.inflight += 1;
+                    self.stats.probes.fetch_add(1, Ordering::Relaxed);
+                    return Pick::Send { idx: j, url: r.url.clone(), epoch: r.epoch, probe: true };
+                }
+            }
+        }
+        let outages = reps.iter().filter_map(|r| r.outage.as_ref());
+        let shortest = outages.clone().map(|o| now.duration_since(o.since)).min().unwrap_or_default();
+        if shortest.as_secs_f64() > self.cfg.max_outage_s {
+            let last = outages.map(|o| o.last_error.as_str()).next().unwrap_or_default();
+            return Pick::GiveUp(format!("no replica reachable for {:.0} s (http.max_outage_s); last error: {last}", shortest.as_secs_f64()));
+        }
+        Pick::Wait(reps.iter().filter_map(|r| r.outage.as_ref()).filter(|o| !o.probing).map(|o| o.probe_at).min())
     }
 
-    fn mark(&self, idx: usize, ok: bool) {
+    /// Report how an attempt sent by [`Self::pick`] ended and free its slot.
+    fn settle(&self, idx: usize, epoch: u64, probe: bool, result: std::result::Result<(), (Failure, &str)>) {
         let mut reps = self.replicas.lock().expect("replica lock");
         let r = &mut reps[idx];
-        if ok {
-            r.consecutive_failures = 0;
-            r.down_until = None;
-        } else {
-            r.consecutive_failures += 1;
-            let secs = (self.cfg.cooldown_s * 2f64.powi(r.consecutive_failures.min(16) as i32 - 1)).min(60.0);
-            r.down_until = Some(Instant::now() + Duration::from_secs_f64(secs));
-            tracing::warn!("replica {} failing ({} in a row); left out for {secs:.1}s", r.url, r.consecutive_failures);
+        r.inflight = r.inflight.saturating_sub(1);
+        let cap = self.cfg.concurrency as f64;
+        let answered = !matches!(result, Err((Failure::Unreachable | Failure::Overloaded, _)));
+        if answered {
+            // any answer, even a bad one, shows the replica is there again
+            if let Some(o) = r.outage.take() {
+                r.epoch += 1;
+                tracing::warn!("replica {} reachable again after {:.1} s", r.url, o.since.elapsed().as_secs_f64());
+            }
         }
+        match result {
+            Ok(()) => r.limit = (r.limit + 1.0 / r.limit).min(cap),
+            Err((Failure::RateLimited, _)) => {
+                r.limit = (r.limit / 2.0).max(1.0);
+                tracing::debug!("replica {} answered 429; its concurrency limit is now {}", r.url, r.limit as usize);
+            }
+            Err((Failure::Request, _)) => {}
+            Err((Failure::Unreachable | Failure::Overloaded, error)) => {
+                let now = Instant::now();
+                match &mut r.outage {
+                    Some(o) if probe => {
+                        o.interval = (o.interval * 2.0).min(self.cfg.cooldown_max_s.max(self.cfg.cooldown_s));
+                        o.probe_at = now + Duration::from_secs_f64(o.interval);
+                        o.probing = false;
+                        o.last_error = error.to_string();
+                    }
+                    // an attempt sent before this outage was noticed: old news
+                    Some(_) => {}
+                    None if epoch != r.epoch => {}
+                    None => {
+                        r.epoch += 1;
+                        self.stats.outages.fetch_add(1, Ordering::Relaxed);
+                        let interval = self.cfg.cooldown_s;
+                        tracing::warn!("replica {} unreachable ({error}); probing it every {interval:.1}–{:.1} s", r.url, self.cfg.cooldown_max_s);
+                        r.outage = Some(Outage { since: now, probe_at: now + Duration::from_secs_f64(interval), interval, probing: false, last_error: error.to_string() });
+                    }
+                }
+            }
+        }
+        drop(reps);
+        self.changed.notify_waiters();
     }
 
     fn body(&self, r: &GenRequest) -> serde_json::Value {
         request_body(&self.model, r, self.cfg.api, self.cfg.grammar_field)
     }
-
 
     /// Backoff before retry `attempt` (1-based): full jitter over base·2^(attempt-1), capped.
     fn backoff(&self, tag: u64, attempt: u32) -> Duration {
@@ -254,53 +378,73 @@ impl HttpBackend {
         }
         let resp = match rb.send().await {
             Ok(r) => r,
-            Err(e) => {
-                let kind = if e.is_timeout() { "timeout" } else { "connection error" };
-                return Attempt::Retry { error: format!("{kind}: {e}"), after: None, replica_fault: true };
-            }
+            Err(e) if e.is_timeout() => return Attempt::Retry { error: format!("timeout: {e}"), after: None, failure: Failure::Overloaded },
+            Err(e) => return Attempt::Retry { error: format!("connection error: {e}"), after: None, failure: Failure::Unreachable },
         };
         let status = resp.status();
         let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
         let text = match resp.text().await {
             Ok(t) => t,
-            Err(e) => return Attempt::Retry { error: format!("body cut off: {e}"), after: None, replica_fault: true },
+            Err(e) => return Attempt::Retry { error: format!("body cut off: {e}"), after: None, failure: Failure::Request },
         };
         if status.is_success() {
             return match parse_completion(&text) {
                 Ok(o) => Attempt::Done(o),
-                Err(e) => Attempt::Retry { error: e, after: None, replica_fault: true },
+                Err(e) => Attempt::Retry { error: e, after: None, failure: Failure::Request },
             };
         }
         let snippet: String = text.chars().take(300).collect();
-        let code = status.as_u16();
-        if code == 429 {
-            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-            return Attempt::Retry { error: format!("HTTP 429: {snippet}"), after: retry_after, replica_fault: false };
+        let error = format!("HTTP {}: {snippet}", status.as_u16());
+        match status.as_u16() {
+            429 => {
+                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                Attempt::Retry { error, after: retry_after, failure: Failure::RateLimited }
+            }
+            502..=504 => Attempt::Retry { error, after: retry_after, failure: Failure::Overloaded },
+            408 | 500..=599 => Attempt::Retry { error, after: retry_after, failure: Failure::Request },
+            _ => Attempt::Fatal(error),
         }
-        if code == 408 || status.is_server_error() {
-            return Attempt::Retry { error: format!("HTTP {code}: {snippet}"), after: retry_after, replica_fault: true };
-        }
-        Attempt::Fatal(format!("HTTP {code}: {snippet}"))
     }
 
     async fn complete(&self, r: GenRequest) -> (u64, std::result::Result<GenOutput, String>) {
         let body = self.body(&r);
         let mut tries = 0u32;
         loop {
-            self.rate_limit().await;
-            let (idx, url) = self.pick();
-            match self.attempt(&url, &body).await {
-                Attempt::Done(o) => {
-                    self.mark(idx, true);
-                    return (r.tag, Ok(o));
+            // registered before `pick` looks, so no change between the two is missed
+            let changed = self.changed.notified();
+            let (idx, url, epoch, probe) = match self.pick() {
+                Pick::Send { idx, url, epoch, probe } => (idx, url, epoch, probe),
+                Pick::Wait(until) => {
+                    let until = until.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+                    tokio::select! {
+                        _ = changed => {}
+                        _ = tokio::time::sleep_until(until.into()) => {}
+                    }
+                    continue;
                 }
-                Attempt::Fatal(e) => {
+                Pick::GiveUp(e) => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     return (r.tag, Err(self.scrub(e)));
                 }
-                Attempt::Retry { error, after, replica_fault } => {
-                    if replica_fault {
-                        self.mark(idx, false);
+            };
+            self.rate_limit().await;
+            match self.attempt(&url, &body).await {
+                Attempt::Done(o) => {
+                    self.settle(idx, epoch, probe, Ok(()));
+                    return (r.tag, Ok(o));
+                }
+                Attempt::Fatal(e) => {
+                    // the server answered: it is reachable
+                    self.settle(idx, epoch, probe, Ok(()));
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    return (r.tag, Err(self.scrub(e)));
+                }
+                Attempt::Retry { error, after, failure } => {
+                    self.settle(idx, epoch, probe, Err((failure, &error)));
+                    if failure == Failure::Unreachable {
+                        // the outage, not this request, is at fault: wait for a probe
+                        tracing::debug!("request {} waits for an unreachable replica ({})", r.tag, self.scrub(error));
+                        continue;
                     }
                     tries += 1;
                     if tries > self.cfg.max_retries {

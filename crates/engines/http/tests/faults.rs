@@ -123,6 +123,7 @@ fn cfg(url: String) -> HttpConfig {
         backoff_base_ms: 20,
         backoff_max_ms: 200,
         cooldown_s: 0.01,
+        max_outage_s: 20.0,
         api_key_env: "BACKFORTH_TEST_SECRET_KEY".into(),
         ..Default::default()
     }
@@ -203,9 +204,13 @@ fn gives_up_after_max_retries_and_spreads_over_replicas() {
     .unwrap();
     assert_eq!(n_ok, 12);
     assert_eq!(count.load(Ordering::SeqCst), 12);
-    // only the dead replica: every request fails after max_retries + 1 attempts
+    // only the dead replica: an outage, not a request fault; requests wait
+    // for a probe to get through and fail once http.max_outage_s has passed
     let mut c = cfg(dead);
     c.max_retries = 2;
+    c.cooldown_s = 0.05;
+    c.cooldown_max_s = 0.1;
+    c.max_outage_s = 0.5;
     let mut b = HttpBackend::new(c, "m").unwrap();
     let mut errs = Vec::new();
     let mut reqs = (0..2).map(req);
@@ -215,5 +220,152 @@ fn gives_up_after_max_retries_and_spreads_over_replicas() {
     })
     .unwrap();
     assert_eq!(errs.len(), 2);
-    assert!(errs[0].contains("gave up after 3 attempts") && errs[0].contains("connection error"), "{}", errs[0]);
+    assert!(errs[0].contains("no replica reachable") && errs[0].contains("connection error"), "{}", errs[0]);
+    assert_eq!(b.stats.outages.load(Ordering::SeqCst), 1, "one outage, however many requests saw it");
+    let probes = b.stats.probes.load(Ordering::SeqCst);
+    assert!((3..=12).contains(&probes), "one probe per interval, not one per request and retry: {probes}");
+}
+
+/// Serve every request fine on `l` after `delay`, counting concurrent requests;
+/// above `max_inflight` at once the server answers 429 instead. Records bodies.
+struct Recorder {
+    bodies: Mutex<Vec<serde_json::Value>>,
+    served_at: Mutex<Vec<Instant>>,
+    inflight: AtomicUsize,
+    rejected: AtomicUsize,
+}
+
+fn serve_on(l: TcpListener, max_inflight: usize, work: Duration) -> Arc<Recorder> {
+    let rec = Arc::new(Recorder { bodies: Mutex::new(vec![]), served_at: Mutex::new(vec![]), inflight: AtomicUsize::new(0), rejected: AtomicUsize::new(0) });
+    let rec2 = rec.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let rec = rec2.clone();
+            std::thread::spawn(move || {
+                let Some((_, body)) = read_request(&mut s) else { return };
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                let content = v["messages"][0]["content"].as_str().unwrap_or_default().to_string();
+                rec.bodies.lock().unwrap().push(v);
+                if rec.inflight.fetch_add(1, Ordering::SeqCst) >= max_inflight {
+                    rec.inflight.fetch_sub(1, Ordering::SeqCst);
+                    rec.rejected.fetch_add(1, Ordering::SeqCst);
+                    return respond(&mut s, 429, "Retry-After: 0\r\n", "{\"error\":\"too many\"}");
+                }
+                std::thread::sleep(work);
+                rec.served_at.lock().unwrap().push(Instant::now());
+                rec.inflight.fetch_sub(1, Ordering::SeqCst);
+                respond(&mut s, 200, "", &ok_body(&format!("answer to {content}")));
+            });
+        }
+    });
+    rec
+}
+
+#[test]
+fn the_only_replica_goes_away_and_comes_back() {
+    // a port with nobody listening: connection refused until the server starts
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let started = Arc::new(Mutex::new(None::<(Instant, Arc<Recorder>)>));
+    let started2 = started.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let l = TcpListener::bind(addr).unwrap();
+        let rec = serve_on(l, usize::MAX, Duration::ZERO);
+        *started2.lock().unwrap() = Some((Instant::now(), rec));
+    });
+    let mut c = cfg(format!("http://{addr}/v1"));
+    c.concurrency = 8;
+    c.max_retries = 1; // an outage must not use up retries
+    c.cooldown_s = 0.1;
+    c.cooldown_max_s = 0.4;
+    let mut b = HttpBackend::new(c, "m").unwrap();
+    let mut got = HashMap::new();
+    let mut reqs = (0..24).map(req);
+    b.generate(&mut reqs, &mut |tag, r| {
+        assert!(got.insert(tag, r.map(|o| o.text)).is_none());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(got.len(), 24);
+    assert!(got.values().all(|r| r.is_ok()), "{got:?}");
+    let (up_at, rec) = started.lock().unwrap().take().unwrap();
+    let first = rec.served_at.lock().unwrap().iter().min().copied().unwrap();
+    let idle = first.duration_since(up_at);
+    // one probe interval (0.4 s) at most, plus scheduling slack
+    assert!(idle < Duration::from_millis(900), "client idle {idle:?} after the server came back");
+    eprintln!("idle after the server came back: {idle:?}; probes {}", b.stats.probes.load(Ordering::SeqCst));
+    assert_eq!(b.stats.outages.load(Ordering::SeqCst), 1, "8 failing in-flight requests are one outage");
+    let probes = b.stats.probes.load(Ordering::SeqCst);
+    // 0.1, 0.2, 0.4, 0.4, … over 1.5 s: about 5 probes, not 8 requests × retries
+    assert!((2..=10).contains(&probes), "{probes} probes");
+    assert_eq!(b.stats.failed.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_replica_that_answers_429_gets_fewer_requests_at_once() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", l.local_addr().unwrap());
+    let rec = serve_on(l, 2, Duration::from_millis(30));
+    let mut c = cfg(url);
+    c.concurrency = 16;
+    c.max_retries = 50;
+    let mut b = HttpBackend::new(c, "m").unwrap();
+    let mut n = 0;
+    let mut reqs = (0..60).map(req);
+    b.generate(&mut reqs, &mut |_, r| {
+        assert!(r.is_ok(), "{r:?}");
+        n += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(n, 60);
+    let rejected = rec.rejected.load(Ordering::SeqCst);
+    let limit = b.replica_limits()[0];
+    eprintln!("429s: {rejected}, final limit {limit}");
+    assert!(limit <= 4, "the limit came down towards what the server takes: {limit}");
+    // a fixed limit of 16 against a server taking 2 draws hundreds of 429s
+    assert!(rejected <= 60, "{rejected} 429s for 60 requests");
+}
+
+#[test]
+fn each_grammar_field_reaches_the_server_as_its_api_names_it() {
+    use backforth_inference::config::GrammarField;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", l.local_addr().unwrap());
+    let rec = serve_on(l, usize::MAX, Duration::ZERO);
+    let g = "root ::= [1-5]";
+    let cases: [(GrammarField, &[&str], Option<&str>); 5] = [
+        (GrammarField::None, &[], None),
+        (GrammarField::LlamaCpp, &["grammar"], Some("grammar")),
+        (GrammarField::Vllm, &["structured_outputs", "grammar"], Some("structured_outputs")),
+        (GrammarField::VllmLegacy, &["guided_grammar"], Some("guided_grammar")),
+        (GrammarField::Sglang, &["ebnf"], Some("ebnf")),
+    ];
+    let known = ["grammar", "structured_outputs", "guided_grammar", "ebnf"];
+    for (field, path, top) in cases {
+        let mut c = cfg(url.clone());
+        c.grammar_field = field;
+        let mut b = HttpBackend::new(c, "m").unwrap();
+        let mut r = req(1);
+        r.grammar = Some(g.into());
+        b.generate(&mut std::iter::once(r), &mut |_, r| {
+            assert!(r.is_ok());
+            Ok(())
+        })
+        .unwrap();
+        let body = rec.bodies.lock().unwrap().pop().unwrap();
+        let mut v = &body;
+        for p in path {
+            v = &v[*p];
+        }
+        if !path.is_empty() {
+            assert_eq!(v.as_str(), Some(g), "{field:?}: {body}");
+        }
+        for k in known {
+            assert_eq!(body.get(k).is_some(), top == Some(k), "{field:?} sends only its own field: {body}");
+        }
+    }
 }
