@@ -48,6 +48,8 @@ pub enum Cmd {
     BenchEmbed(EmbedBenchArgs),
     /// MAUVE between two raw f32 embedding files, timed.
     BenchMauve(MauveBenchArgs),
+    /// Cost of grammar-constrained decoding (curate, rewrite, judge) on a run's own prompts.
+    BenchGrammar(GrammarBenchArgs),
     /// OpenAI-compatible HTTP server over the embedded llama.cpp engine.
     Serve(ServeArgs),
     /// Offline batch files (OpenAI Batch API / vllm run-batch format).
@@ -341,6 +343,30 @@ pub struct BenchArgs {
     /// Write results as JSON here too.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+/// `backforth bench-grammar`: seconds per generated token with and without
+/// each stage's GBNF grammar, same prompts, greedy, batch size 1.
+#[derive(Args)]
+pub struct GrammarBenchArgs {
+    /// GGUF model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A finished run folder; prompts are built from its `stages/rewrite.jsonl`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Pairs to use per task.
+    #[arg(long, default_value_t = 8)]
+    pub n: usize,
+    /// Token budget of the rewrite task.
+    #[arg(long, default_value_t = 256)]
+    pub rewrite_tokens: u32,
+    /// Context tokens per sequence.
+    #[arg(long, default_value_t = 4096)]
+    pub context: u32,
+    /// CPU threads (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// `backforth bench-client`: HTTP client overhead against a zero-latency

@@ -55,6 +55,7 @@ fn main() {
         Cmd::BenchExtract(a) => bench::extract::run(a),
         Cmd::BenchEmbed(a) => bench::embed::run(a),
         Cmd::BenchMauve(a) => bench::mauve::run(a),
+        Cmd::BenchGrammar(a) => bench::grammar::run(a),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

@@ -261,7 +261,7 @@ fn completions_api_with_raw_prompts() {
         raw_prompt: true,
     };
     // in-process, raw prompt (no chat template)
-    let mut engine = backforth_llama::LlamaEngine::load(&test_model(), backforth_llama::LlamaOptions { threads: 2, batch_size: 1, context: 2048, n_batch: 512 }).unwrap();
+    let mut engine = backforth_llama::LlamaEngine::load(&test_model(), backforth_llama::LlamaOptions { threads: 2, batch_size: 1, context: 2048, n_batch: 512, ..Default::default() }).unwrap();
     let mut local = std::collections::HashMap::new();
     engine.generate(&mut (0..2).map(req), &mut |t, r| {
         local.insert(t, r.unwrap());

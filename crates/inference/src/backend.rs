@@ -72,9 +72,15 @@ impl FinishReason {
 #[derive(Debug, Clone)]
 pub struct GenOutput {
     pub text: String,
+    /// Tokens of the prompt as the engine saw it (after the chat template).
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
     pub finish: FinishReason,
+    /// Prompt tokens the engine did not prefill: a KV-cache prefix reused
+    /// from an earlier request (embedded engine; servers that report
+    /// `usage.prompt_tokens_details.cached_tokens`), or all of them on a
+    /// response-cache hit. At most `prompt_tokens`.
+    pub cached_prompt_tokens: u32,
 }
 
 /// Receives each finished request as soon as it completes (in completion order,

@@ -77,7 +77,7 @@ impl ResponseCache {
             Some((text, p, c, f)) => {
                 self.conn.execute("UPDATE responses SET hits = hits + 1, last_hit = ?2 WHERE key = ?1", params![key, now()])?;
                 let finish = if f == "length" { FinishReason::Length } else { FinishReason::Stop };
-                Some(GenOutput { text, prompt_tokens: p, completion_tokens: c, finish })
+                Some(GenOutput { text, prompt_tokens: p, completion_tokens: c, finish, cached_prompt_tokens: p })
             }
             None => None,
         })
@@ -218,7 +218,7 @@ mod tests {
                 let res = if r.messages[0].content == "fail" {
                     Err("boom".to_string())
                 } else {
-                    Ok(GenOutput { text: format!("re: {}", r.messages[0].content), prompt_tokens: 3, completion_tokens: 2, finish: FinishReason::Stop })
+                    Ok(GenOutput { text: format!("re: {}", r.messages[0].content), prompt_tokens: 3, completion_tokens: 2, finish: FinishReason::Stop, cached_prompt_tokens: 0 })
                 };
                 sink(r.tag, res)?;
             }

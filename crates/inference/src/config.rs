@@ -26,11 +26,17 @@ pub struct ModelConfig {
     /// without a chat format (e.g. a Humpback backward model); with the HTTP
     /// backend, use together with `http.api = "completions"`.
     pub raw_prompt: bool,
+    /// Keep each sequence slot's KV cache after a request ends and prefill
+    /// only what the next prompt in that slot does not share with it (the
+    /// templates put the fixed text first, so the system prompt and rubric
+    /// are computed once per slot, not once per request). Not part of the
+    /// stage key: outputs are the same either way up to float rounding.
+    pub prefix_reuse: bool,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { path: String::new(), threads: 0, batch_size: 4, context: 4096, n_batch: 512, seed: 42, raw_prompt: false }
+        ModelConfig { path: String::new(), threads: 0, batch_size: 4, context: 4096, n_batch: 512, seed: 42, raw_prompt: false, prefix_reuse: true }
     }
 }
 

@@ -34,6 +34,9 @@ pub struct StageReport {
     pub parse_failed: u64,
     pub backend_errors: u64,
     pub prompt_tokens: u64,
+    /// Of `prompt_tokens`, those the engine did not prefill (KV-cache prefix
+    /// reuse, server prefix caches that report it, response-cache hits).
+    pub prompt_tokens_reused: u64,
     pub completion_tokens: u64,
     /// Requests the backend returned without an answer (offline batch import:
     /// not in the results file); those records stay pending.
@@ -241,10 +244,12 @@ pub fn run_stage(
     });
     let mut sink = |tag: u64, res: Result<GenOutput, String>| -> Result<()> {
         let mut r = inflight.borrow_mut().remove(&tag).context("backend returned an unknown request tag")?;
+        let reused = res.as_ref().map(|o| o.cached_prompt_tokens.min(o.prompt_tokens)).unwrap_or(0);
         let g = spec.interpret(&r.id, res);
         {
             let mut rep = report.borrow_mut();
             rep.generated += 1;
+            rep.prompt_tokens_reused += reused as u64;
             rep.prompt_tokens += g.prompt_tokens as u64;
             rep.completion_tokens += g.completion_tokens as u64;
             match &g.parse {

@@ -22,7 +22,7 @@ impl Backend for Scripted {
         for r in reqs.iter().rev() {
             let user = &r.messages.last().unwrap().content;
             let i: usize = user.split("DOC").nth(1).unwrap()[..1].parse().unwrap();
-            let ok = |text: &str, finish| Ok(GenOutput { text: text.into(), prompt_tokens: 10, completion_tokens: 5, finish });
+            let ok = |text: &str, finish| Ok(GenOutput { text: text.into(), prompt_tokens: 10, completion_tokens: 5, finish, cached_prompt_tokens: 0 });
             let res = match i % 5 {
                 0 => ok("Reasoning: fine.\nScore: 5", FinishReason::Stop),
                 1 => ok("I would rate this highly.", FinishReason::Stop),
@@ -47,7 +47,7 @@ fn record(i: usize) -> Record {
         model_id: "m",
         seed_index: None,
     }
-    .interpret("x", Ok(GenOutput { text: "What is it?".into(), prompt_tokens: 1, completion_tokens: 1, finish: FinishReason::Stop }));
+    .interpret("x", Ok(GenOutput { text: "What is it?".into(), prompt_tokens: 1, completion_tokens: 1, finish: FinishReason::Stop, cached_prompt_tokens: 0 }));
     g.stage_key = "bt".into();
     r.backtranslation = Some(g);
     r

@@ -51,7 +51,7 @@ pub fn run(a: ClientBenchArgs) -> Result<()> {
     // response-cache lookups
     let dir = std::env::temp_dir().join(format!("backforth-cache-bench-{}", std::process::id()));
     let cache = backforth_inference::cache::ResponseCache::open(&dir.join("c.sqlite"))?;
-    let out = backforth_inference::GenOutput { text: "x".repeat(800), prompt_tokens: 500, completion_tokens: 200, finish: backforth_inference::FinishReason::Stop };
+    let out = backforth_inference::GenOutput { text: "x".repeat(800), prompt_tokens: 500, completion_tokens: 200, finish: backforth_inference::FinishReason::Stop, cached_prompt_tokens: 0 };
     let n = 20000u64;
     let keys: Vec<String> = (0..n).map(|i| format!("{:032x}", i * 2654435761)).collect();
     let t0 = std::time::Instant::now();

@@ -48,7 +48,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let max_b = *a.batch_sizes.iter().max().context("no batch sizes")?;
     let ctx = (a.prompt_tokens as u32 + a.gen_tokens + 16).next_multiple_of(256);
     let mut rows = Vec::new();
-    let mut engine = LlamaEngine::load(&a.model, LlamaOptions { threads: a.threads, batch_size: max_b, context: ctx, n_batch: a.n_batch })?;
+    let mut engine = LlamaEngine::load(&a.model, LlamaOptions { threads: a.threads, batch_size: max_b, context: ctx, n_batch: a.n_batch, prefix_reuse: false })?;
     engine.ignore_eos = true;
     let (msg, pp) = message_of_len(&engine, a.prompt_tokens)?;
     eprintln!("model {} | prompt {pp} tokens | gen {} tokens | threads {}", Backend::model_id(&engine), a.gen_tokens, a.threads);

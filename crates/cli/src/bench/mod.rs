@@ -5,4 +5,5 @@ pub mod client;
 pub mod embed;
 pub mod engine;
 pub mod extract;
+pub mod grammar;
 pub mod mauve;

@@ -58,7 +58,7 @@ fn error(code: u16, msg: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> 
 /// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: ServeArgs) -> Result<()> {
     let name = a.served_name.clone().unwrap_or_else(|| a.model.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default());
-    let opts = LlamaOptions { threads: a.threads, batch_size: a.batch_size, context: a.context, n_batch: 512 };
+    let opts = LlamaOptions { threads: a.threads, batch_size: a.batch_size, context: a.context, n_batch: 512, ..Default::default() };
     let mut engine = LlamaEngine::load(&a.model, opts)?;
     let server = Arc::new(tiny_http::Server::http(&a.listen).map_err(|e| anyhow::anyhow!("listening on {}: {e}", a.listen))?);
     eprintln!("serving {name} on http://{}/v1", server.server_addr());
@@ -166,7 +166,8 @@ fn chat(body: &str, name: &str, tx: &mpsc::Sender<(GenRequest, Reply)>, tag: u64
     match rrx.recv() {
         Ok(Ok(o)) => {
             let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            let usage = serde_json::json!({"prompt_tokens": o.prompt_tokens, "completion_tokens": o.completion_tokens, "total_tokens": o.prompt_tokens + o.completion_tokens});
+            let usage = serde_json::json!({"prompt_tokens": o.prompt_tokens, "completion_tokens": o.completion_tokens, "total_tokens": o.prompt_tokens + o.completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": o.cached_prompt_tokens}});
             let v = if raw {
                 serde_json::json!({"id": format!("cmpl-{tag}"), "object": "text_completion", "created": created, "model": name,
                     "choices": [{"index": 0, "text": o.text, "finish_reason": o.finish.as_str()}], "usage": usage})

@@ -165,6 +165,8 @@ pub fn parse_completion(body: &str) -> std::result::Result<GenOutput, String> {
         prompt_tokens: u["prompt_tokens"].as_u64().unwrap_or(0) as u32,
         completion_tokens: u["completion_tokens"].as_u64().unwrap_or(0) as u32,
         finish,
+        // vLLM (--enable-prompt-tokens-details), SGLang, llama.cpp server, OpenAI
+        cached_prompt_tokens: u["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0) as u32,
     })
 }
 

@@ -5,6 +5,9 @@
 //! `llama_decode` call; prompts are prefilled in chunks of at most `n_batch`
 //! tokens alongside the generating sequences, and a finished sequence's slot
 //! (and its KV-cache cells) is refilled with the next request at once.
+//! With prefix reuse on, a slot keeps its KV cells after a request ends and
+//! the next request in that slot prefills only what follows the prefix the
+//! two prompts share (llama.cpp server's prompt cache, per slot).
 //! The chat template is the one stored in the GGUF (llama.cpp's built-in
 //! template matcher); a GGUF without one falls back to ChatML.
 //!
@@ -39,6 +42,12 @@ pub fn llama_backend() -> Result<&'static LlamaBackend> {
     if let Some(b) = LLAMA.get() {
         return Ok(b);
     }
+    // llama.cpp refuses a second init: threads that race here take turns
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(b) = LLAMA.get() {
+        return Ok(b);
+    }
     llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
     let b = LlamaBackend::init().context("initialising llama.cpp")?;
     Ok(LLAMA.get_or_init(|| b))
@@ -55,19 +64,30 @@ pub struct LlamaOptions {
     pub context: u32,
     /// Maximum tokens per `llama_decode` call.
     pub n_batch: u32,
+    /// Reuse the KV cache of the prompt prefix a slot's next request shares
+    /// with its previous one (see `model.prefix_reuse`).
+    pub prefix_reuse: bool,
+}
+
+impl Default for LlamaOptions {
+    fn default() -> Self {
+        LlamaOptions { threads: 0, batch_size: 4, context: 4096, n_batch: 512, prefix_reuse: true }
+    }
 }
 
 impl From<&backforth_inference::config::ModelConfig> for LlamaOptions {
     fn from(m: &backforth_inference::config::ModelConfig) -> Self {
-        LlamaOptions { threads: m.threads, batch_size: m.batch_size, context: m.context, n_batch: m.n_batch }
+        LlamaOptions { threads: m.threads, batch_size: m.batch_size, context: m.context, n_batch: m.n_batch, prefix_reuse: m.prefix_reuse }
     }
 }
 
 /// Timings of the last `generate` call, for benchmarks.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineStats {
-    /// Prompt tokens decoded.
+    /// Prompt tokens decoded (prefilled).
     pub prompt_tokens: u64,
+    /// Prompt tokens not decoded because the slot's KV cache already held them.
+    pub reused_prompt_tokens: u64,
     /// Tokens generated.
     pub completion_tokens: u64,
     /// Seconds spent in decode calls that carried prompt tokens.
@@ -106,6 +126,10 @@ struct Slot {
     seq: i32,
     prompt: Vec<LlamaToken>,
     n_prompt_done: usize,
+    /// Prompt tokens taken from the KV cache instead of prefilled.
+    n_reused: usize,
+    /// Every token whose KV this sequence holds, in position order.
+    fed: Vec<LlamaToken>,
     n_past: i32,
     /// Sampling chain without the grammar; `None` = greedy: argmax straight
     /// on the logits (no candidate array over the whole vocabulary per token).
@@ -201,6 +225,8 @@ impl LlamaEngine {
             seq,
             prompt,
             n_prompt_done: 0,
+            n_reused: 0,
+            fed: Vec::new(),
             n_past: 0,
             sampler,
             grammar,
@@ -241,6 +267,8 @@ impl Backend for LlamaEngine {
         let n_ctx_seq = self.opts.context as i32;
         let mut batch = LlamaBatch::new(n_batch.max(n_par), n_par as i32);
         let mut slots: Vec<Option<Slot>> = (0..n_par).map(|_| None).collect();
+        // tokens whose KV each idle slot still holds (prefix reuse)
+        let mut kept: Vec<Vec<LlamaToken>> = vec![Vec::new(); n_par];
         let mut first_wave_done = false;
         loop {
             // refill free slots. `None` from the iterator means "nothing right
@@ -253,7 +281,25 @@ impl Backend for LlamaEngine {
                     match requests.next() {
                         None => drained = true,
                         Some(req) => match self.new_slot(req, i as i32) {
-                            Ok(s) => *slot = Some(s),
+                            Ok(mut s) => {
+                                let held = std::mem::take(&mut kept[i]);
+                                let reuse = if self.opts.prefix_reuse { reusable_prefix(&held, &s.prompt) } else { 0 };
+                                // drop the cells past the shared prefix; a cache that
+                                // cannot drop part of a sequence (recurrent models) is cleared
+                                let partial = !held.is_empty() && ctx.clear_kv_cache_seq(Some(i as u32), Some(reuse as u32), None).unwrap_or(false);
+                                let reuse = if partial { reuse } else {
+                                    if !held.is_empty() {
+                                        ctx.clear_kv_cache_seq(Some(i as u32), None, None)?;
+                                    }
+                                    0
+                                };
+                                s.n_prompt_done = reuse;
+                                s.n_reused = reuse;
+                                s.n_past = reuse as i32;
+                                s.fed = s.prompt[..reuse].to_vec();
+                                stats.reused_prompt_tokens += reuse as u64;
+                                *slot = Some(s);
+                            }
                             Err((tag, msg)) => sink(tag, Err(msg))?,
                         },
                     }
@@ -269,6 +315,7 @@ impl Backend for LlamaEngine {
                 s.i_batch = None;
                 if let Some(t) = s.next {
                     batch.add(t, s.n_past, &[s.seq], true)?;
+                    s.fed.push(t);
                     s.n_past += 1;
                     s.i_batch = Some(batch.n_tokens() - 1);
                     budget = budget.saturating_sub(1);
@@ -290,6 +337,7 @@ impl Backend for LlamaEngine {
                             s.i_batch = Some(batch.n_tokens() - 1);
                         }
                     }
+                    s.fed.extend_from_slice(&s.prompt[s.n_prompt_done..s.n_prompt_done + take]);
                     s.n_prompt_done += take;
                     stats.prompt_tokens += take as u64;
                     budget -= take;
@@ -335,13 +383,18 @@ impl Backend for LlamaEngine {
                 }
                 s.next = Some(tok);
                 if let Some(f) = finish {
-                    let s = slot.take().expect("slot present");
-                    ctx.clear_kv_cache_seq(Some(s.seq as u32), None, None)?;
+                    let mut s = slot.take().expect("slot present");
+                    if self.opts.prefix_reuse {
+                        kept[s.seq as usize] = std::mem::take(&mut s.fed);
+                    } else {
+                        ctx.clear_kv_cache_seq(Some(s.seq as u32), None, None)?;
+                    }
                     let out = GenOutput {
                         text: String::from_utf8_lossy(&s.out).into_owned(),
                         prompt_tokens: s.prompt.len() as u32,
                         completion_tokens: s.n_gen,
                         finish: f,
+                        cached_prompt_tokens: s.n_reused as u32,
                     };
                     sink(s.tag, Ok(out))?;
                 }
@@ -355,6 +408,14 @@ impl Backend for LlamaEngine {
         self.last_stats = stats;
         Ok(())
     }
+}
+
+/// How many leading tokens of `prompt` can come from a KV cache holding
+/// `held`: the common prefix, less one, since the last prompt token must be
+/// decoded again for its logits.
+fn reusable_prefix(held: &[LlamaToken], prompt: &[LlamaToken]) -> usize {
+    let common = held.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+    common.min(prompt.len().saturating_sub(1))
 }
 
 /// Sample the next token of a slot: propose without the grammar, keep the

@@ -40,7 +40,7 @@ fn run(e: &mut LlamaEngine, reqs: Vec<GenRequest>) -> HashMap<u64, Result<backfo
 
 #[test]
 fn engine_behaviour() {
-    let mut e = LlamaEngine::load(&model(), LlamaOptions { threads: 2, batch_size: 3, context: 512, n_batch: 64 }).unwrap();
+    let mut e = LlamaEngine::load(&model(), LlamaOptions { threads: 2, batch_size: 3, context: 512, n_batch: 64, ..Default::default() }).unwrap();
     assert!(e.model_id().starts_with("SmolLM2-135M-Instruct.Q4_1.gguf#98362432"));
 
     // 7 requests over 3 slots (slots are refilled), one prompt too long for the context
@@ -96,4 +96,43 @@ fn engine_behaviour() {
     }
     let texts: std::collections::HashSet<_> = (0..3).map(|i| a[&i].as_ref().unwrap().text.clone()).collect();
     assert!(texts.len() > 1, "different seeds gave identical samples: {texts:?}");
+}
+
+#[test]
+fn prefix_reuse_prefills_less_and_gives_the_same_outputs() {
+    // a long fixed system text first, the varying part last, as the templates are ordered
+    let system = "You review instruction and answer pairs for a dataset that will teach an assistant. \
+        Judge how well the answer works on a scale from 1 to 5, where 1 is off-topic or cut off and 5 is an ideal, \
+        focused, expert answer with nothing irrelevant. Write one reasoning line, then the score line.";
+    let reqs = || -> Vec<GenRequest> {
+        (0..6)
+            .map(|i| {
+                let mut r = req(i, &format!("Instruction: name animal number {i}.\nAnswer: a cat."), 16, if i % 2 == 0 { 0.0 } else { 0.9 });
+                r.messages.insert(0, ChatMessage { role: "system".into(), content: system.into() });
+                r
+            })
+            .collect()
+    };
+    for batch_size in [1, 2] {
+        let opts = |prefix_reuse| LlamaOptions { threads: 2, batch_size, context: 512, n_batch: 64, prefix_reuse };
+        let mut off = LlamaEngine::load(&model(), opts(false)).unwrap();
+        let a = run(&mut off, reqs());
+        let prefilled_off = off.last_stats.prompt_tokens;
+        assert_eq!(off.last_stats.reused_prompt_tokens, 0);
+        let mut on = LlamaEngine::load(&model(), opts(true)).unwrap();
+        let b = run(&mut on, reqs());
+        let s = &on.last_stats;
+        // every request after the first in a slot reuses the shared prefix
+        assert!(s.reused_prompt_tokens > 40 * (6 - batch_size as u64), "batch {batch_size}: reused {}", s.reused_prompt_tokens);
+        assert_eq!(s.prompt_tokens + s.reused_prompt_tokens, prefilled_off, "every prompt token is prefilled or reused");
+        let reported: u64 = b.values().map(|o| o.as_ref().unwrap().cached_prompt_tokens as u64).sum();
+        assert_eq!(reported, s.reused_prompt_tokens);
+        for i in 0..6 {
+            let (x, y) = (a[&i].as_ref().unwrap(), b[&i].as_ref().unwrap());
+            assert_eq!(x.prompt_tokens, y.prompt_tokens);
+            if batch_size == 1 {
+                assert_eq!(x.text, y.text, "request {i}: reuse changed the output");
+            }
+        }
+    }
 }
