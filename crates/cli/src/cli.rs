@@ -226,14 +226,19 @@ pub struct AnalyzeArgs {
     /// Skip embeddings (no MAUVE, no map): only counts.
     #[arg(long)]
     pub no_embed: bool,
+    /// What runs the sentence encoder: `llama` (llama.cpp's bert graph on a
+    /// GGUF written next to the model folder on first use; about 3× candle's
+    /// speed, same vectors to cosine ≥ 0.9999) or `candle`.
+    #[arg(long, default_value = "llama")]
+    pub embed_engine: String,
     /// MAUVE between these sets: P,Q (repeatable). Default: every pair of response-like sets (all but `instructions`).
     #[arg(long = "mauve", value_name = "P,Q")]
     pub mauve_pairs: Vec<String>,
     /// Embed at most N texts per set (evenly spaced sample).
     #[arg(long, default_value_t = 10_000)]
     pub max_texts: usize,
-    /// Texts per embedding batch (8 was fastest on CPU, see BENCHMARKS.md).
-    #[arg(long, default_value_t = 8)]
+    /// Texts per embedding batch (see BENCHMARKS.md).
+    #[arg(long, default_value_t = 32)]
     pub batch: usize,
     /// Points per set on the 2-D map.
     #[arg(long, default_value_t = 1000)]
@@ -426,6 +431,10 @@ pub struct EmbedBenchArgs {
     /// Write the embeddings of all lines used to this file (raw little-endian f32, rows of 384) for cross-checks.
     #[arg(long)]
     pub dump: Option<PathBuf>,
+    /// What runs the encoder: `candle` (in process) or `llama` (llama.cpp's
+    /// bert graph on a GGUF written from the same folder on first use).
+    #[arg(long, default_value = "candle")]
+    pub engine: String,
 }
 
 /// `backforth bench-mauve`: MAUVE between two raw little-endian f32

@@ -4,6 +4,8 @@
 //!   sink), [`GenRequest`] / [`GenOutput`] / [`Sampling`], and
 //!   [`BackendProvider`] (backends by model name);
 //! - [`cache`]: the SQLite response cache, a [`Backend`] wrapper shared by all engines;
+//! - [`encoder`]: [`encoder::TokenEncoder`], the body of a sentence encoder
+//!   (token ids in, pooled vectors out) that embedding engines implement;
 //! - [`config`]: the engine sections of the run configuration
 //!   (`[model]`, `[backend]`, `[http]`, `[cache]`).
 //!
@@ -14,5 +16,6 @@
 pub mod backend;
 pub mod cache;
 pub mod config;
+pub mod encoder;
 
 pub use backend::{Backend, BackendProvider, ChatMessage, FinishReason, GenOutput, GenRequest, Sampling, Sink};

@@ -6,7 +6,7 @@ use anyhow::Result;
 /// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: EmbedBenchArgs) -> Result<()> {
     let dir = a.embedder.clone().unwrap_or_else(crate::commands::analyze::default_embedder);
-    let emb = backforth_embed::Embedder::load(&dir)?;
+    let emb = crate::commands::analyze::load_embedder(&dir, &a.engine, 0)?;
     let lines: Vec<String> = std::fs::read_to_string(&a.texts)?.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect();
     let need = a.n.max(2 * a.mauve_n);
     anyhow::ensure!(lines.len() >= need, "{}: {} lines, need {need}", a.texts.display(), lines.len());

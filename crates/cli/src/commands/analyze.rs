@@ -39,7 +39,7 @@ pub fn run(a: AnalyzeArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| a.run.as_ref().map(|r| r.join("analysis.json")).unwrap_or_else(|| PathBuf::from("analysis.json")));
     if !a.no_embed {
         let dir = a.embedder.clone().unwrap_or_else(default_embedder);
-        let emb = backforth_embed::Embedder::load(&dir).with_context(|| format!("loading the embedding model from {} (fetch it with scripts/fetch-assets.sh minilm, or pass --no-embed)", dir.display()))?;
+        let emb = load_embedder(&dir, &a.embed_engine, 0).with_context(|| format!("loading the embedding model from {} (fetch it with scripts/fetch-assets.sh minilm, or pass --no-embed)", dir.display()))?;
         analysis.embedder = Some(emb.model_id().to_string());
         let cache_dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("embeddings");
         std::fs::create_dir_all(&cache_dir)?;
@@ -113,6 +113,25 @@ pub fn run(a: AnalyzeArgs) -> Result<()> {
     std::fs::rename(&tmp, &out)?;
     eprintln!("analysis → {}", out.display());
     Ok(())
+}
+
+/// Load the sentence encoder of a model folder, run by `engine`: `candle`
+/// (in process) or `llama` (llama.cpp's bert graph on
+/// `<folder>.f32.gguf`, written from the folder on first use).
+/// Errors: unknown engine, missing files, conversion or load failures.
+pub fn load_embedder(dir: &Path, engine: &str, threads: usize) -> Result<backforth_embed::Embedder> {
+    match engine {
+        "candle" => backforth_embed::Embedder::load(dir),
+        "llama" => {
+            let gguf = dir.with_extension("f32.gguf");
+            if !gguf.is_file() {
+                backforth_embed::write_gguf(dir, &gguf).with_context(|| format!("writing {}", gguf.display()))?;
+            }
+            let enc = backforth_llama::LlamaEncoder::load(&gguf, threads)?;
+            backforth_embed::Embedder::with_encoder(dir, Box::new(enc))
+        }
+        other => bail!("unknown embedding engine {other:?} (candle or llama)"),
+    }
 }
 
 /// `$BACKFORTH_CACHE/models/all-MiniLM-L6-v2` (where `fetch-assets.sh minilm` puts it).
