@@ -114,6 +114,18 @@ fn req(i: u64) -> GenRequest {
     }
 }
 
+/// Run `reqs` through `b`; every tag must come back exactly once. Returns the
+/// text or error per tag.
+fn answers(b: &mut HttpBackend, mut reqs: impl Iterator<Item = GenRequest>) -> HashMap<u64, Result<String, String>> {
+    let mut got = HashMap::new();
+    b.generate(&mut reqs, &mut |tag, r| {
+        assert!(got.insert(tag, r.map(|o| o.text)).is_none(), "tag {tag} twice");
+        Ok(())
+    })
+    .unwrap();
+    got
+}
+
 fn cfg(url: String) -> HttpConfig {
     HttpConfig {
         urls: vec![url],
@@ -136,13 +148,7 @@ fn every_fault_is_retried_until_success() {
     let (url, seen, count) = server(vec![RateLimited, E500, E503, Hang, DropMidBody, TruncatedJson, EmptyChoices]);
     let mut b = HttpBackend::new(cfg(url), "m").unwrap();
     let t0 = Instant::now();
-    let mut got: HashMap<u64, Result<String, String>> = HashMap::new();
-    let mut reqs = (0..4).map(req);
-    b.generate(&mut reqs, &mut |tag, r| {
-        assert!(got.insert(tag, r.map(|o| o.text)).is_none(), "tag {tag} twice");
-        Ok(())
-    })
-    .unwrap();
+    let got = answers(&mut b, (0..4).map(req));
     let elapsed = t0.elapsed();
     assert_eq!(got.len(), 4);
     for i in 0..4u64 {
@@ -163,13 +169,7 @@ fn permanent_errors_are_recorded_and_the_key_is_scrubbed() {
     use Fault::*;
     let (url, _, count) = server(vec![BadRequest, EchoAuth401]);
     let mut b = HttpBackend::new(cfg(url), "m").unwrap();
-    let mut got: HashMap<u64, Result<String, String>> = HashMap::new();
-    let mut reqs = (0..3).map(req);
-    b.generate(&mut reqs, &mut |tag, r| {
-        got.insert(tag, r.map(|o| o.text));
-        Ok(())
-    })
-    .unwrap();
+    let got = answers(&mut b, (0..3).map(req));
     assert_eq!(count.load(Ordering::SeqCst), 3, "4xx are not retried");
     let e0 = got[&0].as_ref().unwrap_err();
     assert!(e0.contains("HTTP 400") && e0.contains("bad model"), "{e0}");
@@ -194,15 +194,9 @@ fn gives_up_after_max_retries_and_spreads_over_replicas() {
     c.concurrency = 4;
     c.cooldown_s = 30.0;
     let mut b = HttpBackend::new(c, "m").unwrap();
-    let mut n_ok = 0;
-    let mut reqs = (0..12).map(req);
-    b.generate(&mut reqs, &mut |_, r| {
-        assert!(r.is_ok(), "{r:?}");
-        n_ok += 1;
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(n_ok, 12);
+    let got = answers(&mut b, (0..12).map(req));
+    assert!(got.values().all(|r| r.is_ok()), "{got:?}");
+    assert_eq!(got.len(), 12);
     assert_eq!(count.load(Ordering::SeqCst), 12);
     // only the dead replica: an outage, not a request fault; requests wait
     // for a probe to get through and fail once http.max_outage_s has passed
@@ -212,22 +206,20 @@ fn gives_up_after_max_retries_and_spreads_over_replicas() {
     c.cooldown_max_s = 0.1;
     c.max_outage_s = 0.5;
     let mut b = HttpBackend::new(c, "m").unwrap();
-    let mut errs = Vec::new();
-    let mut reqs = (0..2).map(req);
-    b.generate(&mut reqs, &mut |_, r| {
-        errs.push(r.unwrap_err());
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(errs.len(), 2);
-    assert!(errs[0].contains("no replica reachable") && errs[0].contains("connection error"), "{}", errs[0]);
+    let got = answers(&mut b, (0..2).map(req));
+    assert_eq!(got.len(), 2);
+    for e in got.values() {
+        let e = e.as_ref().unwrap_err();
+        assert!(e.contains("no replica reachable") && e.contains("connection error"), "{e}");
+    }
     assert_eq!(b.stats.outages.load(Ordering::SeqCst), 1, "one outage, however many requests saw it");
     let probes = b.stats.probes.load(Ordering::SeqCst);
     assert!((3..=12).contains(&probes), "one probe per interval, not one per request and retry: {probes}");
 }
 
-/// Serve every request fine on `l` after `delay`, counting concurrent requests;
-/// above `max_inflight` at once the server answers 429 instead. Records bodies.
+/// Serve every request on `l` after `work` of simulated work, counting
+/// concurrent requests; above `max_inflight` at once the server answers 429
+/// instead. Records bodies and when each answer went out.
 struct Recorder {
     bodies: Mutex<Vec<serde_json::Value>>,
     served_at: Mutex<Vec<Instant>>,
@@ -282,13 +274,7 @@ fn the_only_replica_goes_away_and_comes_back() {
     c.cooldown_s = 0.1;
     c.cooldown_max_s = 0.4;
     let mut b = HttpBackend::new(c, "m").unwrap();
-    let mut got = HashMap::new();
-    let mut reqs = (0..24).map(req);
-    b.generate(&mut reqs, &mut |tag, r| {
-        assert!(got.insert(tag, r.map(|o| o.text)).is_none());
-        Ok(())
-    })
-    .unwrap();
+    let got = answers(&mut b, (0..24).map(req));
     assert_eq!(got.len(), 24);
     assert!(got.values().all(|r| r.is_ok()), "{got:?}");
     let (up_at, rec) = started.lock().unwrap().take().unwrap();
@@ -313,15 +299,9 @@ fn a_replica_that_answers_429_gets_fewer_requests_at_once() {
     c.concurrency = 16;
     c.max_retries = 50;
     let mut b = HttpBackend::new(c, "m").unwrap();
-    let mut n = 0;
-    let mut reqs = (0..60).map(req);
-    b.generate(&mut reqs, &mut |_, r| {
-        assert!(r.is_ok(), "{r:?}");
-        n += 1;
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(n, 60);
+    let got = answers(&mut b, (0..60).map(req));
+    assert!(got.values().all(|r| r.is_ok()), "{got:?}");
+    assert_eq!(got.len(), 60);
     let rejected = rec.rejected.load(Ordering::SeqCst);
     let limit = b.replica_limits()[0];
     eprintln!("429s: {rejected}, final limit {limit}");
@@ -351,11 +331,7 @@ fn each_grammar_field_reaches_the_server_as_its_api_names_it() {
         let mut b = HttpBackend::new(c, "m").unwrap();
         let mut r = req(1);
         r.grammar = Some(g.into());
-        b.generate(&mut std::iter::once(r), &mut |_, r| {
-            assert!(r.is_ok());
-            Ok(())
-        })
-        .unwrap();
+        assert!(answers(&mut b, std::iter::once(r))[&1].is_ok());
         let body = rec.bodies.lock().unwrap().pop().unwrap();
         let mut v = &body;
         for p in path {

@@ -147,13 +147,38 @@ struct Slot {
     i_batch: Option<i32>,
 }
 
+impl Slot {
+    /// Start this slot's prompt after its first `reuse` tokens, whose KV cells
+    /// the sequence already holds.
+    fn start_after(&mut self, reuse: usize) {
+        self.n_prompt_done = reuse;
+        self.n_reused = reuse;
+        self.n_past = reuse as i32;
+        self.fed = self.prompt[..reuse].to_vec();
+    }
+}
+
+/// Load a GGUF model and its id. Errors: missing file, not a GGUF, unsupported architecture.
+fn load_model(path: &Path, what: &str) -> Result<(LlamaModel, String)> {
+    let backend = llama_backend()?;
+    let id = model_id_for(path)?;
+    let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).with_context(|| format!("loading {what} {}", path.display()))?;
+    Ok((model, id))
+}
+
+/// Threads to use: `n`, or every available core when `n` is 0.
+fn resolve_threads(n: usize) -> i32 {
+    if n > 0 {
+        n as i32
+    } else {
+        std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2)
+    }
+}
+
 impl LlamaEngine {
     /// Load a GGUF file. Errors: missing file, not a GGUF, unsupported architecture.
     pub fn load(path: &Path, opts: LlamaOptions) -> Result<Self> {
-        let backend = llama_backend()?;
-        let id = model_id_for(path)?;
-        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
-            .with_context(|| format!("loading GGUF {}", path.display()))?;
+        let (model, id) = load_model(path, "GGUF")?;
         let template = match model.chat_template(None) {
             Ok(t) => t,
             Err(_) => {
@@ -165,11 +190,7 @@ impl LlamaEngine {
     }
 
     fn threads(&self) -> i32 {
-        if self.opts.threads > 0 {
-            self.opts.threads as i32
-        } else {
-            std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2)
-        }
+        resolve_threads(self.opts.threads)
     }
 
     /// Apply the model's chat template (with the assistant prefix) and tokenize.
@@ -282,21 +303,8 @@ impl Backend for LlamaEngine {
                         None => drained = true,
                         Some(req) => match self.new_slot(req, i as i32) {
                             Ok(mut s) => {
-                                let held = std::mem::take(&mut kept[i]);
-                                let reuse = if self.opts.prefix_reuse { reusable_prefix(&held, &s.prompt) } else { 0 };
-                                // drop the cells past the shared prefix; a cache that
-                                // cannot drop part of a sequence (recurrent models) is cleared
-                                let partial = !held.is_empty() && ctx.clear_kv_cache_seq(Some(i as u32), Some(reuse as u32), None).unwrap_or(false);
-                                let reuse = if partial { reuse } else {
-                                    if !held.is_empty() {
-                                        ctx.clear_kv_cache_seq(Some(i as u32), None, None)?;
-                                    }
-                                    0
-                                };
-                                s.n_prompt_done = reuse;
-                                s.n_reused = reuse;
-                                s.n_past = reuse as i32;
-                                s.fed = s.prompt[..reuse].to_vec();
+                                let reuse = keep_shared_prefix(&mut ctx, i, &std::mem::take(&mut kept[i]), &s.prompt)?;
+                                s.start_after(reuse);
                                 stats.reused_prompt_tokens += reuse as u64;
                                 *slot = Some(s);
                             }
@@ -410,6 +418,23 @@ impl Backend for LlamaEngine {
     }
 }
 
+/// Keep the KV cells of sequence `seq` that `prompt` shares with the tokens
+/// `held` there and drop the rest; returns how many prompt tokens are reused
+/// (0 when nothing is held, i.e. with prefix reuse off). A cache that cannot
+/// drop part of a sequence (recurrent models) is cleared instead.
+/// Errors: llama.cpp refused to clear the sequence.
+fn keep_shared_prefix(ctx: &mut LlamaContext<'_>, seq: usize, held: &[LlamaToken], prompt: &[LlamaToken]) -> Result<usize> {
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let reuse = reusable_prefix(held, prompt);
+    if ctx.clear_kv_cache_seq(Some(seq as u32), Some(reuse as u32), None).unwrap_or(false) {
+        return Ok(reuse);
+    }
+    ctx.clear_kv_cache_seq(Some(seq as u32), None, None)?;
+    Ok(0)
+}
+
 /// How many leading tokens of `prompt` can come from a KV cache holding
 /// `held`: the common prefix, less one, since the last prompt token must be
 /// decoded again for its logits.
@@ -475,26 +500,24 @@ pub struct LlamaEncoder {
     pub token_budget: usize,
 }
 
-/// Sequences per llama.cpp encode call (each needs its own sequence id; 64
-/// trips a ggml shape assertion in the pooled bert graph of the llama.cpp we
-/// link, 32 does not).
+/// Most sequences per llama.cpp encode call (each takes a sequence id and a
+/// row of the pooling matrix); with the 256-token budget it binds only for
+/// very short texts.
 const ENCODE_SEQS: usize = 32;
 
 impl LlamaEncoder {
     /// Load an encoder GGUF. `threads` = 0: all cores.
     /// Errors: missing file, not a GGUF, not an encoder llama.cpp knows.
     pub fn load(path: &Path, threads: usize) -> Result<Self> {
-        let backend = llama_backend()?;
-        let id = model_id_for(path)?;
-        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
-            .with_context(|| format!("loading encoder GGUF {}", path.display()))?;
+        let (model, id) = load_model(path, "encoder GGUF")?;
         Ok(LlamaEncoder { model, id, threads, token_budget: 256 })
     }
 
     /// Encode `seqs` in chunks of at most [`ENCODE_SEQS`] sequences and
-    /// `token_budget` tokens (a longer sequence goes alone). Small chunks are faster: the bert graph attends over every
-    /// token of an encode call (masked per sequence), so its cost grows with
-    /// the square of the chunk's tokens.
+    /// `token_budget` tokens (a longer sequence goes alone). Small chunks are
+    /// faster: the bert graph attends over every token of an encode call
+    /// (masked per sequence), so its cost grows with the square of the
+    /// chunk's tokens.
     fn encode_chunks(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         use llama_cpp_2::context::params::LlamaPoolingType;
         let budget = self.token_budget;
@@ -510,7 +533,7 @@ impl LlamaEncoder {
         if start < seqs.len() {
             chunks.push(start..seqs.len());
         }
-        let threads = if self.threads > 0 { self.threads as i32 } else { std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2) };
+        let threads = resolve_threads(self.threads);
         let mut out = Vec::with_capacity(seqs.len());
         // one context per chunk, sized for it (see the note on n below)
         for c in chunks {
@@ -552,9 +575,6 @@ impl backforth_inference::encoder::TokenEncoder for LlamaEncoder {
     }
 
     fn encode_ids(&mut self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
-        if seqs.is_empty() {
-            return Ok(Vec::new());
-        }
         self.encode_chunks(seqs)
     }
 }
