@@ -8,7 +8,12 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "backforth", version, args_override_self = true, about = "Instruction back-and-forth translation: web documents → instruction-tuning data")]
+#[command(
+    name = "backforth",
+    version,
+    args_override_self = true,
+    about = "Instruction back-and-forth translation: web documents → instruction-tuning data"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -210,6 +215,11 @@ pub struct EvalArgs {
     /// Do not constrain the judge with the verdict grammar.
     #[arg(long)]
     pub no_grammar: bool,
+    /// Alternatives per token to ask the judge for: the verdict's
+    /// probabilities weight each preference (0 = discrete verdicts only;
+    /// servers that return no log-probabilities fall back to the verdicts).
+    #[arg(long, default_value_t = 10)]
+    pub top_logprobs: u8,
 }
 
 #[derive(Args)]

@@ -26,7 +26,14 @@ fn main() {
         Config::default().to_toml().unwrap_or_default()
     );
     let mut cmd = Cli::command();
-    for sub in ["run", "prepare", "backtranslate", "curate", "rewrite", "distill"] {
+    for sub in [
+        "run",
+        "prepare",
+        "backtranslate",
+        "curate",
+        "rewrite",
+        "distill",
+    ] {
         let r = reference.clone();
         cmd = cmd.mut_subcommand(sub, move |c| c.after_long_help(r));
     }

@@ -9,11 +9,23 @@ use std::time::Instant;
 /// `backforth prepare` with a spinner (documents read, kept, documents/s; the
 /// input is streamed, so there is no total), or a log line per 100,000
 /// documents when stderr is not a terminal.
-pub fn prepare_with_progress(cfg: &backforth::config::Config, quiet: bool) -> anyhow::Result<backforth::prepare::PrepareStats> {
+pub fn prepare_with_progress(
+    cfg: &backforth::config::Config,
+    quiet: bool,
+) -> anyhow::Result<backforth::prepare::PrepareStats> {
     use std::io::IsTerminal;
     let tty = std::io::stderr().is_terminal() && !quiet;
-    let pb = if tty { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
-    pb.set_style(ProgressStyle::with_template("{spinner} prepare: {pos} documents read, {msg} [{elapsed_precise}, {per_sec}]").unwrap());
+    let pb = if tty {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::hidden()
+    };
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{spinner} prepare: {pos} documents read, {msg} [{elapsed_precise}, {per_sec}]",
+        )
+        .unwrap(),
+    );
     let t0 = std::time::Instant::now();
     let mut last_log = 0u64;
     let st = backforth::prepare::prepare_with_progress(cfg, &mut |docs, kept| {
@@ -21,7 +33,10 @@ pub fn prepare_with_progress(cfg: &backforth::config::Config, quiet: bool) -> an
         pb.set_message(format!("{kept} candidates kept"));
         if !tty && !quiet && docs >= last_log + 100_000 {
             last_log = docs;
-            eprintln!("prepare: {docs} documents read, {kept} kept, {:.0} documents/s", docs as f64 / t0.elapsed().as_secs_f64().max(1e-9));
+            eprintln!(
+                "prepare: {docs} documents read, {kept} kept, {:.0} documents/s",
+                docs as f64 / t0.elapsed().as_secs_f64().max(1e-9)
+            );
         }
     });
     pb.finish_and_clear();
@@ -36,7 +51,11 @@ pub struct Bars {
 
 impl ProgressFactory for Bars {
     fn start(&mut self, stage: Stage, total: u64) -> Box<dyn FnMut(u64, u64, u64, f64)> {
-        let pb = if self.quiet { ProgressBar::hidden() } else { ProgressBar::new(total) };
+        let pb = if self.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(total)
+        };
         pb.set_style(
             ProgressStyle::with_template("{prefix:>13} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, ETA {eta}) {msg}")
                 .expect("valid template")
@@ -47,12 +66,24 @@ impl ProgressFactory for Bars {
         let name = stage.name();
         let tty = !pb.is_hidden();
         Box::new(move |done, prompt_tokens, tokens, elapsed| {
-            let tps = if elapsed > 0.0 { tokens as f64 / elapsed } else { 0.0 };
-            let all = if elapsed > 0.0 { (tokens + prompt_tokens) as f64 / elapsed } else { 0.0 };
+            let tps = if elapsed > 0.0 {
+                tokens as f64 / elapsed
+            } else {
+                0.0
+            };
+            let all = if elapsed > 0.0 {
+                (tokens + prompt_tokens) as f64 / elapsed
+            } else {
+                0.0
+            };
             pb.set_position(done);
             pb.set_message(format!("{tps:.1} gen tok/s, {all:.0} total tok/s"));
             if !tty && (done % log_every == 0 || done == total) {
-                let eta = if done > 0 { elapsed / done as f64 * (total.saturating_sub(done)) as f64 } else { 0.0 };
+                let eta = if done > 0 {
+                    elapsed / done as f64 * (total.saturating_sub(done)) as f64
+                } else {
+                    0.0
+                };
                 tracing::info!("{name}: {done}/{total} records, {tps:.1} generated tok/s, {all:.0} total tok/s, ETA {eta:.0}s");
             }
             if done == total {
@@ -64,11 +95,17 @@ impl ProgressFactory for Bars {
 
 /// An indicatif bar of `total` items labelled `prefix` (hidden when `quiet`).
 pub fn bar(quiet: bool, total: u64, prefix: &str) -> ProgressBar {
-    let pb = if quiet { ProgressBar::hidden() } else { ProgressBar::new(total) };
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
     pb.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, ETA {eta}) {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, ETA {eta}) {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     pb.set_prefix(prefix.to_string());
     pb
@@ -76,17 +113,26 @@ pub fn bar(quiet: bool, total: u64, prefix: &str) -> ProgressBar {
 
 /// A progress callback for [`eval::generate`] / [`eval::judge_pairs`] on `pb`
 /// (items, generated tokens/s, ETA; a log line every 10% when not on a terminal).
-pub fn progress_fn<'a>(pb: &'a ProgressBar, name: &'static str) -> impl FnMut(usize, usize, u64) + 'a {
+pub fn progress_fn<'a>(
+    pb: &'a ProgressBar,
+    name: &'static str,
+) -> impl FnMut(usize, usize, u64) + 'a {
     let start = Instant::now();
     let mut last_log = 0usize;
     move |done, total, tokens| {
         let el = start.elapsed().as_secs_f64();
         pb.set_length(total as u64);
         pb.set_position(done as u64);
-        pb.set_message(format!("{:.1} gen tok/s", if el > 0.0 { tokens as f64 / el } else { 0.0 }));
+        pb.set_message(format!(
+            "{:.1} gen tok/s",
+            if el > 0.0 { tokens as f64 / el } else { 0.0 }
+        ));
         if pb.is_hidden() && (done >= last_log + total.div_ceil(10).max(1) || done == total) {
             last_log = done;
-            tracing::info!("{name}: {done}/{total}, {:.1} generated tok/s", if el > 0.0 { tokens as f64 / el } else { 0.0 });
+            tracing::info!(
+                "{name}: {done}/{total}, {:.1} generated tok/s",
+                if el > 0.0 { tokens as f64 / el } else { 0.0 }
+            );
         }
     }
 }

@@ -17,7 +17,11 @@ pub struct Provider {
 
 impl Provider {
     pub fn new(cfg: &Config) -> Self {
-        Provider { cfg: cfg.clone(), llama: LlamaProvider::new(LlamaOptions::from(&cfg.model)), backends: Default::default() }
+        Provider {
+            cfg: cfg.clone(),
+            llama: LlamaProvider::new(LlamaOptions::from(&cfg.model)),
+            backends: Default::default(),
+        }
     }
 }
 
@@ -26,7 +30,10 @@ impl BackendProvider for Provider {
         match self.cfg.backend.kind {
             BackendKind::Embedded => self.llama.model_id(model),
             BackendKind::Http => {
-                anyhow::ensure!(!model.is_empty(), "no model: set model.path to the model name the server knows");
+                anyhow::ensure!(
+                    !model.is_empty(),
+                    "no model: set model.path to the model name the server knows"
+                );
                 Ok(format!("http:{model}"))
             }
         }
@@ -35,11 +42,26 @@ impl BackendProvider for Provider {
     fn backend(&mut self, model: &str) -> Result<&mut dyn backforth_inference::Backend> {
         if !self.backends.contains_key(model) {
             let inner: Box<dyn backforth_inference::Backend> = match self.cfg.backend.kind {
-                BackendKind::Embedded => Box::new(backforth_llama::LlamaEngine::load(std::path::Path::new(model), LlamaOptions::from(&self.cfg.model))?),
-                BackendKind::Http => Box::new(backforth_http::HttpBackend::new(self.cfg.http.clone(), model)?),
+                BackendKind::Embedded => Box::new(backforth_llama::LlamaEngine::load(
+                    std::path::Path::new(model),
+                    LlamaOptions::from(&self.cfg.model),
+                )?),
+                BackendKind::Http => Box::new(backforth_http::HttpBackend::new(
+                    self.cfg.http.clone(),
+                    model,
+                )?),
             };
-            let cache = if self.cfg.cache.enabled { self.cfg.cache_path() } else { PathBuf::from(":memory:") };
-            let cb = backforth_inference::cache::CachedBackend { inner, cache: backforth_inference::cache::ResponseCache::open(&cache)?, hits: 0, misses: 0 };
+            let cache = if self.cfg.cache.enabled {
+                self.cfg.cache_path()
+            } else {
+                PathBuf::from(":memory:")
+            };
+            let cb = backforth_inference::cache::CachedBackend {
+                inner,
+                cache: backforth_inference::cache::ResponseCache::open(&cache)?,
+                hits: 0,
+                misses: 0,
+            };
             self.backends.insert(model.to_string(), cb);
         }
         let b = self.backends.get_mut(model).expect("inserted above");

@@ -12,14 +12,20 @@ fn all_stages_on_real_documents() {
     let input = dolma_sample(dir.path(), 10);
     let out = dir.path().join("run");
     let st = backforth(&out, &input)
-        .args(["--batch-size", "4", "--stages", "backtranslate,curate,rewrite,distill"])
+        .args([
+            "--batch-size",
+            "4",
+            "--stages",
+            "backtranslate,curate,rewrite,distill",
+        ])
         // keep every parsed score so rewrite and distill see records with a tiny model
         .args(["-s", "curate.keep_min_score=1"])
         .status()
         .unwrap();
     assert!(st.success());
 
-    let s: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let n = |v: &Value| v.as_u64().unwrap();
     assert_eq!(n(&s["input"]["documents"]), 10);
     let bt = &s["stages"]["backtranslate"];
@@ -27,19 +33,32 @@ fn all_stages_on_real_documents() {
     let rw = &s["stages"]["rewrite"];
     let di = &s["stages"]["distill"];
     for t in [bt, cu, rw, di] {
-        assert_eq!(n(&t["done"]), n(&t["parsed_ok"]) + n(&t["parse_failed"]) + n(&t["backend_errors"]), "{t}");
+        assert_eq!(
+            n(&t["done"]),
+            n(&t["parsed_ok"]) + n(&t["parse_failed"]) + n(&t["backend_errors"]),
+            "{t}"
+        );
         assert!(n(&t["completion_tokens"]) > 0, "{t}");
     }
     assert_eq!(n(&bt["done"]), 10);
     assert_eq!(n(&cu["done"]), n(&bt["parsed_ok"]));
     // grammar-constrained scoring: every curation output parses
     assert_eq!(n(&cu["parsed_ok"]), n(&cu["done"]));
-    let hist: u64 = cu["score_histogram"].as_object().unwrap().values().map(n).sum();
+    let hist: u64 = cu["score_histogram"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(n)
+        .sum();
     assert_eq!(hist, n(&cu["parsed_ok"]));
     assert_eq!(n(&rw["done"]), n(&cu["kept"]));
     assert_eq!(n(&di["done"]), n(&cu["kept"]));
     // the checks see every kept pair; failing pairs leave the export, counted by reason
-    for (name, before) in [("dataset", n(&rw["parsed_ok"])), ("distilled", n(&di["parsed_ok"])), ("curated", n(&cu["kept"]))] {
+    for (name, before) in [
+        ("dataset", n(&rw["parsed_ok"])),
+        ("distilled", n(&di["parsed_ok"])),
+        ("curated", n(&cu["kept"])),
+    ] {
         let o = &s["outputs"][name];
         let c = &o["checks"];
         assert_eq!(n(&c["checked"]), before, "{name}: {o}");
@@ -47,11 +66,20 @@ fn all_stages_on_real_documents() {
         assert_eq!(n(&o["examples"]), n(&c["passed"]), "{name}: {o}");
         let reasons: u64 = c["reasons"].as_object().unwrap().values().map(n).sum();
         assert!(reasons >= n(&c["failed"]), "{name}: {o}");
-        assert_eq!(read_jsonl(&out.join(format!("{name}.jsonl"))).len() as u64, n(&o["examples"]));
-        assert_eq!(read_jsonl(&out.join(format!("{name}.sharegpt.jsonl"))).len() as u64, n(&o["examples"]));
+        assert_eq!(
+            read_jsonl(&out.join(format!("{name}.jsonl"))).len() as u64,
+            n(&o["examples"])
+        );
+        assert_eq!(
+            read_jsonl(&out.join(format!("{name}.sharegpt.jsonl"))).len() as u64,
+            n(&o["examples"])
+        );
         assert!(out.join(format!("{name}.parquet")).exists());
     }
-    let checked: u64 = ["dataset", "distilled", "curated"].iter().map(|k| n(&s["outputs"][k]["checks"]["checked"])).sum();
+    let checked: u64 = ["dataset", "distilled", "curated"]
+        .iter()
+        .map(|k| n(&s["outputs"][k]["checks"]["checked"]))
+        .sum();
     let lines = read_jsonl(&out.join("checks.jsonl"));
     assert_eq!(lines.len() as u64, checked);
     for l in &lines {
@@ -59,19 +87,28 @@ fn all_stages_on_real_documents() {
         assert_eq!(l["passed"].as_bool().unwrap(), reasons.is_empty(), "{l}");
     }
     let card = std::fs::read_to_string(out.join("README.md")).unwrap();
-    assert!(card.starts_with("---\n") && card.contains("Input licences as given: not stated."), "{card}");
+    assert!(
+        card.starts_with("---\n") && card.contains("Input licences as given: not stated."),
+        "{card}"
+    );
 
     // every record line carries full provenance; failures keep raw text
     for rec in read_jsonl(&out.join("stages/curate.jsonl")) {
         let g = &rec["curation"];
-        assert!(g["model"].as_str().unwrap().starts_with("SmolLM2-135M-Instruct.Q4_1.gguf#"));
+        assert!(g["model"]
+            .as_str()
+            .unwrap()
+            .starts_with("SmolLM2-135M-Instruct.Q4_1.gguf#"));
         assert_eq!(g["template"], "curate");
         assert_eq!(g["template_hash"].as_str().unwrap().len(), 16);
         assert!(g["raw"].as_str().unwrap().contains("Score: "));
         let sc = g["score"].as_u64().unwrap();
         assert!((1..=5).contains(&sc));
         assert_eq!(rec["backtranslation"]["parse"]["status"], "ok");
-        assert!(rec["source"]["path"].as_str().unwrap().ends_with("docs.jsonl"));
+        assert!(rec["source"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("docs.jsonl"));
         assert_eq!(rec["metadata"]["source"], "lee");
     }
     for rec in read_jsonl(&out.join("stages/backtranslate.jsonl")) {
@@ -82,7 +119,10 @@ fn all_stages_on_real_documents() {
             assert!(g["value"].is_null());
         }
     }
-    for ex in read_jsonl(&out.join("dataset.jsonl")).iter().chain(read_jsonl(&out.join("distilled.jsonl")).iter()) {
+    for ex in read_jsonl(&out.join("dataset.jsonl"))
+        .iter()
+        .chain(read_jsonl(&out.join("distilled.jsonl")).iter())
+    {
         let m = ex["messages"].as_array().unwrap();
         assert_eq!(m.len(), 3);
         assert_eq!(m[0]["role"], "system");
@@ -93,10 +133,16 @@ fn all_stages_on_real_documents() {
         assert_eq!(m[2]["content"], ex["output"]);
         assert!(!ex["output"].as_str().unwrap().is_empty());
         // provenance without local directories
-        assert!(ex["source"].as_str().unwrap().starts_with("docs.jsonl:"), "{ex}");
+        assert!(
+            ex["source"].as_str().unwrap().starts_with("docs.jsonl:"),
+            "{ex}"
+        );
     }
     // exported in input order
-    let ords: Vec<String> = read_jsonl(&out.join("curated.jsonl")).iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
+    let ords: Vec<String> = read_jsonl(&out.join("curated.jsonl"))
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
     let mut sorted = ords.clone();
     sorted.sort_by_key(|s| s.trim_start_matches("lee-").parse::<u32>().unwrap());
     assert_eq!(ords, sorted);
@@ -104,11 +150,19 @@ fn all_stages_on_real_documents() {
     // a second identical run does no new work and gives the same files
     let before = std::fs::read(out.join("dataset.jsonl")).unwrap();
     let st = backforth(&out, &input)
-        .args(["--batch-size", "4", "--stages", "backtranslate,curate,rewrite,distill", "-s", "curate.keep_min_score=1"])
+        .args([
+            "--batch-size",
+            "4",
+            "--stages",
+            "backtranslate,curate,rewrite,distill",
+            "-s",
+            "curate.keep_min_score=1",
+        ])
         .status()
         .unwrap();
     assert!(st.success());
-    let s2: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let s2: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     for stage in ["backtranslate", "curate", "rewrite", "distill"] {
         assert_eq!(s2["invocation"][stage]["generated"], 0, "{stage}");
     }
@@ -121,21 +175,51 @@ fn stage_alone_from_file_and_humpback_threshold() {
     let dir = tempfile::tempdir().unwrap();
     let input = dolma_sample(dir.path(), 4);
     let out = dir.path().join("run");
-    assert!(backforth(&out, &input).args(["--stages", "backtranslate"]).status().unwrap().success());
+    assert!(backforth(&out, &input)
+        .args(["--stages", "backtranslate"])
+        .status()
+        .unwrap()
+        .success());
     // curate alone, reading the backtranslate file given explicitly, into another run folder
     let out2 = dir.path().join("run2");
     let st = std::process::Command::new(env!("CARGO_BIN_EXE_backforth"))
-        .args(["curate", "--quiet", "--model", test_model().to_str().unwrap()])
-        .args(["--from", out.join("stages/backtranslate.jsonl").to_str().unwrap()])
-        .args(["--out", out2.to_str().unwrap(), "--threads", "2", "-s", "curate.max_tokens=96", "-s", "curate.keep_min_score=4"])
+        .args([
+            "curate",
+            "--quiet",
+            "--model",
+            test_model().to_str().unwrap(),
+        ])
+        .args([
+            "--from",
+            out.join("stages/backtranslate.jsonl").to_str().unwrap(),
+        ])
+        .args([
+            "--out",
+            out2.to_str().unwrap(),
+            "--threads",
+            "2",
+            "-s",
+            "curate.max_tokens=96",
+            "-s",
+            "curate.keep_min_score=4",
+        ])
         .env("BACKFORTH_LOG", "warn")
         .status()
         .unwrap();
     assert!(st.success());
-    let bt_ok = read_jsonl(&out.join("stages/backtranslate.jsonl")).iter().filter(|r| r["backtranslation"]["parse"]["status"] == "ok").count();
+    let bt_ok = read_jsonl(&out.join("stages/backtranslate.jsonl"))
+        .iter()
+        .filter(|r| r["backtranslation"]["parse"]["status"] == "ok")
+        .count();
     let cur = read_jsonl(&out2.join("stages/curate.jsonl"));
     assert_eq!(cur.len(), bt_ok);
-    let kept = cur.iter().filter(|r| r["curation"]["score"].as_u64().unwrap() >= 4).count();
-    let failed = read_jsonl(&out2.join("checks.jsonl")).iter().filter(|l| l["passed"] == false).count();
+    let kept = cur
+        .iter()
+        .filter(|r| r["curation"]["score"].as_u64().unwrap() >= 4)
+        .count();
+    let failed = read_jsonl(&out2.join("checks.jsonl"))
+        .iter()
+        .filter(|l| l["passed"] == false)
+        .count();
     assert_eq!(read_jsonl(&out2.join("curated.jsonl")).len(), kept - failed);
 }

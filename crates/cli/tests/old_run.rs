@@ -63,7 +63,11 @@ const SAME: &[&str] = &[
 /// Exports whose examples (id, instruction, output) must not change with the
 /// checks off (the export format itself has changed since: provenance is a
 /// string without local directories).
-const SAME_EXAMPLES: &[&str] = &["run/curated.jsonl", "run/dataset.jsonl", "run/distilled.jsonl"];
+const SAME_EXAMPLES: &[&str] = &[
+    "run/curated.jsonl",
+    "run/dataset.jsonl",
+    "run/distilled.jsonl",
+];
 
 fn examples(p: &Path) -> Vec<(String, String, String)> {
     std::fs::read_to_string(p)
@@ -99,7 +103,10 @@ fn run_folder_from_the_previous_layout_resumes_without_regenerating() {
     let _g = model_lock();
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture(), dir.path());
-    assert!(!dir.path().join("run/cache.sqlite").exists(), "the fixture must not carry a response cache");
+    assert!(
+        !dir.path().join("run/cache.sqlite").exists(),
+        "the fixture must not carry a response cache"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_backforth"))
         .current_dir(dir.path())
         .args(ARGS)
@@ -108,27 +115,57 @@ fn run_folder_from_the_previous_layout_resumes_without_regenerating() {
         .args(["-s", "checks.enabled=false"])
         // the built-in curate and rewrite prompts were reordered since (shared
         // prefix first); the prompts of that build, given as files, keep the keys
-        .args(["-s", "curate.template=\"templates-then/curate.j2\"", "-s", "rewrite.template=\"templates-then/rewrite.j2\""])
+        .args([
+            "-s",
+            "curate.template=\"templates-then/curate.j2\"",
+            "-s",
+            "rewrite.template=\"templates-then/rewrite.j2\"",
+        ])
         .env("BACKFORTH_LOG", "warn")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     for f in SAME {
-        let before = std::fs::read(fixture().join(f)).unwrap_or_else(|e| panic!("fixture {f}: {e}"));
+        let before =
+            std::fs::read(fixture().join(f)).unwrap_or_else(|e| panic!("fixture {f}: {e}"));
         let after = std::fs::read(dir.path().join(f)).unwrap();
         assert!(before == after, "{f} changed on resume");
     }
     for f in SAME_EXAMPLES {
-        assert_eq!(examples(&fixture().join(f)), examples(&dir.path().join(f)), "{f}");
+        assert_eq!(
+            examples(&fixture().join(f)),
+            examples(&dir.path().join(f)),
+            "{f}"
+        );
     }
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/summary.json")).unwrap()).unwrap();
-    let docs = std::fs::read_to_string(fixture().join("run/documents.jsonl")).unwrap().lines().count() as u64;
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("run/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let docs = std::fs::read_to_string(fixture().join("run/documents.jsonl"))
+        .unwrap()
+        .lines()
+        .count() as u64;
     assert!(docs > 0);
     for stage in ["backtranslate", "curate", "rewrite", "distill"] {
         let inv = &summary["invocation"][stage];
-        assert_eq!(inv["generated"].as_u64(), Some(0), "{stage} was redone: {inv}");
-        assert!(inv["resumed"].as_u64().unwrap_or(0) > 0, "{stage} resumed nothing: {inv}");
+        assert_eq!(
+            inv["generated"].as_u64(),
+            Some(0),
+            "{stage} was redone: {inv}"
+        );
+        assert!(
+            inv["resumed"].as_u64().unwrap_or(0) > 0,
+            "{stage} resumed nothing: {inv}"
+        );
     }
-    assert_eq!(summary["invocation"]["backtranslate"]["resumed"].as_u64(), Some(docs));
+    assert_eq!(
+        summary["invocation"]["backtranslate"]["resumed"].as_u64(),
+        Some(docs)
+    );
 }

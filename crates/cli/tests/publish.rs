@@ -16,15 +16,28 @@ fn run_folder_loads_with_hugging_face_datasets() {
     // backtranslate + curate only, every score kept and the checks off, so a
     // 135M model still leaves examples to load
     let st = backforth(&out, &input)
-        .args(["--stages", "backtranslate,curate", "-s", "curate.keep_min_score=1", "-s", "checks.enabled=false"])
-        .args(["-s", "export.input_licenses=\"news stories from gensim's test data (LGPL-2.1)\""])
+        .args([
+            "--stages",
+            "backtranslate,curate",
+            "-s",
+            "curate.keep_min_score=1",
+            "-s",
+            "checks.enabled=false",
+        ])
+        .args([
+            "-s",
+            "export.input_licenses=\"news stories from gensim's test data (LGPL-2.1)\"",
+        ])
         .status()
         .unwrap();
     assert!(st.success());
     let curated = read_jsonl(&out.join("curated.jsonl"));
     assert!(!curated.is_empty(), "no curated examples to load");
     let card = std::fs::read_to_string(out.join("README.md")).unwrap();
-    assert!(card.contains("news stories from gensim's test data (LGPL-2.1)"), "{card}");
+    assert!(
+        card.contains("news stories from gensim's test data (LGPL-2.1)"),
+        "{card}"
+    );
 
     let script = r#"
 import json, sys, datasets
@@ -54,14 +67,31 @@ print(json.dumps({
     let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let n = curated.len() as u64;
     assert_eq!(v["rows"].as_u64(), Some(n), "{v}");
-    for c in ["id", "instruction", "messages", "output", "response_kind", "score", "source"] {
-        assert!(v["columns"].as_array().unwrap().iter().any(|x| x == c), "column {c} missing: {v}");
+    for c in [
+        "id",
+        "instruction",
+        "messages",
+        "output",
+        "response_kind",
+        "score",
+        "source",
+    ] {
+        assert!(
+            v["columns"].as_array().unwrap().iter().any(|x| x == c),
+            "column {c} missing: {v}"
+        );
     }
     assert_eq!(v["first"]["id"], curated[0]["id"]);
     assert_eq!(v["first"]["instruction"], curated[0]["instruction"]);
-    assert_eq!(v["first"]["roles"], serde_json::json!(["system", "user", "assistant"]));
+    assert_eq!(
+        v["first"]["roles"],
+        serde_json::json!(["system", "user", "assistant"])
+    );
     assert_eq!(v["parquet_rows"].as_u64(), Some(n));
     assert_eq!(v["parquet_first"], curated[0]["instruction"]);
     assert_eq!(v["sharegpt_rows"].as_u64(), Some(n));
-    assert_eq!(v["sharegpt_from"], serde_json::json!(["system", "human", "gpt"]));
+    assert_eq!(
+        v["sharegpt_from"],
+        serde_json::json!(["system", "human", "gpt"])
+    );
 }

@@ -9,12 +9,21 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn lines(p: &Path) -> usize {
-    std::fs::read_to_string(p).map(|s| s.lines().count()).unwrap_or(0)
+    std::fs::read_to_string(p)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
 }
 
 fn cmd(out: &Path, input: &Path) -> std::process::Command {
     let mut c = backforth(out, input);
-    c.args(["--batch-size", "1", "--stages", "backtranslate,curate,rewrite", "-s", "curate.keep_min_score=1"]);
+    c.args([
+        "--batch-size",
+        "1",
+        "--stages",
+        "backtranslate,curate,rewrite",
+        "-s",
+        "curate.keep_min_score=1",
+    ]);
     c
 }
 
@@ -31,7 +40,10 @@ fn run_and_kill(out: &Path, input: &Path, file: &str, min_lines: usize) {
         if let Some(st) = child.try_wait().unwrap() {
             panic!("run finished ({st}) before {file} reached {min_lines} lines");
         }
-        assert!(t0.elapsed() < Duration::from_secs(600), "timeout waiting for {file}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "timeout waiting for {file}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -51,14 +63,35 @@ fn sigkill_and_resume_equals_uninterrupted_run() {
     run_and_kill(&out, &input, "stages/curate.jsonl", 2);
     assert!(cmd(&out, &input).status().unwrap().success());
 
-    for f in ["documents.jsonl", "stages/backtranslate.jsonl", "stages/curate.jsonl", "stages/rewrite.jsonl", "curated.jsonl", "dataset.jsonl"] {
+    for f in [
+        "documents.jsonl",
+        "stages/backtranslate.jsonl",
+        "stages/curate.jsonl",
+        "stages/rewrite.jsonl",
+        "curated.jsonl",
+        "dataset.jsonl",
+    ] {
         let a = std::fs::read_to_string(reference.join(f)).unwrap();
         let b = std::fs::read_to_string(out.join(f)).unwrap();
         assert_eq!(a, b, "{f} differs after kill + resume");
-        let ids: Vec<String> = b.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string()).collect();
+        let ids: Vec<String> = b
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
         let uniq: HashSet<_> = ids.iter().collect();
         assert_eq!(uniq.len(), ids.len(), "{f} has duplicate ids");
     }
-    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    assert!(s["invocation"]["backtranslate"]["resumed"].as_u64().unwrap() == 8);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        s["invocation"]["backtranslate"]["resumed"]
+            .as_u64()
+            .unwrap()
+            == 8
+    );
 }

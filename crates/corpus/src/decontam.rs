@@ -33,16 +33,25 @@ pub struct DecontamConfig {
 
 impl Default for DecontamConfig {
     fn default() -> Self {
-        DecontamConfig { paths: vec![], ngram: 8, threshold: 0.5, min_words: 6 }
+        DecontamConfig {
+            paths: vec![],
+            ngram: 8,
+            threshold: 0.5,
+            min_words: 6,
+        }
     }
 }
 
 /// Prompts of one eval file, by format.
 pub fn read_eval_prompts(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading eval set {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading eval set {}", path.display()))?;
     let fields = |v: &serde_json::Value| -> Vec<String> {
         if let Some(t) = v["turns"].as_array() {
-            return t.iter().filter_map(|x| x.as_str().map(String::from)).collect();
+            return t
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect();
         }
         for f in ["instruction", "prompt", "question", "text"] {
             if let Some(s) = v[f].as_str() {
@@ -53,7 +62,8 @@ pub fn read_eval_prompts(path: &Path) -> Result<Vec<String>> {
     };
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
-        let v: Vec<serde_json::Value> = serde_json::from_str(trimmed).with_context(|| format!("{}: not a JSON list", path.display()))?;
+        let v: Vec<serde_json::Value> = serde_json::from_str(trimmed)
+            .with_context(|| format!("{}: not a JSON list", path.display()))?;
         return Ok(v.iter().flat_map(fields).collect());
     }
     let mut out = Vec::new();
@@ -61,7 +71,8 @@ pub fn read_eval_prompts(path: &Path) -> Result<Vec<String>> {
         if l.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(l).with_context(|| format!("{}:{}: invalid JSON", path.display(), i + 1))?;
+        let v: serde_json::Value = serde_json::from_str(l)
+            .with_context(|| format!("{}:{}: invalid JSON", path.display(), i + 1))?;
         out.extend(fields(&v));
     }
     Ok(out)
@@ -70,9 +81,19 @@ pub fn read_eval_prompts(path: &Path) -> Result<Vec<String>> {
 fn grams(text: &str, n: usize) -> HashSet<u64> {
     let norm = normalise(text);
     let ws: Vec<&str> = norm.split(' ').filter(|w| !w.is_empty()).collect();
-    let h = |s: &str| u64::from_le_bytes(blake3::hash(s.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes"));
+    let h = |s: &str| {
+        u64::from_le_bytes(
+            blake3::hash(s.as_bytes()).as_bytes()[..8]
+                .try_into()
+                .expect("8 bytes"),
+        )
+    };
     if ws.len() < n {
-        return if ws.is_empty() { HashSet::new() } else { HashSet::from([h(&ws.join(" "))]) };
+        return if ws.is_empty() {
+            HashSet::new()
+        } else {
+            HashSet::from([h(&ws.join(" "))])
+        };
     }
     ws.windows(n).map(|g| h(&g.join(" "))).collect()
 }
@@ -101,7 +122,11 @@ impl Decontaminator {
         }
         let d = Self::with_min_words(&prompts, cfg.ngram, cfg.threshold, cfg.min_words);
         if d.skipped_short > 0 {
-            tracing::info!("decontam: {} eval items under {} words skipped (too short to be evidence)", d.skipped_short, cfg.min_words);
+            tracing::info!(
+                "decontam: {} eval items under {} words skipped (too short to be evidence)",
+                d.skipped_short,
+                cfg.min_words
+            );
         }
         Ok(Some(d))
     }
@@ -141,7 +166,14 @@ impl Decontaminator {
                 index.entry(x).or_default().push(id);
             }
         }
-        Decontaminator { n: n.max(1), threshold, items, index, short, skipped_short }
+        Decontaminator {
+            n: n.max(1),
+            threshold,
+            items,
+            index,
+            short,
+            skipped_short,
+        }
     }
 
     /// Number of indexed eval items.
@@ -188,15 +220,26 @@ mod tests {
         std::fs::write(&alpaca, r#"[{"instruction": "Explain how photosynthesis turns sunlight water and carbon dioxide into sugar", "output": "x", "generator": "g", "dataset": "d"}]"#).unwrap();
         let mt = dir.path().join("question.jsonl");
         std::fs::write(&mt, "{\"question_id\": 81, \"turns\": [\"Compose an engaging travel blog post about a recent trip to Hawaii\", \"Rewrite it\"]}\n").unwrap();
-        let cfg = DecontamConfig { paths: vec![alpaca.display().to_string(), mt.display().to_string()], ..Default::default() };
+        let cfg = DecontamConfig {
+            paths: vec![alpaca.display().to_string(), mt.display().to_string()],
+            ..Default::default()
+        };
         let d = Decontaminator::load(&cfg).unwrap().unwrap();
         // "Rewrite it" is two words: no evidence, not indexed
         assert_eq!(d.len(), 2);
         assert_eq!(d.skipped_short, 1);
         let leaked = "Intro text. Explain how photosynthesis turns sunlight, water and carbon dioxide into sugar! More text follows here.";
-        assert!(d.check(leaked).unwrap().starts_with("Explain how photosynthesis"));
+        assert!(d
+            .check(leaked)
+            .unwrap()
+            .starts_with("Explain how photosynthesis"));
         assert!(d.check("Compose an engaging travel blog post about a recent trip to Hawaii and its beaches").is_some());
-        assert_eq!(d.check("A page about gardening tools and how to keep them sharp through the winter months"), None);
+        assert_eq!(
+            d.check(
+                "A page about gardening tools and how to keep them sharp through the winter months"
+            ),
+            None
+        );
         assert!(d.check("then: rewrite it, please").is_none());
         // with every item used (the old behaviour) short items match as a whole phrase
         let all = Decontaminator::new(&["Rewrite it".to_string()], 8, 0.5);

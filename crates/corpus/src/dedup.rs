@@ -29,7 +29,15 @@ pub struct DedupConfig {
 
 impl Default for DedupConfig {
     fn default() -> Self {
-        DedupConfig { exact: true, near: true, shingle: 5, bands: 14, rows: 8, threshold: 0.8, seed: 1 }
+        DedupConfig {
+            exact: true,
+            near: true,
+            shingle: 5,
+            bands: 14,
+            rows: 8,
+            threshold: 0.8,
+            seed: 1,
+        }
     }
 }
 
@@ -93,8 +101,18 @@ impl MinHasher {
     /// `perms` hash functions over word `shingle`-grams.
     pub fn new(shingle: usize, perms: usize, seed: u64) -> Self {
         let mut s = seed;
-        let params = (0..perms).map(|_| ((splitmix(&mut s) % (MERSENNE_61 - 1)) + 1, splitmix(&mut s) % MERSENNE_61)).collect();
-        MinHasher { shingle: shingle.max(1), params }
+        let params = (0..perms)
+            .map(|_| {
+                (
+                    (splitmix(&mut s) % (MERSENNE_61 - 1)) + 1,
+                    splitmix(&mut s) % MERSENNE_61,
+                )
+            })
+            .collect();
+        MinHasher {
+            shingle: shingle.max(1),
+            params,
+        }
     }
 
     /// The set of shingle hashes of a text (normalised words).
@@ -119,7 +137,12 @@ impl MinHasher {
         let sh = self.shingles(text);
         self.params
             .iter()
-            .map(|&(a, b)| sh.iter().map(|&x| mod61(a as u128 * x as u128 + b as u128)).min().unwrap_or(u64::MAX) as u32)
+            .map(|&(a, b)| {
+                sh.iter()
+                    .map(|&x| mod61(a as u128 * x as u128 + b as u128))
+                    .min()
+                    .unwrap_or(u64::MAX) as u32
+            })
             .collect()
     }
 }
@@ -162,7 +185,13 @@ pub struct Deduper {
 impl Deduper {
     pub fn new(cfg: DedupConfig) -> Self {
         let hasher = MinHasher::new(cfg.shingle, cfg.bands * cfg.rows, cfg.seed);
-        Deduper { cfg, hasher, exact: HashMap::new(), buckets: HashMap::new(), kept: Vec::new() }
+        Deduper {
+            cfg,
+            hasher,
+            exact: HashMap::new(),
+            buckets: HashMap::new(),
+            kept: Vec::new(),
+        }
     }
 
     /// Check a document; if it is new, remember it. Returns the duplicate it matched, if any.
@@ -177,11 +206,16 @@ impl Deduper {
         }
         if self.cfg.near {
             let sig = self.hasher.signature(text);
-            let bands: Vec<u64> = sig.chunks(self.cfg.rows).map(|c| fnv1a(&c.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>())).collect();
+            let bands: Vec<u64> = sig
+                .chunks(self.cfg.rows)
+                .map(|c| fnv1a(&c.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()))
+                .collect();
             let mut tried = HashSet::new();
             for (b, &bh) in bands.iter().enumerate() {
                 if let Some(&j) = self.buckets.get(&(b as u16, bh)) {
-                    if tried.insert(j) && estimate_jaccard(&sig, &self.kept[j as usize].1) >= self.cfg.threshold {
+                    if tried.insert(j)
+                        && estimate_jaccard(&sig, &self.kept[j as usize].1) >= self.cfg.threshold
+                    {
                         return Some(Duplicate::Near(self.kept[j as usize].0.clone()));
                     }
                 }
@@ -202,7 +236,9 @@ mod tests {
 
     fn text(seed: u64, n: usize) -> Vec<String> {
         let mut s = seed;
-        (0..n).map(|_| format!("w{}", splitmix(&mut s) % 5000)).collect()
+        (0..n)
+            .map(|_| format!("w{}", splitmix(&mut s) % 5000))
+            .collect()
     }
 
     #[test]
@@ -236,7 +272,10 @@ mod tests {
         let near = near.join(" ");
         let other = text(2, 300).join(" ");
         assert_eq!(d.check("a", &a), None);
-        assert_eq!(d.check("a-copy", &a.to_uppercase().replace(' ', "  ")), Some(Duplicate::Exact("a".into())));
+        assert_eq!(
+            d.check("a-copy", &a.to_uppercase().replace(' ', "  ")),
+            Some(Duplicate::Exact("a".into()))
+        );
         assert_eq!(d.check("a-near", &near), Some(Duplicate::Near("a".into())));
         assert_eq!(d.check("other", &other), None);
         assert_eq!(normalise("Hello,  World!\n"), "hello world");

@@ -14,7 +14,6 @@ pub struct SourceLoc {
     pub line: Option<u64>,
 }
 
-
 /// A document as read from the corpus.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {

@@ -71,10 +71,36 @@ impl Default for FilterConfig {
             max_bullet_line_frac: 0.9,
             max_non_alpha_word_frac: 0.2,
             navigation_headings: [
-                "advertisement", "quick links", "navigation", "menu", "related posts", "related articles", "share this",
-                "follow us", "subscribe", "newsletter", "comments", "leave a reply", "footer", "sidebar", "search",
-                "contact us", "cookie", "privacy policy", "terms of use", "copyright", "tags", "categories", "archives",
-                "recent posts", "popular posts", "sign up", "log in", "login", "table of contents", "contents",
+                "advertisement",
+                "quick links",
+                "navigation",
+                "menu",
+                "related posts",
+                "related articles",
+                "share this",
+                "follow us",
+                "subscribe",
+                "newsletter",
+                "comments",
+                "leave a reply",
+                "footer",
+                "sidebar",
+                "search",
+                "contact us",
+                "cookie",
+                "privacy policy",
+                "terms of use",
+                "copyright",
+                "tags",
+                "categories",
+                "archives",
+                "recent posts",
+                "popular posts",
+                "sign up",
+                "log in",
+                "login",
+                "table of contents",
+                "contents",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -100,7 +126,11 @@ pub fn heading_problem(heading: &str, cfg: &FilterConfig) -> Option<&'static str
     }
     let lower = h.to_lowercase();
     let lower = lower.trim_end_matches(':').trim();
-    if cfg.navigation_headings.iter().any(|n| lower == n || lower.starts_with(&format!("{n} "))) {
+    if cfg
+        .navigation_headings
+        .iter()
+        .any(|n| lower == n || lower.starts_with(&format!("{n} ")))
+    {
         return Some("navigation_heading");
     }
     None
@@ -126,7 +156,12 @@ pub fn duplicate_ngram_frac(ws: &[&str], n: usize) -> f64 {
             }
         }
     }
-    let dup: usize = ws.iter().zip(&covered).filter(|(_, c)| **c).map(|(w, _)| w.len()).sum();
+    let dup: usize = ws
+        .iter()
+        .zip(&covered)
+        .filter(|(_, c)| **c)
+        .map(|(w, _)| w.len())
+        .sum();
     dup as f64 / total.max(1) as f64
 }
 
@@ -140,7 +175,10 @@ pub fn top_ngram_frac(ws: &[&str], n: usize) -> f64 {
     for i in 0..=ws.len() - n {
         *counts.entry(&ws[i..i + n]).or_default() += 1;
     }
-    let (g, c) = counts.into_iter().max_by_key(|(g, c)| (*c, g.iter().map(|w| w.len()).sum::<usize>())).unwrap_or((&[], 0));
+    let (g, c) = counts
+        .into_iter()
+        .max_by_key(|(g, c)| (*c, g.iter().map(|w| w.len()).sum::<usize>()))
+        .unwrap_or((&[], 0));
     if c < 2 {
         return 0.0;
     }
@@ -155,13 +193,25 @@ pub fn duplicate_line_frac(text: &str) -> f64 {
             return 0.0;
         }
         let mut seen = HashSet::new();
-        let dups = items.into_iter().filter(|s| !seen.insert(s.clone())).count();
+        let dups = items
+            .into_iter()
+            .filter(|s| !seen.insert(s.clone()))
+            .count();
         dups as f64 / n as f64
     };
-    let lines = text.lines().map(|l| l.trim().to_lowercase()).filter(|l| !l.is_empty()).collect();
+    let lines = text
+        .lines()
+        .map(|l| l.trim().to_lowercase())
+        .filter(|l| !l.is_empty())
+        .collect();
     let sentences = text
         .split(['.', '!', '?', '\n'])
-        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase())
+        .map(|s| {
+            s.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase()
+        })
         .filter(|s| s.len() > 10)
         .collect();
     frac(lines).max(frac(sentences))
@@ -189,26 +239,42 @@ pub fn text_problem(text: &str, cfg: &FilterConfig) -> Option<&'static str> {
     if letters > 0 && caps as f64 / letters as f64 > cfg.max_capital_ratio {
         return Some("capital_ratio");
     }
-    let symbols = text.matches('#').count() + text.matches("...").count() + text.matches('…').count();
+    let symbols =
+        text.matches('#').count() + text.matches("...").count() + text.matches('…').count();
     if symbols as f64 / ws.len() as f64 > cfg.max_symbol_word_ratio {
         return Some("symbol_ratio");
     }
-    let non_alpha = ws.iter().filter(|w| !w.chars().any(|c| c.is_alphabetic())).count();
+    let non_alpha = ws
+        .iter()
+        .filter(|w| !w.chars().any(|c| c.is_alphabetic()))
+        .count();
     if non_alpha as f64 / ws.len() as f64 > cfg.max_non_alpha_word_frac {
         return Some("non_alpha_words");
     }
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let bullets = lines.iter().filter(|l| l.trim_start().starts_with(['-', '*', '•', '·', '–'])).count();
+    let bullets = lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with(['-', '*', '•', '·', '–']))
+        .count();
     if !lines.is_empty() && bullets as f64 / lines.len() as f64 > cfg.max_bullet_line_frac {
         return Some("bullet_lines");
     }
     if !lines.is_empty() {
         let n = lines.len() as f64;
-        let punct = lines.iter().filter(|l| l.trim_end().ends_with(['.', '!', '?', '"', '\'', ':', ';', ')', '…', '”'])).count();
+        let punct = lines
+            .iter()
+            .filter(|l| {
+                l.trim_end()
+                    .ends_with(['.', '!', '?', '"', '\'', ':', ';', ')', '…', '”'])
+            })
+            .count();
         if (punct as f64) / n < cfg.min_line_punct_frac {
             return Some("line_punctuation");
         }
-        let short = lines.iter().filter(|l| l.trim().chars().count() < 30).count();
+        let short = lines
+            .iter()
+            .filter(|l| l.trim().chars().count() < 30)
+            .count();
         if cfg.max_short_line_frac > 0.0 && short as f64 / n > cfg.max_short_line_frac {
             return Some("short_lines");
         }
@@ -235,8 +301,14 @@ pub fn text_problem(text: &str, cfg: &FilterConfig) -> Option<&'static str> {
 /// `Key-Name: value` at the start of a line, the key one word of letters and
 /// hyphens starting with a capital (RFC 5322 / HTTP header shape).
 fn is_header_line(l: &str) -> bool {
-    let Some((k, v)) = l.split_once(": ") else { return false };
-    !k.is_empty() && k.len() <= 40 && !v.trim().is_empty() && k.starts_with(|c: char| c.is_ascii_uppercase()) && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    let Some((k, v)) = l.split_once(": ") else {
+        return false;
+    };
+    !k.is_empty()
+        && k.len() <= 40
+        && !v.trim().is_empty()
+        && k.starts_with(|c: char| c.is_ascii_uppercase())
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// True when `text` is confidently identified (whatlang, trigram model) as a
@@ -247,7 +319,10 @@ pub fn language_problem(text: &str, cfg: &FilterConfig) -> bool {
     }
     let head: String = text.chars().take(2000).collect();
     match whatlang::detect(&head) {
-        Some(info) => info.confidence() >= cfg.min_language_confidence && !cfg.languages.iter().any(|l| l == info.lang().code()),
+        Some(info) => {
+            info.confidence() >= cfg.min_language_confidence
+                && !cfg.languages.iter().any(|l| l == info.lang().code())
+        }
         None => false,
     }
 }
@@ -263,9 +338,15 @@ mod tests {
         let en = "The town lies on the bank of the river and has been an important trading place since the Middle Ages. Today about twenty thousand people live there, and most of them work in small firms or commute to the nearby city.";
         assert!(language_problem(de, &cfg));
         assert!(!language_problem(en, &cfg));
-        let all = FilterConfig { languages: vec![], ..cfg.clone() };
+        let all = FilterConfig {
+            languages: vec![],
+            ..cfg.clone()
+        };
         assert!(!language_problem(de, &all));
-        let deu = FilterConfig { languages: vec!["deu".into()], ..cfg };
+        let deu = FilterConfig {
+            languages: vec!["deu".into()],
+            ..cfg
+        };
         assert!(!language_problem(de, &deu) && language_problem(en, &deu));
     }
 
@@ -276,7 +357,9 @@ mod tests {
         let mut out = String::new();
         let mut i = 0;
         while out.len() < n {
-            out += &s.replace("river", &format!("river{i}")).replace("week", &format!("week{i}"));
+            out += &s
+                .replace("river", &format!("river{i}"))
+                .replace("week", &format!("week{i}"));
             i += 1;
         }
         out
@@ -287,17 +370,39 @@ mod tests {
         let cfg = FilterConfig::default();
         let good = prose(1200);
         // each paragraph differs a little, so the line/5-gram rules see repeats; loosen them for the clean case
-        let loose = FilterConfig { max_duplicate_5gram_frac: 1.0, max_duplicate_line_frac: 1.0, max_top_2gram_frac: 1.0, ..cfg.clone() };
+        let loose = FilterConfig {
+            max_duplicate_5gram_frac: 1.0,
+            max_duplicate_line_frac: 1.0,
+            max_top_2gram_frac: 1.0,
+            ..cfg.clone()
+        };
         let good = &good[..=good[..1000].rfind('.').unwrap()];
         assert_eq!(text_problem(good, &loose), None);
         assert_eq!(text_problem("short", &cfg), Some("too_short"));
-        assert_eq!(text_problem(&format!("{}end.", "word ".repeat(150)), &cfg), Some("repeated_ngrams"));
-        assert_eq!(text_problem(&good.to_uppercase(), &loose), Some("capital_ratio"));
+        assert_eq!(
+            text_problem(&format!("{}end.", "word ".repeat(150)), &cfg),
+            Some("repeated_ngrams")
+        );
+        assert_eq!(
+            text_problem(&good.to_uppercase(), &loose),
+            Some("capital_ratio")
+        );
         // FineWeb line rules and the header-line rule
-        assert_eq!(text_problem(&good.replace('.', ""), &loose), Some("line_punctuation"));
+        assert_eq!(
+            text_problem(&good.replace('.', ""), &loose),
+            Some("line_punctuation")
+        );
         let ws: Vec<&str> = good.split_whitespace().collect();
-        let short_lines = ws.chunks(4).map(|c| c.join(" ") + ".").collect::<Vec<_>>().join("\n");
-        assert_eq!(text_problem(&short_lines, &loose), Some("short_lines"), "{short_lines}");
+        let short_lines = ws
+            .chunks(4)
+            .map(|c| c.join(" ") + ".")
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(
+            text_problem(&short_lines, &loose),
+            Some("short_lines"),
+            "{short_lines}"
+        );
         let email = format!("Received: from mail.example.com\nContent-Type: text/plain\nSubject: Hello there.\n\n{good}");
         assert_eq!(text_problem(&email, &loose), Some("header_lines"));
         let spammy = "Buy cheap pills now. ".repeat(40);
@@ -312,7 +417,11 @@ mod tests {
         let uniq: Vec<&str> = "a b c d e f g h i j".split(' ').collect();
         assert_eq!(duplicate_ngram_frac(&uniq, 5), 0.0);
         assert_eq!(top_ngram_frac(&uniq, 2), 0.0);
-        assert!((duplicate_line_frac("one line here\none line here\nother line is here\n") - 1.0 / 3.0).abs() < 1e-9);
+        assert!(
+            (duplicate_line_frac("one line here\none line here\nother line is here\n") - 1.0 / 3.0)
+                .abs()
+                < 1e-9
+        );
     }
 
     #[test]
@@ -320,9 +429,18 @@ mod tests {
         let cfg = FilterConfig::default();
         assert_eq!(heading_problem("  ", &cfg), Some("empty_heading"));
         assert_eq!(heading_problem("123", &cfg), Some("empty_heading"));
-        assert_eq!(heading_problem("BREAKING NEWS", &cfg), Some("all_caps_heading"));
-        assert_eq!(heading_problem("Quick Links", &cfg), Some("navigation_heading"));
-        assert_eq!(heading_problem("Advertisement:", &cfg), Some("navigation_heading"));
+        assert_eq!(
+            heading_problem("BREAKING NEWS", &cfg),
+            Some("all_caps_heading")
+        );
+        assert_eq!(
+            heading_problem("Quick Links", &cfg),
+            Some("navigation_heading")
+        );
+        assert_eq!(
+            heading_problem("Advertisement:", &cfg),
+            Some("navigation_heading")
+        );
         assert_eq!(heading_problem("How to prune apple trees", &cfg), None);
         assert_eq!(heading_problem("FAQ", &cfg), None);
     }

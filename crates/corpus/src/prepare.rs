@@ -56,16 +56,26 @@ pub struct PrepareSettings<'a> {
 /// read, candidates kept)` every 1,000 documents and once at the end.
 /// `input.limit` caps the documents read. Errors: inputs missing, an
 /// unreadable decontamination file, or an error returned by `emit`.
-pub fn prepare_stream(cfg: &PrepareSettings<'_>, progress: &mut dyn FnMut(u64, u64), emit: &mut dyn FnMut(Document) -> Result<()>) -> Result<PrepareStats> {
+pub fn prepare_stream(
+    cfg: &PrepareSettings<'_>,
+    progress: &mut dyn FnMut(u64, u64),
+    emit: &mut dyn FnMut(Document) -> Result<()>,
+) -> Result<PrepareStats> {
     let t0 = std::time::Instant::now();
-    anyhow::ensure!(!cfg.input.paths.is_empty(), "no input: set input.paths (or pass --input)");
+    anyhow::ensure!(
+        !cfg.input.paths.is_empty(),
+        "no input: set input.paths (or pass --input)"
+    );
     let mut stream = DocumentStream::new(expand_paths(&cfg.input.paths)?, cfg.input.clone());
     let mut st = PrepareStats::default();
     let mut dedup = Deduper::new(cfg.dedup.clone());
     let decontam = Decontaminator::load(cfg.decontam)?;
     st.eval_items = decontam.as_ref().map_or(0, |d| d.len() as u64);
     let drop = |st: &mut PrepareStats, r: &str| *st.dropped.entry(r.to_string()).or_default() += 1;
-    let whole_filter = FilterConfig { max_chars: 0, ..cfg.filter.clone() };
+    let whole_filter = FilterConfig {
+        max_chars: 0,
+        ..cfg.filter.clone()
+    };
     let mut n_docs = 0u64;
     let mut seen_ids = std::collections::HashSet::new();
     while let Some(doc) = stream.next() {
@@ -79,9 +89,15 @@ pub fn prepare_stream(cfg: &PrepareSettings<'_>, progress: &mut dyn FnMut(u64, u
         }
         let whole = cfg.segment.mode == SegmentMode::Whole;
         // paragraph windows of a long document (`segment.window_long`)
-        let windowed = |st: &mut PrepareStats, max_chars: usize| -> Vec<(String, Option<(String, usize)>, String)> {
+        let windowed = |st: &mut PrepareStats,
+                        max_chars: usize|
+         -> Vec<(String, Option<(String, usize)>, String)> {
             st.windowed_documents += 1;
-            windows(&doc.text, max_chars).into_iter().enumerate().map(|(i, w)| (format!("{}#w{i}", doc.id), None, w)).collect()
+            windows(&doc.text, max_chars)
+                .into_iter()
+                .enumerate()
+                .map(|(i, w)| (format!("{}#w{i}", doc.id), None, w))
+                .collect()
         };
         let cands: Vec<(String, Option<(String, usize)>, String)> = match cfg.segment.mode {
             SegmentMode::Whole => {
@@ -92,14 +108,23 @@ pub fn prepare_stream(cfg: &PrepareSettings<'_>, progress: &mut dyn FnMut(u64, u
                     st.segments += 1;
                     drop(&mut st, "over_max_tokens");
                     vec![]
-                } else if let Some(r) = cfg.filter.enabled.then(|| text_problem(&doc.text, &whole_filter)).flatten() {
+                } else if let Some(r) = cfg
+                    .filter
+                    .enabled
+                    .then(|| text_problem(&doc.text, &whole_filter))
+                    .flatten()
+                {
                     // windowed only if it passes the quality filters as a
                     // whole: windows must not launder a junk document
                     st.segments += 1;
                     drop(&mut st, r);
                     vec![]
                 } else {
-                    windowed(&mut st, (cfg.segment.max_tokens as f64 * cfg.segment.chars_per_token.max(0.1)) as usize)
+                    windowed(
+                        &mut st,
+                        (cfg.segment.max_tokens as f64 * cfg.segment.chars_per_token.max(0.1))
+                            as usize,
+                    )
                 }
             }
             SegmentMode::Headings => {
@@ -115,7 +140,16 @@ pub fn prepare_stream(cfg: &PrepareSettings<'_>, progress: &mut dyn FnMut(u64, u
                         vec![]
                     }
                 } else {
-                    segs.into_iter().enumerate().map(|(i, s)| (format!("{}#s{i}", doc.id), Some((s.heading, s.level)), s.text)).collect()
+                    segs.into_iter()
+                        .enumerate()
+                        .map(|(i, s)| {
+                            (
+                                format!("{}#s{i}", doc.id),
+                                Some((s.heading, s.level)),
+                                s.text,
+                            )
+                        })
+                        .collect()
                 }
             }
         };
@@ -167,7 +201,12 @@ pub fn prepare_stream(cfg: &PrepareSettings<'_>, progress: &mut dyn FnMut(u64, u
             if !doc.metadata.is_null() {
                 meta.insert("document_metadata".into(), doc.metadata.clone());
             }
-            emit(Document { id, source: doc.source.clone(), text, metadata: serde_json::Value::Object(meta) })?;
+            emit(Document {
+                id,
+                source: doc.source.clone(),
+                text,
+                metadata: serde_json::Value::Object(meta),
+            })?;
             st.kept += 1;
         }
     }

@@ -46,7 +46,13 @@ pub struct SegmentConfig {
 
 impl Default for SegmentConfig {
     fn default() -> Self {
-        SegmentConfig { mode: SegmentMode::Whole, fallback_whole: false, max_tokens: 3072, chars_per_token: 4.0, window_long: true }
+        SegmentConfig {
+            mode: SegmentMode::Whole,
+            fallback_whole: false,
+            max_tokens: 3072,
+            chars_per_token: 4.0,
+            window_long: true,
+        }
     }
 }
 
@@ -60,7 +66,11 @@ pub fn windows(text: &str, max_chars: usize) -> Vec<String> {
     if max_chars == 0 || text.chars().count() <= max_chars {
         return vec![text.to_string()];
     }
-    let paras: Vec<&str> = if text.contains("\n\n") { text.split("\n\n").collect() } else { text.lines().collect() };
+    let paras: Vec<&str> = if text.contains("\n\n") {
+        text.split("\n\n").collect()
+    } else {
+        text.lines().collect()
+    };
     // pieces no longer than max_chars
     let mut pieces: Vec<String> = Vec::new();
     for p in paras.into_iter().map(str::trim).filter(|p| !p.is_empty()) {
@@ -72,7 +82,8 @@ pub fn windows(text: &str, max_chars: usize) -> Vec<String> {
         let chars: Vec<char> = p.chars().collect();
         for (i, &c) in chars.iter().enumerate() {
             sent.push(c);
-            let end = matches!(c, '.' | '!' | '?') && chars.get(i + 1).is_some_and(|n| n.is_whitespace());
+            let end =
+                matches!(c, '.' | '!' | '?') && chars.get(i + 1).is_some_and(|n| n.is_whitespace());
             if end || i + 1 == chars.len() {
                 let t = sent.trim().to_string();
                 sent.clear();
@@ -82,7 +93,9 @@ pub fn windows(text: &str, max_chars: usize) -> Vec<String> {
                     // a run-on "sentence": cut at word boundaries
                     let mut cur = String::new();
                     for w in t.split_whitespace() {
-                        if !cur.is_empty() && cur.chars().count() + 1 + w.chars().count() > max_chars {
+                        if !cur.is_empty()
+                            && cur.chars().count() + 1 + w.chars().count() > max_chars
+                        {
                             pieces.push(std::mem::take(&mut cur));
                         }
                         if !cur.is_empty() {
@@ -170,7 +183,12 @@ fn find_headings(lines: &[&str]) -> Vec<Heading> {
         let hashes = l.chars().take_while(|&c| c == '#').count();
         if (1..=6).contains(&hashes) && l[hashes..].starts_with(' ') {
             let title = l[hashes..].trim().trim_end_matches('#').trim().to_string();
-            out.push(Heading { title, level: hashes, start: i, body: i + 1 });
+            out.push(Heading {
+                title,
+                level: hashes,
+                start: i,
+                body: i + 1,
+            });
             i += 1;
             continue;
         }
@@ -188,7 +206,12 @@ fn find_headings(lines: &[&str]) -> Vec<Heading> {
                         }
                     };
                     let start = if over { i - 1 } else { i };
-                    out.push(Heading { title: l.trim().to_string(), level, start, body: i + 2 });
+                    out.push(Heading {
+                        title: l.trim().to_string(),
+                        level,
+                        start,
+                        body: i + 2,
+                    });
                     i += 2;
                     continue;
                 }
@@ -207,10 +230,19 @@ pub fn segments(text: &str) -> Vec<Segment> {
     let hs = find_headings(&lines);
     let mut out = Vec::new();
     for (k, h) in hs.iter().enumerate() {
-        let end = hs[k + 1..].iter().find(|n| n.level <= h.level).map(|n| n.start).unwrap_or(lines.len());
+        let end = hs[k + 1..]
+            .iter()
+            .find(|n| n.level <= h.level)
+            .map(|n| n.start)
+            .unwrap_or(lines.len());
         let body = lines[h.body.min(end)..end].join("\n");
         let text = format!("{}\n\n{}", h.title, body.trim());
-        out.push(Segment { heading: h.title.clone(), level: h.level, line: h.start, text: text.trim().to_string() });
+        out.push(Segment {
+            heading: h.title.clone(),
+            level: h.level,
+            line: h.start,
+            text: text.trim().to_string(),
+        });
     }
     out
 }
@@ -225,7 +257,11 @@ mod tests {
         let s = segments(doc);
         let heads: Vec<_> = s.iter().map(|x| (x.heading.as_str(), x.level)).collect();
         assert_eq!(heads, [("A", 1), ("A1", 2), ("A2", 2), ("B", 1)]);
-        assert!(s[0].text.contains("a1 text") && s[0].text.contains("a2 text") && !s[0].text.contains("b text"));
+        assert!(
+            s[0].text.contains("a1 text")
+                && s[0].text.contains("a2 text")
+                && !s[0].text.contains("b text")
+        );
         assert_eq!(s[1].text, "A1\n\na1 text");
         assert!(s[3].text.contains("# not a heading"));
     }
@@ -235,7 +271,10 @@ mod tests {
         let doc = "=====\nTitle\n=====\n\nTop text.\n\nSection\n-------\n\nSec text.\n\nSub\n~~~\n\nsub text\n\nOther\n-----\n\nother text\n";
         let s = segments(doc);
         let heads: Vec<_> = s.iter().map(|x| (x.heading.as_str(), x.level)).collect();
-        assert_eq!(heads, [("Title", 1), ("Section", 2), ("Sub", 3), ("Other", 2)]);
+        assert_eq!(
+            heads,
+            [("Title", 1), ("Section", 2), ("Sub", 3), ("Other", 2)]
+        );
         assert!(s[1].text.contains("sub text") && !s[1].text.contains("other text"));
         assert!(s[0].text.contains("other text"));
         assert!(segments("no headings here\njust text").is_empty());
@@ -243,7 +282,9 @@ mod tests {
 
     #[test]
     fn long_text_is_windowed_by_paragraphs_without_loss() {
-        let paras: Vec<String> = (0..30).map(|i| format!("Paragraph {i} says something. It has two sentences.")).collect();
+        let paras: Vec<String> = (0..30)
+            .map(|i| format!("Paragraph {i} says something. It has two sentences."))
+            .collect();
         let text = paras.join("\n\n");
         let w = windows(&text, 200);
         assert!(w.len() > 1);

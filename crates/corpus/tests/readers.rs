@@ -16,11 +16,21 @@ fn cache() -> PathBuf {
 }
 
 fn need(p: PathBuf) -> PathBuf {
-    assert!(p.exists(), "{} is missing: run `scripts/fetch-assets.sh corpus` first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `scripts/fetch-assets.sh corpus` first",
+        p.display()
+    );
     p
 }
 
-fn read(paths: &[&Path], opts: ReaderOptions) -> (Vec<backforth_corpus::Document>, backforth_corpus::readers::InputStats) {
+fn read(
+    paths: &[&Path],
+    opts: ReaderOptions,
+) -> (
+    Vec<backforth_corpus::Document>,
+    backforth_corpus::readers::InputStats,
+) {
     let mut s = DocumentStream::new(paths.iter().map(|p| p.to_path_buf()).collect(), opts);
     let docs: Vec<_> = s.by_ref().collect();
     (docs, s.stats)
@@ -50,33 +60,84 @@ fn gz(b: &[u8]) -> Vec<u8> {
 }
 
 fn http_response(ct: &str, body: &str) -> Vec<u8> {
-    format!("HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 #[test]
 fn warc_gzip_per_record_with_a_broken_record() {
     let dir = tempfile::tempdir().unwrap();
     let recs = [
-        warc_record("warcinfo", "info", "application/warc-fields", b"software: test\r\n"),
-        warc_record("request", "http://a.example/", "application/http; msgtype=request", b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n"),
-        warc_record("response", "http://a.example/", "application/http; msgtype=response", &http_response("text/html; charset=utf-8", PAGE)),
+        warc_record(
+            "warcinfo",
+            "info",
+            "application/warc-fields",
+            b"software: test\r\n",
+        ),
+        warc_record(
+            "request",
+            "http://a.example/",
+            "application/http; msgtype=request",
+            b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n",
+        ),
+        warc_record(
+            "response",
+            "http://a.example/",
+            "application/http; msgtype=response",
+            &http_response("text/html; charset=utf-8", PAGE),
+        ),
         // broken header: no version line, garbage fields
-        b"WARC/1.0\r\nthis is not a header line\r\n\x00\x01garbage\r\n\r\nmore garbage\r\n\r\n".to_vec(),
-        warc_record("response", "http://b.example/x.png", "application/http; msgtype=response", &http_response("image/png", "PNG")),
-        warc_record("conversion", "http://c.example/", "text/plain", "Plain extracted text from a WET file.\nSecond line.".as_bytes()),
+        b"WARC/1.0\r\nthis is not a header line\r\n\x00\x01garbage\r\n\r\nmore garbage\r\n\r\n"
+            .to_vec(),
+        warc_record(
+            "response",
+            "http://b.example/x.png",
+            "application/http; msgtype=response",
+            &http_response("image/png", "PNG"),
+        ),
+        warc_record(
+            "conversion",
+            "http://c.example/",
+            "text/plain",
+            "Plain extracted text from a WET file.\nSecond line.".as_bytes(),
+        ),
     ];
     // gzip per record, as Common Crawl writes them
     let p = dir.path().join("crawl.warc.gz");
     std::fs::write(&p, recs.iter().flat_map(|r| gz(r)).collect::<Vec<u8>>()).unwrap();
     let (docs, st) = read(&[&p], ReaderOptions::default());
     let ids: Vec<_> = docs.iter().map(|d| d.id.as_str()).collect();
-    assert_eq!(ids, ["urn:uuid:http://a.example/", "urn:uuid:http://c.example/"], "{st:?}");
-    assert!(docs[0].text.starts_with("# Caring for clay pots") && docs[0].text.contains("## Cleaning"), "{}", docs[0].text);
-    assert!(!docs[0].text.contains("Shop") && !docs[0].text.contains("rights reserved"), "{}", docs[0].text);
+    assert_eq!(
+        ids,
+        ["urn:uuid:http://a.example/", "urn:uuid:http://c.example/"],
+        "{st:?}"
+    );
+    assert!(
+        docs[0].text.starts_with("# Caring for clay pots") && docs[0].text.contains("## Cleaning"),
+        "{}",
+        docs[0].text
+    );
+    assert!(
+        !docs[0].text.contains("Shop") && !docs[0].text.contains("rights reserved"),
+        "{}",
+        docs[0].text
+    );
     assert_eq!(docs[0].metadata["url"], "http://a.example/");
-    assert_eq!(docs[1].text, "Plain extracted text from a WET file.\nSecond line.");
+    assert_eq!(
+        docs[1].text,
+        "Plain extracted text from a WET file.\nSecond line."
+    );
     assert_eq!(st.skipped.get("warc_bad_record"), Some(&1), "{st:?}");
-    assert!(st.messages.iter().any(|m| m.contains("crawl.warc.gz") && m.contains("byte")), "{:?}", st.messages);
+    assert!(
+        st.messages
+            .iter()
+            .any(|m| m.contains("crawl.warc.gz") && m.contains("byte")),
+        "{:?}",
+        st.messages
+    );
     assert_eq!(st.ignored.get("warc_not_document"), Some(&2));
     assert_eq!(st.ignored.get("warc_not_text"), Some(&1));
 
@@ -86,7 +147,10 @@ fn warc_gzip_per_record_with_a_broken_record() {
     std::fs::write(&cut, &all[..all.len() - 30]).unwrap();
     let (docs, st) = read(&[&cut, &p], ReaderOptions::default());
     assert_eq!(docs.len(), 3, "{st:?}");
-    assert!(st.skipped.contains_key("read_error") || st.skipped.get("warc_bad_record") == Some(&2), "{st:?}");
+    assert!(
+        st.skipped.contains_key("read_error") || st.skipped.get("warc_bad_record") == Some(&2),
+        "{st:?}"
+    );
 }
 
 #[test]
@@ -95,15 +159,38 @@ fn html_files_and_broken_html() {
     let site = dir.path().join("site");
     std::fs::create_dir_all(site.join("sub")).unwrap();
     std::fs::write(site.join("sub/pots.html"), PAGE).unwrap();
-    std::fs::write(site.join("nobody.html"), "<html><head><title>t</title><script>var x = 1;</script></head></html>").unwrap();
+    std::fs::write(
+        site.join("nobody.html"),
+        "<html><head><title>t</title><script>var x = 1;</script></head></html>",
+    )
+    .unwrap();
     std::fs::write(site.join("empty.htm"), "").unwrap();
-    std::fs::write(site.join("latin1.html"), b"<html><body><p>caf\xe9 \xff</p></body></html>").unwrap();
+    std::fs::write(
+        site.join("latin1.html"),
+        b"<html><body><p>caf\xe9 \xff</p></body></html>",
+    )
+    .unwrap();
     let (docs, st) = read(&[&site], ReaderOptions::default());
     let ids: Vec<_> = docs.iter().map(|d| d.id.as_str()).collect();
     assert!(ids.contains(&"sub/pots.html"), "{ids:?} {st:?}");
-    assert_eq!(docs.iter().find(|d| d.id == "sub/pots.html").unwrap().metadata["title"], "Caring for clay pots");
-    assert!(st.skipped.get("html_no_content").copied().unwrap_or(0) >= 2, "{st:?}");
-    assert!(st.messages.iter().any(|m| m.contains("nobody.html") && m.contains("no main content")), "{:?}", st.messages);
+    assert_eq!(
+        docs.iter()
+            .find(|d| d.id == "sub/pots.html")
+            .unwrap()
+            .metadata["title"],
+        "Caring for clay pots"
+    );
+    assert!(
+        st.skipped.get("html_no_content").copied().unwrap_or(0) >= 2,
+        "{st:?}"
+    );
+    assert!(
+        st.messages
+            .iter()
+            .any(|m| m.contains("nobody.html") && m.contains("no main content")),
+        "{:?}",
+        st.messages
+    );
 }
 
 #[test]
@@ -116,35 +203,68 @@ fn parquet_text_and_id_columns() {
     let schema = std::sync::Arc::new(
         parquet::schema::parser::parse_message_type("message doc { REQUIRED INT64 id; OPTIONAL BYTE_ARRAY text (UTF8); REQUIRED BYTE_ARRAY url (UTF8); }").unwrap(),
     );
-    let props = std::sync::Arc::new(WriterProperties::builder().set_compression(parquet::basic::Compression::ZSTD(Default::default())).build());
-    let mut w = SerializedFileWriter::new(std::fs::File::create(&p).unwrap(), schema, props).unwrap();
+    let props = std::sync::Arc::new(
+        WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+            .build(),
+    );
+    let mut w =
+        SerializedFileWriter::new(std::fs::File::create(&p).unwrap(), schema, props).unwrap();
     for group in 0..2i64 {
         let mut rg = w.next_row_group().unwrap();
         let ids: Vec<i64> = (0..3).map(|i| group * 3 + i).collect();
         let mut c = rg.next_column().unwrap().unwrap();
-        c.typed::<Int64Type>().write_batch(&ids, None, None).unwrap();
+        c.typed::<Int64Type>()
+            .write_batch(&ids, None, None)
+            .unwrap();
         c.close().unwrap();
         // row 1 of each group has a null text
-        let texts: Vec<ByteArray> = ids.iter().filter(|i| *i % 3 != 1).map(|i| ByteArray::from(format!("document number {i}").as_str())).collect();
+        let texts: Vec<ByteArray> = ids
+            .iter()
+            .filter(|i| *i % 3 != 1)
+            .map(|i| ByteArray::from(format!("document number {i}").as_str()))
+            .collect();
         let mut c = rg.next_column().unwrap().unwrap();
-        c.typed::<ByteArrayType>().write_batch(&texts, Some(&[1, 0, 1]), None).unwrap();
+        c.typed::<ByteArrayType>()
+            .write_batch(&texts, Some(&[1, 0, 1]), None)
+            .unwrap();
         c.close().unwrap();
-        let urls: Vec<ByteArray> = ids.iter().map(|i| ByteArray::from(format!("http://x/{i}").as_str())).collect();
+        let urls: Vec<ByteArray> = ids
+            .iter()
+            .map(|i| ByteArray::from(format!("http://x/{i}").as_str()))
+            .collect();
         let mut c = rg.next_column().unwrap().unwrap();
-        c.typed::<ByteArrayType>().write_batch(&urls, None, None).unwrap();
+        c.typed::<ByteArrayType>()
+            .write_batch(&urls, None, None)
+            .unwrap();
         c.close().unwrap();
         rg.close().unwrap();
     }
     w.close().unwrap();
     let (docs, st) = read(&[&p], ReaderOptions::default());
-    let got: Vec<_> = docs.iter().map(|d| (d.id.as_str(), d.text.as_str(), d.source.line)).collect();
+    let got: Vec<_> = docs
+        .iter()
+        .map(|d| (d.id.as_str(), d.text.as_str(), d.source.line))
+        .collect();
     assert_eq!(
         got,
-        [("0", "document number 0", Some(1)), ("2", "document number 2", Some(3)), ("3", "document number 3", Some(4)), ("5", "document number 5", Some(6))]
+        [
+            ("0", "document number 0", Some(1)),
+            ("2", "document number 2", Some(3)),
+            ("3", "document number 3", Some(4)),
+            ("5", "document number 5", Some(6))
+        ]
     );
     assert_eq!(st.skipped.get("missing_text"), Some(&2));
     // a text column under another name
-    let (docs, st) = read(&[&p], ReaderOptions { text_field: "url".into(), id_field: "none".into(), ..Default::default() });
+    let (docs, st) = read(
+        &[&p],
+        ReaderOptions {
+            text_field: "url".into(),
+            id_field: "none".into(),
+            ..Default::default()
+        },
+    );
     assert_eq!(docs.len(), 6, "{st:?}");
     assert!(docs[0].id.ends_with("shard.parquet:row1"));
     // not a Parquet file
@@ -152,18 +272,37 @@ fn parquet_text_and_id_columns() {
     std::fs::write(&bad, b"PAR1 not really").unwrap();
     let (docs, st) = read(&[&bad, &p], ReaderOptions::default());
     assert_eq!(docs.len(), 4);
-    assert!(st.messages[0].contains("bad.parquet") && st.messages[0].contains("Parquet"), "{:?}", st.messages);
+    assert!(
+        st.messages[0].contains("bad.parquet") && st.messages[0].contains("Parquet"),
+        "{:?}",
+        st.messages
+    );
 }
 
 #[test]
 fn wikipedia_dump_fragment() {
-    let dump = need(cache().join("corpus/gensim/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"));
-    let (docs, st) = read(&[&dump], ReaderOptions { max_chars: 10_000_000, ..Default::default() });
+    let dump = need(cache().join(
+        "corpus/gensim/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
+    ));
+    let (docs, st) = read(
+        &[&dump],
+        ReaderOptions {
+            max_chars: 10_000_000,
+            ..Default::default()
+        },
+    );
     // the fragment holds 106 full articles (ASSETS.md); the rest are redirects or other namespaces
-    assert!(docs.len() >= 100 && docs.len() <= 110, "{} docs {st:?}", docs.len());
+    assert!(
+        docs.len() >= 100 && docs.len() <= 110,
+        "{} docs {st:?}",
+        docs.len()
+    );
     assert_eq!(st.skipped_total(), 0, "{st:?}");
     assert!(st.ignored.values().sum::<u64>() >= 90, "{st:?}");
-    let a = docs.iter().find(|d| d.metadata["title"] == "Anarchism").expect("Anarchism page");
+    let a = docs
+        .iter()
+        .find(|d| d.metadata["title"] == "Anarchism")
+        .expect("Anarchism page");
     assert!(a.id.starts_with("wiki:"));
     assert!(a.text.starts_with("# Anarchism\n\n"), "{}", &a.text[..200]);
     assert!(a.text.contains("\n## History"), "no section headings");
@@ -179,8 +318,18 @@ fn wikipedia_dump_fragment() {
     let bytes = std::fs::read(&dump).unwrap();
     let cut = dir.path().join("cut.xml.bz2");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    let (docs2, st) = read(&[&cut], ReaderOptions { max_chars: 10_000_000, ..Default::default() });
-    assert!(!docs2.is_empty() && docs2.len() < docs.len(), "{}", docs2.len());
+    let (docs2, st) = read(
+        &[&cut],
+        ReaderOptions {
+            max_chars: 10_000_000,
+            ..Default::default()
+        },
+    );
+    assert!(
+        !docs2.is_empty() && docs2.len() < docs.len(),
+        "{}",
+        docs2.len()
+    );
     assert_eq!(st.skipped_total(), 1, "{st:?}");
     assert!(st.messages[0].contains("cut.xml.bz2"), "{:?}", st.messages);
 }
@@ -188,15 +337,32 @@ fn wikipedia_dump_fragment() {
 #[test]
 fn python_manual_html_keeps_sections() {
     let html = need(cache().join("corpus/python3.11-doc/html/library/json.html"));
-    let (docs, st) = read(&[&html], ReaderOptions { format: InputFormat::Auto, ..Default::default() });
+    let (docs, st) = read(
+        &[&html],
+        ReaderOptions {
+            format: InputFormat::Auto,
+            ..Default::default()
+        },
+    );
     assert_eq!(docs.len(), 1, "{st:?}");
     let t = &docs[0].text;
     assert!(t.starts_with("# json"), "{}", &t[..100]);
-    let heads: Vec<_> = backforth_corpus::segment::segments(t).into_iter().map(|s| s.heading).collect();
-    for h in ["Basic Usage", "Encoders and Decoders", "Exceptions", "Command Line Interface"] {
+    let heads: Vec<_> = backforth_corpus::segment::segments(t)
+        .into_iter()
+        .map(|s| s.heading)
+        .collect();
+    for h in [
+        "Basic Usage",
+        "Encoders and Decoders",
+        "Exceptions",
+        "Command Line Interface",
+    ] {
         assert!(heads.iter().any(|x| x == h), "{h} not in {heads:?}");
     }
-    assert!(!t.contains("Permalink") && !t.contains("](") && !t.contains("Navigation"), "link or navigation residue");
+    assert!(
+        !t.contains("Permalink") && !t.contains("](") && !t.contains("Navigation"),
+        "link or navigation residue"
+    );
 }
 
 #[test]
@@ -217,7 +383,13 @@ fn truncated_zstd_and_empty_files() {
     let (docs, st) = read(&[&cut, &empty, &ok], ReaderOptions::default());
     assert!(docs.len() > 100 && docs.len() < 40000, "{}", docs.len());
     assert_eq!(docs.last().unwrap().id, "last");
-    assert!(st.messages.iter().any(|m| m.contains("cut.jsonl.zst") && m.contains("read error")), "{:?}", st.messages);
+    assert!(
+        st.messages
+            .iter()
+            .any(|m| m.contains("cut.jsonl.zst") && m.contains("read error")),
+        "{:?}",
+        st.messages
+    );
 }
 
 /// newspaper4k's test pages (several languages) against its expected article
@@ -228,7 +400,10 @@ fn news_html_extraction_against_expected_texts() {
     let mut scores = Vec::new();
     for e in std::fs::read_dir(d.join("txt")).unwrap() {
         let txt = e.unwrap().path();
-        let html = d.join("html").join(txt.file_name().unwrap()).with_extension("html");
+        let html = d
+            .join("html")
+            .join(txt.file_name().unwrap())
+            .with_extension("html");
         let reference = std::fs::read_to_string(&txt).unwrap();
         if !html.exists() || reference.trim().is_empty() {
             continue;
@@ -238,13 +413,19 @@ fn news_html_extraction_against_expected_texts() {
             Ok((_, t)) => backforth_corpus::readers::html::token_f1(&t, &reference).2,
             Err(_) => 0.0,
         };
-        eprintln!("{:40} F1 {f1:.3}", txt.file_name().unwrap().to_string_lossy());
+        eprintln!(
+            "{:40} F1 {f1:.3}",
+            txt.file_name().unwrap().to_string_lossy()
+        );
         scores.push(f1);
     }
     assert!(scores.len() >= 15, "{}", scores.len());
     let mean = scores.iter().sum::<f64>() / scores.len() as f64;
     eprintln!("mean F1 {mean:.3} over {}", scores.len());
-    assert!(mean >= MIN_NEWS_F1, "mean token F1 {mean:.3} < {MIN_NEWS_F1}");
+    assert!(
+        mean >= MIN_NEWS_F1,
+        "mean token F1 {mean:.3} < {MIN_NEWS_F1}"
+    );
 }
 
 /// Measured mean 0.934 over 23 pages (dom_smoothie 0.19), minus a margin.
@@ -257,12 +438,24 @@ const MIN_NEWS_F1: f64 = 0.88;
 fn junk_is_mostly_dropped() {
     let spam = need(cache().join("corpus/spam-assassin"));
     use backforth_corpus::prepare::{prepare_stream, PrepareSettings};
-    let input = ReaderOptions { paths: vec![format!("{}/spam-*/*.json", spam.display())], ..Default::default() };
+    let input = ReaderOptions {
+        paths: vec![format!("{}/spam-*/*.json", spam.display())],
+        ..Default::default()
+    };
     let (segment, filter, dedup, decontam) = Default::default();
-    let settings = PrepareSettings { input: &input, segment: &segment, filter: &filter, dedup: &dedup, decontam: &decontam };
+    let settings = PrepareSettings {
+        input: &input,
+        segment: &segment,
+        filter: &filter,
+        dedup: &dedup,
+        decontam: &decontam,
+    };
     let st = prepare_stream(&settings, &mut |_, _| {}, &mut |_| Ok(())).unwrap();
     let read = st.input.documents as f64;
-    eprintln!("spam: {} read, {} kept, dropped {:?}", st.input.documents, st.kept, st.dropped);
+    eprintln!(
+        "spam: {} read, {} kept, dropped {:?}",
+        st.input.documents, st.kept, st.dropped
+    );
     assert!(read > 1500.0);
     assert!((st.kept as f64) < 0.1 * read, "kept {} of {read}", st.kept);
 }

@@ -39,12 +39,33 @@ pub struct GenRequest {
     /// lines, no chat template): base or fine-tuned models without a chat
     /// format, and the `/v1/completions` API. See [`GenRequest::raw_text`].
     pub raw_prompt: bool,
+    /// Return the log-probabilities of this many most likely tokens at each
+    /// generated position ([`GenOutput::logprobs`]); 0 = none (the default,
+    /// and free). Engines report the model's distribution before the grammar
+    /// and sampling chain, as the OpenAI API's `top_logprobs` does.
+    pub top_logprobs: u8,
 }
 
 impl GenRequest {
+    /// A chat request with no grammar, no raw prompt and no log-probabilities.
+    pub fn chat(tag: u64, messages: Vec<ChatMessage>, sampling: Sampling) -> Self {
+        GenRequest {
+            tag,
+            messages,
+            sampling,
+            grammar: None,
+            raw_prompt: false,
+            top_logprobs: 0,
+        }
+    }
+
     /// The plain-text prompt: message contents joined by blank lines.
     pub fn raw_text(&self) -> String {
-        self.messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n\n")
+        self.messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n\n")
     }
 }
 
@@ -81,6 +102,20 @@ pub struct GenOutput {
     /// `usage.prompt_tokens_details.cached_tokens`), or all of them on a
     /// response-cache hit. At most `prompt_tokens`.
     pub cached_prompt_tokens: u32,
+    /// One entry per generated token when the request asked for
+    /// `top_logprobs` (and the engine or server gives them); empty otherwise.
+    pub logprobs: Vec<TokenLogprobs>,
+}
+
+/// The model's distribution at one generated position: the chosen token and
+/// the `top_logprobs` most likely ones (natural-log probabilities, ≤ 0, most
+/// likely first). Token texts are the engine's pieces (may carry a leading
+/// space, may be part of a UTF-8 character).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprobs {
+    pub token: String,
+    pub logprob: f32,
+    pub top: Vec<(String, f32)>,
 }
 
 /// Receives each finished request as soon as it completes (in completion order,
@@ -100,7 +135,11 @@ pub trait Backend {
     fn model_id(&self) -> String;
 
     /// Run all requests. Errors: only fatal ones (model cannot run, sink failed).
-    fn generate(&mut self, requests: &mut dyn Iterator<Item = GenRequest>, sink: &mut Sink<'_>) -> anyhow::Result<()>;
+    fn generate(
+        &mut self,
+        requests: &mut dyn Iterator<Item = GenRequest>,
+        sink: &mut Sink<'_>,
+    ) -> anyhow::Result<()>;
 }
 
 /// Supplies backends by model path or name; the pipeline and the evaluation

@@ -15,17 +15,25 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
-/// The cache key of a request for a model, 32 hex chars.
+/// The cache key of a request for a model, 32 hex chars. `top_logprobs`
+/// enters the key only when asked for, so keys of plain requests are those
+/// of caches written before log-probabilities existed.
 pub fn request_key(model_id: &str, r: &GenRequest) -> String {
-    let v = serde_json::json!({
+    let mut v = serde_json::json!({
         "model": model_id,
         "messages": r.messages,
         "sampling": r.sampling,
         "grammar": r.grammar,
     });
+    if r.top_logprobs > 0 {
+        v["top_logprobs"] = r.top_logprobs.into();
+    }
     blake3::hash(v.to_string().as_bytes()).to_hex()[..32].to_string()
 }
 
@@ -52,7 +60,8 @@ impl ResponseCache {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d).ok();
         }
-        let conn = Connection::open(path).with_context(|| format!("opening cache {}", path.display()))?;
+        let conn =
+            Connection::open(path).with_context(|| format!("opening cache {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
@@ -62,6 +71,15 @@ impl ResponseCache {
                 prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, finish TEXT NOT NULL,
                 created REAL NOT NULL, last_hit REAL, hits INTEGER NOT NULL DEFAULT 0)",
         )?;
+        // caches written before log-probabilities were kept lack the column
+        let has_logprobs: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('responses') WHERE name = 'logprobs'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_logprobs == 0 {
+            conn.execute_batch("ALTER TABLE responses ADD COLUMN logprobs TEXT")?;
+        }
         Ok(ResponseCache { conn })
     }
 
@@ -69,15 +87,33 @@ impl ResponseCache {
     pub fn get(&self, key: &str) -> Result<Option<GenOutput>> {
         let row = self
             .conn
-            .query_row("SELECT text, prompt_tokens, completion_tokens, finish FROM responses WHERE key = ?1", [key], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, u32>(2)?, r.get::<_, String>(3)?))
+            .query_row("SELECT text, prompt_tokens, completion_tokens, finish, logprobs FROM responses WHERE key = ?1", [key], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, u32>(2)?, r.get::<_, String>(3)?, r.get::<_, Option<String>>(4)?))
             })
             .optional()?;
         Ok(match row {
-            Some((text, p, c, f)) => {
-                self.conn.execute("UPDATE responses SET hits = hits + 1, last_hit = ?2 WHERE key = ?1", params![key, now()])?;
-                let finish = if f == "length" { FinishReason::Length } else { FinishReason::Stop };
-                Some(GenOutput { text, prompt_tokens: p, completion_tokens: c, finish, cached_prompt_tokens: p })
+            Some((text, p, c, f, lp)) => {
+                self.conn.execute(
+                    "UPDATE responses SET hits = hits + 1, last_hit = ?2 WHERE key = ?1",
+                    params![key, now()],
+                )?;
+                let finish = if f == "length" {
+                    FinishReason::Length
+                } else {
+                    FinishReason::Stop
+                };
+                // an unreadable column is a miss in effect: no log-probabilities
+                let logprobs = lp
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or_default();
+                Some(GenOutput {
+                    text,
+                    prompt_tokens: p,
+                    completion_tokens: c,
+                    finish,
+                    cached_prompt_tokens: p,
+                    logprobs,
+                })
             }
             None => None,
         })
@@ -85,10 +121,15 @@ impl ResponseCache {
 
     /// Store a completion. Errors: SQLite failures.
     pub fn put(&self, key: &str, model: &str, o: &GenOutput) -> Result<()> {
+        let lp = if o.logprobs.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&o.logprobs)?)
+        };
         self.conn.execute(
-            "INSERT OR REPLACE INTO responses (key, model, text, prompt_tokens, completion_tokens, finish, created, hits)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
-            params![key, model, o.text, o.prompt_tokens, o.completion_tokens, o.finish.as_str(), now()],
+            "INSERT OR REPLACE INTO responses (key, model, text, prompt_tokens, completion_tokens, finish, created, hits, logprobs)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)",
+            params![key, model, o.text, o.prompt_tokens, o.completion_tokens, o.finish.as_str(), now(), lp],
         )?;
         Ok(())
     }
@@ -100,9 +141,20 @@ impl ResponseCache {
             [],
             |r| Ok((r.get::<_, u64>(0)?, r.get::<_, u64>(1)?, r.get::<_, u64>(2)?, r.get::<_, u64>(3)?, r.get::<_, u64>(4)?)),
         )?;
-        let mut st = self.conn.prepare("SELECT model, COUNT(*) FROM responses GROUP BY model ORDER BY model")?;
-        let models = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?.collect::<Result<Vec<_>, _>>()?;
-        Ok(CacheStats { entries, hits, prompt_tokens: p, completion_tokens: c, bytes, models })
+        let mut st = self
+            .conn
+            .prepare("SELECT model, COUNT(*) FROM responses GROUP BY model ORDER BY model")?;
+        let models = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CacheStats {
+            entries,
+            hits,
+            prompt_tokens: p,
+            completion_tokens: c,
+            bytes,
+            models,
+        })
     }
 
     /// Delete entries created more than `older_than_days` ago and never hit
@@ -138,11 +190,16 @@ impl Backend for CachedBackend {
         self.inner.model_id()
     }
 
-    fn generate(&mut self, requests: &mut dyn Iterator<Item = GenRequest>, sink: &mut Sink<'_>) -> Result<()> {
+    fn generate(
+        &mut self,
+        requests: &mut dyn Iterator<Item = GenRequest>,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
         let model = self.inner.model_id();
         let cache = &self.cache;
         let sink = RefCell::new(sink);
-        let keys: RefCell<std::collections::HashMap<u64, String>> = RefCell::new(Default::default());
+        let keys: RefCell<std::collections::HashMap<u64, String>> =
+            RefCell::new(Default::default());
         let err: RefCell<Option<anyhow::Error>> = RefCell::new(None);
         let hits = RefCell::new(0u64);
         let misses = RefCell::new(0u64);
@@ -198,9 +255,19 @@ mod tests {
 
     fn req(tag: u64, text: &str, seed: u64) -> GenRequest {
         GenRequest {
+            top_logprobs: 0,
             tag,
-            messages: vec![ChatMessage { role: "user".into(), content: text.into() }],
-            sampling: Sampling { temperature: 1.0, top_p: 0.9, max_tokens: 8, seed, stop: vec![] },
+            messages: vec![ChatMessage {
+                role: "user".into(),
+                content: text.into(),
+            }],
+            sampling: Sampling {
+                temperature: 1.0,
+                top_p: 0.9,
+                max_tokens: 8,
+                seed,
+                stop: vec![],
+            },
             grammar: None,
             raw_prompt: false,
         }
@@ -212,13 +279,24 @@ mod tests {
         fn model_id(&self) -> String {
             "echo".into()
         }
-        fn generate(&mut self, requests: &mut dyn Iterator<Item = GenRequest>, sink: &mut Sink<'_>) -> Result<()> {
+        fn generate(
+            &mut self,
+            requests: &mut dyn Iterator<Item = GenRequest>,
+            sink: &mut Sink<'_>,
+        ) -> Result<()> {
             for r in requests {
                 self.0 += 1;
                 let res = if r.messages[0].content == "fail" {
                     Err("boom".to_string())
                 } else {
-                    Ok(GenOutput { text: format!("re: {}", r.messages[0].content), prompt_tokens: 3, completion_tokens: 2, finish: FinishReason::Stop, cached_prompt_tokens: 0 })
+                    Ok(GenOutput {
+                        text: format!("re: {}", r.messages[0].content),
+                        prompt_tokens: 3,
+                        completion_tokens: 2,
+                        finish: FinishReason::Stop,
+                        cached_prompt_tokens: 0,
+                        logprobs: vec![],
+                    })
                 };
                 sink(r.tag, res)?;
             }
@@ -229,7 +307,11 @@ mod tests {
     #[test]
     fn keys_change_with_every_input() {
         let base = request_key("m", &req(1, "a", 1));
-        assert_eq!(base, request_key("m", &req(2, "a", 1)), "the tag is not part of the key");
+        assert_eq!(
+            base,
+            request_key("m", &req(2, "a", 1)),
+            "the tag is not part of the key"
+        );
         assert_ne!(base, request_key("m2", &req(1, "a", 1)));
         assert_ne!(base, request_key("m", &req(1, "b", 1)));
         assert_ne!(base, request_key("m", &req(1, "a", 2)));
@@ -239,13 +321,59 @@ mod tests {
         let mut t = req(1, "a", 1);
         t.sampling.temperature = 0.5;
         assert_ne!(base, request_key("m", &t));
+        let mut l = req(1, "a", 1);
+        l.top_logprobs = 5;
+        assert_ne!(base, request_key("m", &l));
+    }
+
+    #[test]
+    fn logprobs_survive_the_cache_and_old_files_gain_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite");
+        {
+            // a cache file as written before log-probabilities were kept
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, text TEXT NOT NULL,
+                 prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, finish TEXT NOT NULL,
+                 created REAL NOT NULL, last_hit REAL, hits INTEGER NOT NULL DEFAULT 0);
+                 INSERT INTO responses VALUES ('old', 'm', 'hi', 3, 1, 'stop', 0, NULL, 0);",
+            )
+            .unwrap();
+        }
+        let cache = ResponseCache::open(&path).unwrap();
+        let old = cache.get("old").unwrap().unwrap();
+        assert_eq!((old.text.as_str(), old.logprobs.len()), ("hi", 0));
+        let lp = vec![crate::TokenLogprobs {
+            token: " A".into(),
+            logprob: -0.1,
+            top: vec![(" A".into(), -0.1), (" B".into(), -2.4)],
+        }];
+        let o = GenOutput {
+            text: " A".into(),
+            prompt_tokens: 4,
+            completion_tokens: 1,
+            finish: FinishReason::Stop,
+            cached_prompt_tokens: 0,
+            logprobs: lp.clone(),
+        };
+        cache.put("new", "m", &o).unwrap();
+        assert_eq!(cache.get("new").unwrap().unwrap().logprobs, lp);
+        drop(cache);
+        // opening again does not add the column twice
+        ResponseCache::open(&path).unwrap();
     }
 
     #[test]
     fn cached_backend_hits_misses_and_skips_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sqlite");
-        let mut cb = CachedBackend { inner: Box::new(Echo(0)), cache: ResponseCache::open(&path).unwrap(), hits: 0, misses: 0 };
+        let mut cb = CachedBackend {
+            inner: Box::new(Echo(0)),
+            cache: ResponseCache::open(&path).unwrap(),
+            hits: 0,
+            misses: 0,
+        };
         let mut got = Vec::new();
         let mut reqs = vec![req(1, "a", 1), req(2, "fail", 1), req(3, "b", 1)].into_iter();
         cb.generate(&mut reqs, &mut |t, r| {
@@ -256,9 +384,20 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert_eq!((cb.hits, cb.misses), (0, 3));
         // second pass, fresh cache handle: a and b are hits, the failure is retried
-        let mut cb = CachedBackend { inner: Box::new(Echo(0)), cache: ResponseCache::open(&path).unwrap(), hits: 0, misses: 0 };
+        let mut cb = CachedBackend {
+            inner: Box::new(Echo(0)),
+            cache: ResponseCache::open(&path).unwrap(),
+            hits: 0,
+            misses: 0,
+        };
         let mut got = Vec::new();
-        let mut reqs = vec![req(7, "a", 1), req(8, "fail", 1), req(9, "b", 1), req(10, "b", 2)].into_iter();
+        let mut reqs = vec![
+            req(7, "a", 1),
+            req(8, "fail", 1),
+            req(9, "b", 1),
+            req(10, "b", 2),
+        ]
+        .into_iter();
         cb.generate(&mut reqs, &mut |t, r| {
             got.push((t, r.map(|o| o.text)));
             Ok(())
@@ -271,7 +410,11 @@ mod tests {
         let st = cb.cache.stats().unwrap();
         assert_eq!(st.entries, 3);
         assert_eq!(st.hits, 2);
-        assert_eq!(cb.cache.prune(1.0, None).unwrap(), 0, "nothing is a day old");
+        assert_eq!(
+            cb.cache.prune(1.0, None).unwrap(),
+            0,
+            "nothing is a day old"
+        );
         assert_eq!(cb.cache.prune(0.0, Some("other-model")).unwrap(), 0);
         assert_eq!(cb.cache.prune(-1.0, None).unwrap(), 3);
         assert_eq!(cb.cache.stats().unwrap().entries, 0);

@@ -36,7 +36,16 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { path: String::new(), threads: 0, batch_size: 4, context: 4096, n_batch: 512, seed: 42, raw_prompt: false, prefix_reuse: true }
+        ModelConfig {
+            path: String::new(),
+            threads: 0,
+            batch_size: 4,
+            context: 4096,
+            n_batch: 512,
+            seed: 42,
+            raw_prompt: false,
+            prefix_reuse: true,
+        }
     }
 }
 
@@ -166,6 +175,9 @@ pub struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { enabled: true, path: String::new() }
+        CacheConfig {
+            enabled: true,
+            path: String::new(),
+        }
     }
 }

@@ -18,4 +18,7 @@ pub mod cache;
 pub mod config;
 pub mod encoder;
 
-pub use backend::{Backend, BackendProvider, ChatMessage, FinishReason, GenOutput, GenRequest, Sampling, Sink};
+pub use backend::{
+    Backend, BackendProvider, ChatMessage, FinishReason, GenOutput, GenRequest, Sampling, Sink,
+    TokenLogprobs,
+};

@@ -16,10 +16,10 @@
 //! Words are lower-cased runs of alphanumeric characters (Unicode), so
 //! "tokens" here are words, not model tokens; `chars` are Unicode scalar values.
 
+use anyhow::{Context, Result};
 use backforth::config::Config;
 use backforth::record::{ParseStatus, Record, Stage};
 use backforth::store::{self, RunDir};
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -56,7 +56,15 @@ impl Dist {
         let mut s = values.clone();
         s.sort_by(f64::total_cmp);
         let q = |p: f64| s[(((s.len() - 1) as f64) * p).round() as usize];
-        Dist { mean: s.iter().sum::<f64>() / s.len() as f64, median: q(0.5), p10: q(0.1), p90: q(0.9), min: s[0], max: s[s.len() - 1], values }
+        Dist {
+            mean: s.iter().sum::<f64>() / s.len() as f64,
+            median: q(0.5),
+            p10: q(0.1),
+            p90: q(0.9),
+            min: s[0],
+            max: s[s.len() - 1],
+            values,
+        }
     }
 }
 
@@ -77,7 +85,10 @@ pub struct TextStats {
 
 /// Lower-cased words (runs of alphanumerics).
 pub fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase()).collect()
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_lowercase())
+        .collect()
 }
 
 /// Statistics of one set (see the module docs).
@@ -89,7 +100,13 @@ pub fn text_stats(set: &TextSet) -> TextStats {
     let mut chars = Vec::with_capacity(set.texts.len());
     let mut lens = Vec::with_capacity(set.texts.len());
     let mut empty = 0;
-    let h = |s: &str| u64::from_le_bytes(blake3::hash(s.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes"));
+    let h = |s: &str| {
+        u64::from_le_bytes(
+            blake3::hash(s.as_bytes()).as_bytes()[..8]
+                .try_into()
+                .expect("8 bytes"),
+        )
+    };
     for t in &set.texts {
         let ws = words(t);
         chars.push(t.chars().count() as f64);
@@ -113,8 +130,16 @@ pub fn text_stats(set: &TextSet) -> TextStats {
         chars: Dist::of(chars),
         words: Dist::of(lens),
         unique_trigrams: trigrams.len(),
-        distinct_3: if trigram_total > 0 { trigrams.len() as f64 / trigram_total as f64 } else { 0.0 },
-        ttr: if all_words.is_empty() { 0.0 } else { types.len() as f64 / all_words.len() as f64 },
+        distinct_3: if trigram_total > 0 {
+            trigrams.len() as f64 / trigram_total as f64
+        } else {
+            0.0
+        },
+        ttr: if all_words.is_empty() {
+            0.0
+        } else {
+            types.len() as f64 / all_words.len() as f64
+        },
         mattr: mattr(&all_words, MATTR_WINDOW),
     }
 }
@@ -202,13 +227,23 @@ pub struct RunData {
 /// Errors: no readable `summary.json`.
 pub fn read_run(dir: &Path) -> Result<RunData> {
     let run = RunDir(dir.to_path_buf());
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.summary()).with_context(|| format!("{}: not a run folder (no summary.json)", dir.display()))?)
-        .with_context(|| format!("{}: invalid JSON", run.summary().display()))?;
-    let keep = Config::load(Some(&dir.join("config.toml")), &[]).map(|c| c.curate.keep_min_score).unwrap_or(5);
-    let mut stats = RunStats { keep_min_score: keep, ..Default::default() };
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.summary())
+            .with_context(|| format!("{}: not a run folder (no summary.json)", dir.display()))?,
+    )
+    .with_context(|| format!("{}: invalid JSON", run.summary().display()))?;
+    let keep = Config::load(Some(&dir.join("config.toml")), &[])
+        .map(|c| c.curate.keep_min_score)
+        .unwrap_or(5);
+    let mut stats = RunStats {
+        keep_min_score: keep,
+        ..Default::default()
+    };
     let mut by_id: BTreeMap<(u64, String), Record> = BTreeMap::new();
     for stage in Stage::ALL {
-        let Some(key) = summary["keys"][stage.name()].as_str() else { continue };
+        let Some(key) = summary["keys"][stage.name()].as_str() else {
+            continue;
+        };
         let (recs, _) = store::read_records(&run.stage(stage), Some(stage), key)?;
         let mut pc = ParseCounts::default();
         for r in recs {
@@ -218,18 +253,26 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
                     ParseStatus::Ok => pc.ok += 1,
                     ParseStatus::Failed { reason } => {
                         pc.failed += 1;
-                        *pc.reasons.entry(reason.chars().take(60).collect()).or_default() += 1;
+                        *pc.reasons
+                            .entry(reason.chars().take(60).collect())
+                            .or_default() += 1;
                     }
                     ParseStatus::Error { .. } => pc.errors += 1,
                 }
                 if stage == Stage::Curate {
                     stats.score_histogram[g.score.unwrap_or(0).min(5) as usize] += 1;
                 }
-                let entry = by_id.entry((r.ordinal, r.id.clone())).or_insert_with(|| r.clone());
+                let entry = by_id
+                    .entry((r.ordinal, r.id.clone()))
+                    .or_insert_with(|| r.clone());
                 store::set_generation(entry, stage, g.clone());
             }
         }
-        pc.failure_rate = if pc.ok + pc.failed > 0 { pc.failed as f64 / (pc.ok + pc.failed) as f64 } else { 0.0 };
+        pc.failure_rate = if pc.ok + pc.failed > 0 {
+            pc.failed as f64 / (pc.ok + pc.failed) as f64
+        } else {
+            0.0
+        };
         stats.parse.insert(stage.name().to_string(), pc);
     }
     if let Some(outs) = summary["outputs"].as_object() {
@@ -240,8 +283,14 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
         }
     }
     stats.scored = stats.score_histogram[1..].iter().sum();
-    stats.kept = stats.score_histogram[keep.clamp(1, 5) as usize..].iter().sum();
-    stats.share_kept = if stats.scored > 0 { stats.kept as f64 / stats.scored as f64 } else { 0.0 };
+    stats.kept = stats.score_histogram[keep.clamp(1, 5) as usize..]
+        .iter()
+        .sum();
+    stats.share_kept = if stats.scored > 0 {
+        stats.kept as f64 / stats.scored as f64
+    } else {
+        0.0
+    };
     let examples = by_id
         .into_values()
         .map(|r| {
@@ -258,7 +307,11 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
             }
         })
         .collect();
-    Ok(RunData { stats, examples, summary })
+    Ok(RunData {
+        stats,
+        examples,
+        summary,
+    })
 }
 
 /// The standard text sets of a run, over kept examples: `documents` (the
@@ -266,7 +319,10 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
 /// Empty sets are left out.
 pub fn run_sets(data: &RunData) -> Vec<TextSet> {
     let kept: Vec<&Example> = data.examples.iter().filter(|e| e.kept).collect();
-    let mk = |name: &str, f: &dyn Fn(&Example) -> Option<String>| TextSet { name: name.into(), texts: kept.iter().filter_map(|e| f(e)).collect() };
+    let mk = |name: &str, f: &dyn Fn(&Example) -> Option<String>| TextSet {
+        name: name.into(),
+        texts: kept.iter().filter_map(|e| f(e)).collect(),
+    };
     [
         mk("documents", &|e| Some(e.document.clone())),
         mk("instructions", &|e| e.instruction.clone()),
@@ -283,29 +339,55 @@ pub fn run_sets(data: &RunData) -> Vec<TextSet> {
 /// present), or plain text with one text per line for other extensions.
 /// Items without the field are counted in the second value.
 pub fn read_text_set(name: &str, path: &Path, field: Option<&str>) -> Result<(TextSet, usize)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let is_json = matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "jsonl"));
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let is_json = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("json" | "jsonl")
+    );
     if !is_json {
-        return Ok((TextSet { name: name.into(), texts: text.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect() }, 0));
+        return Ok((
+            TextSet {
+                name: name.into(),
+                texts: text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(String::from)
+                    .collect(),
+            },
+            0,
+        ));
     }
     let items: Vec<serde_json::Value> = if text.trim_start().starts_with('[') {
-        serde_json::from_str(&text).with_context(|| format!("{}: not a valid JSON list", path.display()))?
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a valid JSON list", path.display()))?
     } else {
-        text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap_or(serde_json::Value::Null)).collect()
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or(serde_json::Value::Null))
+            .collect()
     };
     let mut missing = 0;
     let mut texts = Vec::new();
     for v in items {
         let got = match field {
             Some(f) => v.get(f).and_then(|x| x.as_str()),
-            None => ["output", "text", "response", "instruction"].iter().find_map(|f| v.get(*f).and_then(|x| x.as_str())),
+            None => ["output", "text", "response", "instruction"]
+                .iter()
+                .find_map(|f| v.get(*f).and_then(|x| x.as_str())),
         };
         match got {
             Some(s) => texts.push(s.to_string()),
             None => missing += 1,
         }
     }
-    Ok((TextSet { name: name.into(), texts }, missing))
+    Ok((
+        TextSet {
+            name: name.into(),
+            texts,
+        },
+        missing,
+    ))
 }
 
 #[cfg(test)]
@@ -314,7 +396,14 @@ mod tests {
 
     #[test]
     fn diversity_by_hand() {
-        let s = TextSet { name: "s".into(), texts: vec!["the cat sat on the mat".into(), "The cat sat!".into(), "".into()] };
+        let s = TextSet {
+            name: "s".into(),
+            texts: vec![
+                "the cat sat on the mat".into(),
+                "The cat sat!".into(),
+                "".into(),
+            ],
+        };
         let t = text_stats(&s);
         assert_eq!(t.n, 3);
         assert_eq!(t.empty, 1);
@@ -340,7 +429,11 @@ mod tests {
     fn text_set_files() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("o.json");
-        std::fs::write(&p, r#"[{"instruction":"i","output":"o1"},{"instruction":"j"}]"#).unwrap();
+        std::fs::write(
+            &p,
+            r#"[{"instruction":"i","output":"o1"},{"instruction":"j"}]"#,
+        )
+        .unwrap();
         let (s, missing) = read_text_set("o", &p, None).unwrap();
         assert_eq!(s.texts, vec!["o1".to_string(), "j".to_string()]);
         assert_eq!(missing, 0);

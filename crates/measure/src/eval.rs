@@ -22,9 +22,9 @@
 //! guarantee across runs that share a cache.
 
 use crate::judge::{self, Verdict, WinRate};
+use anyhow::{bail, Context, Result};
 use backforth::prompt::PromptTemplate;
 use backforth_inference::{Backend, GenRequest, Sampling};
-use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -98,11 +98,17 @@ impl InputIssues {
 /// Items of a JSON list file or a JSONL file, each with its location.
 /// Errors: unreadable file, a `[`-file that is not a JSON list.
 fn json_items(path: &Path, issues: &mut InputIssues) -> Result<Vec<(String, serde_json::Value)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let p = path.display();
     if text.trim_start().starts_with('[') {
-        let v: Vec<serde_json::Value> = serde_json::from_str(&text).with_context(|| format!("{p}: not a valid JSON list"))?;
-        return Ok(v.into_iter().enumerate().map(|(i, v)| (format!("{p}[{i}]"), v)).collect());
+        let v: Vec<serde_json::Value> =
+            serde_json::from_str(&text).with_context(|| format!("{p}: not a valid JSON list"))?;
+        return Ok(v
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (format!("{p}[{i}]"), v))
+            .collect());
     }
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -127,17 +133,43 @@ pub fn read_instructions(path: &Path) -> Result<(Vec<EvalInstruction>, InputIssu
         let text = if let Some(turns) = v.get("turns").and_then(|t| t.as_array()) {
             turns.first().and_then(|t| t.as_str()).map(String::from)
         } else {
-            ["instruction", "prompt", "question"].iter().find_map(|f| v.get(*f).and_then(|x| x.as_str()).map(String::from))
+            ["instruction", "prompt", "question"]
+                .iter()
+                .find_map(|f| v.get(*f).and_then(|x| x.as_str()).map(String::from))
         };
         let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
-            issues.skip(at, "no instruction (want `instruction`, `prompt`, `question` or MT-bench `turns`)");
+            issues.skip(
+                at,
+                "no instruction (want `instruction`, `prompt`, `question` or MT-bench `turns`)",
+            );
             continue;
         };
-        let id = v.get("question_id").or_else(|| v.get("id")).map(|x| x.as_str().map(String::from).unwrap_or_else(|| x.to_string())).unwrap_or_else(|| (n + 1).to_string());
+        let id = v
+            .get("question_id")
+            .or_else(|| v.get("id"))
+            .map(|x| {
+                x.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .unwrap_or_else(|| (n + 1).to_string());
         let mt = v.get("turns").is_some();
-        let dataset = v.get("dataset").and_then(|x| x.as_str()).map(String::from).unwrap_or_else(|| if mt { "mt_bench".into() } else { String::new() });
-        let category = v.get("category").and_then(|x| x.as_str()).unwrap_or("").to_string();
-        out.push(EvalInstruction { id, instruction: text, dataset, category });
+        let dataset = v
+            .get("dataset")
+            .and_then(|x| x.as_str())
+            .map(String::from)
+            .unwrap_or_else(|| if mt { "mt_bench".into() } else { String::new() });
+        let category = v
+            .get("category")
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+            .to_string();
+        out.push(EvalInstruction {
+            id,
+            instruction: text,
+            dataset,
+            category,
+        });
     }
     Ok((out, issues))
 }
@@ -146,7 +178,10 @@ pub fn read_instructions(path: &Path) -> Result<(Vec<EvalInstruction>, InputIssu
 /// `output`. `generator` defaults to the file stem when missing.
 pub fn read_outputs(path: &Path) -> Result<(Vec<EvalOutput>, InputIssues)> {
     let mut issues = InputIssues::default();
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut out = Vec::new();
     for (at, v) in json_items(path, &mut issues)? {
         match serde_json::from_value::<EvalOutput>(v) {
@@ -165,7 +200,8 @@ pub fn read_outputs(path: &Path) -> Result<(Vec<EvalOutput>, InputIssues)> {
 /// Write outputs as an AlpacaEval JSON list (pretty, via a temp file + rename).
 pub fn write_outputs(path: &Path, outputs: &[EvalOutput]) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(outputs)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(outputs)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
@@ -197,7 +233,11 @@ impl WorkFile {
                 }
             }
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
         Ok(Self { file, done })
     }
 
@@ -208,7 +248,11 @@ impl WorkFile {
 
     /// Append one finished item (must carry `key`) with a single write.
     pub fn append(&mut self, v: serde_json::Value) -> Result<()> {
-        let key = v.get("key").and_then(|k| k.as_str()).context("work item without key")?.to_string();
+        let key = v
+            .get("key")
+            .and_then(|k| k.as_str())
+            .context("work item without key")?
+            .to_string();
         let mut line = serde_json::to_string(&v)?;
         line.push('\n');
         self.file.write_all(line.as_bytes())?;
@@ -237,9 +281,19 @@ pub fn generate(
     let sampling_json = serde_json::to_string(sampling)?;
     let keys: Vec<String> = instructions
         .iter()
-        .map(|i| backforth::hash::key(&["generate", &model, &template.hash, &sampling_json, &i.instruction]))
+        .map(|i| {
+            backforth::hash::key(&[
+                "generate",
+                &model,
+                &template.hash,
+                &sampling_json,
+                &i.instruction,
+            ])
+        })
         .collect();
-    let todo: Vec<usize> = (0..instructions.len()).filter(|&i| work.get(&keys[i]).is_none()).collect();
+    let todo: Vec<usize> = (0..instructions.len())
+        .filter(|&i| work.get(&keys[i]).is_none())
+        .collect();
     let total = instructions.len();
     let mut done = total - todo.len();
     let mut tokens = 0u64;
@@ -247,10 +301,18 @@ pub fn generate(
     progress(done, total, 0);
     let mut reqs = Vec::new();
     for &i in &todo {
-        let messages = template.render(serde_json::json!({ "instruction": instructions[i].instruction }))?;
+        let messages =
+            template.render(serde_json::json!({ "instruction": instructions[i].instruction }))?;
         let mut s = sampling.clone();
         s.seed = backforth::hash::derive_seed(sampling.seed, "generate", &instructions[i].id);
-        reqs.push(GenRequest { tag: i as u64, messages, sampling: s, grammar: None, raw_prompt: false });
+        reqs.push(GenRequest {
+            tag: i as u64,
+            messages,
+            sampling: s,
+            grammar: None,
+            raw_prompt: false,
+            top_logprobs: 0,
+        });
     }
     let mut it = reqs.into_iter();
     backend.generate(&mut it, &mut |tag, res| {
@@ -287,7 +349,11 @@ pub fn generate(
             }
             Some(EvalOutput {
                 instruction: ins.instruction.clone(),
-                output: v.get("output").and_then(|o| o.as_str()).unwrap_or("").to_string(),
+                output: v
+                    .get("output")
+                    .and_then(|o| o.as_str())
+                    .unwrap_or("")
+                    .to_string(),
                 generator: generator.to_string(),
                 dataset: ins.dataset.clone(),
                 extra,
@@ -310,6 +376,10 @@ pub struct Judgement {
     pub status: String,
     /// The judge's raw text, always kept.
     pub raw: String,
+    /// Verdict probabilities when the judge was asked for log-probabilities
+    /// and returned them ([`judge::verdict_probs`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probs: Option<judge::VerdictProbs>,
 }
 
 /// A model output and a baseline output for the same instruction.
@@ -323,9 +393,15 @@ pub struct Pair {
 /// Match model and baseline outputs by instruction text (trimmed), keeping the
 /// model file's order; when `only` is given, keep instructions in it.
 /// Returns (pairs, instructions with no baseline output).
-pub fn pair_outputs(model: &[EvalOutput], baseline: &[EvalOutput], only: Option<&[EvalInstruction]>) -> (Vec<Pair>, usize) {
-    let base: HashMap<&str, &EvalOutput> = baseline.iter().map(|o| (o.instruction.trim(), o)).collect();
-    let keep: Option<HashSet<&str>> = only.map(|l| l.iter().map(|i| i.instruction.trim()).collect());
+pub fn pair_outputs(
+    model: &[EvalOutput],
+    baseline: &[EvalOutput],
+    only: Option<&[EvalInstruction]>,
+) -> (Vec<Pair>, usize) {
+    let base: HashMap<&str, &EvalOutput> =
+        baseline.iter().map(|o| (o.instruction.trim(), o)).collect();
+    let keep: Option<HashSet<&str>> =
+        only.map(|l| l.iter().map(|i| i.instruction.trim()).collect());
     let mut seen = HashSet::new();
     let mut pairs = Vec::new();
     let mut unmatched = 0;
@@ -335,7 +411,11 @@ pub fn pair_outputs(model: &[EvalOutput], baseline: &[EvalOutput], only: Option<
             continue;
         }
         match base.get(k) {
-            Some(b) => pairs.push(Pair { instruction: m.instruction.clone(), model: m.output.clone(), baseline: b.output.clone() }),
+            Some(b) => pairs.push(Pair {
+                instruction: m.instruction.clone(),
+                model: m.output.clone(),
+                baseline: b.output.clone(),
+            }),
             None => unmatched += 1,
         }
     }
@@ -351,7 +431,15 @@ pub struct PairResult {
     /// Verdict with the model's output as A, and as B.
     pub verdict_model_first: Option<Verdict>,
     pub verdict_model_second: Option<Verdict>,
-    /// 0 = baseline preferred, 0.5 = tie, 1 = model preferred; `None` if both orders failed.
+    /// The model's probability-weighted preference with it shown first and
+    /// second ([`judge::weighted_preference`]); `None` without probabilities.
+    #[serde(default)]
+    pub weighted_model_first: Option<f64>,
+    #[serde(default)]
+    pub weighted_model_second: Option<f64>,
+    /// 0 = baseline preferred, 0.5 = tie, 1 = model preferred: the mean of
+    /// the two orders, each weighted where it has probabilities and from its
+    /// verdict otherwise; `None` if both orders failed.
     pub preference: Option<f64>,
     pub model_chars: usize,
     pub baseline_chars: usize,
@@ -389,21 +477,39 @@ pub struct EvalSummary {
 
 /// Reliability and bootstrap interval of a set of per-pair results
 /// (`seed` makes the bootstrap deterministic).
-pub fn reliability_and_ci(results: &[PairResult], seed: u64) -> (judge::Reliability, Option<(f64, f64)>) {
-    let verdicts: Vec<_> = results.iter().map(|r| (r.verdict_model_first, r.verdict_model_second)).collect();
+pub fn reliability_and_ci(
+    results: &[PairResult],
+    seed: u64,
+) -> (judge::Reliability, Option<(f64, f64)>) {
+    let verdicts: Vec<_> = results
+        .iter()
+        .map(|r| (r.verdict_model_first, r.verdict_model_second))
+        .collect();
+    let weighted: Vec<_> = results
+        .iter()
+        .map(|r| (r.weighted_model_first, r.weighted_model_second))
+        .collect();
     let prefs: Vec<f64> = results.iter().filter_map(|r| r.preference).collect();
-    (judge::reliability(&verdicts), judge::bootstrap_ci(&prefs, 2000, seed))
+    (
+        judge::reliability(&verdicts, &weighted),
+        judge::bootstrap_ci(&prefs, 2000, seed),
+    )
 }
 
 /// Judge `pairs` with `backend` in both orders (`template` variables:
 /// `instruction`, `output_a`, `output_b`), resuming from `work`.
 /// `grammar`: pass [`JUDGE_GRAMMAR`] for backends that support GBNF.
+/// `top_logprobs` > 0 asks the backend for that many alternatives per token
+/// and keeps the verdict probabilities ([`judge::verdict_probs`]); servers
+/// that return none leave the judgement discrete.
+#[allow(clippy::too_many_arguments)]
 pub fn judge_pairs(
     backend: &mut dyn Backend,
     pairs: &[Pair],
     template: &PromptTemplate,
     sampling: &Sampling,
     grammar: Option<&str>,
+    top_logprobs: u8,
     work: &mut WorkFile,
     progress: &mut Progress<'_>,
 ) -> Result<Vec<Judgement>> {
@@ -413,12 +519,34 @@ pub fn judge_pairs(
     let mut jobs: Vec<(usize, bool, String)> = Vec::with_capacity(total);
     for (i, p) in pairs.iter().enumerate() {
         for model_first in [true, false] {
-            let (a, b) = if model_first { (&p.model, &p.baseline) } else { (&p.baseline, &p.model) };
-            let key = backforth::hash::key(&["judge", &model, &template.hash, &sampling_json, grammar.unwrap_or(""), &p.instruction, a, b]);
+            let (a, b) = if model_first {
+                (&p.model, &p.baseline)
+            } else {
+                (&p.baseline, &p.model)
+            };
+            // judgements with and without probabilities are different work
+            let lp = if top_logprobs > 0 {
+                format!("top_logprobs={top_logprobs}")
+            } else {
+                String::new()
+            };
+            let key = backforth::hash::key(&[
+                "judge",
+                &model,
+                &template.hash,
+                &sampling_json,
+                grammar.unwrap_or(""),
+                &lp,
+                &p.instruction,
+                a,
+                b,
+            ]);
             jobs.push((i, model_first, key));
         }
     }
-    let todo: Vec<usize> = (0..jobs.len()).filter(|&j| work.get(&jobs[j].2).is_none()).collect();
+    let todo: Vec<usize> = (0..jobs.len())
+        .filter(|&j| work.get(&jobs[j].2).is_none())
+        .collect();
     let mut done = total - todo.len();
     let mut tokens = 0u64;
     progress(done, total, 0);
@@ -426,28 +554,55 @@ pub fn judge_pairs(
     for &j in &todo {
         let (i, model_first, _) = &jobs[j];
         let p = &pairs[*i];
-        let (a, b) = if *model_first { (&p.model, &p.baseline) } else { (&p.baseline, &p.model) };
-        let messages = template.render(serde_json::json!({ "instruction": p.instruction, "output_a": a, "output_b": b }))?;
+        let (a, b) = if *model_first {
+            (&p.model, &p.baseline)
+        } else {
+            (&p.baseline, &p.model)
+        };
+        let messages = template.render(
+            serde_json::json!({ "instruction": p.instruction, "output_a": a, "output_b": b }),
+        )?;
         let mut s = sampling.clone();
         s.seed = backforth::hash::derive_seed(sampling.seed, "judge", &jobs[j].2);
-        reqs.push(GenRequest { tag: j as u64, messages, sampling: s, grammar: grammar.map(String::from), raw_prompt: false });
+        reqs.push(GenRequest {
+            tag: j as u64,
+            messages,
+            sampling: s,
+            grammar: grammar.map(String::from),
+            raw_prompt: false,
+            top_logprobs,
+        });
     }
     let mut it = reqs.into_iter();
     backend.generate(&mut it, &mut |tag, res| {
         let (pair, model_first, key) = &jobs[tag as usize];
-        let (verdict, status, raw) = match res {
+        let (verdict, status, raw, probs) = match res {
             Ok(o) => {
                 tokens += o.completion_tokens as u64;
                 match judge::parse_verdict(&o.text) {
-                    Ok(v) => (Some(v), "ok".to_string(), o.text),
-                    Err(e) => (None, format!("parse: {e}"), o.text),
+                    // probabilities only beside a verdict that parsed
+                    Ok(v) => (
+                        Some(v),
+                        "ok".to_string(),
+                        o.text,
+                        judge::verdict_probs(&o.logprobs),
+                    ),
+                    Err(e) => (None, format!("parse: {e}"), o.text, None),
                 }
             }
-            Err(e) => (None, format!("backend: {e}"), String::new()),
+            Err(e) => (None, format!("backend: {e}"), String::new(), None),
         };
         // Backend errors are not saved: the order is retried on the next run.
         if !status.starts_with("backend") {
-            let j = Judgement { key: key.clone(), pair: *pair, model_first: *model_first, verdict, status, raw };
+            let j = Judgement {
+                key: key.clone(),
+                pair: *pair,
+                model_first: *model_first,
+                verdict,
+                status,
+                raw,
+                probs,
+            };
             work.append(serde_json::to_value(&j)?)?;
             done += 1;
         } else {
@@ -466,27 +621,41 @@ pub fn judge_pairs(
 }
 
 /// Combine judgements into per-pair results and the summary statistics.
-pub fn summarise(pairs: &[Pair], judgements: &[Judgement]) -> (Vec<PairResult>, WinRate, usize, usize, usize) {
-    let mut first: HashMap<usize, Option<Verdict>> = HashMap::new();
-    let mut second: HashMap<usize, Option<Verdict>> = HashMap::new();
+pub fn summarise(
+    pairs: &[Pair],
+    judgements: &[Judgement],
+) -> (Vec<PairResult>, WinRate, usize, usize, usize) {
+    type Order = (Option<Verdict>, Option<f64>);
+    let mut first: HashMap<usize, Order> = HashMap::new();
+    let mut second: HashMap<usize, Order> = HashMap::new();
     let mut failures = 0;
     for j in judgements {
         if j.verdict.is_none() {
             failures += 1;
         }
+        let w = j
+            .probs
+            .map(|p| judge::weighted_preference(p, j.model_first));
         if j.model_first {
-            first.insert(j.pair, j.verdict);
+            first.insert(j.pair, (j.verdict, w));
         } else {
-            second.insert(j.pair, j.verdict);
+            second.insert(j.pair, (j.verdict, w));
         }
     }
     let mut results = Vec::with_capacity(pairs.len());
     let (mut prefs, mut diffs) = (Vec::new(), Vec::new());
     let (mut failed, mut inconsistent) = (0, 0);
     for (i, p) in pairs.iter().enumerate() {
-        let (vf, vs) = (first.get(&i).copied().flatten(), second.get(&i).copied().flatten());
-        let pref = judge::pair_preference(vf, vs);
-        if matches!((vf, vs), (Some(Verdict::A), Some(Verdict::A)) | (Some(Verdict::B), Some(Verdict::B))) {
+        let (vf, wf) = first.get(&i).copied().unwrap_or_default();
+        let (vs, ws) = second.get(&i).copied().unwrap_or_default();
+        let order = |v: Option<Verdict>, w: Option<f64>, model_is_a| {
+            w.or(v.map(|v| judge::verdict_preference(v, model_is_a)))
+        };
+        let pref = judge::mean_of_orders(order(vf, wf, true), order(vs, ws, false));
+        if matches!(
+            (vf, vs),
+            (Some(Verdict::A), Some(Verdict::A)) | (Some(Verdict::B), Some(Verdict::B))
+        ) {
             inconsistent += 1;
         }
         let (mc, bc) = (p.model.chars().count(), p.baseline.chars().count());
@@ -503,12 +672,20 @@ pub fn summarise(pairs: &[Pair], judgements: &[Judgement]) -> (Vec<PairResult>, 
             baseline_output: p.baseline.clone(),
             verdict_model_first: vf,
             verdict_model_second: vs,
+            weighted_model_first: wf,
+            weighted_model_second: ws,
             preference: pref,
             model_chars: mc,
             baseline_chars: bc,
         });
     }
-    (results, judge::win_rate(&prefs, &diffs), failures, failed, inconsistent)
+    (
+        results,
+        judge::win_rate(&prefs, &diffs),
+        failures,
+        failed,
+        inconsistent,
+    )
 }
 
 /// Check that a judge template renders with the three variables.
@@ -525,7 +702,13 @@ mod tests {
     use super::*;
 
     fn out(i: &str, o: &str) -> EvalOutput {
-        EvalOutput { instruction: i.into(), output: o.into(), generator: "g".into(), dataset: String::new(), extra: Default::default() }
+        EvalOutput {
+            instruction: i.into(),
+            output: o.into(),
+            generator: "g".into(),
+            dataset: String::new(),
+            extra: Default::default(),
+        }
     }
 
     #[test]
@@ -534,9 +717,21 @@ mod tests {
         let mt = d.path().join("question.jsonl");
         std::fs::write(&mt, "{\"question_id\": 81, \"category\": \"writing\", \"turns\": [\"Write a poem.\", \"Now shorter.\"]}\nnot json\n{\"question_id\": 82, \"turns\": []}\n").unwrap();
         let (ins, issues) = read_instructions(&mt).unwrap();
-        assert_eq!(ins, vec![EvalInstruction { id: "81".into(), instruction: "Write a poem.".into(), dataset: "mt_bench".into(), category: "writing".into() }]);
+        assert_eq!(
+            ins,
+            vec![EvalInstruction {
+                id: "81".into(),
+                instruction: "Write a poem.".into(),
+                dataset: "mt_bench".into(),
+                category: "writing".into()
+            }]
+        );
         assert_eq!(issues.skipped, 2);
-        assert!(issues.messages[0].contains("question.jsonl:2"), "{:?}", issues.messages);
+        assert!(
+            issues.messages[0].contains("question.jsonl:2"),
+            "{:?}",
+            issues.messages
+        );
         let al = d.path().join("outs.json");
         std::fs::write(&al, r#"[{"instruction":"a","output":"x","generator":"m","dataset":"helpful_base","extra_field":1},{"output":"no instruction"}]"#).unwrap();
         let (o, issues) = read_outputs(&al).unwrap();
@@ -555,7 +750,12 @@ mod tests {
 
     #[test]
     fn pairs_match_by_instruction() {
-        let m = vec![out("q1", "m1"), out("q2 ", "m2"), out("q3", "m3"), out("q1", "dup")];
+        let m = vec![
+            out("q1", "m1"),
+            out("q2 ", "m2"),
+            out("q3", "m3"),
+            out("q1", "dup"),
+        ];
         let b = vec![out("q2", "b2"), out("q1", "b1")];
         let (p, unmatched) = pair_outputs(&m, &b, None);
         assert_eq!(p.len(), 2);
@@ -567,11 +767,31 @@ mod tests {
     #[test]
     fn summarise_both_orders() {
         let pairs = vec![
-            Pair { instruction: "1".into(), model: "aaaa".into(), baseline: "bb".into() },
-            Pair { instruction: "2".into(), model: "a".into(), baseline: "bb".into() },
-            Pair { instruction: "3".into(), model: "a".into(), baseline: "b".into() },
+            Pair {
+                instruction: "1".into(),
+                model: "aaaa".into(),
+                baseline: "bb".into(),
+            },
+            Pair {
+                instruction: "2".into(),
+                model: "a".into(),
+                baseline: "bb".into(),
+            },
+            Pair {
+                instruction: "3".into(),
+                model: "a".into(),
+                baseline: "b".into(),
+            },
         ];
-        let j = |pair, model_first, v: Option<Verdict>| Judgement { key: format!("{pair}{model_first}"), pair, model_first, verdict: v, status: "ok".into(), raw: String::new() };
+        let j = |pair, model_first, v: Option<Verdict>| Judgement {
+            key: format!("{pair}{model_first}"),
+            pair,
+            model_first,
+            verdict: v,
+            status: "ok".into(),
+            raw: String::new(),
+            probs: None,
+        };
         let js = vec![
             j(0, true, Some(Verdict::A)),  // model wins
             j(0, false, Some(Verdict::B)), // model wins
@@ -609,7 +829,10 @@ mod tests {
             judge::parse_verdict(v).unwrap();
         }
         let g = generate_template("").unwrap();
-        assert_eq!(g.render(serde_json::json!({"instruction": "Hi"})).unwrap()[0].content, "Hi");
+        assert_eq!(
+            g.render(serde_json::json!({"instruction": "Hi"})).unwrap()[0].content,
+            "Hi"
+        );
         // A user template missing a variable is an error, not an empty prompt.
         let bad = PromptTemplate::from_source("bad", "@@ user\n{{ answer_a }}".into()).unwrap();
         assert!(check_judge_template(&bad).is_err());
@@ -624,7 +847,12 @@ mod tests {
             w.append(serde_json::json!({"key": "a", "v": 1})).unwrap();
         }
         // A kill mid-line leaves a partial tail.
-        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"{\"key\": \"b\", \"v\"").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"{\"key\": \"b\", \"v\"")
+            .unwrap();
         let mut w = WorkFile::open(&p).unwrap();
         assert!(w.get("a").is_some() && w.get("b").is_none());
         w.append(serde_json::json!({"key": "b", "v": 2})).unwrap();

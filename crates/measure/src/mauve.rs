@@ -54,7 +54,15 @@ pub struct MauveSettings {
 
 impl Default for MauveSettings {
     fn default() -> Self {
-        Self { num_buckets: None, explained_variance: 0.9, num_redo: 5, max_iter: 500, curve_points: 25, scaling: 5.0, seed: 25 }
+        Self {
+            num_buckets: None,
+            explained_variance: 0.9,
+            num_redo: 5,
+            max_iter: 500,
+            curve_points: 25,
+            scaling: 5.0,
+            seed: 25,
+        }
     }
 }
 
@@ -87,7 +95,11 @@ pub struct MauveResult {
 /// Errors: either set empty, rows of different widths, or non-finite values.
 pub fn mauve(p: &[Vec<f32>], q: &[Vec<f32>], s: &MauveSettings) -> Result<MauveResult, String> {
     if p.is_empty() || q.is_empty() {
-        return Err(format!("MAUVE needs two non-empty sets (got {} and {})", p.len(), q.len()));
+        return Err(format!(
+            "MAUVE needs two non-empty sets (got {} and {})",
+            p.len(),
+            q.len()
+        ));
     }
     let d = q[0].len();
     if d == 0 || p.iter().chain(q).any(|r| r.len() != d) {
@@ -97,9 +109,14 @@ pub fn mauve(p: &[Vec<f32>], q: &[Vec<f32>], s: &MauveSettings) -> Result<MauveR
         return Err("MAUVE: non-finite value in embeddings".into());
     }
     if !(s.explained_variance > 0.0 && s.explained_variance < 1.0) {
-        return Err(format!("MAUVE: explained_variance must be in (0, 1), got {}", s.explained_variance));
+        return Err(format!(
+            "MAUVE: explained_variance must be in (0, 1), got {}",
+            s.explained_variance
+        ));
     }
-    let k = s.num_buckets.unwrap_or_else(|| ((p.len().min(q.len()) as f64 / 10.0).round() as usize).max(2));
+    let k = s
+        .num_buckets
+        .unwrap_or_else(|| ((p.len().min(q.len()) as f64 / 10.0).round() as usize).max(2));
     let n = p.len() + q.len();
     // 1. Q first, then P, as the reference does; L2-normalise rows.
     let mut data = DMatrix::<f32>::zeros(n, d);
@@ -112,7 +129,13 @@ pub fn mauve(p: &[Vec<f32>], q: &[Vec<f32>], s: &MauveSettings) -> Result<MauveR
     // 2. PCA.
     let (proj, pca_dims) = pca_reduce(&data, s.explained_variance);
     // 3. k-means.
-    let labels = kmeans(&proj, k.min(n), s.num_redo.max(1), s.max_iter.max(1), s.seed);
+    let labels = kmeans(
+        &proj,
+        k.min(n),
+        s.num_redo.max(1),
+        s.max_iter.max(1),
+        s.seed,
+    );
     // 4. histograms.
     let mut qc = vec![0f64; k];
     let mut pc = vec![0f64; k];
@@ -166,7 +189,11 @@ pub fn divergence_curve(p: &[f64], q: &[f64], points: usize, c: f64) -> Vec<(f64
     let points = points.max(2);
     for i in 0..points {
         let w = 1e-6 + (1.0 - 2e-6) * i as f64 / (points - 1) as f64;
-        let r: Vec<f64> = p.iter().zip(q).map(|(a, b)| w * a + (1.0 - w) * b).collect();
+        let r: Vec<f64> = p
+            .iter()
+            .zip(q)
+            .map(|(a, b)| w * a + (1.0 - w) * b)
+            .collect();
         out.push(((-c * kl(q, &r)).exp(), (-c * kl(p, &r)).exp()));
     }
     out.push((0.0, 1.0));
@@ -180,7 +207,9 @@ pub fn divergence_curve(p: &[f64], q: &[f64], points: usize, c: f64) -> Vec<(f64
 pub fn area(curve: &[(f64, f64)]) -> f64 {
     let trap = |pts: &mut Vec<(f64, f64)>| {
         pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
-        pts.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum::<f64>()
+        pts.windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+            .sum::<f64>()
     };
     let mut a: Vec<(f64, f64)> = curve.to_vec();
     let mut b: Vec<(f64, f64)> = curve.iter().map(|&(x, y)| (y, x)).collect();
@@ -218,7 +247,9 @@ pub fn pca_2d(data: &DMatrix<f32>) -> DMatrix<f32> {
 
 fn project(data: &DMatrix<f32>, comps: &DMatrix<f64>, k: usize) -> DMatrix<f32> {
     let (n, d) = data.shape();
-    let mean: Vec<f64> = (0..d).map(|j| data.column(j).iter().map(|&x| x as f64).sum::<f64>() / n as f64).collect();
+    let mean: Vec<f64> = (0..d)
+        .map(|j| data.column(j).iter().map(|&x| x as f64).sum::<f64>() / n as f64)
+        .collect();
     let mut centred = DMatrix::<f64>::zeros(n, d);
     for i in 0..n {
         for j in 0..d {
@@ -230,7 +261,11 @@ fn project(data: &DMatrix<f32>, comps: &DMatrix<f64>, k: usize) -> DMatrix<f32> 
 }
 
 /// Principal directions as columns, sorted by decreasing variance, and how many to keep.
-fn pca_components(data: &DMatrix<f32>, explained: Option<f64>, fixed: Option<usize>) -> (DMatrix<f64>, usize) {
+fn pca_components(
+    data: &DMatrix<f32>,
+    explained: Option<f64>,
+    fixed: Option<usize>,
+) -> (DMatrix<f64>, usize) {
     let (n, d) = data.shape();
     let x = data.map(|v| v as f64);
     let mean: Vec<f64> = (0..d).map(|j| x.column(j).sum() / n as f64).collect();
@@ -273,7 +308,13 @@ fn pca_components(data: &DMatrix<f32>, explained: Option<f64>, fixed: Option<usi
 
 /// k-means (k-means++ seeding, Lloyd iterations until no label changes or
 /// `max_iter`), best inertia of `restarts`. Returns one label per row.
-pub fn kmeans(x: &DMatrix<f32>, k: usize, restarts: usize, max_iter: usize, seed: u64) -> Vec<usize> {
+pub fn kmeans(
+    x: &DMatrix<f32>,
+    k: usize,
+    restarts: usize,
+    max_iter: usize,
+    seed: u64,
+) -> Vec<usize> {
     let n = x.nrows();
     let k = k.clamp(1, n.max(1));
     let sq: Vec<f32> = (0..n).map(|i| x.row(i).norm_squared()).collect();
@@ -305,7 +346,9 @@ fn seed_plus_plus(x: &DMatrix<f32>, sq: &[f32], k: usize, rng: &mut ChaCha8Rng) 
     let mut centres = DMatrix::<f32>::zeros(k, d);
     let first = rng.gen_range(0..n);
     centres.set_row(0, &x.row(first));
-    let mut dmin: Vec<f32> = (0..n).map(|i| (x.row(i) - x.row(first)).norm_squared()).collect();
+    let mut dmin: Vec<f32> = (0..n)
+        .map(|i| (x.row(i) - x.row(first)).norm_squared())
+        .collect();
     for c in 1..k {
         let total: f64 = dmin.iter().map(|&v| v as f64).sum();
         let pick = if total <= 0.0 {
@@ -361,7 +404,13 @@ fn assign(x: &DMatrix<f32>, sq: &[f32], centres: &DMatrix<f32>) -> (Vec<usize>, 
 
 /// Centroids of the labels; an empty cluster is re-seeded at the point
 /// farthest from its centre (so k clusters survive, as faiss does by splitting).
-fn update(x: &DMatrix<f32>, labels: &[usize], k: usize, dist: &[f32], rng: &mut ChaCha8Rng) -> DMatrix<f32> {
+fn update(
+    x: &DMatrix<f32>,
+    labels: &[usize],
+    k: usize,
+    dist: &[f32],
+    rng: &mut ChaCha8Rng,
+) -> DMatrix<f32> {
     let (n, d) = x.shape();
     let mut sums = DMatrix::<f64>::zeros(k, d);
     let mut counts = vec![0usize; k];
@@ -398,14 +447,18 @@ mod tests {
         (0..n)
             .map(|i| {
                 let c = &centres[i % centres.len()];
-                c.iter().map(|&v| v + noise * ((0..4).map(|_| rng.gen::<f32>() - 0.5).sum::<f32>())).collect()
+                c.iter()
+                    .map(|&v| v + noise * ((0..4).map(|_| rng.gen::<f32>() - 0.5).sum::<f32>()))
+                    .collect()
             })
             .collect()
     }
 
     fn centres(count: usize, d: usize, seed: u64) -> Vec<Vec<f32>> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        (0..count).map(|_| (0..d).map(|_| rng.gen::<f32>() * 2.0 - 1.0).collect()).collect()
+        (0..count)
+            .map(|_| (0..d).map(|_| rng.gen::<f32>() * 2.0 - 1.0).collect())
+            .collect()
     }
 
     #[test]
@@ -442,7 +495,11 @@ mod tests {
         let mut last = -1.0;
         for mix in [0usize, 75, 150, 225, 300] {
             // q = `mix` points from P's distribution, the rest from the other.
-            let q: Vec<Vec<f32>> = fresh_p[..mix].iter().chain(&pure_q[mix..]).cloned().collect();
+            let q: Vec<Vec<f32>> = fresh_p[..mix]
+                .iter()
+                .chain(&pure_q[mix..])
+                .cloned()
+                .collect();
             let m = mauve(&p, &q, &MauveSettings::default()).unwrap().mauve;
             assert!(m > last, "mix {mix}: {m} not above {last}");
             last = m;

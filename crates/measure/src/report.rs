@@ -89,7 +89,10 @@ pub fn score_histogram_svg(h: &[usize; 6], keep: u8) -> Result<String> {
         root.fill(&WHITE).map_err(plot_err)?;
         let max = (*h.iter().max().unwrap_or(&1)).max(1) as u32;
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("Curation scores (kept: score ≥ {keep})"), ("sans-serif", 18))
+            .caption(
+                format!("Curation scores (kept: score ≥ {keep})"),
+                ("sans-serif", 18),
+            )
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(48)
@@ -108,9 +111,19 @@ pub fn score_histogram_svg(h: &[usize; 6], keep: u8) -> Result<String> {
             .map_err(plot_err)?;
         chart
             .draw_series(h.iter().enumerate().map(|(s, &c)| {
-                let colour = if s as u8 >= keep { COLOURS[2] } else { COLOURS[7] };
+                let colour = if s as u8 >= keep {
+                    COLOURS[2]
+                } else {
+                    COLOURS[7]
+                };
                 let x = s as u32;
-                Rectangle::new([(SegmentValue::Exact(x), 0), (SegmentValue::Exact(x + 1), c as u32)], colour.filled())
+                Rectangle::new(
+                    [
+                        (SegmentValue::Exact(x), 0),
+                        (SegmentValue::Exact(x + 1), c as u32),
+                    ],
+                    colour.filled(),
+                )
             }))
             .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
@@ -121,9 +134,16 @@ pub fn score_histogram_svg(h: &[usize; 6], keep: u8) -> Result<String> {
 /// Share of texts per length bin, one line per set (lengths in words, bins up
 /// to the 99th percentile over all sets).
 pub fn length_svg(sets: &[TextStats]) -> Result<String> {
-    let mut all: Vec<f64> = sets.iter().flat_map(|s| s.words.values.iter().copied()).collect();
+    let mut all: Vec<f64> = sets
+        .iter()
+        .flat_map(|s| s.words.values.iter().copied())
+        .collect();
     all.sort_by(f64::total_cmp);
-    let top = all.get(((all.len().max(1) - 1) as f64 * 0.99) as usize).copied().unwrap_or(1.0).max(10.0);
+    let top = all
+        .get(((all.len().max(1) - 1) as f64 * 0.99) as usize)
+        .copied()
+        .unwrap_or(1.0)
+        .max(10.0);
     const BINS: usize = 24;
     let width = top / BINS as f64;
     let mut series = Vec::new();
@@ -134,7 +154,11 @@ pub fn length_svg(sets: &[TextStats]) -> Result<String> {
             counts[((v / width) as usize).min(BINS - 1)] += 1.0;
         }
         let n = s.words.values.len().max(1) as f64;
-        let pts: Vec<(f64, f64)> = counts.iter().enumerate().map(|(i, c)| ((i as f64 + 0.5) * width, c / n)).collect();
+        let pts: Vec<(f64, f64)> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((i as f64 + 0.5) * width, c / n))
+            .collect();
         ymax = ymax.max(pts.iter().map(|p| p.1).fold(0.0, f64::max));
         series.push((s.name.clone(), pts));
     }
@@ -149,16 +173,28 @@ pub fn length_svg(sets: &[TextStats]) -> Result<String> {
             .y_label_area_size(48)
             .build_cartesian_2d(0f64..top, 0f64..ymax * 1.1)
             .map_err(plot_err)?;
-        chart.configure_mesh().x_desc("words (last bin: longer)").y_desc("share of texts").draw().map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("words (last bin: longer)")
+            .y_desc("share of texts")
+            .draw()
+            .map_err(plot_err)?;
         for (i, (name, pts)) in series.into_iter().enumerate() {
             let c = COLOURS[i % COLOURS.len()];
             chart
                 .draw_series(LineSeries::new(pts, c.stroke_width(2)))
                 .map_err(plot_err)?
                 .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                });
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(plot_err)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(buf)
@@ -189,22 +225,40 @@ pub fn map_svg(points: &[MapPoint]) -> Result<String> {
         let root = SVGBackend::with_string(&mut buf, (560, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Embeddings, first two principal components", ("sans-serif", 18))
+            .caption(
+                "Embeddings, first two principal components",
+                ("sans-serif", 18),
+            )
             .margin(12)
             .x_label_area_size(30)
             .y_label_area_size(40)
             .build_cartesian_2d((x0 - px)..(x1 + px), (y0 - py)..(y1 + py))
             .map_err(plot_err)?;
-        chart.configure_mesh().x_desc("PC1").y_desc("PC2").draw().map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("PC1")
+            .y_desc("PC2")
+            .draw()
+            .map_err(plot_err)?;
         for (i, name) in names.iter().enumerate() {
             let c = COLOURS[i % COLOURS.len()];
             chart
-                .draw_series(points.iter().filter(|p| p.set == *name).map(|p| Circle::new((p.x, p.y), 2, c.mix(0.6).filled())))
+                .draw_series(
+                    points
+                        .iter()
+                        .filter(|p| p.set == *name)
+                        .map(|p| Circle::new((p.x, p.y), 2, c.mix(0.6).filled())),
+                )
                 .map_err(plot_err)?
                 .label(name.to_string())
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(plot_err)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(buf)
@@ -218,7 +272,10 @@ pub fn win_rate_svg(evals: &[EvalView]) -> Result<String> {
         let root = SVGBackend::with_string(&mut buf, (560, 120 + 50 * n)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Win rate vs baseline (±1 SE); ◆ length-controlled", ("sans-serif", 18))
+            .caption(
+                "Win rate vs baseline (±1 SE); ◆ length-controlled",
+                ("sans-serif", 18),
+            )
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(160)
@@ -229,7 +286,10 @@ pub fn win_rate_svg(evals: &[EvalView]) -> Result<String> {
             .disable_y_mesh()
             .x_desc("win rate (%)")
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => evals.get(*i as usize).map(|e| e.name.chars().take(24).collect()).unwrap_or_default(),
+                SegmentValue::CenterOf(i) => evals
+                    .get(*i as usize)
+                    .map(|e| e.name.chars().take(24).collect())
+                    .unwrap_or_default(),
                 _ => String::new(),
             })
             .draw()
@@ -238,16 +298,43 @@ pub fn win_rate_svg(evals: &[EvalView]) -> Result<String> {
             let (w, se) = (e.summary.win.win_rate, e.summary.win.standard_error);
             let y = i as u32;
             chart
-                .draw_series(std::iter::once(Rectangle::new([(0.0, SegmentValue::Exact(y)), (w, SegmentValue::Exact(y + 1))], COLOURS[0].mix(0.7).filled())))
+                .draw_series(std::iter::once(Rectangle::new(
+                    [
+                        (0.0, SegmentValue::Exact(y)),
+                        (w, SegmentValue::Exact(y + 1)),
+                    ],
+                    COLOURS[0].mix(0.7).filled(),
+                )))
                 .map_err(plot_err)?;
             chart
-                .draw_series(std::iter::once(ErrorBar::new_horizontal(SegmentValue::CenterOf(y), (w - se).max(0.0), w, (w + se).min(100.0), BLACK.stroke_width(2), 10)))
+                .draw_series(std::iter::once(ErrorBar::new_horizontal(
+                    SegmentValue::CenterOf(y),
+                    (w - se).max(0.0),
+                    w,
+                    (w + se).min(100.0),
+                    BLACK.stroke_width(2),
+                    10,
+                )))
                 .map_err(plot_err)?;
             if let Some(lc) = e.summary.win.lc_win_rate {
-                chart.draw_series(std::iter::once(Cross::new((lc, SegmentValue::CenterOf(y)), 6, COLOURS[3].stroke_width(3)))).map_err(plot_err)?;
+                chart
+                    .draw_series(std::iter::once(Cross::new(
+                        (lc, SegmentValue::CenterOf(y)),
+                        6,
+                        COLOURS[3].stroke_width(3),
+                    )))
+                    .map_err(plot_err)?;
             }
         }
-        chart.draw_series(std::iter::once(PathElement::new(vec![(50.0, SegmentValue::Exact(0)), (50.0, SegmentValue::Exact(n))], BLACK.mix(0.4)))).map_err(plot_err)?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![
+                    (50.0, SegmentValue::Exact(0)),
+                    (50.0, SegmentValue::Exact(n)),
+                ],
+                BLACK.mix(0.4),
+            )))
+            .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(buf)
@@ -260,7 +347,10 @@ pub fn render(input: &ReportInput<'_>) -> Result<String> {
     let mut plots: Vec<(String, String)> = Vec::new();
     if let Some(a) = input.analysis {
         if let Some(r) = &a.run {
-            plots.push(("Curation scores".into(), score_histogram_svg(&r.score_histogram, r.keep_min_score)?));
+            plots.push((
+                "Curation scores".into(),
+                score_histogram_svg(&r.score_histogram, r.keep_min_score)?,
+            ));
         }
         if !a.sets.is_empty() {
             plots.push(("Lengths".into(), length_svg(&a.sets)?));
@@ -275,7 +365,8 @@ pub fn render(input: &ReportInput<'_>) -> Result<String> {
     let shown: Vec<&Example> = input.examples.iter().take(input.max_examples).collect();
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.add_template("report.html", TEMPLATE).context("report template")?;
+    env.add_template("report.html", TEMPLATE)
+        .context("report template")?;
     let html = env.get_template("report.html")?.render(minijinja::context! {
         title => input.title,
         summary => input.run_summary.map(|s| serde_json::to_string_pretty(s).unwrap_or_default()),
@@ -295,9 +386,35 @@ mod tests {
 
     #[test]
     fn renders_escaped_self_contained_page() {
-        let sets = vec![text_stats(&TextSet { name: "rewrite".into(), texts: vec!["a b c d".into(), "e f".into()] })];
-        let run = RunStats { score_histogram: [1, 0, 2, 0, 3, 4], keep_min_score: 4, scored: 9, kept: 7, share_kept: 7.0 / 9.0, ..Default::default() };
-        let analysis = Analysis { sets, run: Some(run), map: vec![MapPoint { set: "rewrite".into(), x: 0.1, y: -0.2 }, MapPoint { set: "distill".into(), x: 0.3, y: 0.4 }], ..Default::default() };
+        let sets = vec![text_stats(&TextSet {
+            name: "rewrite".into(),
+            texts: vec!["a b c d".into(), "e f".into()],
+        })];
+        let run = RunStats {
+            score_histogram: [1, 0, 2, 0, 3, 4],
+            keep_min_score: 4,
+            scored: 9,
+            kept: 7,
+            share_kept: 7.0 / 9.0,
+            ..Default::default()
+        };
+        let analysis = Analysis {
+            sets,
+            run: Some(run),
+            map: vec![
+                MapPoint {
+                    set: "rewrite".into(),
+                    x: 0.1,
+                    y: -0.2,
+                },
+                MapPoint {
+                    set: "distill".into(),
+                    x: 0.3,
+                    y: 0.4,
+                },
+            ],
+            ..Default::default()
+        };
         let examples = vec![Example {
             id: "doc-1".into(),
             document: "<script>alert(1)</script> text".into(),
@@ -308,10 +425,26 @@ mod tests {
             distilled: None,
             kept: true,
         }];
-        let html = render(&ReportInput { title: "t".into(), run_summary: None, analysis: Some(&analysis), examples: &examples, max_examples: 10, evals: &[] }).unwrap();
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;") || html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "document text is escaped");
+        let html = render(&ReportInput {
+            title: "t".into(),
+            run_summary: None,
+            analysis: Some(&analysis),
+            examples: &examples,
+            max_examples: 10,
+            evals: &[],
+        })
+        .unwrap();
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;")
+                || html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "document text is escaped"
+        );
         assert!(!html.contains("<script>alert(1)"));
-        assert_eq!(html.matches("<svg").count(), 3, "score, length and map plots");
+        assert_eq!(
+            html.matches("<svg").count(),
+            3,
+            "score, length and map plots"
+        );
         assert!(html.contains("77.8%"), "share kept");
         assert!(html.contains("data-kept=\"1\" data-score=\"5\""));
         assert!(!html.contains("<script src") && !html.contains("<link "));
@@ -337,7 +470,12 @@ mod tests {
             win_rate_ci95: None,
             reliability: None,
         };
-        let svg = win_rate_svg(&[EvalView { name: "m-vs-b".into(), summary, results: vec![] }]).unwrap();
+        let svg = win_rate_svg(&[EvalView {
+            name: "m-vs-b".into(),
+            summary,
+            results: vec![],
+        }])
+        .unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("m-vs-b"));
     }
 }

@@ -144,11 +144,16 @@ impl Reason {
 // Function words and generic task words: neither says what an instruction is about.
 const STOPWORDS: &str = "a about above after again against all also am an and any are as at be because been before being below between both but by can could did do does doing down during each few for from further had has have having he her here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off on once only or other our ours out over own same she should so some such than that the their theirs them then there these they this those through to too under until up very was we were what when where which while who whom why will with would you your yours yourself also may might must shall us one two many much well like get got make made use used using way ways thing things something anything let lets new said says say according per via yet still however although though since within without upon among every either neither whether etc including";
 const TASK_WORDS: &str = "write explain describe summarize summarise summary discuss give provide list tell show outline detail details detailed information info article text story stories news report reported passage document paragraph post blog piece content key main point points brief briefly short overview analysis analyze analyse compare explainer help please question answer find learn know happen happened happening event events happens important significance significant role impact effect effects include includes regarding concerning related relate topic topics aspects aspect mention mentioned recent latest situation happenings recently reason reasons involving involve involves involved mentioning mention mentions concerning focusing focus";
-const NUMBER_WORDS: [&str; 13] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"];
+const NUMBER_WORDS: [&str; 13] = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve",
+];
 
 /// The word lists as sets, built once per process (the checks run per pair).
-static STOP: std::sync::LazyLock<HashSet<&'static str>> = std::sync::LazyLock::new(|| STOPWORDS.split_whitespace().collect());
-static TASK: std::sync::LazyLock<HashSet<&'static str>> = std::sync::LazyLock::new(|| TASK_WORDS.split_whitespace().collect());
+static STOP: std::sync::LazyLock<HashSet<&'static str>> =
+    std::sync::LazyLock::new(|| STOPWORDS.split_whitespace().collect());
+static TASK: std::sync::LazyLock<HashSet<&'static str>> =
+    std::sync::LazyLock::new(|| TASK_WORDS.split_whitespace().collect());
 
 /// Lower-case alphanumeric words (apostrophes inside words kept, then dropped with what follows: "Jackson's" → "jackson").
 fn words(s: &str) -> Vec<String> {
@@ -177,7 +182,9 @@ fn numbers(s: &str) -> Vec<String> {
     let mut cur = String::new();
     let chars: Vec<char> = s.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
-        let inside = !cur.is_empty() && (c == ',' || c == '.') && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
+        let inside = !cur.is_empty()
+            && (c == ',' || c == '.')
+            && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
         if c.is_ascii_digit() || inside {
             if c != ',' {
                 cur.push(c);
@@ -209,7 +216,9 @@ fn sentences(s: &str) -> Vec<&str> {
         let mut start = 0;
         let b = line.as_bytes();
         for i in 0..b.len() {
-            if matches!(b[i], b'.' | b'!' | b'?') && b.get(i + 1).is_some_and(|c| c.is_ascii_whitespace()) {
+            if matches!(b[i], b'.' | b'!' | b'?')
+                && b.get(i + 1).is_some_and(|c| c.is_ascii_whitespace())
+            {
                 out.push(line[start..=i].trim());
                 start = i + 1;
             }
@@ -221,7 +230,15 @@ fn sentences(s: &str) -> Vec<&str> {
 
 /// Stems of a text's content words (no stopwords, no pure numbers, ≥ 3 chars).
 fn content_stems(s: &str, stop: &HashSet<&str>) -> Vec<String> {
-    words(s).into_iter().filter(|w| w.chars().count() >= 3 && !stop.contains(w.as_str()) && !w.chars().all(|c| c.is_ascii_digit())).map(|w| stem(&w)).collect()
+    words(s)
+        .into_iter()
+        .filter(|w| {
+            w.chars().count() >= 3
+                && !stop.contains(w.as_str())
+                && !w.chars().all(|c| c.is_ascii_digit())
+        })
+        .map(|w| stem(&w))
+        .collect()
 }
 
 /// Capitalised words that are not sentence-initial, not function words:
@@ -234,19 +251,23 @@ fn names(s: &str, stop: &HashSet<&str>, task: &HashSet<&str>) -> Vec<String> {
             if i == 0 {
                 continue;
             }
-            let t = t.trim_matches(|c: char| !c.is_alphanumeric()).split(['\'', '’']).next().unwrap_or("");
+            let t = t
+                .trim_matches(|c: char| !c.is_alphanumeric())
+                .split(['\'', '’'])
+                .next()
+                .unwrap_or("");
             // "Saudi-born": each hyphen part is a word of its own
             for w in t.split('-') {
-            let w = w.to_string();
-            let lw = w.to_lowercase();
-            if w.chars().count() >= 2
-                && w.chars().next().is_some_and(|c| c.is_uppercase())
-                && !stop.contains(lw.as_str())
-                && !task.contains(lw.as_str())
-                && !NUMBER_WORDS.contains(&lw.as_str())
-            {
-                out.push(w);
-            }
+                let w = w.to_string();
+                let lw = w.to_lowercase();
+                if w.chars().count() >= 2
+                    && w.chars().next().is_some_and(|c| c.is_uppercase())
+                    && !stop.contains(lw.as_str())
+                    && !task.contains(lw.as_str())
+                    && !NUMBER_WORDS.contains(&lw.as_str())
+                {
+                    out.push(w);
+                }
             }
         }
     }
@@ -263,7 +284,10 @@ impl SourceIndex {
     /// Index a source text (the document y).
     pub fn new(text: &str) -> Self {
         let stems = words(text).into_iter().map(|w| stem(&w)).collect();
-        SourceIndex { stems, numbers: number_set(text) }
+        SourceIndex {
+            stems,
+            numbers: number_set(text),
+        }
     }
 }
 
@@ -319,7 +343,12 @@ pub fn non_instruction(instruction: &str) -> Option<Reason> {
 /// Run every check on one triple. `response = None` checks the instruction
 /// only (the curated export, whose response is the source itself, and the
 /// distilled baseline, which is not meant to be grounded).
-pub fn check(cfg: &ChecksConfig, instruction: &str, response: Option<&str>, source: &SourceIndex) -> CheckResult {
+pub fn check(
+    cfg: &ChecksConfig,
+    instruction: &str,
+    response: Option<&str>,
+    source: &SourceIndex,
+) -> CheckResult {
     let (stop, task) = (&*STOP, &*TASK);
     let mut r = CheckResult::default();
     if cfg.non_instructions {
@@ -331,7 +360,12 @@ pub fn check(cfg: &ChecksConfig, instruction: &str, response: Option<&str>, sour
     let mut seen = HashSet::new();
     let topic: Vec<String> = words(instruction)
         .into_iter()
-        .filter(|w| w.chars().count() >= 3 && !stop.contains(w.as_str()) && !task.contains(w.as_str()) && !w.chars().all(|c| c.is_ascii_digit()))
+        .filter(|w| {
+            w.chars().count() >= 3
+                && !stop.contains(w.as_str())
+                && !task.contains(w.as_str())
+                && !w.chars().all(|c| c.is_ascii_digit())
+        })
         .map(|w| stem(&w))
         .filter(|s| seen.insert(s.clone()))
         .collect();
@@ -339,7 +373,11 @@ pub fn check(cfg: &ChecksConfig, instruction: &str, response: Option<&str>, sour
         let hits = topic.iter().filter(|s| source.stems.contains(*s)).count();
         let rel = hits as f64 / topic.len() as f64;
         r.relevance = Some(rel);
-        r.off_topic_words = topic.iter().filter(|s| !source.stems.contains(*s)).cloned().collect();
+        r.off_topic_words = topic
+            .iter()
+            .filter(|s| !source.stems.contains(*s))
+            .cloned()
+            .collect();
         if rel < cfg.min_relevance {
             r.reasons.push(Reason::InstructionOffTopic);
         }
@@ -370,7 +408,10 @@ pub fn check(cfg: &ChecksConfig, instruction: &str, response: Option<&str>, sour
     let mut nseen = HashSet::new();
     for n in number_set(resp) {
         let bare = n.trim_end_matches(".0").to_string();
-        if !source.numbers.contains(&n) && !source.numbers.contains(&bare) && nseen.insert(n.clone()) {
+        if !source.numbers.contains(&n)
+            && !source.numbers.contains(&bare)
+            && nseen.insert(n.clone())
+        {
             r.unsupported_numbers.push(n);
         }
     }
@@ -403,7 +444,8 @@ pub fn check(cfg: &ChecksConfig, instruction: &str, response: Option<&str>, sour
 mod tests {
     use super::*;
 
-    const DOC: &str = "Film director Peter Jackson has been made a Companion of the New Zealand Order of Merit \
+    const DOC: &str =
+        "Film director Peter Jackson has been made a Companion of the New Zealand Order of Merit \
 in the New Year honours. Jackson, who directed The Lord of the Rings, said he was delighted. \
 The honours list was released on Monday and includes 23 other recipients.";
 
@@ -411,10 +453,18 @@ The honours list was released on Monday and includes 23 other recipients.";
     fn the_demo_failure_is_caught() {
         let src = SourceIndex::new(DOC);
         let c = ChecksConfig::default();
-        let r = check(&c, "What if I want to link a compiled object to a static library?", Some("Use the ar tool to build a static library, then link it with gcc."), &src);
+        let r = check(
+            &c,
+            "What if I want to link a compiled object to a static library?",
+            Some("Use the ar tool to build a static library, then link it with gcc."),
+            &src,
+        );
         assert!(r.reasons.contains(&Reason::InstructionOffTopic), "{r:?}");
         assert!(r.reasons.contains(&Reason::ResponseUnsupported), "{r:?}");
-        assert_eq!(non_instruction("What type of assessment are you referring to?"), Some(Reason::InstructionToReader));
+        assert_eq!(
+            non_instruction("What type of assessment are you referring to?"),
+            Some(Reason::InstructionToReader)
+        );
     }
 
     #[test]
@@ -446,12 +496,24 @@ The honours list was released on Monday and includes 23 other recipients.";
 
     #[test]
     fn text_helpers() {
-        assert_eq!(numbers("In 2001, 1,234.5 people and 3 dogs."), vec!["2001", "1234.5", "3"]);
-        assert_eq!(sentences("One. Two!\nThree? Four"), vec!["One.", "Two!", "Three?", "Four"]);
+        assert_eq!(
+            numbers("In 2001, 1,234.5 people and 3 dogs."),
+            vec!["2001", "1234.5", "3"]
+        );
+        assert_eq!(
+            sentences("One. Two!\nThree? Four"),
+            vec!["One.", "Two!", "Three?", "Four"]
+        );
         assert_eq!(stem("Libraries"), stem("library"));
         assert_eq!(stem("honours"), stem("honour"));
         assert_eq!(non_instruction("Why?"), Some(Reason::InstructionFragment));
-        assert_eq!(non_instruction("Here is the instruction you asked for"), Some(Reason::InstructionMeta));
-        assert_eq!(non_instruction("Explain how the honours list is chosen."), None);
+        assert_eq!(
+            non_instruction("Here is the instruction you asked for"),
+            Some(Reason::InstructionMeta)
+        );
+        assert_eq!(
+            non_instruction("Explain how the honours list is chosen."),
+            None
+        );
     }
 }

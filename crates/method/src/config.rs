@@ -8,15 +8,17 @@
 //! `backforth-inference`; the method's own sections (`[run]`, `[seeds]`,
 //! `[output]`, `[export]` and one [`StageConfig`] per stage) here.
 
+pub use crate::checks::ChecksConfig;
 pub use crate::record::Stage;
 use anyhow::{bail, Context, Result};
-pub use crate::checks::ChecksConfig;
 use backforth_corpus::decontam::DecontamConfig;
 use backforth_corpus::dedup::DedupConfig;
 use backforth_corpus::filter::FilterConfig;
 use backforth_corpus::readers::ReaderOptions;
 use backforth_corpus::segment::SegmentConfig;
-pub use backforth_inference::config::{BackendConfig, BackendKind, CacheConfig, GrammarField, HttpApi, HttpConfig, ModelConfig};
+pub use backforth_inference::config::{
+    BackendConfig, BackendKind, CacheConfig, GrammarField, HttpApi, HttpConfig, ModelConfig,
+};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -34,7 +36,10 @@ pub struct OutputConfig {
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { dir: "runs/default".into(), candidates_parquet: false }
+        OutputConfig {
+            dir: "runs/default".into(),
+            candidates_parquet: false,
+        }
     }
 }
 
@@ -59,7 +64,10 @@ pub struct RunConfig {
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { stages: vec![Stage::Backtranslate, Stage::Curate, Stage::Rewrite], prepare: false }
+        RunConfig {
+            stages: vec![Stage::Backtranslate, Stage::Curate, Stage::Rewrite],
+            prepare: false,
+        }
     }
 }
 
@@ -126,18 +134,32 @@ impl StageConfig {
             keep_min_score: 5,
         };
         match stage {
-            Stage::Backtranslate => StageConfig { max_tokens: 128, ..base },
-            Stage::Curate => StageConfig { temperature: 0.0, top_p: 1.0, max_tokens: 256, ..base },
+            Stage::Backtranslate => StageConfig {
+                max_tokens: 128,
+                ..base
+            },
+            Stage::Curate => StageConfig {
+                temperature: 0.0,
+                top_p: 1.0,
+                max_tokens: 256,
+                ..base
+            },
             Stage::Rewrite | Stage::Distill => base,
         }
     }
 
     /// The fields that change what the model generates, as a stable string for hashing.
     pub fn generation_fingerprint(&self, stage: Stage) -> String {
-        let mut s = format!("t={};p={};max={}", self.temperature, self.top_p, self.max_tokens);
+        let mut s = format!(
+            "t={};p={};max={}",
+            self.temperature, self.top_p, self.max_tokens
+        );
         match stage {
             Stage::Backtranslate => {
-                s += &format!(";mode={:?};k={};seedchars={};maxinstr={}", self.mode, self.k, self.max_seed_chars, self.max_instruction_chars);
+                s += &format!(
+                    ";mode={:?};k={};seedchars={};maxinstr={}",
+                    self.mode, self.k, self.max_seed_chars, self.max_instruction_chars
+                );
                 // only when not the default, so keys of existing runs stay valid
                 if self.seed_selection != crate::seeds::SeedSelection::Random {
                     s += &format!(";seeds={:?}", self.seed_selection);
@@ -169,7 +191,11 @@ impl Default for ExportConfig {
     fn default() -> Self {
         ExportConfig {
             system_tag: "Answer with knowledge from web search.".into(),
-            formats: if cfg!(feature = "parquet") { vec!["jsonl".into(), "sharegpt".into(), "parquet".into()] } else { vec!["jsonl".into(), "sharegpt".into()] },
+            formats: if cfg!(feature = "parquet") {
+                vec!["jsonl".into(), "sharegpt".into(), "parquet".into()]
+            } else {
+                vec!["jsonl".into(), "sharegpt".into()]
+            },
             input_licenses: String::new(),
         }
     }
@@ -274,7 +300,9 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
 /// Parse `value` as a TOML literal (number, bool, array, quoted string); anything else is a plain string.
 fn parse_value(value: &str) -> toml::Value {
     match toml::from_str::<toml::Table>(&format!("v = {value}")) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(value.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(value.into())),
         Err(_) => toml::Value::String(value.to_string()),
     }
 }
@@ -287,10 +315,16 @@ pub fn set_path(root: &mut toml::Value, key: &str, value: &str) -> Result<()> {
     }
     let mut cur = root;
     for p in &parts[..parts.len() - 1] {
-        let t = cur.as_table_mut().with_context(|| format!("`{key}`: `{p}` is not a section"))?;
-        cur = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+        let t = cur
+            .as_table_mut()
+            .with_context(|| format!("`{key}`: `{p}` is not a section"))?;
+        cur = t
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
     }
-    let t = cur.as_table_mut().with_context(|| format!("`{key}` is not inside a section"))?;
+    let t = cur
+        .as_table_mut()
+        .with_context(|| format!("`{key}` is not inside a section"))?;
     t.insert(parts[parts.len() - 1].to_string(), parse_value(value));
     Ok(())
 }
@@ -301,12 +335,16 @@ impl Config {
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config> {
         let mut v = toml::Value::try_from(Config::default())?;
         if let Some(f) = file {
-            let text = std::fs::read_to_string(f).with_context(|| format!("reading config {}", f.display()))?;
-            let t: toml::Value = toml::from_str(&text).with_context(|| format!("config {}", f.display()))?;
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("reading config {}", f.display()))?;
+            let t: toml::Value =
+                toml::from_str(&text).with_context(|| format!("config {}", f.display()))?;
             merge(&mut v, t);
         }
         for o in overrides {
-            let (k, val) = o.split_once('=').with_context(|| format!("override `{o}` is not key=value"))?;
+            let (k, val) = o
+                .split_once('=')
+                .with_context(|| format!("override `{o}` is not key=value"))?;
             set_path(&mut v, k.trim(), val.trim())?;
         }
         let cfg: Config = v.try_into().context("invalid configuration")?;
@@ -320,9 +358,15 @@ impl Config {
             let c = self.stage(st);
             let n = st.name();
             anyhow::ensure!(c.temperature >= 0.0, "{n}.temperature must be ≥ 0");
-            anyhow::ensure!(c.top_p > 0.0 && c.top_p <= 1.0, "{n}.top_p must be in (0, 1]");
+            anyhow::ensure!(
+                c.top_p > 0.0 && c.top_p <= 1.0,
+                "{n}.top_p must be in (0, 1]"
+            );
             anyhow::ensure!(c.max_tokens > 0, "{n}.max_tokens must be > 0");
-            anyhow::ensure!((1..=5).contains(&c.keep_min_score), "{n}.keep_min_score must be 1..=5");
+            anyhow::ensure!(
+                (1..=5).contains(&c.keep_min_score),
+                "{n}.keep_min_score must be 1..=5"
+            );
         }
         anyhow::ensure!(self.model.batch_size >= 1, "model.batch_size must be ≥ 1");
         anyhow::ensure!(self.model.context >= 256, "model.context must be ≥ 256");
@@ -373,7 +417,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
         std::fs::write(&f, "[model]\npath = \"m.gguf\"\nthreads = 3\n[curate]\nkeep_min_score = 4\n[input]\npaths = [\"a.jsonl\"]\n").unwrap();
-        let c = Config::load(Some(&f), &["model.threads=2".into(), "rewrite.temperature=0.5".into(), "output.dir=runs/x".into(), "run.stages=[\"backtranslate\",\"curate\"]".into()]).unwrap();
+        let c = Config::load(
+            Some(&f),
+            &[
+                "model.threads=2".into(),
+                "rewrite.temperature=0.5".into(),
+                "output.dir=runs/x".into(),
+                "run.stages=[\"backtranslate\",\"curate\"]".into(),
+            ],
+        )
+        .unwrap();
         assert_eq!(c.model.path, "m.gguf");
         assert_eq!(c.model.threads, 2);
         assert_eq!(c.curate.keep_min_score, 4);
@@ -400,9 +453,21 @@ mod tests {
     #[test]
     fn fingerprint_ignores_keep_threshold() {
         let a = StageConfig::defaults(Stage::Curate);
-        let b = StageConfig { keep_min_score: 4, ..a.clone() };
-        assert_eq!(a.generation_fingerprint(Stage::Curate), b.generation_fingerprint(Stage::Curate));
-        let c = StageConfig { temperature: 0.7, ..a.clone() };
-        assert_ne!(a.generation_fingerprint(Stage::Curate), c.generation_fingerprint(Stage::Curate));
+        let b = StageConfig {
+            keep_min_score: 4,
+            ..a.clone()
+        };
+        assert_eq!(
+            a.generation_fingerprint(Stage::Curate),
+            b.generation_fingerprint(Stage::Curate)
+        );
+        let c = StageConfig {
+            temperature: 0.7,
+            ..a.clone()
+        };
+        assert_ne!(
+            a.generation_fingerprint(Stage::Curate),
+            c.generation_fingerprint(Stage::Curate)
+        );
     }
 }

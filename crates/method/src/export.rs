@@ -73,12 +73,19 @@ pub struct ChecksSummary {
 /// The provenance string of a record (see [`Example::source`]).
 pub fn provenance(r: &Record) -> String {
     let url = ["url", "URL", "WARC-Target-URI"].iter().find_map(|k| {
-        r.metadata.get(k).or_else(|| r.metadata.get("metadata").and_then(|m| m.get(k))).and_then(|v| v.as_str()).map(String::from)
+        r.metadata
+            .get(k)
+            .or_else(|| r.metadata.get("metadata").and_then(|m| m.get(k)))
+            .and_then(|v| v.as_str())
+            .map(String::from)
     });
     if let Some(u) = url {
         return u;
     }
-    let name = Path::new(&r.source.path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| r.source.path.clone());
+    let name = Path::new(&r.source.path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| r.source.path.clone());
     match r.source.line {
         Some(l) => format!("{name}:{l}"),
         None => name,
@@ -89,10 +96,19 @@ fn example(cfg: &Config, r: &Record, response: &str, kind: &str) -> Example {
     let instr = r.instruction().unwrap_or_default().to_string();
     let mut messages = Vec::new();
     if !cfg.export.system_tag.is_empty() {
-        messages.push(ChatMessage { role: "system".into(), content: cfg.export.system_tag.clone() });
+        messages.push(ChatMessage {
+            role: "system".into(),
+            content: cfg.export.system_tag.clone(),
+        });
     }
-    messages.push(ChatMessage { role: "user".into(), content: instr.clone() });
-    messages.push(ChatMessage { role: "assistant".into(), content: response.to_string() });
+    messages.push(ChatMessage {
+        role: "user".into(),
+        content: instr.clone(),
+    });
+    messages.push(ChatMessage {
+        role: "assistant".into(),
+        content: response.to_string(),
+    });
     Example {
         id: r.id.clone(),
         messages,
@@ -117,14 +133,23 @@ fn detail(c: &CheckResult, reason: Reason) -> String {
             c.support.unwrap_or_default(),
             c.unsupported_sentences.first().cloned().unwrap_or_default()
         ),
-        Reason::ResponseUnsupportedNumbers => format!("numbers not in the source: {}", c.unsupported_numbers.join(", ")),
-        Reason::ResponseUnsupportedNames => format!("names not in the source: {}", c.unsupported_names.join(", ")),
+        Reason::ResponseUnsupportedNumbers => format!(
+            "numbers not in the source: {}",
+            c.unsupported_numbers.join(", ")
+        ),
+        Reason::ResponseUnsupportedNames => format!(
+            "names not in the source: {}",
+            c.unsupported_names.join(", ")
+        ),
         _ => reason.code().to_string(),
     }
 }
 
 fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
     let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
     f(&mut w)?;
     w.flush()?;
@@ -145,10 +170,20 @@ fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Re
 /// *instruction* fails (the curated response is the document itself, and the
 /// distilled one is by design not grounded), so both baselines share the
 /// dataset's instructions. Errors: I/O.
-pub fn export(cfg: &Config, run: &RunDir, keys: &HashMap<Stage, String>) -> Result<BTreeMap<String, ExportSummary>> {
+pub fn export(
+    cfg: &Config,
+    run: &RunDir,
+    keys: &HashMap<Stage, String>,
+) -> Result<BTreeMap<String, ExportSummary>> {
     let mut out = BTreeMap::new();
-    let kept = |r: &Record| r.score().is_some_and(|s| s >= cfg.curate.keep_min_score) && r.instruction().is_some();
-    let jobs: [(Stage, &str, &str); 3] = [(Stage::Curate, "curated", "original"), (Stage::Rewrite, "dataset", "rewrite"), (Stage::Distill, "distilled", "distill")];
+    let kept = |r: &Record| {
+        r.score().is_some_and(|s| s >= cfg.curate.keep_min_score) && r.instruction().is_some()
+    };
+    let jobs: [(Stage, &str, &str); 3] = [
+        (Stage::Curate, "curated", "original"),
+        (Stage::Rewrite, "dataset", "rewrite"),
+        (Stage::Distill, "distilled", "distill"),
+    ];
     let mut check_lines: Vec<(u64, serde_json::Value)> = Vec::new();
     for (s, name, kind) in jobs {
         let p = run.stage(s);
@@ -169,7 +204,12 @@ pub fn export(cfg: &Config, run: &RunDir, keys: &HashMap<Stage, String>) -> Resu
             if cfg.checks.enabled {
                 let src = SourceIndex::new(&r.text);
                 let grounded = (s == Stage::Rewrite).then_some(resp.as_str());
-                let c = check(&cfg.checks, r.instruction().unwrap_or_default(), grounded, &src);
+                let c = check(
+                    &cfg.checks,
+                    r.instruction().unwrap_or_default(),
+                    grounded,
+                    &src,
+                );
                 cs.checked += 1;
                 if c.passed() {
                     cs.passed += 1;
@@ -184,7 +224,10 @@ pub fn export(cfg: &Config, run: &RunDir, keys: &HashMap<Stage, String>) -> Resu
                     }
                 }
                 let passed = c.passed();
-                check_lines.push((r.ordinal, serde_json::json!({"id": r.id, "export": name, "passed": passed, "checks": c})));
+                check_lines.push((
+                    r.ordinal,
+                    serde_json::json!({"id": r.id, "export": name, "passed": passed, "checks": c}),
+                ));
                 if !passed {
                     continue;
                 }
@@ -221,12 +264,19 @@ pub fn export(cfg: &Config, run: &RunDir, keys: &HashMap<Stage, String>) -> Resu
                     #[cfg(not(feature = "parquet"))]
                     anyhow::bail!("export.formats has \"parquet\": build backforth with the `parquet` feature");
                 }
-                other => anyhow::bail!("export.formats: unknown format {other:?} (jsonl, sharegpt, parquet)"),
+                other => anyhow::bail!(
+                    "export.formats: unknown format {other:?} (jsonl, sharegpt, parquet)"
+                ),
             }
         }
         out.insert(
             name.to_string(),
-            ExportSummary { path: path.display().to_string(), examples: examples.len() as u64, also, checks: cfg.checks.enabled.then_some(cs) },
+            ExportSummary {
+                path: path.display().to_string(),
+                examples: examples.len() as u64,
+                also,
+                checks: cfg.checks.enabled.then_some(cs),
+            },
         );
     }
     if cfg.checks.enabled {
@@ -257,7 +307,10 @@ fn write_sharegpt(w: &mut dyn Write, examples: &[Example]) -> Result<()> {
                 serde_json::json!({"from": from, "value": m.content})
             })
             .collect();
-        serde_json::to_writer(&mut *w, &serde_json::json!({"id": e.id, "conversations": turns, "source": e.source}))?;
+        serde_json::to_writer(
+            &mut *w,
+            &serde_json::json!({"id": e.id, "conversations": turns, "source": e.source}),
+        )?;
         w.write_all(b"\n")?;
     }
     Ok(())
@@ -274,7 +327,10 @@ fn write_examples_parquet(out: &Path, examples: &[Example]) -> Result<()> {
         "message example { REQUIRED BYTE_ARRAY id (UTF8); REQUIRED BYTE_ARRAY system (UTF8); REQUIRED BYTE_ARRAY instruction (UTF8); REQUIRED BYTE_ARRAY output (UTF8); REQUIRED BYTE_ARRAY response_kind (UTF8); REQUIRED BYTE_ARRAY source (UTF8); OPTIONAL INT32 score; }",
     )?;
     fn system(e: &Example) -> &str {
-        e.messages.iter().find(|m| m.role == "system").map_or("", |m| m.content.as_str())
+        e.messages
+            .iter()
+            .find(|m| m.role == "system")
+            .map_or("", |m| m.content.as_str())
     }
     for chunk in examples.chunks(8192) {
         let mut rg = pq.writer.next_row_group()?;
@@ -284,7 +340,10 @@ fn write_examples_parquet(out: &Path, examples: &[Example]) -> Result<()> {
         utf8_column(&mut rg, chunk.iter().map(|e| e.output.as_str()))?;
         utf8_column(&mut rg, chunk.iter().map(|e| e.response_kind.as_str()))?;
         utf8_column(&mut rg, chunk.iter().map(|e| e.source.as_str()))?;
-        optional_column::<parquet::data_type::Int32Type>(&mut rg, chunk.iter().map(|e| e.score.map(i32::from)))?;
+        optional_column::<parquet::data_type::Int32Type>(
+            &mut rg,
+            chunk.iter().map(|e| e.score.map(i32::from)),
+        )?;
         rg.close()?;
     }
     pq.finish()
@@ -295,12 +354,21 @@ fn write_examples_parquet(out: &Path, examples: &[Example]) -> Result<()> {
 /// settings, curation and check statistics and the input licences as given
 /// (`input_licenses`, free text from the config; "not stated" otherwise).
 /// `summary` is the run summary as JSON. Errors: I/O.
-pub fn write_card(cfg: &Config, run: &RunDir, summary: &serde_json::Value, outputs: &BTreeMap<String, ExportSummary>) -> Result<()> {
+pub fn write_card(
+    cfg: &Config,
+    run: &RunDir,
+    summary: &serde_json::Value,
+    outputs: &BTreeMap<String, ExportSummary>,
+) -> Result<()> {
     let mut y = String::from("---\n");
     // configs named after the files; the first non-empty one (rewrites when
     // rewriting ran) is the default `load_dataset(<folder>)` loads
     let order = ["dataset", "curated", "distilled"];
-    let present: Vec<&str> = order.iter().copied().filter(|n| outputs.get(*n).is_some_and(|o| o.examples > 0)).collect();
+    let present: Vec<&str> = order
+        .iter()
+        .copied()
+        .filter(|n| outputs.get(*n).is_some_and(|o| o.examples > 0))
+        .collect();
     if !present.is_empty() {
         y += "configs:\n";
         for (i, name) in present.iter().enumerate() {
@@ -312,7 +380,9 @@ pub fn write_card(cfg: &Config, run: &RunDir, summary: &serde_json::Value, outpu
         }
         y += "dataset_info:\n";
         for name in &present {
-            let bytes = std::fs::metadata(run.0.join(format!("{name}.jsonl"))).map(|m| m.len()).unwrap_or(0);
+            let bytes = std::fs::metadata(run.0.join(format!("{name}.jsonl")))
+                .map(|m| m.len())
+                .unwrap_or(0);
             y += &format!("- config_name: {name}\n  splits:\n  - name: train\n    num_bytes: {bytes}\n    num_examples: {}\n", outputs[*name].examples);
         }
     }
@@ -329,19 +399,35 @@ pairs failing the relevance and grounding checks were left out.\n\n";
             "curated" => "instruction + the original document (filtering only)",
             _ => "instruction + a response written without the document (distillation baseline)",
         };
-        b += &format!("| {name} | `{name}.jsonl` | {} | {what} |\n", outputs[*name].examples);
+        b += &format!(
+            "| {name} | `{name}.jsonl` | {} | {what} |\n",
+            outputs[*name].examples
+        );
     }
     b += "\nShareGPT (`*.sharegpt.jsonl`) and Parquet (`*.parquet`) copies sit beside each JSONL file when `export.formats` asks for them.\n\n";
     b += "## How it was made\n\n";
     let model = |s: Stage| {
         let p = cfg.model_path(s);
-        Path::new(p).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| p.to_string())
+        Path::new(p)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| p.to_string())
     };
     for s in Stage::ALL {
         let c = cfg.stage(s);
-        b += &format!("- {}: model `{}`, temperature {}, top-p {}, max {} tokens\n", s.name(), model(s), c.temperature, c.top_p, c.max_tokens);
+        b += &format!(
+            "- {}: model `{}`, temperature {}, top-p {}, max {} tokens\n",
+            s.name(),
+            model(s),
+            c.temperature,
+            c.top_p,
+            c.max_tokens
+        );
     }
-    b += &format!("- curation: pairs with score ≥ {} kept\n", cfg.curate.keep_min_score);
+    b += &format!(
+        "- curation: pairs with score ≥ {} kept\n",
+        cfg.curate.keep_min_score
+    );
     if let Some(h) = summary.pointer("/stages/curate/score_histogram") {
         b += &format!("- curation score histogram: `{h}`\n");
     }
@@ -355,10 +441,20 @@ pairs failing the relevance and grounding checks were left out.\n\n";
     );
     for name in order.iter().filter(|n| outputs.contains_key(**n)) {
         if let Some(c) = &outputs[*name].checks {
-            b += &format!("  - {name}: {} checked, {} passed, {} left out; reasons: {:?}\n", c.checked, c.passed, c.failed, c.reasons);
+            b += &format!(
+                "  - {name}: {} checked, {} passed, {} left out; reasons: {:?}\n",
+                c.checked, c.passed, c.failed, c.reasons
+            );
         }
     }
-    b += &format!("\n## Sources and licences\n\nInput licences as given: {}.\n", if cfg.export.input_licenses.is_empty() { "not stated" } else { &cfg.export.input_licenses });
+    b += &format!(
+        "\n## Sources and licences\n\nInput licences as given: {}.\n",
+        if cfg.export.input_licenses.is_empty() {
+            "not stated"
+        } else {
+            &cfg.export.input_licenses
+        }
+    );
     b += "Each example's `source` is the document's URL when the input gave one, else its file name and line; `id` is the document id.\n";
     write_atomic(&run.0.join("README.md"), |w| {
         w.write_all(y.as_bytes())?;

@@ -18,9 +18,9 @@ pub mod checks;
 pub mod config;
 pub mod export;
 pub mod hash;
-pub mod parse;
 #[cfg(feature = "parquet")]
 pub mod parquet_out;
+pub mod parse;
 pub mod pipeline;
 pub mod prepare;
 pub mod prompt;
@@ -29,6 +29,8 @@ pub mod seeds;
 pub mod stages;
 pub mod store;
 
-pub use backforth_inference::{Backend, BackendProvider, ChatMessage, FinishReason, GenOutput, GenRequest};
+pub use backforth_inference::{
+    Backend, BackendProvider, ChatMessage, FinishReason, GenOutput, GenRequest,
+};
 pub use config::Config;
 pub use record::{Record, Stage};

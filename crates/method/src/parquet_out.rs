@@ -22,10 +22,22 @@ impl ParquetOut {
     /// Errors: a bad schema, I/O.
     pub fn create(out: &Path, schema: &str) -> Result<Self> {
         let schema = std::sync::Arc::new(parquet::schema::parser::parse_message_type(schema)?);
-        let props = std::sync::Arc::new(WriterProperties::builder().set_compression(parquet::basic::Compression::ZSTD(Default::default())).build());
+        let props = std::sync::Arc::new(
+            WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                .build(),
+        );
         let tmp = out.with_extension("parquet.tmp");
-        let writer = SerializedFileWriter::new(File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?, schema, props)?;
-        Ok(ParquetOut { writer, tmp, out: out.to_path_buf() })
+        let writer = SerializedFileWriter::new(
+            File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+            schema,
+            props,
+        )?;
+        Ok(ParquetOut {
+            writer,
+            tmp,
+            out: out.to_path_buf(),
+        })
     }
 
     /// Close the file and rename it into place. Errors: I/O.
@@ -37,7 +49,10 @@ impl ParquetOut {
 }
 
 /// Write the next column of `rg` as required UTF-8 values.
-pub fn utf8_column<'a>(rg: &mut SerializedRowGroupWriter<'_, File>, values: impl Iterator<Item = &'a str>) -> Result<()> {
+pub fn utf8_column<'a>(
+    rg: &mut SerializedRowGroupWriter<'_, File>,
+    values: impl Iterator<Item = &'a str>,
+) -> Result<()> {
     let v: Vec<ByteArray> = values.map(ByteArray::from).collect();
     let mut cw = rg.next_column()?.context("schema has fewer columns")?;
     cw.typed::<ByteArrayType>().write_batch(&v, None, None)?;
@@ -46,7 +61,10 @@ pub fn utf8_column<'a>(rg: &mut SerializedRowGroupWriter<'_, File>, values: impl
 }
 
 /// Write the next column of `rg` as optional values of type `T` (`None` = null).
-pub fn optional_column<T: DataType>(rg: &mut SerializedRowGroupWriter<'_, File>, values: impl Iterator<Item = Option<T::T>>) -> Result<()> {
+pub fn optional_column<T: DataType>(
+    rg: &mut SerializedRowGroupWriter<'_, File>,
+    values: impl Iterator<Item = Option<T::T>>,
+) -> Result<()> {
     let (mut present, mut defs) = (Vec::new(), Vec::new());
     for v in values {
         defs.push(v.is_some() as i16);

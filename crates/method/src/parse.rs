@@ -16,7 +16,8 @@ pub struct ScoreParse {
 }
 
 fn strip_decoration(s: &str) -> &str {
-    s.trim().trim_matches(|c: char| c == '*' || c == '_' || c == '#' || c == '`' || c.is_whitespace())
+    s.trim()
+        .trim_matches(|c: char| c == '*' || c == '_' || c == '#' || c == '`' || c.is_whitespace())
 }
 
 /// Parse one line as `Score: N` (case-insensitive, optional markdown emphasis
@@ -75,8 +76,14 @@ pub fn parse_score(raw: &str) -> Result<ScoreParse, String> {
         }
     }
     let reasoning = lines[..i].join("\n").trim().to_string();
-    let reasoning = reasoning.strip_prefix("Reasoning:").map(|s| s.trim().to_string()).unwrap_or(reasoning);
-    Ok(ScoreParse { reasoning, score: n as u8 })
+    let reasoning = reasoning
+        .strip_prefix("Reasoning:")
+        .map(|s| s.trim().to_string())
+        .unwrap_or(reasoning);
+    Ok(ScoreParse {
+        reasoning,
+        score: n as u8,
+    })
 }
 
 /// Opening and closing markers of a rewritten response (Nguyen et al. 2024, §3).
@@ -107,13 +114,24 @@ pub fn extract_res(raw: &str, finish: FinishReason) -> Result<String, String> {
 }
 
 /// Labels a model may put before the instruction; stripped once, case-insensitive.
-const LABELS: &[&str] = &["instruction:", "question:", "prompt:", "request:", "user:", "query:"];
+const LABELS: &[&str] = &[
+    "instruction:",
+    "question:",
+    "prompt:",
+    "request:",
+    "user:",
+    "query:",
+];
 
 /// Clean a backtranslated instruction: trim, drop one leading label such as
 /// `Instruction:` and one pair of surrounding quotes.
 ///
 /// Errors: empty after cleaning, output cut at `max_tokens`, or longer than `max_chars`.
-pub fn clean_instruction(raw: &str, finish: FinishReason, max_chars: usize) -> Result<String, String> {
+pub fn clean_instruction(
+    raw: &str,
+    finish: FinishReason,
+    max_chars: usize,
+) -> Result<String, String> {
     if finish == FinishReason::Length {
         return Err("output cut at max_tokens".into());
     }
@@ -136,7 +154,9 @@ pub fn clean_instruction(raw: &str, finish: FinishReason, max_chars: usize) -> R
     }
     let n = s.chars().count();
     if n > max_chars {
-        return Err(format!("instruction is {n} chars, over the {max_chars} limit"));
+        return Err(format!(
+            "instruction is {n} chars, over the {max_chars} limit"
+        ));
     }
     Ok(s.to_string())
 }
@@ -159,47 +179,94 @@ mod tests {
     #[test]
     fn score_missing() {
         assert_eq!(parse_score("").unwrap_err(), "empty output");
-        assert_eq!(parse_score("I think this is a 4.").unwrap_err(), "no `Score: N` line");
-        assert!(parse_score("Score: good").unwrap_err().contains("whole number"));
+        assert_eq!(
+            parse_score("I think this is a 4.").unwrap_err(),
+            "no `Score: N` line"
+        );
+        assert!(parse_score("Score: good")
+            .unwrap_err()
+            .contains("whole number"));
     }
 
     #[test]
     fn score_out_of_range() {
-        assert_eq!(parse_score("Score: 0").unwrap_err(), "score 0 out of range 1-5");
-        assert_eq!(parse_score("Score: 6").unwrap_err(), "score 6 out of range 1-5");
+        assert_eq!(
+            parse_score("Score: 0").unwrap_err(),
+            "score 0 out of range 1-5"
+        );
+        assert_eq!(
+            parse_score("Score: 6").unwrap_err(),
+            "score 6 out of range 1-5"
+        );
         assert!(parse_score("Score: 4/10").unwrap_err().contains("scale"));
     }
 
     #[test]
     fn score_several() {
         assert_eq!(parse_score("Score: 4\nreason\nScore: 4").unwrap().score, 4);
-        assert_eq!(parse_score("Score: 3\nreason\nScore: 5").unwrap_err(), "several score lines that disagree");
+        assert_eq!(
+            parse_score("Score: 3\nreason\nScore: 5").unwrap_err(),
+            "several score lines that disagree"
+        );
     }
 
     #[test]
     fn score_trailing_text() {
-        assert!(parse_score("Score: 5\nHope this helps!").unwrap_err().contains("trailing"));
+        assert!(parse_score("Score: 5\nHope this helps!")
+            .unwrap_err()
+            .contains("trailing"));
     }
 
     #[test]
     fn res_extraction() {
-        assert_eq!(extract_res("sure [RES] Hello\nworld [/RES] bye", FinishReason::Stop).unwrap(), "Hello\nworld");
-        assert_eq!(extract_res("no markers", FinishReason::Stop).unwrap_err(), "no [RES] marker");
-        assert!(extract_res("[RES] cut", FinishReason::Length).unwrap_err().contains("max_tokens"));
-        assert_eq!(extract_res("[RES] open", FinishReason::Stop).unwrap_err(), "no closing [/RES]");
-        assert_eq!(extract_res("[RES]  [/RES]", FinishReason::Stop).unwrap_err(), "empty [RES] block");
+        assert_eq!(
+            extract_res("sure [RES] Hello\nworld [/RES] bye", FinishReason::Stop).unwrap(),
+            "Hello\nworld"
+        );
+        assert_eq!(
+            extract_res("no markers", FinishReason::Stop).unwrap_err(),
+            "no [RES] marker"
+        );
+        assert!(extract_res("[RES] cut", FinishReason::Length)
+            .unwrap_err()
+            .contains("max_tokens"));
+        assert_eq!(
+            extract_res("[RES] open", FinishReason::Stop).unwrap_err(),
+            "no closing [/RES]"
+        );
+        assert_eq!(
+            extract_res("[RES]  [/RES]", FinishReason::Stop).unwrap_err(),
+            "empty [RES] block"
+        );
         // first block wins
-        assert_eq!(extract_res("[RES]a[/RES][RES]b[/RES]", FinishReason::Stop).unwrap(), "a");
+        assert_eq!(
+            extract_res("[RES]a[/RES][RES]b[/RES]", FinishReason::Stop).unwrap(),
+            "a"
+        );
     }
 
     #[test]
     fn instruction_cleanup() {
         let f = FinishReason::Stop;
-        assert_eq!(clean_instruction("  Instruction: How do I boil an egg? ", f, 100).unwrap(), "How do I boil an egg?");
-        assert_eq!(clean_instruction("\"Explain X.\"", f, 100).unwrap(), "Explain X.");
-        assert_eq!(clean_instruction("**Question:** Why?", f, 100).unwrap(), "Why?");
-        assert_eq!(clean_instruction("   ", f, 100).unwrap_err(), "empty instruction");
+        assert_eq!(
+            clean_instruction("  Instruction: How do I boil an egg? ", f, 100).unwrap(),
+            "How do I boil an egg?"
+        );
+        assert_eq!(
+            clean_instruction("\"Explain X.\"", f, 100).unwrap(),
+            "Explain X."
+        );
+        assert_eq!(
+            clean_instruction("**Question:** Why?", f, 100).unwrap(),
+            "Why?"
+        );
+        assert_eq!(
+            clean_instruction("   ", f, 100).unwrap_err(),
+            "empty instruction"
+        );
         assert!(clean_instruction("abc", FinishReason::Length, 100).is_err());
-        assert!(clean_instruction("abcdef", f, 3).unwrap_err().contains("over the 3 limit"));
+        assert!(clean_instruction("abcdef", f, 3)
+            .unwrap_err()
+            .contains("over the 3 limit"));
     }
 }

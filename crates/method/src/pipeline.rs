@@ -11,9 +11,9 @@ use crate::record::{Record, Stage};
 use crate::seeds::{read_seeds, Seed};
 use crate::stages::{eligible, run_stage, totals, StageReport, StageSpec, StageTotals};
 use crate::store::{RunDir, StageFile};
+use anyhow::{bail, Context, Result};
 use backforth_corpus::readers::{expand_paths, DocumentStream, InputStats};
 pub use backforth_inference::BackendProvider;
-use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -74,7 +74,13 @@ struct DocumentsDone {
 /// Errors: missing inputs, I/O on the run folder.
 pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputStats)> {
     let key = if cfg.run.prepare {
-        let settings = (&cfg.input, &cfg.segment, &cfg.filter, &cfg.dedup, &cfg.decontam);
+        let settings = (
+            &cfg.input,
+            &cfg.segment,
+            &cfg.filter,
+            &cfg.dedup,
+            &cfg.decontam,
+        );
         hash::key(&["documents+prepare", &serde_json::to_string(&settings)?])
     } else {
         hash::key(&["documents", &serde_json::to_string(&cfg.input)?])
@@ -89,23 +95,50 @@ pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputSta
     }
     if cfg.run.prepare {
         let st = crate::prepare::prepare_to(cfg, &run.documents())?;
-        std::fs::write(run.0.join("prepare_stats.json"), serde_json::to_string_pretty(&st)?)?;
-        tracing::info!("prepare: {} documents → {} segmented → {} kept, dropped {:?}", st.input.documents, st.segments, st.kept, st.dropped);
+        std::fs::write(
+            run.0.join("prepare_stats.json"),
+            serde_json::to_string_pretty(&st)?,
+        )?;
+        tracing::info!(
+            "prepare: {} documents → {} segmented → {} kept, dropped {:?}",
+            st.input.documents,
+            st.segments,
+            st.kept,
+            st.dropped
+        );
         let stats = st.input;
-        std::fs::write(&done_path, serde_json::to_string_pretty(&DocumentsDone { key: key.clone(), stats: stats.clone() })?)?;
+        std::fs::write(
+            &done_path,
+            serde_json::to_string_pretty(&DocumentsDone {
+                key: key.clone(),
+                stats: stats.clone(),
+            })?,
+        )?;
         return Ok((key, stats));
     }
-    anyhow::ensure!(!cfg.input.paths.is_empty(), "no input: set input.paths (or pass --input)");
+    anyhow::ensure!(
+        !cfg.input.paths.is_empty(),
+        "no input: set input.paths (or pass --input)"
+    );
     let paths = expand_paths(&cfg.input.paths)?;
     let mut stream = DocumentStream::new(paths, cfg.input.clone());
     let tmp = run.0.join("documents.jsonl.tmp");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+    );
     let mut seen = HashSet::new();
     let mut n = 0u64;
     while let Some(d) = stream.next() {
         if !seen.insert(d.id.clone()) {
-            let loc = format!("{}{}", d.source.path, d.source.line.map(|l| format!(":{l}")).unwrap_or_default());
-            stream.stats.skip("duplicate_id", format!("{loc}: duplicate document id {}, skipped", d.id));
+            let loc = format!(
+                "{}{}",
+                d.source.path,
+                d.source.line.map(|l| format!(":{l}")).unwrap_or_default()
+            );
+            stream.stats.skip(
+                "duplicate_id",
+                format!("{loc}: duplicate document id {}, skipped", d.id),
+            );
             stream.stats.documents -= 1;
             continue;
         }
@@ -121,7 +154,13 @@ pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputSta
     drop(w);
     std::fs::rename(&tmp, run.documents())?;
     let stats = stream.stats;
-    std::fs::write(&done_path, serde_json::to_string_pretty(&DocumentsDone { key: key.clone(), stats: stats.clone() })?)?;
+    std::fs::write(
+        &done_path,
+        serde_json::to_string_pretty(&DocumentsDone {
+            key: key.clone(),
+            stats: stats.clone(),
+        })?,
+    )?;
     Ok((key, stats))
 }
 
@@ -131,9 +170,16 @@ pub fn load_seeds(cfg: &Config) -> Result<(Vec<Seed>, SeedSummary)> {
     if cfg.seeds.path.is_empty() {
         return Ok((vec![], s));
     }
-    let all = read_seeds(Path::new(&cfg.seeds.path), cfg.input.max_line_bytes, &mut s.stats)?;
+    let all = read_seeds(
+        Path::new(&cfg.seeds.path),
+        cfg.input.max_line_bytes,
+        &mut s.stats,
+    )?;
     s.read = all.len() as u64;
-    let usable: Vec<Seed> = all.into_iter().filter(|x| x.response.chars().count() <= cfg.backtranslate.max_seed_chars).collect();
+    let usable: Vec<Seed> = all
+        .into_iter()
+        .filter(|x| x.response.chars().count() <= cfg.backtranslate.max_seed_chars)
+        .collect();
     s.usable = usable.len() as u64;
     Ok((usable, s))
 }
@@ -166,8 +212,14 @@ pub fn stage_keys(
         };
         let model_id = provider.model_id(cfg.model_path(s))?;
         let c = cfg.stage(s);
-        let seeds_part = if s == Stage::Backtranslate && c.mode == BackwardMode::Fewshot { seeds_hash.as_str() } else { "" };
-        let grammar_part = crate::stages::stage_grammar(s, c).map(|g| hash::hex(g.as_bytes(), 16)).unwrap_or_default();
+        let seeds_part = if s == Stage::Backtranslate && c.mode == BackwardMode::Fewshot {
+            seeds_hash.as_str()
+        } else {
+            ""
+        };
+        let grammar_part = crate::stages::stage_grammar(s, c)
+            .map(|g| hash::hex(g.as_bytes(), 16))
+            .unwrap_or_default();
         let k = hash::key(&[
             s.name(),
             &c.generation_fingerprint(s),
@@ -195,10 +247,17 @@ pub struct RunOptions {
 
 /// Run `stages` (in pipeline order) and export. Returns the summary (also written to `summary.json`).
 /// Errors: configuration, I/O, fatal backend errors; bad input lines are counted, not errors.
-pub fn run(cfg: &Config, stages: &[Stage], provider: &mut dyn BackendProvider, progress: &mut dyn ProgressFactory, opts: RunOptions) -> Result<Summary> {
+pub fn run(
+    cfg: &Config,
+    stages: &[Stage],
+    provider: &mut dyn BackendProvider,
+    progress: &mut dyn ProgressFactory,
+    opts: RunOptions,
+) -> Result<Summary> {
     let start = Instant::now();
     let run = RunDir(PathBuf::from(&cfg.output.dir));
-    std::fs::create_dir_all(run.0.join("stages")).with_context(|| format!("creating {}", run.0.display()))?;
+    std::fs::create_dir_all(run.0.join("stages"))
+        .with_context(|| format!("creating {}", run.0.display()))?;
     std::fs::write(run.0.join("config.toml"), cfg.to_toml()?)?;
     let mut stages: Vec<Stage> = stages.to_vec();
     stages.sort();
@@ -211,13 +270,21 @@ pub fn run(cfg: &Config, stages: &[Stage], provider: &mut dyn BackendProvider, p
         ("none".to_string(), InputStats::default())
     };
     let (seeds, seed_summary) = load_seeds(cfg)?;
-    if stages.contains(&Stage::Backtranslate) && cfg.backtranslate.mode == BackwardMode::Fewshot && seeds.is_empty() {
+    if stages.contains(&Stage::Backtranslate)
+        && cfg.backtranslate.mode == BackwardMode::Fewshot
+        && seeds.is_empty()
+    {
         bail!("few-shot backtranslation needs seed pairs: set seeds.path (JSONL of instruction/response), or backtranslate.mode = \"finetuned\"");
     }
-    let seed_index = (cfg.backtranslate.seed_selection == crate::seeds::SeedSelection::Nearest && !seeds.is_empty()).then(|| crate::seeds::SeedIndex::new(&seeds));
+    let seed_index = (cfg.backtranslate.seed_selection == crate::seeds::SeedSelection::Nearest
+        && !seeds.is_empty())
+    .then(|| crate::seeds::SeedIndex::new(&seeds));
     let mut templates = HashMap::new();
     for s in Stage::ALL {
-        templates.insert(s, load_template(cfg, s).with_context(|| format!("{} template", s.name()))?);
+        templates.insert(
+            s,
+            load_template(cfg, s).with_context(|| format!("{} template", s.name()))?,
+        );
     }
     let mut keys = stage_keys(cfg, &docs_key, &seeds, &templates, provider)?;
     if let (Some(from), Some(first)) = (&opts.from, stages.first()) {
@@ -231,7 +298,12 @@ pub fn run(cfg: &Config, stages: &[Stage], provider: &mut dyn BackendProvider, p
         }
     }
 
-    let mut summary = Summary { run_dir: run.0.display().to_string(), input: input_stats, seeds: seed_summary, ..Default::default() };
+    let mut summary = Summary {
+        run_dir: run.0.display().to_string(),
+        input: input_stats,
+        seeds: seed_summary,
+        ..Default::default()
+    };
     for (i, &s) in stages.iter().enumerate() {
         let (upstream_path, upstream): (PathBuf, Option<(Stage, String)>) = match (&opts.from, i) {
             (Some(f), 0) => (f.clone(), None),
@@ -241,11 +313,23 @@ pub fn run(cfg: &Config, stages: &[Stage], provider: &mut dyn BackendProvider, p
             },
         };
         if !upstream_path.exists() {
-            bail!("{} needs {} (run the earlier stage first, or pass --from FILE)", s.name(), upstream_path.display());
+            bail!(
+                "{} needs {} (run the earlier stage first, or pass --from FILE)",
+                s.name(),
+                upstream_path.display()
+            );
         }
         let model_path = cfg.model_path(s).to_string();
         let model_id = provider.model_id(&model_path)?;
-        let spec = StageSpec { stage: s, cfg, template: &templates[&s], seeds: &seeds, key: &keys[&s], model_id: &model_id, seed_index: seed_index.as_ref() };
+        let spec = StageSpec {
+            stage: s,
+            cfg,
+            template: &templates[&s],
+            seeds: &seeds,
+            key: &keys[&s],
+            model_id: &model_id,
+            seed_index: seed_index.as_ref(),
+        };
         // pending count for the progress bar (cheap next to generation)
         let file = StageFile::open(&run.stage(s), s, &keys[&s])?;
         let pending = upstream_records(&upstream_path, upstream.clone())?
@@ -285,7 +369,12 @@ pub fn run(cfg: &Config, stages: &[Stage], provider: &mut dyn BackendProvider, p
     summary.outputs = export(cfg, &run, &keys)?;
     summary.wall_s = start.elapsed().as_secs_f64();
     std::fs::write(run.summary(), serde_json::to_string_pretty(&summary)?)?;
-    crate::export::write_card(cfg, &run, &serde_json::to_value(&summary)?, &summary.outputs)?;
+    crate::export::write_card(
+        cfg,
+        &run,
+        &serde_json::to_value(&summary)?,
+        &summary.outputs,
+    )?;
     Ok(summary)
 }
 

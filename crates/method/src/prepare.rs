@@ -19,7 +19,10 @@ pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
 
 /// [`prepare`], calling `progress(documents read, candidates kept)` every
 /// 1,000 documents and once at the end (for a progress display).
-pub fn prepare_with_progress(cfg: &Config, progress: &mut dyn FnMut(u64, u64)) -> Result<PrepareStats> {
+pub fn prepare_with_progress(
+    cfg: &Config,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<PrepareStats> {
     let dir = PathBuf::from(&cfg.output.dir);
     std::fs::create_dir_all(&dir)?;
     #[allow(unused_mut)] // only the `parquet` feature amends it
@@ -34,7 +37,10 @@ pub fn prepare_with_progress(cfg: &Config, progress: &mut dyn FnMut(u64, u64)) -
         #[cfg(not(feature = "parquet"))]
         anyhow::bail!("output.candidates_parquet needs backforth built with the `parquet` feature");
     }
-    std::fs::write(dir.join("prepare_stats.json"), serde_json::to_string_pretty(&st)?)?;
+    std::fs::write(
+        dir.join("prepare_stats.json"),
+        serde_json::to_string_pretty(&st)?,
+    )?;
     Ok(st)
 }
 
@@ -48,12 +54,24 @@ pub fn prepare_to(cfg: &Config, out: &Path) -> Result<PrepareStats> {
 
 /// The corpus sections of `cfg` that prepare reads.
 pub fn settings(cfg: &Config) -> PrepareSettings<'_> {
-    PrepareSettings { input: &cfg.input, segment: &cfg.segment, filter: &cfg.filter, dedup: &cfg.dedup, decontam: &cfg.decontam }
+    PrepareSettings {
+        input: &cfg.input,
+        segment: &cfg.segment,
+        filter: &cfg.filter,
+        dedup: &cfg.dedup,
+        decontam: &cfg.decontam,
+    }
 }
 
-fn prepare_inner(cfg: &Config, out: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<PrepareStats> {
+fn prepare_inner(
+    cfg: &Config,
+    out: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<PrepareStats> {
     let tmp = out.with_extension("jsonl.tmp");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+    );
     let mut ordinal = 0u64;
     let mut st = prepare_stream(&settings(cfg), progress, &mut |d| {
         let r = Record::new(d.id, ordinal, d.source, d.text, d.metadata);
@@ -90,7 +108,10 @@ pub fn write_parquet(jsonl: &Path, out: &Path) -> Result<()> {
         utf8_column(&mut rg, batch.iter().map(|r| r.id.as_str()))?;
         utf8_column(&mut rg, batch.iter().map(|r| r.text.as_str()))?;
         utf8_column(&mut rg, batch.iter().map(|r| r.source.path.as_str()))?;
-        optional_column::<parquet::data_type::Int64Type>(&mut rg, batch.iter().map(|r| r.source.line.map(|l| l as i64)))?;
+        optional_column::<parquet::data_type::Int64Type>(
+            &mut rg,
+            batch.iter().map(|r| r.source.line.map(|l| l as i64)),
+        )?;
         let meta: Vec<String> = batch.iter().map(|r| r.metadata.to_string()).collect();
         utf8_column(&mut rg, meta.iter().map(String::as_str))?;
         rg.close()?;
@@ -100,7 +121,8 @@ pub fn write_parquet(jsonl: &Path, out: &Path) -> Result<()> {
     let f = std::fs::File::open(jsonl).with_context(|| format!("opening {}", jsonl.display()))?;
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         let line = line?;
-        let r: Record = serde_json::from_str(&line).with_context(|| format!("{}:{}", jsonl.display(), i + 1))?;
+        let r: Record = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{}", jsonl.display(), i + 1))?;
         batch.push(r);
         if batch.len() == 8192 {
             flush(&mut pq, &mut batch)?;

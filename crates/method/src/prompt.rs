@@ -7,16 +7,22 @@
 //! blank. Undefined variables are errors (strict mode), so a user template
 //! that names a variable the stage does not supply fails loudly.
 
-use backforth_inference::ChatMessage;
 use anyhow::{bail, Context, Result};
+use backforth_inference::ChatMessage;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 use std::path::Path;
 
 /// Built-in templates, compiled into the binary: (name, source).
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("backtranslate_fewshot", include_str!("../prompts/backtranslate_fewshot.j2")),
-    ("backtranslate_finetuned", include_str!("../prompts/backtranslate_finetuned.j2")),
+    (
+        "backtranslate_fewshot",
+        include_str!("../prompts/backtranslate_fewshot.j2"),
+    ),
+    (
+        "backtranslate_finetuned",
+        include_str!("../prompts/backtranslate_finetuned.j2"),
+    ),
     ("curate", include_str!("../prompts/curate.j2")),
     ("rewrite", include_str!("../prompts/rewrite.j2")),
     ("distill", include_str!("../prompts/distill.j2")),
@@ -53,13 +59,21 @@ impl PromptTemplate {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         let hash = crate::hash::hex(source.as_bytes(), 16);
-        env.add_template_owned("t".to_string(), source).with_context(|| format!("template {name}: syntax error"))?;
-        Ok(PromptTemplate { name: name.to_string(), hash, env })
+        env.add_template_owned("t".to_string(), source)
+            .with_context(|| format!("template {name}: syntax error"))?;
+        Ok(PromptTemplate {
+            name: name.to_string(),
+            hash,
+            env,
+        })
     }
 
     /// A built-in template by name (see [`BUILTIN`]).
     pub fn builtin(name: &str) -> Result<Self> {
-        let (_, src) = BUILTIN.iter().find(|(n, _)| *n == name).with_context(|| format!("no built-in template named {name}"))?;
+        let (_, src) = BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .with_context(|| format!("no built-in template named {name}"))?;
         Self::from_source(name, src.to_string())
     }
 
@@ -68,7 +82,8 @@ impl PromptTemplate {
         if path.is_empty() {
             return Self::builtin(default);
         }
-        let src = std::fs::read_to_string(Path::new(path)).with_context(|| format!("reading template {path}"))?;
+        let src = std::fs::read_to_string(Path::new(path))
+            .with_context(|| format!("reading template {path}"))?;
         Self::from_source(path, src)
     }
 
@@ -85,7 +100,11 @@ impl PromptTemplate {
     /// Render with `ctx` and split into chat messages.
     /// Errors: undefined variables, no message, text before the first marker, unknown role.
     pub fn render(&self, ctx: impl Serialize) -> Result<Vec<ChatMessage>> {
-        let text = self.env.get_template("t")?.render(ctx).with_context(|| format!("rendering template {}", self.name))?;
+        let text = self
+            .env
+            .get_template("t")?
+            .render(ctx)
+            .with_context(|| format!("rendering template {}", self.name))?;
         split_messages(&text).with_context(|| format!("template {}", self.name))
     }
 }
@@ -101,17 +120,26 @@ pub fn split_messages(text: &str) -> Result<Vec<ChatMessage>> {
                 bail!("unknown role `{role}` in marker line (expected system, user or assistant)");
             }
             if let Some((r, lines)) = cur.take() {
-                out.push(ChatMessage { role: r, content: lines.join("\n").trim().to_string() });
+                out.push(ChatMessage {
+                    role: r,
+                    content: lines.join("\n").trim().to_string(),
+                });
             }
             cur = Some((role.to_string(), Vec::new()));
         } else if let Some((_, lines)) = cur.as_mut() {
             lines.push(line);
         } else if !line.trim().is_empty() {
-            bail!("text before the first `@@ role` marker: {:?}", line.chars().take(60).collect::<String>());
+            bail!(
+                "text before the first `@@ role` marker: {:?}",
+                line.chars().take(60).collect::<String>()
+            );
         }
     }
     if let Some((r, lines)) = cur.take() {
-        out.push(ChatMessage { role: r, content: lines.join("\n").trim().to_string() });
+        out.push(ChatMessage {
+            role: r,
+            content: lines.join("\n").trim().to_string(),
+        });
     }
     if out.is_empty() {
         bail!("the template produced no `@@ role` message");
@@ -143,9 +171,14 @@ mod tests {
     fn fewshot_renders_k_pairs_in_order() {
         let t = PromptTemplate::builtin("backtranslate_fewshot").unwrap();
         let seeds = json!([{"instruction": "Q1?", "response": "A1"}, {"instruction": "Q2?", "response": "A2"}]);
-        let m = t.render(json!({"text": "The doc.", "seeds": seeds})).unwrap();
+        let m = t
+            .render(json!({"text": "The doc.", "seeds": seeds}))
+            .unwrap();
         let roles: Vec<_> = m.iter().map(|m| m.role.as_str()).collect();
-        assert_eq!(roles, ["system", "user", "assistant", "user", "assistant", "user"]);
+        assert_eq!(
+            roles,
+            ["system", "user", "assistant", "user", "assistant", "user"]
+        );
         assert_eq!(m[1].content, "Reply:\nA1");
         assert_eq!(m[2].content, "Q1?");
         assert_eq!(m[4].content, "Q2?");
@@ -156,11 +189,19 @@ mod tests {
     fn curate_and_rewrite_carry_both_fields() {
         for name in ["curate", "rewrite"] {
             let t = PromptTemplate::builtin(name).unwrap();
-            let m = t.render(json!({"instruction": "INSTR-XYZ", "text": "DOC-ABC"})).unwrap();
+            let m = t
+                .render(json!({"instruction": "INSTR-XYZ", "text": "DOC-ABC"}))
+                .unwrap();
             let user = &m.last().unwrap().content;
-            assert!(user.contains("INSTR-XYZ") && user.contains("DOC-ABC"), "{name}");
+            assert!(
+                user.contains("INSTR-XYZ") && user.contains("DOC-ABC"),
+                "{name}"
+            );
         }
-        let m = PromptTemplate::builtin("rewrite").unwrap().render(json!({"instruction": "i", "text": "t"})).unwrap();
+        let m = PromptTemplate::builtin("rewrite")
+            .unwrap()
+            .render(json!({"instruction": "i", "text": "t"}))
+            .unwrap();
         assert!(m[1].content.contains("[RES]") && m[1].content.contains("[/RES]"));
     }
 
@@ -174,7 +215,10 @@ mod tests {
     #[test]
     fn user_template_from_source_and_bad_markers() {
         let t = PromptTemplate::from_source("mine", "@@ user\nSay {{ text }}".into()).unwrap();
-        assert_eq!(t.render(json!({"text": "hi"})).unwrap()[0].content, "Say hi");
+        assert_eq!(
+            t.render(json!({"text": "hi"})).unwrap()[0].content,
+            "Say hi"
+        );
         assert!(split_messages("stray\n@@ user\nx").is_err());
         assert!(split_messages("@@ robot\nx").is_err());
         assert!(split_messages("   \n").is_err());

@@ -28,7 +28,12 @@ pub enum Stage {
 
 impl Stage {
     /// All stages in pipeline order.
-    pub const ALL: [Stage; 4] = [Stage::Backtranslate, Stage::Curate, Stage::Rewrite, Stage::Distill];
+    pub const ALL: [Stage; 4] = [
+        Stage::Backtranslate,
+        Stage::Curate,
+        Stage::Rewrite,
+        Stage::Distill,
+    ];
     /// snake_case name, also the stage's output file stem.
     pub fn name(self) -> &'static str {
         match self {
@@ -40,9 +45,12 @@ impl Stage {
     }
     /// Parse a stage name. Errors: unknown name.
     pub fn parse(s: &str) -> Result<Stage> {
-        Stage::ALL.into_iter().find(|st| st.name() == s.trim()).with_context(|| {
-            format!("unknown stage `{s}` (expected backtranslate, curate, rewrite or distill)")
-        })
+        Stage::ALL
+            .into_iter()
+            .find(|st| st.name() == s.trim())
+            .with_context(|| {
+                format!("unknown stage `{s}` (expected backtranslate, curate, rewrite or distill)")
+            })
     }
     /// The stage whose output this stage reads (`None` = the documents).
     pub fn upstream(self) -> Option<Stage> {
@@ -137,13 +145,31 @@ pub struct Record {
 
 impl Record {
     /// A fresh record for a document read from the corpus.
-    pub fn new(id: String, ordinal: u64, source: SourceLoc, text: String, metadata: serde_json::Value) -> Self {
-        Record { id, ordinal, source, text, metadata, backtranslation: None, curation: None, rewrite: None, distillation: None }
+    pub fn new(
+        id: String,
+        ordinal: u64,
+        source: SourceLoc,
+        text: String,
+        metadata: serde_json::Value,
+    ) -> Self {
+        Record {
+            id,
+            ordinal,
+            source,
+            text,
+            metadata,
+            backtranslation: None,
+            curation: None,
+            rewrite: None,
+            distillation: None,
+        }
     }
 
     /// The parsed instruction, if backtranslation succeeded.
     pub fn instruction(&self) -> Option<&str> {
-        self.backtranslation.as_ref().and_then(|g| g.value.as_deref())
+        self.backtranslation
+            .as_ref()
+            .and_then(|g| g.value.as_deref())
     }
 
     /// The curation score, if curation parsed.

@@ -27,7 +27,10 @@ pub fn read_seeds(path: &Path, max_line_bytes: usize, stats: &mut InputStats) ->
     for line in 1u64.. {
         match read_line_bounded(&mut r, &mut buf, max_line_bytes) {
             Ok(Line::Eof) => break,
-            Ok(Line::TooLong(n)) => stats.skip("seed_line_too_long", format!("{p}:{line}: seed line of {n} bytes skipped")),
+            Ok(Line::TooLong(n)) => stats.skip(
+                "seed_line_too_long",
+                format!("{p}:{line}: seed line of {n} bytes skipped"),
+            ),
             Ok(Line::Full) => {
                 if buf.iter().all(|b| b.is_ascii_whitespace()) {
                     continue;
@@ -39,20 +42,39 @@ pub fn read_seeds(path: &Path, max_line_bytes: usize, stats: &mut InputStats) ->
                     output: Option<String>,
                 }
                 match serde_json::from_slice::<Raw>(&buf) {
-                    Ok(Raw { instruction: Some(i), response, output }) if response.is_some() || output.is_some() => {
+                    Ok(Raw {
+                        instruction: Some(i),
+                        response,
+                        output,
+                    }) if response.is_some() || output.is_some() => {
                         let resp = response.or(output).unwrap_or_default();
                         if i.trim().is_empty() || resp.trim().is_empty() {
-                            stats.skip("seed_empty", format!("{p}:{line}: empty instruction or response, skipped"));
+                            stats.skip(
+                                "seed_empty",
+                                format!("{p}:{line}: empty instruction or response, skipped"),
+                            );
                         } else {
-                            out.push(Seed { instruction: i, response: resp });
+                            out.push(Seed {
+                                instruction: i,
+                                response: resp,
+                            });
                         }
                     }
-                    Ok(_) => stats.skip("seed_missing_field", format!("{p}:{line}: needs `instruction` and `response`, skipped")),
-                    Err(e) => stats.skip("seed_invalid_json", format!("{p}:{line}: invalid seed JSON ({e}), skipped")),
+                    Ok(_) => stats.skip(
+                        "seed_missing_field",
+                        format!("{p}:{line}: needs `instruction` and `response`, skipped"),
+                    ),
+                    Err(e) => stats.skip(
+                        "seed_invalid_json",
+                        format!("{p}:{line}: invalid seed JSON ({e}), skipped"),
+                    ),
                 }
             }
             Err(e) => {
-                stats.skip("seed_read_error", format!("{p}:{line}: read error ({e}); rest of the seed file skipped"));
+                stats.skip(
+                    "seed_read_error",
+                    format!("{p}:{line}: read error ({e}); rest of the seed file skipped"),
+                );
                 break;
             }
         }
@@ -86,7 +108,10 @@ pub struct SeedIndex {
 
 fn tf(text: &str) -> std::collections::HashMap<String, f32> {
     let mut m = std::collections::HashMap::new();
-    for w in text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().count() >= 3) {
+    for w in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 3)
+    {
         *m.entry(crate::checks::stem(w)).or_insert(0.0) += 1.0;
     }
     m
@@ -95,7 +120,10 @@ fn tf(text: &str) -> std::collections::HashMap<String, f32> {
 impl SeedIndex {
     /// Index `seeds` (instruction + response text).
     pub fn new(seeds: &[Seed]) -> Self {
-        let tfs: Vec<_> = seeds.iter().map(|s| tf(&format!("{} {}", s.instruction, s.response))).collect();
+        let tfs: Vec<_> = seeds
+            .iter()
+            .map(|s| tf(&format!("{} {}", s.instruction, s.response)))
+            .collect();
         let mut df: std::collections::HashMap<String, f32> = std::collections::HashMap::new();
         for t in &tfs {
             for k in t.keys() {
@@ -103,8 +131,23 @@ impl SeedIndex {
             }
         }
         let n = seeds.len().max(1) as f32;
-        let idf: std::collections::HashMap<String, f32> = df.into_iter().map(|(k, d)| (k, (n / d).ln() + 1.0)).collect();
-        let vecs = tfs.into_iter().map(|t| normalised(t.into_iter().map(|(k, c)| { let w = (1.0 + c.ln()) * idf[&k]; (k, w) }).collect())).collect();
+        let idf: std::collections::HashMap<String, f32> = df
+            .into_iter()
+            .map(|(k, d)| (k, (n / d).ln() + 1.0))
+            .collect();
+        let vecs = tfs
+            .into_iter()
+            .map(|t| {
+                normalised(
+                    t.into_iter()
+                        .map(|(k, c)| {
+                            let w = (1.0 + c.ln()) * idf[&k];
+                            (k, w)
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
         SeedIndex { idf, vecs }
     }
 
@@ -119,7 +162,15 @@ impl SeedIndex {
             .vecs
             .iter()
             .enumerate()
-            .map(|(i, v)| (i, v.iter().map(|(t, w)| q.get(t).copied().unwrap_or(0.0) * w).sum::<f32>() / norm))
+            .map(|(i, v)| {
+                (
+                    i,
+                    v.iter()
+                        .map(|(t, w)| q.get(t).copied().unwrap_or(0.0) * w)
+                        .sum::<f32>()
+                        / norm,
+                )
+            })
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scored.into_iter().take(k).map(|(i, _)| i).collect()
@@ -142,19 +193,36 @@ mod tests {
     #[test]
     fn nearest_seeds_share_the_topic() {
         let seeds: Vec<Seed> = [
-            ("How do I sort a list in Python?", "Use sorted() or list.sort()."),
-            ("What causes bushfires to spread?", "Hot dry winds push bushfires across dry land."),
-            ("Who decides national honours?", "Honours lists are chosen by a committee."),
+            (
+                "How do I sort a list in Python?",
+                "Use sorted() or list.sort().",
+            ),
+            (
+                "What causes bushfires to spread?",
+                "Hot dry winds push bushfires across dry land.",
+            ),
+            (
+                "Who decides national honours?",
+                "Honours lists are chosen by a committee.",
+            ),
         ]
         .iter()
-        .map(|(i, r)| Seed { instruction: i.to_string(), response: r.to_string() })
+        .map(|(i, r)| Seed {
+            instruction: i.to_string(),
+            response: r.to_string(),
+        })
         .collect();
         let ix = SeedIndex::new(&seeds);
-        assert_eq!(ix.nearest("Strong winds pushed the bushfire towards the town.", 1), vec![1]);
-        assert_eq!(ix.nearest("He was named in the New Year honours list.", 2)[0], 2);
+        assert_eq!(
+            ix.nearest("Strong winds pushed the bushfire towards the town.", 1),
+            vec![1]
+        );
+        assert_eq!(
+            ix.nearest("He was named in the New Year honours list.", 2)[0],
+            2
+        );
         assert_eq!(ix.nearest("nothing in common", 3).len(), 3);
     }
-
 
     #[test]
     fn seeds() {

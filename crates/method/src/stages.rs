@@ -3,14 +3,14 @@
 //! the stage file at once. The stage never knows which backend runs it.
 
 use crate::config::{BackwardMode, Config};
-use backforth_inference::{Backend, FinishReason, GenOutput, GenRequest};
 use crate::hash;
 use crate::parse;
 use crate::prompt::{curate_grammar, PromptTemplate, REWRITE_GRAMMAR};
-use crate::seeds::Seed;
 use crate::record::{Generation, ParseStatus, Record, Sampling, Stage};
+use crate::seeds::Seed;
 use crate::store::{set_generation, StageFile};
 use anyhow::{Context, Result};
+use backforth_inference::{Backend, FinishReason, GenOutput, GenRequest};
 use rand::SeedableRng;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -63,7 +63,9 @@ pub fn eligible(stage: Stage, r: &Record, cfg: &Config) -> bool {
     match stage {
         Stage::Backtranslate => true,
         Stage::Curate => r.instruction().is_some(),
-        Stage::Rewrite | Stage::Distill => r.score().is_some_and(|s| s >= cfg.curate.keep_min_score) && r.instruction().is_some(),
+        Stage::Rewrite | Stage::Distill => {
+            r.score().is_some_and(|s| s >= cfg.curate.keep_min_score) && r.instruction().is_some()
+        }
     }
 }
 
@@ -88,8 +90,15 @@ impl StageSpec<'_> {
     /// seeded by (run seed, record id), so the draw is reproducible per record.
     pub fn pick_seeds(&self, id: &str) -> Vec<&Seed> {
         let k = self.cfg.backtranslate.k.min(self.seeds.len());
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(hash::derive_seed(self.cfg.model.seed, "fewshot", id));
-        rand::seq::index::sample(&mut rng, self.seeds.len(), k).into_iter().map(|i| &self.seeds[i]).collect()
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(hash::derive_seed(
+            self.cfg.model.seed,
+            "fewshot",
+            id,
+        ));
+        rand::seq::index::sample(&mut rng, self.seeds.len(), k)
+            .into_iter()
+            .map(|i| &self.seeds[i])
+            .collect()
     }
 
     /// The few-shot seeds for a record: the k nearest to its text when a
@@ -98,7 +107,10 @@ impl StageSpec<'_> {
         match self.seed_index {
             Some(ix) => {
                 let k = self.cfg.backtranslate.k.min(self.seeds.len());
-                ix.nearest(&r.text, k).into_iter().map(|i| &self.seeds[i]).collect()
+                ix.nearest(&r.text, k)
+                    .into_iter()
+                    .map(|i| &self.seeds[i])
+                    .collect()
             }
             None => self.pick_seeds(&r.id),
         }
@@ -125,6 +137,7 @@ impl StageSpec<'_> {
             sampling: self.sampling(&r.id),
             grammar: stage_grammar(self.stage, c),
             raw_prompt: self.cfg.model.raw_prompt,
+            top_logprobs: 0,
         })
     }
 
@@ -167,7 +180,10 @@ impl StageSpec<'_> {
         g.completion_tokens = out.completion_tokens;
         g.finish_reason = out.finish.as_str().into();
         let parsed: Result<(String, Option<u8>), String> = match self.stage {
-            Stage::Backtranslate => parse::clean_instruction(&out.text, out.finish, c.max_instruction_chars).map(|s| (s, None)),
+            Stage::Backtranslate => {
+                parse::clean_instruction(&out.text, out.finish, c.max_instruction_chars)
+                    .map(|s| (s, None))
+            }
             Stage::Curate => parse::parse_score(&out.text).map(|p| (p.reasoning, Some(p.score))),
             Stage::Rewrite => parse::extract_res(&out.text, out.finish).map(|s| (s, None)),
             Stage::Distill => {
@@ -237,14 +253,24 @@ pub fn run_stage(
                 return Some(req);
             }
             Err(e) => {
-                *build_error.borrow_mut() = Some(e.context(format!("building the {} prompt for record {}", spec.stage.name(), r.id)));
+                *build_error.borrow_mut() = Some(e.context(format!(
+                    "building the {} prompt for record {}",
+                    spec.stage.name(),
+                    r.id
+                )));
                 return None;
             }
         }
     });
     let mut sink = |tag: u64, res: Result<GenOutput, String>| -> Result<()> {
-        let mut r = inflight.borrow_mut().remove(&tag).context("backend returned an unknown request tag")?;
-        let reused = res.as_ref().map(|o| o.cached_prompt_tokens.min(o.prompt_tokens)).unwrap_or(0);
+        let mut r = inflight
+            .borrow_mut()
+            .remove(&tag)
+            .context("backend returned an unknown request tag")?;
+        let reused = res
+            .as_ref()
+            .map(|o| o.cached_prompt_tokens.min(o.prompt_tokens))
+            .unwrap_or(0);
         let g = spec.interpret(&r.id, res);
         {
             let mut rep = report.borrow_mut();
@@ -257,7 +283,12 @@ pub fn run_stage(
                 ParseStatus::Failed { .. } => rep.parse_failed += 1,
                 ParseStatus::Error { .. } => rep.backend_errors += 1,
             }
-            progress(rep.generated, rep.prompt_tokens, rep.completion_tokens, start.elapsed().as_secs_f64());
+            progress(
+                rep.generated,
+                rep.prompt_tokens,
+                rep.completion_tokens,
+                start.elapsed().as_secs_f64(),
+            );
         }
         set_generation(&mut r, spec.stage, g);
         file.append(&r)
@@ -270,7 +301,11 @@ pub fn run_stage(
     let mut rep = report.into_inner();
     rep.left_pending = inflight.borrow().len() as u64;
     if rep.left_pending > 0 {
-        tracing::warn!("{}: {} records got no answer and stay pending", spec.stage.name(), rep.left_pending);
+        tracing::warn!(
+            "{}: {} records got no answer and stay pending",
+            spec.stage.name(),
+            rep.left_pending
+        );
     }
     rep.wall_s = start.elapsed().as_secs_f64();
     if rep.wall_s > 0.0 {
@@ -317,7 +352,9 @@ pub fn totals(path: &Path, stage: Stage, key: &str, cfg: &Config) -> Result<Stag
     let mut hist = [0u64; 5];
     let mut kept = 0u64;
     for r in crate::store::RecordLines::open(path)?.flatten() {
-        let Some(g) = crate::store::generation(&r, stage).filter(|g| g.stage_key == key) else { continue };
+        let Some(g) = crate::store::generation(&r, stage).filter(|g| g.stage_key == key) else {
+            continue;
+        };
         if !seen.insert(r.id.clone()) {
             continue;
         }
@@ -332,7 +369,9 @@ pub fn totals(path: &Path, stage: Stage, key: &str, cfg: &Config) -> Result<Stag
             }
             ParseStatus::Error { error } => {
                 t.backend_errors += 1;
-                *t.failure_reasons.entry(error.chars().take(120).collect()).or_default() += 1;
+                *t.failure_reasons
+                    .entry(error.chars().take(120).collect())
+                    .or_default() += 1;
             }
         }
         if let Some(s) = r.score() {
@@ -345,7 +384,9 @@ pub fn totals(path: &Path, stage: Stage, key: &str, cfg: &Config) -> Result<Stag
     let h = &cfg.http;
     if h.usd_per_million_prompt_tokens > 0.0 || h.usd_per_million_completion_tokens > 0.0 {
         t.cost_usd = Some(
-            (t.prompt_tokens as f64 * h.usd_per_million_prompt_tokens + t.completion_tokens as f64 * h.usd_per_million_completion_tokens) / 1e6,
+            (t.prompt_tokens as f64 * h.usd_per_million_prompt_tokens
+                + t.completion_tokens as f64 * h.usd_per_million_completion_tokens)
+                / 1e6,
         );
     }
     if stage == Stage::Curate {

@@ -112,7 +112,10 @@ pub fn read_records(path: &Path, stage: Option<Stage>, key: &str) -> Result<(Vec
 }
 
 /// Call `f` on every line of a JSONL record file (missing file = no lines).
-pub fn for_each_record(path: &Path, mut f: impl FnMut(Result<Record, String>) -> Result<()>) -> Result<()> {
+pub fn for_each_record(
+    path: &Path,
+    mut f: impl FnMut(Result<Record, String>) -> Result<()>,
+) -> Result<()> {
     for r in RecordLines::open(path)? {
         f(r)?;
     }
@@ -135,7 +138,11 @@ impl RecordLines {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
         };
-        Ok(RecordLines { path: path.display().to_string(), lines, line: 0 })
+        Ok(RecordLines {
+            path: path.display().to_string(),
+            lines,
+            line: 0,
+        })
     }
 }
 
@@ -147,7 +154,12 @@ impl Iterator for RecordLines {
             self.line += 1;
             match l {
                 Ok(l) if l.trim().is_empty() => continue,
-                Ok(l) => return Some(serde_json::from_str(&l).map_err(|e| format!("{}:{}: {e}", self.path, self.line))),
+                Ok(l) => {
+                    return Some(
+                        serde_json::from_str(&l)
+                            .map_err(|e| format!("{}:{}: {e}", self.path, self.line)),
+                    )
+                }
                 Err(e) => return Some(Err(format!("{}:{}: {e}", self.path, self.line))),
             }
         }
@@ -181,15 +193,26 @@ impl StageFile {
                 done.insert(rec.id);
             }
         }
-        let file = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
-        Ok(StageFile { path: path.to_path_buf(), file, done, truncated_bytes })
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(StageFile {
+            path: path.to_path_buf(),
+            file,
+            done,
+            truncated_bytes,
+        })
     }
 
     /// Append one record as one line (a single write call).
     pub fn append(&mut self, r: &Record) -> Result<()> {
         let mut line = serde_json::to_vec(r)?;
         line.push(b'\n');
-        self.file.write_all(&line).with_context(|| format!("writing {}", self.path.display()))?;
+        self.file
+            .write_all(&line)
+            .with_context(|| format!("writing {}", self.path.display()))?;
         self.done.insert(r.id.clone());
         Ok(())
     }
@@ -201,14 +224,26 @@ mod tests {
     use crate::record::*;
 
     fn rec(id: &str, key: &str) -> Record {
-        let mut r = Record::new(id.into(), 0, SourceLoc::default(), "t".into(), serde_json::Value::Null);
+        let mut r = Record::new(
+            id.into(),
+            0,
+            SourceLoc::default(),
+            "t".into(),
+            serde_json::Value::Null,
+        );
         r.backtranslation = Some(Generation {
             value: Some("x".into()),
             score: None,
             parse: ParseStatus::Ok,
             raw: "x".into(),
             model: "m".into(),
-            sampling: Sampling { temperature: 1.0, top_p: 0.9, max_tokens: 8, seed: 1, stop: vec![] },
+            sampling: Sampling {
+                temperature: 1.0,
+                top_p: 0.9,
+                max_tokens: 8,
+                seed: 1,
+                stop: vec![],
+            },
             template: "t".into(),
             template_hash: "h".into(),
             stage_key: key.into(),
@@ -238,7 +273,10 @@ mod tests {
         drop(f);
         let (recs, bad) = read_records(&p, Some(Stage::Backtranslate), "k1").unwrap();
         assert_eq!(bad, 0);
-        assert_eq!(recs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(
+            recs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["a", "c"]
+        );
     }
 
     #[test]
@@ -248,13 +286,19 @@ mod tests {
         std::fs::write(&p, "partial").unwrap();
         assert_eq!(truncate_partial_tail(&p).unwrap(), 7);
         assert_eq!(std::fs::read(&p).unwrap().len(), 0);
-        assert_eq!(truncate_partial_tail(&dir.path().join("missing")).unwrap(), 0);
+        assert_eq!(
+            truncate_partial_tail(&dir.path().join("missing")).unwrap(),
+            0
+        );
     }
 }
 
 /// Records of an upstream file: with `Some((stage, key))` only that key's
 /// records; first occurrence per id; unreadable lines logged and skipped.
-pub fn upstream_records(path: &Path, filter: Option<(Stage, String)>) -> Result<impl Iterator<Item = Record>> {
+pub fn upstream_records(
+    path: &Path,
+    filter: Option<(Stage, String)>,
+) -> Result<impl Iterator<Item = Record>> {
     let mut seen = HashSet::new();
     Ok(RecordLines::open(path)?.filter_map(move |r| match r {
         Ok(rec) => {

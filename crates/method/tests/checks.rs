@@ -58,7 +58,10 @@ fn instruction_for(doc: &str, variant: usize) -> String {
         .collect();
     ws.sort_by_key(|w| std::cmp::Reverse(w.chars().count()));
     ws.dedup();
-    let (a, b) = (ws.first().cloned().unwrap_or_default(), ws.get(1).cloned().unwrap_or_default());
+    let (a, b) = (
+        ws.first().cloned().unwrap_or_default(),
+        ws.get(1).cloned().unwrap_or_default(),
+    );
     match variant % 4 {
         0 => format!("Summarise the latest news about {a} and {b}."),
         1 => format!("What happened regarding {a} and {b}?"),
@@ -69,8 +72,20 @@ fn instruction_for(doc: &str, variant: usize) -> String {
 
 fn faithful_answer(doc: &str) -> String {
     let s = sentences(doc);
-    let kept: Vec<&String> = s.iter().take(6).enumerate().filter(|(i, _)| i % 3 != 2).map(|(_, x)| x).collect();
-    format!("Here is what the story says. {}", kept.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(" "))
+    let kept: Vec<&String> = s
+        .iter()
+        .take(6)
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 2)
+        .map(|(_, x)| x)
+        .collect();
+    format!(
+        "Here is what the story says. {}",
+        kept.iter()
+            .map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
 }
 
 const NON_INSTRUCTIONS: [&str; 8] = [
@@ -88,8 +103,17 @@ const NON_INSTRUCTIONS: [&str; 8] = [
 fn checks_separate_grounded_from_ungrounded_pairs() {
     let corpus = cache().join("corpus/gensim/lee_background.cor");
     let seeds = cache().join("seeds/python-faq.jsonl");
-    assert!(corpus.exists() && seeds.exists(), "run `scripts/fetch-assets.sh corpus seeds` first");
-    let docs: Vec<String> = std::fs::read_to_string(&corpus).unwrap().lines().map(str::trim).filter(|l| sentences(l).len() >= 4).map(String::from).collect();
+    assert!(
+        corpus.exists() && seeds.exists(),
+        "run `scripts/fetch-assets.sh corpus seeds` first"
+    );
+    let docs: Vec<String> = std::fs::read_to_string(&corpus)
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| sentences(l).len() >= 4)
+        .map(String::from)
+        .collect();
     let seed_qs: Vec<String> = std::fs::read_to_string(&seeds)
         .unwrap()
         .lines()
@@ -98,7 +122,18 @@ fn checks_separate_grounded_from_ungrounded_pairs() {
         .collect();
     assert!(docs.len() >= 200, "{} documents", docs.len());
     let cfg = ChecksConfig::default();
-    let classes = ["faithful", "injected", "faithful", "swapped", "faithful", "other_instruction", "faithful", "seed_topic", "faithful", "non_instruction"];
+    let classes = [
+        "faithful",
+        "injected",
+        "faithful",
+        "swapped",
+        "faithful",
+        "other_instruction",
+        "faithful",
+        "seed_topic",
+        "faithful",
+        "non_instruction",
+    ];
     // (class, flagged) per item
     let mut results: Vec<(&str, bool)> = Vec::new();
     let mut misses: Vec<String> = Vec::new();
@@ -119,7 +154,10 @@ fn checks_separate_grounded_from_ungrounded_pairs() {
             "swapped" => (instr_i.clone(), faithful_answer(other)),
             "other_instruction" => (instruction_for(other, i), faithful_answer(doc)),
             "seed_topic" => (seed_qs[i % seed_qs.len()].clone(), faithful_answer(doc)),
-            _ => (NON_INSTRUCTIONS[(i / classes.len()) % NON_INSTRUCTIONS.len()].to_string(), faithful_answer(doc)),
+            _ => (
+                NON_INSTRUCTIONS[(i / classes.len()) % NON_INSTRUCTIONS.len()].to_string(),
+                faithful_answer(doc),
+            ),
         };
         let r = check(&cfg, &instr, Some(&resp), &SourceIndex::new(doc));
         let flagged = !r.passed();
@@ -134,11 +172,26 @@ fn checks_separate_grounded_from_ungrounded_pairs() {
     let fnn = results.iter().filter(|(c, f)| bad(c) && !*f).count() as f64;
     let precision = tp / (tp + fp).max(1.0);
     let recall = tp / (tp + fnn).max(1.0);
-    println!("labelled set: {} items from {} real news stories", results.len(), n);
+    println!(
+        "labelled set: {} items from {} real news stories",
+        results.len(),
+        n
+    );
     println!("| class | items | flagged |\n|---|---|---|");
-    for c in ["faithful", "injected", "swapped", "other_instruction", "seed_topic", "non_instruction"] {
+    for c in [
+        "faithful",
+        "injected",
+        "swapped",
+        "other_instruction",
+        "seed_topic",
+        "non_instruction",
+    ] {
         let it: Vec<_> = results.iter().filter(|(k, _)| *k == c).collect();
-        println!("| {c} | {} | {:.1}% |", it.len(), 100.0 * it.iter().filter(|(_, f)| *f).count() as f64 / it.len().max(1) as f64);
+        println!(
+            "| {c} | {} | {:.1}% |",
+            it.len(),
+            100.0 * it.iter().filter(|(_, f)| *f).count() as f64 / it.len().max(1) as f64
+        );
     }
     println!("precision {precision:.3}  recall {recall:.3}");
     for m in &misses {

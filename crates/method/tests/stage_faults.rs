@@ -3,12 +3,12 @@
 //! real GGUF in the CLI tests): per-request errors and unparseable outputs are
 //! recorded with their raw text and reason, counted, and nothing is lost.
 
-use backforth_inference::backend::{Backend, FinishReason, GenOutput, GenRequest, Sink};
 use backforth::config::{Config, Stage};
 use backforth::prompt::PromptTemplate;
 use backforth::record::{ParseStatus, Record, SourceLoc};
 use backforth::stages::{run_stage, totals, StageSpec};
 use backforth::store::StageFile;
+use backforth_inference::backend::{Backend, FinishReason, GenOutput, GenRequest, Sink};
 
 /// Answers by the record's position: 0 → valid score, 1 → prose without a score,
 /// 2 → per-request error, 3 → out-of-range score, 4 → cut at max_tokens. Completes in reverse order.
@@ -17,12 +17,25 @@ impl Backend for Scripted {
     fn model_id(&self) -> String {
         "scripted".into()
     }
-    fn generate(&mut self, requests: &mut dyn Iterator<Item = GenRequest>, sink: &mut Sink<'_>) -> anyhow::Result<()> {
+    fn generate(
+        &mut self,
+        requests: &mut dyn Iterator<Item = GenRequest>,
+        sink: &mut Sink<'_>,
+    ) -> anyhow::Result<()> {
         let reqs: Vec<GenRequest> = requests.collect();
         for r in reqs.iter().rev() {
             let user = &r.messages.last().unwrap().content;
             let i: usize = user.split("DOC").nth(1).unwrap()[..1].parse().unwrap();
-            let ok = |text: &str, finish| Ok(GenOutput { text: text.into(), prompt_tokens: 10, completion_tokens: 5, finish, cached_prompt_tokens: 0 });
+            let ok = |text: &str, finish| {
+                Ok(GenOutput {
+                    text: text.into(),
+                    prompt_tokens: 10,
+                    completion_tokens: 5,
+                    finish,
+                    cached_prompt_tokens: 0,
+                    logprobs: vec![],
+                })
+            };
             let res = match i % 5 {
                 0 => ok("Reasoning: fine.\nScore: 5", FinishReason::Stop),
                 1 => ok("I would rate this highly.", FinishReason::Stop),
@@ -37,7 +50,13 @@ impl Backend for Scripted {
 }
 
 fn record(i: usize) -> Record {
-    let mut r = Record::new(format!("d{i}"), i as u64, SourceLoc::default(), format!("DOC{i} text"), serde_json::Value::Null);
+    let mut r = Record::new(
+        format!("d{i}"),
+        i as u64,
+        SourceLoc::default(),
+        format!("DOC{i} text"),
+        serde_json::Value::Null,
+    );
     let mut g = backforth::stages::StageSpec {
         stage: Stage::Backtranslate,
         cfg: &Config::default(),
@@ -47,7 +66,17 @@ fn record(i: usize) -> Record {
         model_id: "m",
         seed_index: None,
     }
-    .interpret("x", Ok(GenOutput { text: "What is it?".into(), prompt_tokens: 1, completion_tokens: 1, finish: FinishReason::Stop, cached_prompt_tokens: 0 }));
+    .interpret(
+        "x",
+        Ok(GenOutput {
+            text: "What is it?".into(),
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            finish: FinishReason::Stop,
+            cached_prompt_tokens: 0,
+            logprobs: vec![],
+        }),
+    );
     g.stage_key = "bt".into();
     r.backtranslation = Some(g);
     r
@@ -59,19 +88,69 @@ fn faults_are_recorded_not_lost() {
     let out = dir.path().join("curate.jsonl");
     let cfg = Config::default();
     let tpl = PromptTemplate::builtin("curate").unwrap();
-    let spec = StageSpec { stage: Stage::Curate, cfg: &cfg, template: &tpl, seeds: &[], key: "ck", model_id: "scripted", seed_index: None };
+    let spec = StageSpec {
+        stage: Stage::Curate,
+        cfg: &cfg,
+        template: &tpl,
+        seeds: &[],
+        key: "ck",
+        model_id: "scripted",
+        seed_index: None,
+    };
     let mut no_progress = |_: u64, _: u64, _: u64, _: f64| {};
-    let rep = run_stage(&spec, &mut Scripted, (0..5).map(record), StageFile::open(&out, Stage::Curate, "ck").unwrap(), &mut no_progress).unwrap();
-    assert_eq!((rep.input, rep.generated, rep.parsed_ok, rep.parse_failed, rep.backend_errors), (5, 5, 1, 3, 1));
+    let rep = run_stage(
+        &spec,
+        &mut Scripted,
+        (0..5).map(record),
+        StageFile::open(&out, Stage::Curate, "ck").unwrap(),
+        &mut no_progress,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            rep.input,
+            rep.generated,
+            rep.parsed_ok,
+            rep.parse_failed,
+            rep.backend_errors
+        ),
+        (5, 5, 1, 3, 1)
+    );
 
-    let recs: Vec<Record> = std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let recs: Vec<Record> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(recs.len(), 5);
-    let by_id = |id: &str| recs.iter().find(|r| r.id == id).unwrap().curation.clone().unwrap();
+    let by_id = |id: &str| {
+        recs.iter()
+            .find(|r| r.id == id)
+            .unwrap()
+            .curation
+            .clone()
+            .unwrap()
+    };
     assert_eq!(by_id("d0").score, Some(5));
     assert_eq!(by_id("d1").raw, "I would rate this highly.");
-    assert_eq!(by_id("d1").parse, ParseStatus::Failed { reason: "no `Score: N` line".into() });
-    assert_eq!(by_id("d2").parse, ParseStatus::Error { error: "server said 500".into() });
-    assert_eq!(by_id("d3").parse, ParseStatus::Failed { reason: "score 7 out of range 1-5".into() });
+    assert_eq!(
+        by_id("d1").parse,
+        ParseStatus::Failed {
+            reason: "no `Score: N` line".into()
+        }
+    );
+    assert_eq!(
+        by_id("d2").parse,
+        ParseStatus::Error {
+            error: "server said 500".into()
+        }
+    );
+    assert_eq!(
+        by_id("d3").parse,
+        ParseStatus::Failed {
+            reason: "score 7 out of range 1-5".into()
+        }
+    );
     assert!(matches!(by_id("d4").parse, ParseStatus::Failed { .. }));
     assert_eq!(by_id("d4").finish_reason, "length");
 
@@ -81,7 +160,10 @@ fn faults_are_recorded_not_lost() {
     priced.http.usd_per_million_prompt_tokens = 2.0;
     priced.http.usd_per_million_completion_tokens = 10.0;
     // 4 answered requests × (10 prompt, 5 completion) tokens
-    let c = totals(&out, Stage::Curate, "ck", &priced).unwrap().cost_usd.unwrap();
+    let c = totals(&out, Stage::Curate, "ck", &priced)
+        .unwrap()
+        .cost_usd
+        .unwrap();
     assert!((c - (40.0 * 2.0 + 20.0 * 10.0) / 1e6).abs() < 1e-12, "{c}");
     assert_eq!(t.done, 5);
     assert_eq!(t.score_histogram["5"], 1);
@@ -90,7 +172,14 @@ fn faults_are_recorded_not_lost() {
     assert_eq!(t.failure_reasons.values().sum::<u64>(), 4);
 
     // rerun: all done, nothing generated again
-    let rep = run_stage(&spec, &mut Scripted, (0..5).map(record), StageFile::open(&out, Stage::Curate, "ck").unwrap(), &mut no_progress).unwrap();
+    let rep = run_stage(
+        &spec,
+        &mut Scripted,
+        (0..5).map(record),
+        StageFile::open(&out, Stage::Curate, "ck").unwrap(),
+        &mut no_progress,
+    )
+    .unwrap();
     assert_eq!((rep.resumed, rep.generated), (5, 0));
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 5);
 }
@@ -99,17 +188,43 @@ fn faults_are_recorded_not_lost() {
 fn fewshot_draws_are_deterministic_per_record() {
     let cfg = Config::default();
     let tpl = PromptTemplate::builtin("backtranslate_fewshot").unwrap();
-    let seeds: Vec<backforth::seeds::Seed> =
-        (0..20).map(|i| backforth::seeds::Seed { instruction: format!("q{i}"), response: format!("a{i}") }).collect();
-    let spec = StageSpec { stage: Stage::Backtranslate, cfg: &cfg, template: &tpl, seeds: &seeds, key: "k", model_id: "m", seed_index: None };
-    let a: Vec<_> = spec.pick_seeds("doc-1").iter().map(|s| s.instruction.clone()).collect();
-    let b: Vec<_> = spec.pick_seeds("doc-1").iter().map(|s| s.instruction.clone()).collect();
+    let seeds: Vec<backforth::seeds::Seed> = (0..20)
+        .map(|i| backforth::seeds::Seed {
+            instruction: format!("q{i}"),
+            response: format!("a{i}"),
+        })
+        .collect();
+    let spec = StageSpec {
+        stage: Stage::Backtranslate,
+        cfg: &cfg,
+        template: &tpl,
+        seeds: &seeds,
+        key: "k",
+        model_id: "m",
+        seed_index: None,
+    };
+    let a: Vec<_> = spec
+        .pick_seeds("doc-1")
+        .iter()
+        .map(|s| s.instruction.clone())
+        .collect();
+    let b: Vec<_> = spec
+        .pick_seeds("doc-1")
+        .iter()
+        .map(|s| s.instruction.clone())
+        .collect();
     assert_eq!(a, b);
     assert_eq!(a.len(), cfg.backtranslate.k);
     let distinct: std::collections::HashSet<_> = a.iter().collect();
     assert_eq!(distinct.len(), a.len());
-    let others: std::collections::HashSet<Vec<String>> =
-        (0..10).map(|i| spec.pick_seeds(&format!("doc-{i}")).iter().map(|s| s.instruction.clone()).collect()).collect();
+    let others: std::collections::HashSet<Vec<String>> = (0..10)
+        .map(|i| {
+            spec.pick_seeds(&format!("doc-{i}"))
+                .iter()
+                .map(|s| s.instruction.clone())
+                .collect()
+        })
+        .collect();
     assert!(others.len() > 1);
     let req = spec.request(&record(0), 1).unwrap();
     assert_eq!(req.messages.len(), 2 + 2 * cfg.backtranslate.k);
@@ -121,22 +236,55 @@ fn nearest_seed_selection_shows_seeds_on_the_documents_topic() {
     cfg.backtranslate.k = 1;
     let tpl = PromptTemplate::builtin("backtranslate_fewshot").unwrap();
     let seeds: Vec<backforth::seeds::Seed> = [
-        ("How do I reverse a list in Python?", "Call list.reverse() or use slicing with a step of -1."),
-        ("Why do bushfires spread so fast in strong winds?", "Wind carries embers ahead of the fire front and dries the fuel."),
+        (
+            "How do I reverse a list in Python?",
+            "Call list.reverse() or use slicing with a step of -1.",
+        ),
+        (
+            "Why do bushfires spread so fast in strong winds?",
+            "Wind carries embers ahead of the fire front and dries the fuel.",
+        ),
     ]
     .iter()
-    .map(|(i, r)| backforth::seeds::Seed { instruction: i.to_string(), response: r.to_string() })
+    .map(|(i, r)| backforth::seeds::Seed {
+        instruction: i.to_string(),
+        response: r.to_string(),
+    })
     .collect();
     let ix = backforth::seeds::SeedIndex::new(&seeds);
-    let spec = StageSpec { stage: Stage::Backtranslate, cfg: &cfg, template: &tpl, seeds: &seeds, key: "k", model_id: "m", seed_index: Some(&ix) };
-    let r = Record::new("fire".into(), 0, SourceLoc::default(), "Strong winds pushed a huge bushfire towards the town; embers started new fires.".into(), serde_json::Value::Null);
+    let spec = StageSpec {
+        stage: Stage::Backtranslate,
+        cfg: &cfg,
+        template: &tpl,
+        seeds: &seeds,
+        key: "k",
+        model_id: "m",
+        seed_index: Some(&ix),
+    };
+    let r = Record::new(
+        "fire".into(),
+        0,
+        SourceLoc::default(),
+        "Strong winds pushed a huge bushfire towards the town; embers started new fires.".into(),
+        serde_json::Value::Null,
+    );
     assert_eq!(spec.seeds_for(&r)[0].instruction, seeds[1].instruction);
     let req = spec.request(&r, 1).unwrap();
-    assert!(req.messages.iter().any(|m| m.content.contains("bushfires spread")), "{:?}", req.messages);
+    assert!(
+        req.messages
+            .iter()
+            .any(|m| m.content.contains("bushfires spread")),
+        "{:?}",
+        req.messages
+    );
     // the choice is part of the stage key; the default adds nothing (old runs keep their keys)
-    let random = cfg.backtranslate.generation_fingerprint(Stage::Backtranslate);
+    let random = cfg
+        .backtranslate
+        .generation_fingerprint(Stage::Backtranslate);
     cfg.backtranslate.seed_selection = backforth::seeds::SeedSelection::Nearest;
-    let nearest = cfg.backtranslate.generation_fingerprint(Stage::Backtranslate);
+    let nearest = cfg
+        .backtranslate
+        .generation_fingerprint(Stage::Backtranslate);
     assert_ne!(random, nearest);
     assert!(!random.contains("seeds="));
 }

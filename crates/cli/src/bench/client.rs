@@ -6,7 +6,9 @@ use backforth_inference::{Backend, ChatMessage, GenRequest, Sampling};
 
 /// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: ClientBenchArgs) -> Result<()> {
-    let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").map_err(|e| anyhow::anyhow!("{e}"))?);
+    let server = std::sync::Arc::new(
+        tiny_http::Server::http("127.0.0.1:0").map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
     let url = format!("http://{}/v1", server.server_addr());
     let body = serde_json::json!({"choices": [{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
                                   "usage": {"prompt_tokens": 10, "completion_tokens": 1}})
@@ -18,7 +20,8 @@ pub fn run(a: ClientBenchArgs) -> Result<()> {
             while let Ok(mut r) = s.recv() {
                 let mut sink = Vec::new();
                 let _ = std::io::Read::read_to_end(r.as_reader(), &mut sink);
-                let h = tiny_http::Header::from_bytes("Content-Type", "application/json").expect("header");
+                let h = tiny_http::Header::from_bytes("Content-Type", "application/json")
+                    .expect("header");
                 let _ = r.respond(tiny_http::Response::from_string(body.clone()).with_header(h));
             }
         });
@@ -26,17 +29,34 @@ pub fn run(a: ClientBenchArgs) -> Result<()> {
     println!("| concurrency | requests | seconds | requests/s |");
     println!("|---:|---:|---:|---:|");
     for &c in &a.concurrency {
-        let cfg = backforth_inference::config::HttpConfig { urls: vec![url.clone()], concurrency: c, api_key_env: String::new(), ..Default::default() };
+        let cfg = backforth_inference::config::HttpConfig {
+            urls: vec![url.clone()],
+            concurrency: c,
+            api_key_env: String::new(),
+            ..Default::default()
+        };
         let mut b = backforth_http::HttpBackend::new(cfg, "bench")?;
         let mk = |i: u64| GenRequest {
             tag: i,
-            messages: vec![ChatMessage { role: "user".into(), content: format!("request {i}") }],
-            sampling: Sampling { temperature: 1.0, top_p: 0.9, max_tokens: 16, seed: i, stop: vec![] },
+            messages: vec![ChatMessage {
+                role: "user".into(),
+                content: format!("request {i}"),
+            }],
+            sampling: Sampling {
+                temperature: 1.0,
+                top_p: 0.9,
+                max_tokens: 16,
+                seed: i,
+                stop: vec![],
+            },
             grammar: None,
             raw_prompt: false,
+            top_logprobs: 0,
         };
         // warm-up (connections)
-        b.generate(&mut (0..c as u64).map(mk), &mut |_, r| r.map(|_| ()).map_err(anyhow::Error::msg))?;
+        b.generate(&mut (0..c as u64).map(mk), &mut |_, r| {
+            r.map(|_| ()).map_err(anyhow::Error::msg)
+        })?;
         let t0 = std::time::Instant::now();
         let mut n = 0u64;
         b.generate(&mut (0..a.requests).map(mk), &mut |_, r| {
@@ -51,7 +71,14 @@ pub fn run(a: ClientBenchArgs) -> Result<()> {
     // response-cache lookups
     let dir = std::env::temp_dir().join(format!("backforth-cache-bench-{}", std::process::id()));
     let cache = backforth_inference::cache::ResponseCache::open(&dir.join("c.sqlite"))?;
-    let out = backforth_inference::GenOutput { text: "x".repeat(800), prompt_tokens: 500, completion_tokens: 200, finish: backforth_inference::FinishReason::Stop, cached_prompt_tokens: 0 };
+    let out = backforth_inference::GenOutput {
+        text: "x".repeat(800),
+        prompt_tokens: 500,
+        completion_tokens: 200,
+        finish: backforth_inference::FinishReason::Stop,
+        cached_prompt_tokens: 0,
+        logprobs: vec![],
+    };
     let n = 20000u64;
     let keys: Vec<String> = (0..n).map(|i| format!("{:032x}", i * 2654435761)).collect();
     let t0 = std::time::Instant::now();
@@ -84,9 +111,19 @@ pub fn run(a: ClientBenchArgs) -> Result<()> {
 fn mk_req() -> GenRequest {
     GenRequest {
         tag: 0,
-        messages: vec![ChatMessage { role: "user".into(), content: "word ".repeat(600) }],
-        sampling: Sampling { temperature: 1.0, top_p: 0.9, max_tokens: 16, seed: 1, stop: vec![] },
+        messages: vec![ChatMessage {
+            role: "user".into(),
+            content: "word ".repeat(600),
+        }],
+        sampling: Sampling {
+            temperature: 1.0,
+            top_p: 0.9,
+            max_tokens: 16,
+            seed: 1,
+            stop: vec![],
+        },
         grammar: None,
         raw_prompt: false,
+        top_logprobs: 0,
     }
 }

@@ -5,11 +5,23 @@ use anyhow::Result;
 
 /// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: EmbedBenchArgs) -> Result<()> {
-    let dir = a.embedder.clone().unwrap_or_else(crate::commands::analyze::default_embedder);
+    let dir = a
+        .embedder
+        .clone()
+        .unwrap_or_else(crate::commands::analyze::default_embedder);
     let emb = crate::commands::analyze::load_embedder(&dir, &a.engine, 0)?;
-    let lines: Vec<String> = std::fs::read_to_string(&a.texts)?.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect();
+    let lines: Vec<String> = std::fs::read_to_string(&a.texts)?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect();
     let need = a.n.max(2 * a.mauve_n);
-    anyhow::ensure!(lines.len() >= need, "{}: {} lines, need {need}", a.texts.display(), lines.len());
+    anyhow::ensure!(
+        lines.len() >= need,
+        "{}: {} lines, need {need}",
+        a.texts.display(),
+        lines.len()
+    );
     let texts = &lines[..a.n];
     let tokens: usize = texts.iter().map(|t| emb.token_count(t).unwrap_or(0)).sum();
     let t0 = std::time::Instant::now();
@@ -30,7 +42,12 @@ pub fn run(a: EmbedBenchArgs) -> Result<()> {
         let es = t1.elapsed().as_secs_f64();
         let (p, q) = all[..2 * a.mauve_n].split_at(a.mauve_n);
         let t2 = std::time::Instant::now();
-        let r = backforth_measure::mauve::mauve(p, q, &backforth_measure::mauve::MauveSettings::default()).map_err(anyhow::Error::msg)?;
+        let r = backforth_measure::mauve::mauve(
+            p,
+            q,
+            &backforth_measure::mauve::MauveSettings::default(),
+        )
+        .map_err(anyhow::Error::msg)?;
         println!(
             "{}",
             serde_json::json!({"what": "mauve", "n_p": r.n_p, "n_q": r.n_q, "buckets": r.num_buckets, "pca_dims": r.pca_dims, "mauve": r.mauve,

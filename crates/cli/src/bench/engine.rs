@@ -19,10 +19,14 @@ struct Row {
 
 /// A user message whose chat-templated prompt is as close as possible to `n` tokens.
 fn message_of_len(engine: &LlamaEngine, n: usize) -> Result<(Vec<ChatMessage>, usize)> {
-    let words = "the quick brown fox jumps over a lazy dog while seven bakers count loaves of bread";
+    let words =
+        "the quick brown fox jumps over a lazy dog while seven bakers count loaves of bread";
     let mk = |k: usize| {
         let text: Vec<&str> = words.split(' ').cycle().take(k).collect();
-        vec![ChatMessage { role: "user".into(), content: text.join(" ") }]
+        vec![ChatMessage {
+            role: "user".into(),
+            content: text.join(" "),
+        }]
     };
     let (mut lo, mut hi) = (1usize, n * 2 + 8);
     while lo < hi {
@@ -48,10 +52,24 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let max_b = *a.batch_sizes.iter().max().context("no batch sizes")?;
     let ctx = (a.prompt_tokens as u32 + a.gen_tokens + 16).next_multiple_of(256);
     let mut rows = Vec::new();
-    let mut engine = LlamaEngine::load(&a.model, LlamaOptions { threads: a.threads, batch_size: max_b, context: ctx, n_batch: a.n_batch, prefix_reuse: false })?;
+    let mut engine = LlamaEngine::load(
+        &a.model,
+        LlamaOptions {
+            threads: a.threads,
+            batch_size: max_b,
+            context: ctx,
+            n_batch: a.n_batch,
+            prefix_reuse: false,
+        },
+    )?;
     engine.ignore_eos = true;
     let (msg, pp) = message_of_len(&engine, a.prompt_tokens)?;
-    eprintln!("model {} | prompt {pp} tokens | gen {} tokens | threads {}", Backend::model_id(&engine), a.gen_tokens, a.threads);
+    eprintln!(
+        "model {} | prompt {pp} tokens | gen {} tokens | threads {}",
+        Backend::model_id(&engine),
+        a.gen_tokens,
+        a.threads
+    );
     println!("|   B |  PP |  TG | prompt tok/s | gen tok/s | total tok/s | wall s |");
     println!("|----:|----:|----:|-------------:|----------:|------------:|-------:|");
     for &b in &a.batch_sizes {
@@ -59,9 +77,16 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let mut reqs = (0..b as u64).map(|i| GenRequest {
             tag: i,
             messages: msg.clone(),
-            sampling: Sampling { temperature: 0.0, top_p: 1.0, max_tokens: a.gen_tokens, seed: i, stop: vec![] },
+            sampling: Sampling {
+                temperature: 0.0,
+                top_p: 1.0,
+                max_tokens: a.gen_tokens,
+                seed: i,
+                stop: vec![],
+            },
             grammar: None,
             raw_prompt: false,
+            top_logprobs: 0,
         });
         let mut n_done = 0;
         engine.generate(&mut reqs, &mut |_, r| {

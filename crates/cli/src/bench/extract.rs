@@ -27,7 +27,9 @@ pub fn run(a: ExtractBenchArgs) -> Result<()> {
     for p in &pages {
         let rel = p.strip_prefix(&a.html).unwrap_or(p).with_extension("");
         let r = a.reference.join(format!("{}{}", rel.display(), a.suffix));
-        let Ok(reference) = std::fs::read_to_string(&r) else { continue };
+        let Ok(reference) = std::fs::read_to_string(&r) else {
+            continue;
+        };
         let html = String::from_utf8_lossy(&std::fs::read(p)?).into_owned();
         let t0 = std::time::Instant::now();
         let got = backforth_corpus::readers::html::html_to_text(&html, None);
@@ -43,7 +45,12 @@ pub fn run(a: ExtractBenchArgs) -> Result<()> {
             Err(_) => failed += 1,
         }
     }
-    anyhow::ensure!(n > 0, "no HTML page under {} has a reference under {}", a.html.display(), a.reference.display());
+    anyhow::ensure!(
+        n > 0,
+        "no HTML page under {} has a reference under {}",
+        a.html.display(),
+        a.reference.display()
+    );
     let m = n as f64;
     println!(
         "{}",

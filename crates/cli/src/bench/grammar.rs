@@ -27,36 +27,77 @@ pub fn run(a: GrammarBenchArgs) -> Result<()> {
     let path = a.run.join("stages/rewrite.jsonl");
     let mut pairs = Vec::new();
     for r in backforth::store::RecordLines::open(&path)?.flatten() {
-        let Some(g) = backforth::store::generation(&r, Stage::Rewrite) else { continue };
+        let Some(g) = backforth::store::generation(&r, Stage::Rewrite) else {
+            continue;
+        };
         if !matches!(g.parse, ParseStatus::Ok) {
             continue;
         }
-        let (Some(instruction), Some(rewrite)) = (r.instruction(), g.value.as_deref()) else { continue };
+        let (Some(instruction), Some(rewrite)) = (r.instruction(), g.value.as_deref()) else {
+            continue;
+        };
         pairs.push((instruction.to_string(), r.text.clone(), rewrite.to_string()));
         if pairs.len() == a.n {
             break;
         }
     }
-    anyhow::ensure!(!pairs.is_empty(), "{}: no parsed rewrites to build prompts from", path.display());
+    anyhow::ensure!(
+        !pairs.is_empty(),
+        "{}: no parsed rewrites to build prompts from",
+        path.display()
+    );
     let curate = PromptTemplate::builtin("curate")?;
     let rewrite = PromptTemplate::builtin("rewrite")?;
-    let judge = PromptTemplate::from_source("judge.j2", backforth_measure::eval::JUDGE_TEMPLATE.to_string())?;
-    let render = |t: &PromptTemplate, f: &dyn Fn(&(String, String, String)) -> serde_json::Value| -> Result<Vec<_>> {
-        pairs.iter().map(|p| t.render(f(p))).collect()
-    };
+    let judge = PromptTemplate::from_source(
+        "judge.j2",
+        backforth_measure::eval::JUDGE_TEMPLATE.to_string(),
+    )?;
+    let render = |t: &PromptTemplate,
+                  f: &dyn Fn(&(String, String, String)) -> serde_json::Value|
+     -> Result<Vec<_>> { pairs.iter().map(|p| t.render(f(p))).collect() };
     let tasks = [
-        Task { name: "curate", grammar: curate_grammar(160), max_tokens: 160, prompts: render(&curate, &|p| serde_json::json!({"instruction": p.0, "text": p.1}))? },
-        Task { name: "rewrite", grammar: REWRITE_GRAMMAR.to_string(), max_tokens: a.rewrite_tokens, prompts: render(&rewrite, &|p| serde_json::json!({"instruction": p.0, "text": p.1}))? },
+        Task {
+            name: "curate",
+            grammar: curate_grammar(160),
+            max_tokens: 160,
+            prompts: render(
+                &curate,
+                &|p| serde_json::json!({"instruction": p.0, "text": p.1}),
+            )?,
+        },
+        Task {
+            name: "rewrite",
+            grammar: REWRITE_GRAMMAR.to_string(),
+            max_tokens: a.rewrite_tokens,
+            prompts: render(
+                &rewrite,
+                &|p| serde_json::json!({"instruction": p.0, "text": p.1}),
+            )?,
+        },
         Task {
             name: "judge",
             grammar: backforth_measure::eval::JUDGE_GRAMMAR.to_string(),
             max_tokens: 16,
-            prompts: render(&judge, &|p| serde_json::json!({"instruction": p.0, "output_a": p.2, "output_b": p.1}))?,
+            prompts: render(
+                &judge,
+                &|p| serde_json::json!({"instruction": p.0, "output_a": p.2, "output_b": p.1}),
+            )?,
         },
     ];
-    let opts = LlamaOptions { threads: a.threads, batch_size: 1, context: a.context, n_batch: 512, prefix_reuse: false };
+    let opts = LlamaOptions {
+        threads: a.threads,
+        batch_size: 1,
+        context: a.context,
+        n_batch: 512,
+        prefix_reuse: false,
+    };
     let mut engine = LlamaEngine::load(&a.model, opts)?;
-    eprintln!("model {} | {} prompts per task from {} | batch 1, greedy", Backend::model_id(&engine), pairs.len(), path.display());
+    eprintln!(
+        "model {} | {} prompts per task from {} | batch 1, greedy",
+        Backend::model_id(&engine),
+        pairs.len(),
+        path.display()
+    );
     println!("| task | grammar | requests | generated tokens | decode s | ms / generated token | wall s | overhead per token |");
     println!("|---|---|--:|--:|--:|--:|--:|--:|");
     for t in &tasks {
@@ -65,9 +106,16 @@ pub fn run(a: GrammarBenchArgs) -> Result<()> {
             let mut reqs = t.prompts.iter().enumerate().map(|(i, m)| GenRequest {
                 tag: i as u64,
                 messages: m.clone(),
-                sampling: Sampling { temperature: 0.0, top_p: 1.0, max_tokens: t.max_tokens, seed: i as u64, stop: vec![] },
+                sampling: Sampling {
+                    temperature: 0.0,
+                    top_p: 1.0,
+                    max_tokens: t.max_tokens,
+                    seed: i as u64,
+                    stop: vec![],
+                },
                 grammar: constrained.then(|| t.grammar.clone()),
                 raw_prompt: false,
+                top_logprobs: 0,
             });
             let mut failed = 0;
             engine.generate(&mut reqs, &mut |_, r| {
@@ -77,7 +125,11 @@ pub fn run(a: GrammarBenchArgs) -> Result<()> {
             let s = &engine.last_stats;
             anyhow::ensure!(s.completion_tokens > 0, "{}: nothing generated", t.name);
             let ms = 1000.0 * s.generate_s / s.completion_tokens as f64;
-            let overhead = if constrained { format!("{:+.1}%", 100.0 * (ms / free_ms - 1.0)) } else { "–".into() };
+            let overhead = if constrained {
+                format!("{:+.1}%", 100.0 * (ms / free_ms - 1.0))
+            } else {
+                "–".into()
+            };
             if !constrained {
                 free_ms = ms;
             }

@@ -10,13 +10,11 @@
 use crate::cli::{BatchArgs, BatchCmd};
 use crate::provider::Provider;
 use anyhow::{Context, Result};
-use backforth_inference::{Backend, BackendProvider, GenRequest, Sink};
-use backforth_inference::cache::{request_key, CachedBackend, ResponseCache};
-use backforth::record::Stage;
 use backforth::pipeline::{self, NoProgress, RunOptions};
+use backforth::record::Stage;
+use backforth_inference::cache::{request_key, CachedBackend, ResponseCache};
+use backforth_inference::{Backend, BackendProvider, GenRequest, Sink};
 use std::io::{BufRead, Write};
-
-
 
 /// A backend that never answers: it hands each request to `f` and leaves it pending.
 struct Unanswering<F: FnMut(&GenRequest) -> Result<()>> {
@@ -28,7 +26,11 @@ impl<F: FnMut(&GenRequest) -> Result<()>> Backend for Unanswering<F> {
     fn model_id(&self) -> String {
         self.id.clone()
     }
-    fn generate(&mut self, requests: &mut dyn Iterator<Item = GenRequest>, _: &mut Sink<'_>) -> Result<()> {
+    fn generate(
+        &mut self,
+        requests: &mut dyn Iterator<Item = GenRequest>,
+        _: &mut Sink<'_>,
+    ) -> Result<()> {
         for r in requests {
             (self.f)(&r)?;
         }
@@ -68,9 +70,14 @@ fn setup(a: &BatchArgs) -> Result<(backforth::Config, Stage, String, String)> {
 
 fn export(a: BatchArgs) -> Result<()> {
     let (cfg, stage, model, id) = setup(&a)?;
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&a.file).with_context(|| format!("creating {}", a.file.display()))?);
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(&a.file).with_context(|| format!("creating {}", a.file.display()))?,
+    );
     let mut n = 0u64;
-    let url = a.endpoint.clone().unwrap_or_else(|| format!("/v1{}", backforth_http::endpoint(cfg.http.api)));
+    let url = a
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("/v1{}", backforth_http::endpoint(cfg.http.api)));
     let mut backend = Unanswering {
         id: id.clone(),
         f: |r: &GenRequest| -> Result<()> {
@@ -86,17 +93,31 @@ fn export(a: BatchArgs) -> Result<()> {
             Ok(())
         },
     };
-    let mut p = One { id: id.clone(), backend: &mut backend };
-    pipeline::run(&cfg, &[stage], &mut p, &mut NoProgress, RunOptions::default())?;
+    let mut p = One {
+        id: id.clone(),
+        backend: &mut backend,
+    };
+    pipeline::run(
+        &cfg,
+        &[stage],
+        &mut p,
+        &mut NoProgress,
+        RunOptions::default(),
+    )?;
     drop(backend);
-    eprintln!("{}: {n} pending requests written to {}", stage.name(), a.file.display());
+    eprintln!(
+        "{}: {n} pending requests written to {}",
+        stage.name(),
+        a.file.display()
+    );
     Ok(())
 }
 
 fn import(a: BatchArgs) -> Result<()> {
     let (cfg, stage, _model, id) = setup(&a)?;
     let cache = ResponseCache::open(&cfg.cache_path())?;
-    let f = std::fs::File::open(&a.file).with_context(|| format!("opening {}", a.file.display()))?;
+    let f =
+        std::fs::File::open(&a.file).with_context(|| format!("opening {}", a.file.display()))?;
     let (mut ok, mut failed, mut bad) = (0u64, 0u64, 0u64);
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         let line = line.with_context(|| format!("{}:{}", a.file.display(), i + 1))?;
@@ -119,7 +140,10 @@ fn import(a: BatchArgs) -> Result<()> {
         };
         let status = v["response"]["status_code"].as_u64().unwrap_or(0);
         if !v["error"].is_null() || status != 200 {
-            eprintln!("{where_}: request {cid} failed (status {status}, error {}); left pending", v["error"]);
+            eprintln!(
+                "{where_}: request {cid} failed (status {status}, error {}); left pending",
+                v["error"]
+            );
             failed += 1;
             continue;
         }
@@ -136,13 +160,25 @@ fn import(a: BatchArgs) -> Result<()> {
     }
     drop(cache);
     let mut backend = CachedBackend {
-        inner: Box::new(Unanswering { id: id.clone(), f: |_: &GenRequest| Ok(()) }),
+        inner: Box::new(Unanswering {
+            id: id.clone(),
+            f: |_: &GenRequest| Ok(()),
+        }),
         cache: ResponseCache::open(&cfg.cache_path())?,
         hits: 0,
         misses: 0,
     };
-    let mut p = One { id, backend: &mut backend };
-    let summary = pipeline::run(&cfg, &[stage], &mut p, &mut NoProgress, RunOptions::default())?;
+    let mut p = One {
+        id,
+        backend: &mut backend,
+    };
+    let summary = pipeline::run(
+        &cfg,
+        &[stage],
+        &mut p,
+        &mut NoProgress,
+        RunOptions::default(),
+    )?;
     let rep = &summary.invocation[stage.name()];
     eprintln!(
         "{}: {ok} result lines read, {failed} failed, {bad} unreadable; {} records imported, {} left pending",

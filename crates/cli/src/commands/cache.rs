@@ -11,7 +11,11 @@ pub fn run(cmd: CacheCmd) -> Result<()> {
             let s = ResponseCache::open(&path)?.stats()?;
             println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
         }
-        CacheCmd::Prune { path, older_than_days, model } => {
+        CacheCmd::Prune {
+            path,
+            older_than_days,
+            model,
+        } => {
             let n = ResponseCache::open(&path)?.prune(older_than_days, model.as_deref())?;
             println!("pruned {n} entries");
         }

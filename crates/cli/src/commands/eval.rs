@@ -1,5 +1,6 @@
 //! `backforth eval`: pairwise judging of two output sets in both orders; win rate ± SE, length-controlled win rate.
 
+use super::eval_io::{report_issues, sampling};
 use crate::cli::EvalArgs;
 use crate::progress::{bar, progress_fn};
 use crate::provider::Provider;
@@ -7,13 +8,14 @@ use anyhow::{bail, Result};
 use backforth_inference::BackendProvider;
 use backforth_measure::eval::{self, EvalSummary, WorkFile};
 use std::path::{Path, PathBuf};
-use super::eval_io::{report_issues, sampling};
 
 /// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: EvalArgs) -> Result<()> {
     let cfg = a.common.config()?;
     if a.common.out.is_none() {
-        bail!("--out DIR: the evaluation folder (judgements, results and summary are written there)");
+        bail!(
+            "--out DIR: the evaluation folder (judgements, results and summary are written there)"
+        );
     }
     let dir = PathBuf::from(&cfg.output.dir);
     std::fs::create_dir_all(&dir)?;
@@ -34,7 +36,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
         pairs.truncate(cfg.input.limit as usize);
     }
     if pairs.is_empty() {
-        bail!("no instruction has an output in both files ({} model outputs, {} baseline outputs)", model_outs.len(), base_outs.len());
+        bail!(
+            "no instruction has an output in both files ({} model outputs, {} baseline outputs)",
+            model_outs.len(),
+            base_outs.len()
+        );
     }
     let template = eval::judge_template(&a.template)?;
     eval::check_judge_template(&template)?;
@@ -46,10 +52,23 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let mut work = WorkFile::open(&dir.join("judgements.jsonl"))?;
     let pb = bar(a.common.quiet, pairs.len() as u64 * 2, "judge");
     let mut prog = progress_fn(&pb, "judge");
-    let judgements = eval::judge_pairs(backend, &pairs, &template, &sampling(a.max_tokens, 0.0, cfg.model.seed), grammar, &mut work, &mut prog)?;
+    let judgements = eval::judge_pairs(
+        backend,
+        &pairs,
+        &template,
+        &sampling(a.max_tokens, 0.0, cfg.model.seed),
+        grammar,
+        a.top_logprobs,
+        &mut work,
+        &mut prog,
+    )?;
     pb.finish();
     let (results, win, failures, failed, inconsistent) = eval::summarise(&pairs, &judgements);
-    let gen = |o: &[eval::EvalOutput], p: &Path| o.first().map(|x| x.generator.clone()).unwrap_or_else(|| p.display().to_string());
+    let gen = |o: &[eval::EvalOutput], p: &Path| {
+        o.first()
+            .map(|x| x.generator.clone())
+            .unwrap_or_else(|| p.display().to_string())
+    };
     let n = pairs.len() as f64;
     let (reliability, ci) = eval::reliability_and_ci(&results, cfg.model.seed);
     let summary = EvalSummary {
@@ -75,23 +94,33 @@ pub fn run(a: EvalArgs) -> Result<()> {
         lines.push('\n');
     }
     std::fs::write(dir.join("results.jsonl"), lines)?;
-    std::fs::write(dir.join("eval_summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    std::fs::write(
+        dir.join("eval_summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
     let w = &summary.win;
     let r = &reliability;
-    let pct = |x: Option<f64>| x.map(|v| format!("{:.0}%", 100.0 * v)).unwrap_or_else(|| "–".into());
+    let pct = |x: Option<f64>| {
+        x.map(|v| format!("{:.0}%", 100.0 * v))
+            .unwrap_or_else(|| "–".into())
+    };
     let result = if r.informative {
         format!(
-            "win rate {:.1} ± {:.1} (SE), 95% CI {}, LC win rate {}",
+            "win rate ({}) {:.1} ± {:.1} (SE), 95% CI {}, LC win rate {}",
+            r.basis,
             w.win_rate,
             w.standard_error,
-            ci.map(|(a, b)| format!("[{a:.1}, {b:.1}]")).unwrap_or_else(|| "–".into()),
-            w.lc_win_rate.map(|x| format!("{x:.1}")).unwrap_or_else(|| "–".into()),
+            ci.map(|(a, b)| format!("[{a:.1}, {b:.1}]"))
+                .unwrap_or_else(|| "–".into()),
+            w.lc_win_rate
+                .map(|x| format!("{x:.1}"))
+                .unwrap_or_else(|| "–".into()),
         )
     } else {
         "judge uninformative: no win rate".to_string()
     };
     eprintln!(
-        "eval: {} vs {} judged by {}: {result}, n = {}, ties {}, failed judgements {}/{}, position consistency {}, first-position rate {}, mean chars {:.0} vs {:.0} → {}",
+        "eval: {} vs {} judged by {}: {result}, n = {}, ties {}, failed judgements {}/{}, position consistency {} (weighted {} on {} pairs), first-position rate {} (probability {}), mean chars {:.0} vs {:.0} → {}",
         summary.model_generator,
         summary.baseline_generator,
         summary.judge,
@@ -100,7 +129,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
         failures,
         judgements.len(),
         pct(r.position_consistency),
+        pct(r.weighted_consistency),
+        r.weighted_pairs,
         pct(r.first_position_rate),
+        pct(r.first_position_probability),
         summary.mean_model_chars,
         summary.mean_baseline_chars,
         dir.join("eval_summary.json").display()

@@ -7,7 +7,13 @@ use std::path::{Path, PathBuf};
 /// Sampling for evaluation answers and verdicts: greedy at temperature 0,
 /// else top-p 0.95; `max_tokens` generated tokens at most.
 pub fn sampling(max_tokens: u32, temperature: f32, seed: u64) -> Sampling {
-    Sampling { temperature, top_p: if temperature > 0.0 { 0.95 } else { 1.0 }, max_tokens, seed, stop: vec![] }
+    Sampling {
+        temperature,
+        top_p: if temperature > 0.0 { 0.95 } else { 1.0 },
+        max_tokens,
+        seed,
+        stop: vec![],
+    }
 }
 
 /// The resume file beside an output file: `<file>.work.jsonl`.

@@ -10,15 +10,14 @@
 //! on a pool of threads (tiny_http); one engine thread owns the model and
 //! feeds every request it receives into its continuous batch.
 
-use anyhow::{Context, Result};
 use crate::cli::ServeArgs;
+use anyhow::{Context, Result};
 use backforth_inference::{Backend, ChatMessage, GenOutput, GenRequest, Sampling};
 use backforth_llama::{LlamaEngine, LlamaOptions};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -41,26 +40,52 @@ struct ChatBody {
     stop: Option<Stop>,
     grammar: Option<String>,
     stream: Option<bool>,
+    /// Chat: `true` to return log-probabilities; completions: how many alternatives.
+    logprobs: Option<serde_json::Value>,
+    /// Chat: alternatives per token (0–20).
+    top_logprobs: Option<u8>,
 }
 
 type Reply = mpsc::Sender<std::result::Result<GenOutput, String>>;
 
-fn json_response(code: u16, v: &serde_json::Value) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+fn json_response(
+    code: u16,
+    v: &serde_json::Value,
+) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
     tiny_http::Response::from_data(v.to_string().into_bytes())
         .with_status_code(code)
-        .with_header(tiny_http::Header::from_bytes("Content-Type", "application/json").expect("header"))
+        .with_header(
+            tiny_http::Header::from_bytes("Content-Type", "application/json").expect("header"),
+        )
 }
 
 fn error(code: u16, msg: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    json_response(code, &serde_json::json!({"error": {"message": msg, "type": "invalid_request_error"}}))
+    json_response(
+        code,
+        &serde_json::json!({"error": {"message": msg, "type": "invalid_request_error"}}),
+    )
 }
 
 /// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: ServeArgs) -> Result<()> {
-    let name = a.served_name.clone().unwrap_or_else(|| a.model.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default());
-    let opts = LlamaOptions { threads: a.threads, batch_size: a.batch_size, context: a.context, n_batch: 512, ..Default::default() };
+    let name = a.served_name.clone().unwrap_or_else(|| {
+        a.model
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
+    });
+    let opts = LlamaOptions {
+        threads: a.threads,
+        batch_size: a.batch_size,
+        context: a.context,
+        n_batch: 512,
+        ..Default::default()
+    };
     let mut engine = LlamaEngine::load(&a.model, opts)?;
-    let server = Arc::new(tiny_http::Server::http(&a.listen).map_err(|e| anyhow::anyhow!("listening on {}: {e}", a.listen))?);
+    let server = Arc::new(
+        tiny_http::Server::http(&a.listen)
+            .map_err(|e| anyhow::anyhow!("listening on {}: {e}", a.listen))?,
+    );
     eprintln!("serving {name} on http://{}/v1", server.server_addr());
     let (tx, rx) = mpsc::channel::<(GenRequest, Reply)>();
     let served = Arc::new(AtomicU64::new(0));
@@ -76,15 +101,19 @@ pub fn run(a: ServeArgs) -> Result<()> {
             while let Ok(mut req) = server.recv() {
                 let url = req.url().split('?').next().unwrap_or("").to_string();
                 let resp = match (req.method(), url.as_str()) {
-                    (tiny_http::Method::Get, "/health") => json_response(200, &serde_json::json!({"status": "ok"})),
+                    (tiny_http::Method::Get, "/health") => {
+                        json_response(200, &serde_json::json!({"status": "ok"}))
+                    }
                     (tiny_http::Method::Get, "/v1/models") => json_response(
                         200,
                         &serde_json::json!({"object": "list", "data": [{"id": name, "object": "model", "owned_by": "backforth"}]}),
                     ),
-                    (tiny_http::Method::Get, "/v1/backforth/stats") => {
-                        json_response(200, &serde_json::json!({"requests": served.load(Ordering::SeqCst)}))
-                    }
-                    (tiny_http::Method::Post, "/v1/chat/completions") | (tiny_http::Method::Post, "/v1/completions") => {
+                    (tiny_http::Method::Get, "/v1/backforth/stats") => json_response(
+                        200,
+                        &serde_json::json!({"requests": served.load(Ordering::SeqCst)}),
+                    ),
+                    (tiny_http::Method::Post, "/v1/chat/completions")
+                    | (tiny_http::Method::Post, "/v1/completions") => {
                         let raw = url == "/v1/completions";
                         served.fetch_add(1, Ordering::SeqCst);
                         let mut body = String::new();
@@ -92,7 +121,13 @@ pub fn run(a: ServeArgs) -> Result<()> {
                             let _ = req.respond(error(400, "unreadable body"));
                             continue;
                         }
-                        chat(&body, &name, &tx, next_tag.fetch_add(1, Ordering::SeqCst), raw)
+                        chat(
+                            &body,
+                            &name,
+                            &tx,
+                            next_tag.fetch_add(1, Ordering::SeqCst),
+                            raw,
+                        )
                     }
                     _ => error(404, "unknown endpoint"),
                 };
@@ -118,13 +153,45 @@ pub fn run(a: ServeArgs) -> Result<()> {
             }
             Ok(())
         };
-        engine.generate(&mut incoming, &mut sink).context("engine")?;
+        engine
+            .generate(&mut incoming, &mut sink)
+            .context("engine")?;
     }
     Ok(())
 }
 
+/// Log-probabilities as the OpenAI API returns them: the chat form
+/// (`content: [{token, logprob, top_logprobs}]`) or, for `/v1/completions`,
+/// the legacy form (`tokens`, `token_logprobs`, `top_logprobs: [{token: logprob}]`).
+fn logprobs_json(lp: &[backforth_inference::TokenLogprobs], legacy: bool) -> serde_json::Value {
+    if legacy {
+        let top: Vec<serde_json::Map<String, serde_json::Value>> = lp
+            .iter()
+            .map(|t| {
+                t.top
+                    .iter()
+                    .map(|(k, l)| (k.clone(), (*l).into()))
+                    .collect()
+            })
+            .collect();
+        serde_json::json!({"tokens": lp.iter().map(|t| &t.token).collect::<Vec<_>>(), "token_logprobs": lp.iter().map(|t| t.logprob).collect::<Vec<_>>(), "top_logprobs": top})
+    } else {
+        let content: Vec<serde_json::Value> = lp
+            .iter()
+            .map(|t| serde_json::json!({"token": t.token, "logprob": t.logprob, "top_logprobs": t.top.iter().map(|(k, l)| serde_json::json!({"token": k, "logprob": l})).collect::<Vec<_>>()}))
+            .collect();
+        serde_json::json!({ "content": content })
+    }
+}
+
 /// Answer a chat completion (`raw` = false) or a plain completion (`raw` = true).
-fn chat(body: &str, name: &str, tx: &mpsc::Sender<(GenRequest, Reply)>, tag: u64, raw: bool) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+fn chat(
+    body: &str,
+    name: &str,
+    tx: &mpsc::Sender<(GenRequest, Reply)>,
+    tag: u64,
+    raw: bool,
+) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
     let mut b: ChatBody = match serde_json::from_str(body) {
         Ok(b) => b,
         Err(e) => return error(400, &format!("invalid request body: {e}")),
@@ -134,7 +201,12 @@ fn chat(body: &str, name: &str, tx: &mpsc::Sender<(GenRequest, Reply)>, tag: u64
     }
     if raw {
         match b.prompt.take() {
-            Some(p) => b.messages = vec![ChatMessage { role: "user".into(), content: p }],
+            Some(p) => {
+                b.messages = vec![ChatMessage {
+                    role: "user".into(),
+                    content: p,
+                }]
+            }
             None => return error(400, "prompt (a string) is required"),
         }
     }
@@ -146,7 +218,14 @@ fn chat(body: &str, name: &str, tx: &mpsc::Sender<(GenRequest, Reply)>, tag: u64
         Some(Stop::One(s)) => vec![s],
         Some(Stop::Many(v)) => v,
     };
+    // chat asks with `logprobs: true` + `top_logprobs`, completions with `logprobs: k`
+    let top_logprobs = match (&b.logprobs, b.top_logprobs) {
+        (Some(serde_json::Value::Bool(true)), k) => k.unwrap_or(1).max(1),
+        (Some(serde_json::Value::Number(n)), _) => n.as_u64().unwrap_or(0).min(20) as u8,
+        _ => 0,
+    };
     let req = GenRequest {
+        top_logprobs,
         tag,
         messages: b.messages,
         sampling: Sampling {
@@ -165,16 +244,22 @@ fn chat(body: &str, name: &str, tx: &mpsc::Sender<(GenRequest, Reply)>, tag: u64
     }
     match rrx.recv() {
         Ok(Ok(o)) => {
-            let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let created = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             let usage = serde_json::json!({"prompt_tokens": o.prompt_tokens, "completion_tokens": o.completion_tokens, "total_tokens": o.prompt_tokens + o.completion_tokens,
                 "prompt_tokens_details": {"cached_tokens": o.cached_prompt_tokens}});
-            let v = if raw {
+            let mut v = if raw {
                 serde_json::json!({"id": format!("cmpl-{tag}"), "object": "text_completion", "created": created, "model": name,
                     "choices": [{"index": 0, "text": o.text, "finish_reason": o.finish.as_str()}], "usage": usage})
             } else {
                 serde_json::json!({"id": format!("chatcmpl-{tag}"), "object": "chat.completion", "created": created, "model": name,
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": o.text}, "finish_reason": o.finish.as_str()}], "usage": usage})
             };
+            if top_logprobs > 0 {
+                v["choices"][0]["logprobs"] = logprobs_json(&o.logprobs, raw);
+            }
             json_response(200, &v)
         }
         Ok(Err(e)) => error(400, &e),

@@ -13,7 +13,11 @@ pub fn cache() -> PathBuf {
 }
 
 fn need(p: PathBuf) -> PathBuf {
-    assert!(p.exists(), "{} is missing: run `scripts/fetch-assets.sh test-model corpus seeds` first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `scripts/fetch-assets.sh test-model corpus seeds` first",
+        p.display()
+    );
     p
 }
 
@@ -40,7 +44,12 @@ pub fn dolma_sample(dir: &Path, n: usize) -> PathBuf {
     let text = std::fs::read_to_string(lee_corpus()).unwrap();
     let p = dir.join("docs.jsonl");
     let mut out = String::new();
-    for (i, l) in text.lines().filter(|l| !l.trim().is_empty()).take(n).enumerate() {
+    for (i, l) in text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(n)
+        .enumerate()
+    {
         out += &serde_json::json!({"id": format!("lee-{i}"), "text": l, "source": "lee", "metadata": {"line": i + 1}}).to_string();
         out.push('\n');
     }
@@ -63,8 +72,22 @@ pub fn backforth_cmd(sub: &[&str], out: &Path, input: &Path) -> Command {
         .args(["--seeds", seeds().to_str().unwrap()])
         .args(["--out", out.to_str().unwrap()])
         .args(["--threads", "2"])
-        .args(["-s", "backtranslate.k=2", "-s", "backtranslate.max_seed_chars=400", "-s", "backtranslate.max_tokens=48"])
-        .args(["-s", "curate.max_tokens=96", "-s", "rewrite.max_tokens=96", "-s", "distill.max_tokens=64"])
+        .args([
+            "-s",
+            "backtranslate.k=2",
+            "-s",
+            "backtranslate.max_seed_chars=400",
+            "-s",
+            "backtranslate.max_tokens=48",
+        ])
+        .args([
+            "-s",
+            "curate.max_tokens=96",
+            "-s",
+            "rewrite.max_tokens=96",
+            "-s",
+            "distill.max_tokens=64",
+        ])
         .args(["-s", "model.context=2048"])
         .env("BACKFORTH_LOG", "warn");
     c
@@ -74,7 +97,9 @@ pub fn read_jsonl(p: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(p)
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: bad line {l}: {e}", p.display())))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: bad line {l}: {e}", p.display()))
+        })
         .collect()
 }
 
@@ -90,6 +115,10 @@ pub fn model_lock() -> std::sync::MutexGuard<'static, ()> {
 /// The Python `datasets` library (`scripts/fetch-assets.sh hf-datasets`), as a PYTHONPATH entry.
 pub fn hf_datasets() -> PathBuf {
     let p = cache().join("python/datasets-5.2.0");
-    assert!(p.join(".complete").exists(), "{} is missing: run `scripts/fetch-assets.sh hf-datasets` first", p.display());
+    assert!(
+        p.join(".complete").exists(),
+        "{} is missing: run `scripts/fetch-assets.sh hf-datasets` first",
+        p.display()
+    );
     p
 }

@@ -21,22 +21,33 @@ pub struct NoContent(pub String);
 /// Returns `(title, text)`. Errors: the page has no extractable main content
 /// (e.g. no `<body>`, only scripts).
 pub fn html_to_text(html: &str, url: Option<&str>) -> Result<(String, String), NoContent> {
-    let cfg = dom_smoothie::Config { text_mode: dom_smoothie::TextMode::Markdown, ..Default::default() };
-    let mut r = dom_smoothie::Readability::new(html, url, Some(cfg)).map_err(|e| NoContent(e.to_string()))?;
+    let cfg = dom_smoothie::Config {
+        text_mode: dom_smoothie::TextMode::Markdown,
+        ..Default::default()
+    };
+    let mut r = dom_smoothie::Readability::new(html, url, Some(cfg))
+        .map_err(|e| NoContent(e.to_string()))?;
     let a = r.parse().map_err(|e| NoContent(e.to_string()))?;
     let body = clean_markdown(&a.text_content);
     if body.trim().is_empty() {
         return Err(NoContent("extracted text is empty".into()));
     }
     let title = a.title.trim().to_string();
-    let text = if body.trim_start().starts_with('#') || title.is_empty() { body } else { format!("# {title}\n\n{body}") };
+    let text = if body.trim_start().starts_with('#') || title.is_empty() {
+        body
+    } else {
+        format!("# {title}\n\n{body}")
+    };
     Ok((title, text))
 }
 
 fn link_re() -> &'static regex::Regex {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
     // [text](target "title") and ![alt](src): text may hold escaped brackets.
-    RE.get_or_init(|| regex::Regex::new(r#"(!?)\[((?:\\.|[^\]\\])*)\]\((?:[^()\s]|\([^)]*\))*(?:\s+"[^"]*")?\)"#).unwrap())
+    RE.get_or_init(|| {
+        regex::Regex::new(r#"(!?)\[((?:\\.|[^\]\\])*)\]\((?:[^()\s]|\([^)]*\))*(?:\s+"[^"]*")?\)"#)
+            .unwrap()
+    })
 }
 
 /// Markdown from Readability → plain text: links to their text, images and
@@ -56,7 +67,13 @@ fn clean_markdown(md: &str) -> String {
             out.push('\n');
             continue;
         }
-        let l = link_re().replace_all(line, |c: &regex::Captures| if &c[1] == "!" { String::new() } else { c[2].to_string() });
+        let l = link_re().replace_all(line, |c: &regex::Captures| {
+            if &c[1] == "!" {
+                String::new()
+            } else {
+                c[2].to_string()
+            }
+        });
         let mut s = String::with_capacity(l.len());
         let mut it = l.chars();
         while let Some(c) = it.next() {
@@ -105,11 +122,17 @@ pub fn html_document(bytes: &[u8], id: String, path: &Path) -> SourceItem {
     match html_to_text(&html, None) {
         Ok((title, text)) => Ok(Document {
             id,
-            source: SourceLoc { path: p, line: None },
+            source: SourceLoc {
+                path: p,
+                line: None,
+            },
             text,
             metadata: serde_json::json!({ "title": title }),
         }),
-        Err(NoContent(why)) => skip("html_no_content", format!("{p}: no main content ({why}), file skipped")),
+        Err(NoContent(why)) => skip(
+            "html_no_content",
+            format!("{p}: no main content ({why}), file skipped"),
+        ),
     }
 }
 
@@ -152,7 +175,10 @@ pub fn token_f1(extracted: &str, reference: &str) -> (f64, f64, f64) {
     let (e, r) = (count(extracted), count(reference));
     let ne: i64 = e.values().sum();
     let nr: i64 = r.values().sum();
-    let shared: i64 = e.iter().map(|(k, v)| (*v).min(*r.get(k).unwrap_or(&0))).sum();
+    let shared: i64 = e
+        .iter()
+        .map(|(k, v)| (*v).min(*r.get(k).unwrap_or(&0)))
+        .sum();
     if ne == 0 || nr == 0 || shared == 0 {
         return (0.0, 0.0, 0.0);
     }
@@ -168,7 +194,10 @@ mod tests {
     fn markdown_links_become_text() {
         let md = "## Basic Usage[¶](#basic-usage \"Permalink to this heading\")\n\nSee [json](#module-json \"json: x\") and ![img](a.png) \\_\\_init\\_\\_ [\\[1\\]](#rfc) (f(x)).\n\n```\na\\_b [x](y)\n```";
         let t = clean_markdown(md);
-        assert_eq!(t, "## Basic Usage\n\nSee json and  __init__ [1] (f(x)).\n\n```\na\\_b [x](y)\n```");
+        assert_eq!(
+            t,
+            "## Basic Usage\n\nSee json and  __init__ [1] (f(x)).\n\n```\na\\_b [x](y)\n```"
+        );
     }
 
     #[test]

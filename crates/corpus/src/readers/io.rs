@@ -38,7 +38,11 @@ pub enum Line {
 /// Read one `\n`-terminated line into `buf` (cleared first), holding at most
 /// `max` bytes: a longer line is consumed and discarded, never buffered whole.
 /// A final line without `\n` counts as a line. Errors: the underlying I/O error.
-pub fn read_line_bounded<R: BufRead + ?Sized>(r: &mut R, buf: &mut Vec<u8>, max: usize) -> io::Result<Line> {
+pub fn read_line_bounded<R: BufRead + ?Sized>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Line> {
     buf.clear();
     let mut total = 0usize;
     let mut any = false;
@@ -75,7 +79,11 @@ pub fn read_line_bounded<R: BufRead + ?Sized>(r: &mut R, buf: &mut Vec<u8>, max:
     if buf.last() == Some(&b'\r') {
         buf.pop();
     }
-    Ok(if total > max { Line::TooLong(total) } else { Line::Full })
+    Ok(if total > max {
+        Line::TooLong(total)
+    } else {
+        Line::Full
+    })
 }
 
 fn memchr(s: &[u8]) -> Option<usize> {
@@ -86,7 +94,10 @@ fn memchr(s: &[u8]) -> Option<usize> {
 pub fn read_capped(f: &Path, max: u64) -> io::Result<Vec<u8>> {
     let m = std::fs::metadata(f)?;
     if m.len() > max {
-        return Err(io::Error::other(format!("file of {} bytes is over max_line_bytes={max}", m.len())));
+        return Err(io::Error::other(format!(
+            "file of {} bytes is over max_line_bytes={max}",
+            m.len()
+        )));
     }
     std::fs::read(f)
 }
@@ -101,7 +112,13 @@ impl<R> Counting<R> {
     /// Wrap `inner`; returns the reader and its counter.
     pub fn new(inner: R) -> (Self, Arc<AtomicU64>) {
         let count = Arc::new(AtomicU64::new(0));
-        (Counting { inner, count: count.clone() }, count)
+        (
+            Counting {
+                inner,
+                count: count.clone(),
+            },
+            count,
+        )
     }
 }
 
@@ -115,7 +132,9 @@ impl<R: Read> Read for Counting<R> {
 
 /// The file name of `p` (the whole path if it has none), used in record ids.
 pub fn file_label(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| p.display().to_string())
+    p.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| p.display().to_string())
 }
 
 #[cfg(test)]
@@ -129,7 +148,10 @@ mod tests {
         let mut b = Vec::new();
         assert_eq!(read_line_bounded(&mut r, &mut b, 10).unwrap(), Line::Full);
         assert_eq!(b, b"short");
-        assert_eq!(read_line_bounded(&mut r, &mut b, 10).unwrap(), Line::TooLong(18));
+        assert_eq!(
+            read_line_bounded(&mut r, &mut b, 10).unwrap(),
+            Line::TooLong(18)
+        );
         assert!(b.is_empty());
         assert_eq!(read_line_bounded(&mut r, &mut b, 10).unwrap(), Line::Full);
         assert_eq!(b, b"last");

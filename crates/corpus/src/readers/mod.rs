@@ -18,7 +18,7 @@ pub mod wiki;
 
 use crate::document::{Document, SourceLoc};
 use anyhow::{Context, Result};
-use io::{open_decompressed, read_capped, read_line_bounded, file_label, Line};
+use io::{file_label, open_decompressed, read_capped, read_line_bounded, Line};
 use serde::{Deserialize, Serialize};
 use source::NotDocument;
 use std::collections::{BTreeMap, VecDeque};
@@ -85,7 +85,14 @@ impl Default for ReaderOptions {
             text_field: "text".into(),
             id_field: "id".into(),
             max_line_bytes: 16 << 20,
-            extensions: vec!["txt".into(), "md".into(), "rst".into(), "text".into(), "html".into(), "htm".into()],
+            extensions: vec![
+                "txt".into(),
+                "md".into(),
+                "rst".into(),
+                "text".into(),
+                "html".into(),
+                "htm".into(),
+            ],
             min_chars: 1,
             max_chars: 100_000,
         }
@@ -131,7 +138,10 @@ pub fn expand_paths(paths: &[String]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         if p.contains(['*', '?', '[']) {
-            let mut m: Vec<PathBuf> = glob::glob(p).with_context(|| format!("bad glob {p}"))?.filter_map(|r| r.ok()).collect();
+            let mut m: Vec<PathBuf> = glob::glob(p)
+                .with_context(|| format!("bad glob {p}"))?
+                .filter_map(|r| r.ok())
+                .collect();
             anyhow::ensure!(!m.is_empty(), "input pattern {p} matches no file");
             m.sort();
             out.extend(m);
@@ -144,13 +154,16 @@ pub fn expand_paths(paths: &[String]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-
 fn detect_format(path: &Path) -> InputFormat {
     if path.is_dir() {
         return InputFormat::TextDir;
     }
     let name = path.to_string_lossy().to_ascii_lowercase();
-    let base = name.trim_end_matches(".gz").trim_end_matches(".zst").trim_end_matches(".zstd").trim_end_matches(".bz2");
+    let base = name
+        .trim_end_matches(".gz")
+        .trim_end_matches(".zst")
+        .trim_end_matches(".zstd")
+        .trim_end_matches(".bz2");
     let ext = base.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     // Wikimedia names dump parts `...-pages-articles1.xml-p10p30302.bz2`
     if ext.starts_with("xml-p") {
@@ -166,10 +179,17 @@ fn detect_format(path: &Path) -> InputFormat {
     }
 }
 
-
 enum Current {
-    LineFile { path: PathBuf, reader: BufReader<Box<dyn std::io::Read>>, line: u64, jsonl: bool },
-    Dir { root: PathBuf, files: VecDeque<PathBuf> },
+    LineFile {
+        path: PathBuf,
+        reader: BufReader<Box<dyn std::io::Read>>,
+        line: u64,
+        jsonl: bool,
+    },
+    Dir {
+        root: PathBuf,
+        files: VecDeque<PathBuf>,
+    },
     Source(Box<dyn source::DocumentSource>),
 }
 
@@ -186,7 +206,13 @@ pub struct DocumentStream {
 impl DocumentStream {
     /// Stream over already-expanded paths (see [`expand_paths`]).
     pub fn new(paths: Vec<PathBuf>, opts: ReaderOptions) -> Self {
-        DocumentStream { opts, paths: paths.into(), cur: None, buf: Vec::new(), stats: InputStats::default() }
+        DocumentStream {
+            opts,
+            paths: paths.into(),
+            cur: None,
+            buf: Vec::new(),
+            stats: InputStats::default(),
+        }
     }
 
     fn open(&mut self, path: PathBuf) {
@@ -252,16 +278,29 @@ impl DocumentStream {
         let trimmed = doc.text.trim();
         let where_ = fmt_loc(&doc.source);
         if trimmed.is_empty() {
-            self.stats.skip("empty", format!("{where_}: empty document skipped"));
+            self.stats
+                .skip("empty", format!("{where_}: empty document skipped"));
             return None;
         }
         let n = trimmed.chars().count();
         if n < self.opts.min_chars {
-            self.stats.skip("too_short", format!("{where_}: document of {n} chars is under min_chars={}, skipped", self.opts.min_chars));
+            self.stats.skip(
+                "too_short",
+                format!(
+                    "{where_}: document of {n} chars is under min_chars={}, skipped",
+                    self.opts.min_chars
+                ),
+            );
             return None;
         }
         if n > self.opts.max_chars {
-            self.stats.skip("too_long", format!("{where_}: document of {n} chars is over max_chars={}, skipped", self.opts.max_chars));
+            self.stats.skip(
+                "too_long",
+                format!(
+                    "{where_}: document of {n} chars is over max_chars={}, skipped",
+                    self.opts.max_chars
+                ),
+            );
             return None;
         }
         self.stats.documents += 1;
@@ -286,7 +325,6 @@ impl DocumentStream {
     }
 }
 
-
 fn fmt_loc(s: &SourceLoc) -> String {
     match s.line {
         Some(l) => format!("{}:{l}", s.path),
@@ -300,16 +338,20 @@ fn walk(dir: &Path, exts: &[String], out: &mut Vec<PathBuf>) -> std::io::Result<
         if p.is_dir() {
             walk(&p, exts, out)?;
         } else {
-            let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-            if exts.iter().any(|x| name.ends_with(&format!(".{}", x.to_ascii_lowercase()))) {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_ascii_lowercase())
+                .unwrap_or_default();
+            if exts
+                .iter()
+                .any(|x| name.ends_with(&format!(".{}", x.to_ascii_lowercase())))
+            {
                 out.push(p);
             }
         }
     }
     Ok(())
 }
-
-
 
 impl Iterator for DocumentStream {
     type Item = Document;
@@ -322,7 +364,12 @@ impl Iterator for DocumentStream {
                 continue;
             };
             match cur {
-                Current::LineFile { path, reader, line, jsonl } => {
+                Current::LineFile {
+                    path,
+                    reader,
+                    line,
+                    jsonl,
+                } => {
                     let pstr = path.display().to_string();
                     *line += 1;
                     let l = *line;
@@ -330,14 +377,25 @@ impl Iterator for DocumentStream {
                         Ok(Line::Eof) => self.cur = None,
                         Ok(Line::TooLong(n)) => self.stats.skip(
                             "line_too_long",
-                            format!("{pstr}:{l}: line of {n} bytes is over max_line_bytes={}, skipped", self.opts.max_line_bytes),
+                            format!(
+                                "{pstr}:{l}: line of {n} bytes is over max_line_bytes={}, skipped",
+                                self.opts.max_line_bytes
+                            ),
                         ),
-                        Ok(Line::Full) if !*jsonl && self.buf.iter().all(|b| b.is_ascii_whitespace()) => {
+                        Ok(Line::Full)
+                            if !*jsonl && self.buf.iter().all(|b| b.is_ascii_whitespace()) =>
+                        {
                             // blank lines separate documents in `lines` format; not a skip
                         }
                         Ok(Line::Full) => {
                             let doc = if *jsonl {
-                                jsonl::parse_jsonl(&self.buf, &pstr, l, &self.opts.text_field, &self.opts.id_field)
+                                jsonl::parse_jsonl(
+                                    &self.buf,
+                                    &pstr,
+                                    l,
+                                    &self.opts.text_field,
+                                    &self.opts.id_field,
+                                )
                             } else {
                                 match std::str::from_utf8(&self.buf) {
                                     Ok(t) => Ok(Document {
@@ -359,7 +417,10 @@ impl Iterator for DocumentStream {
                             }
                         }
                         Err(e) => {
-                            self.stats.skip("read_error", format!("{pstr}:{l}: read error ({e}); rest of the file skipped"));
+                            self.stats.skip(
+                                "read_error",
+                                format!("{pstr}:{l}: read error ({e}); rest of the file skipped"),
+                            );
                             self.cur = None;
                         }
                     }
@@ -377,13 +438,20 @@ impl Iterator for DocumentStream {
                         self.cur = None;
                         continue;
                     };
-                    let rel = f.strip_prefix(&*root).unwrap_or(&f).to_string_lossy().to_string();
+                    let rel = f
+                        .strip_prefix(&*root)
+                        .unwrap_or(&f)
+                        .to_string_lossy()
+                        .to_string();
                     let pstr = f.display().to_string();
                     let res = read_capped(&f, self.opts.max_line_bytes as u64);
                     if matches!(detect_format(&f), InputFormat::Html) {
                         let item = match res {
                             Ok(b) => html::html_document(&b, rel, &f),
-                            Err(e) => Err(NotDocument::Skip { reason: "read_error", message: format!("{pstr}: {e}, file skipped") }),
+                            Err(e) => Err(NotDocument::Skip {
+                                reason: "read_error",
+                                message: format!("{pstr}: {e}, file skipped"),
+                            }),
                         };
                         if let Some(d) = self.take(item) {
                             return Some(d);
@@ -395,7 +463,10 @@ impl Iterator for DocumentStream {
                             Ok(text) => {
                                 let doc = Document {
                                     id: rel,
-                                    source: SourceLoc { path: pstr, line: None },
+                                    source: SourceLoc {
+                                        path: pstr,
+                                        line: None,
+                                    },
                                     text,
                                     metadata: serde_json::Value::Null,
                                 };
@@ -405,17 +476,21 @@ impl Iterator for DocumentStream {
                             }
                             Err(e) => self.stats.skip(
                                 "invalid_utf8",
-                                format!("{pstr}: invalid UTF-8 at byte {}, file skipped", e.utf8_error().valid_up_to()),
+                                format!(
+                                    "{pstr}: invalid UTF-8 at byte {}, file skipped",
+                                    e.utf8_error().valid_up_to()
+                                ),
                             ),
                         },
-                        Err(e) => self.stats.skip("read_error", format!("{pstr}: {e}, file skipped")),
+                        Err(e) => self
+                            .stats
+                            .skip("read_error", format!("{pstr}: {e}, file skipped")),
                     }
                 }
             }
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -429,15 +504,19 @@ mod tests {
         (docs, s.stats)
     }
 
-
     #[test]
     fn jsonl_good_and_bad_lines() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("docs.jsonl");
         let mut f = File::create(&p).unwrap();
-        writeln!(f, r#"{{"id":"a","text":"hello world","source":"cc","metadata":{{"url":"u"}}}}"#).unwrap();
+        writeln!(
+            f,
+            r#"{{"id":"a","text":"hello world","source":"cc","metadata":{{"url":"u"}}}}"#
+        )
+        .unwrap();
         writeln!(f, r#"{{"id":"b","text":"#).unwrap(); // malformed
-        f.write_all(b"{\"id\":\"c\",\"text\":\"bad \xff utf8\"}\n").unwrap();
+        f.write_all(b"{\"id\":\"c\",\"text\":\"bad \xff utf8\"}\n")
+            .unwrap();
         writeln!(f, r#"{{"id":7,"text":"numeric id"}}"#).unwrap();
         writeln!(f, r#"{{"id":"e","text":"   "}}"#).unwrap();
         writeln!(f, r#"{{"id":"f","body":"no text"}}"#).unwrap();
@@ -452,16 +531,38 @@ mod tests {
         assert_eq!(st.skipped["invalid_utf8"], 1);
         assert_eq!(st.skipped["empty"], 1);
         assert_eq!(st.skipped["missing_text"], 1);
-        assert!(st.messages.iter().any(|m| m.contains("docs.jsonl:2: invalid JSON")), "{:?}", st.messages);
-        assert!(st.messages.iter().any(|m| m.contains("docs.jsonl:3: invalid UTF-8 at byte 22")), "{:?}", st.messages);
+        assert!(
+            st.messages
+                .iter()
+                .any(|m| m.contains("docs.jsonl:2: invalid JSON")),
+            "{:?}",
+            st.messages
+        );
+        assert!(
+            st.messages
+                .iter()
+                .any(|m| m.contains("docs.jsonl:3: invalid UTF-8 at byte 22")),
+            "{:?}",
+            st.messages
+        );
     }
 
     #[test]
     fn gzip_zstd_and_truncated_gzip() {
         let dir = tempfile::tempdir().unwrap();
-        let lines: String = (0..50).map(|i| format!("{{\"id\":\"d{i}\",\"text\":\"document number {i} {}\"}}\n", "x".repeat(200))).collect();
+        let lines: String = (0..50)
+            .map(|i| {
+                format!(
+                    "{{\"id\":\"d{i}\",\"text\":\"document number {i} {}\"}}\n",
+                    "x".repeat(200)
+                )
+            })
+            .collect();
         let gz = dir.path().join("a.jsonl.gz");
-        let mut e = flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::default());
+        let mut e = flate2::write::GzEncoder::new(
+            File::create(&gz).unwrap(),
+            flate2::Compression::default(),
+        );
         e.write_all(lines.as_bytes()).unwrap();
         e.finish().unwrap();
         let zs = dir.path().join("b.jsonl.zst");
@@ -477,10 +578,18 @@ mod tests {
         std::fs::write(&txt, "one doc\n\nanother doc\n").unwrap();
         let (docs, st) = stream(vec![cut, txt], ReaderOptions::default());
         assert_eq!(st.skipped["read_error"], 1);
-        assert!(st.messages[0].contains("cut.jsonl.gz:") && st.messages[0].contains("rest of the file skipped"), "{:?}", st.messages);
+        assert!(
+            st.messages[0].contains("cut.jsonl.gz:")
+                && st.messages[0].contains("rest of the file skipped"),
+            "{:?}",
+            st.messages
+        );
         let n_gz = docs.iter().filter(|d| d.id.starts_with('d')).count();
         assert!(n_gz < 50);
-        assert_eq!(docs.iter().filter(|d| d.id.starts_with("c.txt:")).count(), 2);
+        assert_eq!(
+            docs.iter().filter(|d| d.id.starts_with("c.txt:")).count(),
+            2
+        );
         assert_eq!(docs.last().unwrap().id, "c.txt:3");
     }
 
@@ -493,7 +602,11 @@ mod tests {
         writeln!(f, "{{\"id\":\"long\",\"text\":\"{}\"}}", "z".repeat(500)).unwrap();
         writeln!(f, "{{\"id\":\"ok\",\"text\":\"fine\"}}").unwrap();
         drop(f);
-        let opts = ReaderOptions { max_line_bytes: 2000, max_chars: 100, ..Default::default() };
+        let opts = ReaderOptions {
+            max_line_bytes: 2000,
+            max_chars: 100,
+            ..Default::default()
+        };
         let (docs, st) = stream(vec![p], opts);
         assert_eq!(docs.len(), 1);
         assert_eq!(st.skipped["line_too_long"], 1);
@@ -521,5 +634,4 @@ mod tests {
         let (docs, st) = stream(vec![e], ReaderOptions::default());
         assert!(docs.is_empty() && st.skipped_total() == 0);
     }
-
 }

@@ -22,7 +22,14 @@ impl ParquetSource {
     /// Open `path`; an unreadable file or a missing text column is reported by the first `next()`.
     pub fn new(path: &Path, text_field: &str, id_field: &str) -> Self {
         let p = path.display().to_string();
-        let mut s = ParquetSource { path: p.clone(), rows: None, text_field: text_field.into(), id_field: id_field.into(), n: 0, error: None };
+        let mut s = ParquetSource {
+            path: p.clone(),
+            rows: None,
+            text_field: text_field.into(),
+            id_field: id_field.into(),
+            n: 0,
+            error: None,
+        };
         match Self::open(path, text_field, id_field) {
             Ok(r) => s.rows = Some(r),
             Err(e) => s.error = Some(format!("{p}: cannot read as Parquet ({e}); file skipped")),
@@ -30,18 +37,32 @@ impl ParquetSource {
         s
     }
 
-    fn open(path: &Path, text_field: &str, id_field: &str) -> Result<parquet::record::reader::RowIter<'static>, String> {
+    fn open(
+        path: &Path,
+        text_field: &str,
+        id_field: &str,
+    ) -> Result<parquet::record::reader::RowIter<'static>, String> {
         use parquet::file::reader::{FileReader, SerializedFileReader};
         let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
         let r = SerializedFileReader::new(f).map_err(|e| e.to_string())?;
         let schema = r.metadata().file_metadata().schema();
-        let fields: Vec<_> = schema.get_fields().iter().filter(|t| t.name() == text_field || t.name() == id_field).cloned().collect();
+        let fields: Vec<_> = schema
+            .get_fields()
+            .iter()
+            .filter(|t| t.name() == text_field || t.name() == id_field)
+            .cloned()
+            .collect();
         if !fields.iter().any(|t| t.name() == text_field) {
             return Err(format!("no column `{text_field}`"));
         }
-        let proj = parquet::schema::types::Type::group_type_builder(schema.name()).with_fields(fields).build().map_err(|e| e.to_string())?;
+        let proj = parquet::schema::types::Type::group_type_builder(schema.name())
+            .with_fields(fields)
+            .build()
+            .map_err(|e| e.to_string())?;
         let r: Box<dyn FileReader> = Box::new(r);
-        parquet::record::reader::RowIter::from_file_into(r).project(Some(proj)).map_err(|e| e.to_string())
+        parquet::record::reader::RowIter::from_file_into(r)
+            .project(Some(proj))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -58,7 +79,14 @@ impl Iterator for ParquetSource {
             Ok(r) => r,
             Err(e) => {
                 self.rows = None;
-                return Some(skip("read_error", format!("{}: row {}: {e}; rest of the file skipped", self.path, self.n + 1)));
+                return Some(skip(
+                    "read_error",
+                    format!(
+                        "{}: row {}: {e}; rest of the file skipped",
+                        self.path,
+                        self.n + 1
+                    ),
+                ));
             }
         };
         self.n += 1;
@@ -91,12 +119,27 @@ impl Iterator for ParquetSource {
                 id = v;
             }
         }
-        let loc = SourceLoc { path: self.path.clone(), line: Some(self.n) };
+        let loc = SourceLoc {
+            path: self.path.clone(),
+            line: Some(self.n),
+        };
         Some(match text {
-            Some(t) => Ok(Document { id: id.filter(|s| !s.is_empty()).unwrap_or_else(|| format!("{}:row{}", self.path, self.n)), source: loc, text: t, metadata: serde_json::Value::Null }),
+            Some(t) => Ok(Document {
+                id: id
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| format!("{}:row{}", self.path, self.n)),
+                source: loc,
+                text: t,
+                metadata: serde_json::Value::Null,
+            }),
             None => skip(
                 "missing_text",
-                format!("{}: row {}: {}, row skipped", self.path, self.n, bad_text.unwrap_or_else(|| format!("`{}` is null", self.text_field))),
+                format!(
+                    "{}: row {}: {}, row skipped",
+                    self.path,
+                    self.n,
+                    bad_text.unwrap_or_else(|| format!("`{}` is null", self.text_field))
+                ),
             ),
         })
     }

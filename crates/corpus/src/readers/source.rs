@@ -10,7 +10,10 @@ use crate::document::Document;
 #[derive(Debug, Clone, PartialEq)]
 pub enum NotDocument {
     /// Bad or unusable input. `reason` is the summary key (`warc_bad_record`, `html_no_content`, ...).
-    Skip { reason: &'static str, message: String },
+    Skip {
+        reason: &'static str,
+        message: String,
+    },
     /// Not a document by design; `reason` is the summary key (`warc_request`, `wiki_redirect`, ...).
     Ignore { reason: &'static str },
 }
@@ -27,4 +30,3 @@ impl<T: Iterator<Item = SourceItem>> DocumentSource for T {}
 pub fn skip(reason: &'static str, message: String) -> SourceItem {
     Err(NotDocument::Skip { reason, message })
 }
-

@@ -49,11 +49,19 @@ fn http_payload(b: &[u8]) -> Option<(String, &[u8])> {
     if !b.starts_with(b"HTTP/") {
         return None;
     }
-    let end = b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, i + 4)).or_else(|| b.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2)))?;
+    let end = b
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, i + 4))
+        .or_else(|| b.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2)))?;
     let head = String::from_utf8_lossy(&b[..end.0]);
     let ct = head
         .lines()
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim().to_ascii_lowercase()))
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.trim().to_ascii_lowercase())
+        })
         .unwrap_or_default();
     Some((ct, &b[end.1..]))
 }
@@ -79,7 +87,13 @@ impl Iterator for WarcSource {
                 }
                 Err(warc::Error::UnexpectedEOB) => {
                     self.done = true;
-                    return Some(skip("warc_bad_record", format!("{}: record cut short at end of file (near byte {at}), skipped", self.path)));
+                    return Some(skip(
+                        "warc_bad_record",
+                        format!(
+                            "{}: record cut short at end of file (near byte {at}), skipped",
+                            self.path
+                        ),
+                    ));
                 }
                 Err(e) => {
                     if self.resyncing {
@@ -94,8 +108,13 @@ impl Iterator for WarcSource {
             };
             self.n += 1;
             let id = rec.warc_id().trim_matches(['<', '>']).to_string();
-            let uri = rec.header(warc::WarcHeader::TargetURI).map(|u| u.to_string());
-            let loc = SourceLoc { path: self.path.clone(), line: Some(self.n) };
+            let uri = rec
+                .header(warc::WarcHeader::TargetURI)
+                .map(|u| u.to_string());
+            let loc = SourceLoc {
+                path: self.path.clone(),
+                line: Some(self.n),
+            };
             let meta = serde_json::json!({ "url": uri, "warc_date": rec.date().to_rfc3339(), "warc_type": rec.warc_type().to_string() });
             let where_ = format!("{}: record {} ({id})", self.path, self.n);
             let (text, html) = match rec.warc_type() {
@@ -103,31 +122,56 @@ impl Iterator for WarcSource {
                 warc::RecordType::Response | warc::RecordType::Resource => {
                     let (ct, body) = match http_payload(rec.body()) {
                         Some(x) => x,
-                        None => (rec.header(warc::WarcHeader::ContentType).map(|c| c.to_ascii_lowercase()).unwrap_or_default(), rec.body()),
+                        None => (
+                            rec.header(warc::WarcHeader::ContentType)
+                                .map(|c| c.to_ascii_lowercase())
+                                .unwrap_or_default(),
+                            rec.body(),
+                        ),
                     };
                     if ct.contains("html") {
                         (body, true)
                     } else if ct.starts_with("text/plain") {
                         (body, false)
                     } else {
-                        return Some(Err(NotDocument::Ignore { reason: "warc_not_text" }));
+                        return Some(Err(NotDocument::Ignore {
+                            reason: "warc_not_text",
+                        }));
                     }
                 }
-                _ => return Some(Err(NotDocument::Ignore { reason: "warc_not_document" })),
+                _ => {
+                    return Some(Err(NotDocument::Ignore {
+                        reason: "warc_not_document",
+                    }))
+                }
             };
             let item = if html {
                 match html_to_text(&String::from_utf8_lossy(text), uri.as_deref()) {
                     Ok((_, t)) => Ok(t),
-                    Err(NoContent(why)) => Err(skip("html_no_content", format!("{where_}: no main content ({why}), skipped"))),
+                    Err(NoContent(why)) => Err(skip(
+                        "html_no_content",
+                        format!("{where_}: no main content ({why}), skipped"),
+                    )),
                 }
             } else {
                 match std::str::from_utf8(text) {
                     Ok(t) => Ok(t.to_string()),
-                    Err(e) => Err(skip("invalid_utf8", format!("{where_}: invalid UTF-8 at byte {} of the payload, skipped", e.valid_up_to()))),
+                    Err(e) => Err(skip(
+                        "invalid_utf8",
+                        format!(
+                            "{where_}: invalid UTF-8 at byte {} of the payload, skipped",
+                            e.valid_up_to()
+                        ),
+                    )),
                 }
             };
             return Some(match item {
-                Ok(text) => Ok(Document { id, source: loc, text, metadata: meta }),
+                Ok(text) => Ok(Document {
+                    id,
+                    source: loc,
+                    text,
+                    metadata: meta,
+                }),
                 Err(e) => e,
             });
         }

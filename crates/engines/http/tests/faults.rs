@@ -4,10 +4,10 @@
 //! success or a recorded failure, none is lost or answered twice, retries wait,
 //! and the API key never shows in errors.
 
+use backforth_http::HttpBackend;
 use backforth_inference::backend::{Backend, ChatMessage, GenRequest};
 use backforth_inference::config::HttpConfig;
 use backforth_inference::Sampling;
-use backforth_http::HttpBackend;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -46,7 +46,10 @@ fn read_request(s: &mut TcpStream) -> Option<(HashMap<String, String>, String)> 
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
-    let n: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let n: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; n];
     r.read_exact(&mut body).ok()?;
     Some((headers, String::from_utf8_lossy(&body).into()))
@@ -77,26 +80,46 @@ fn server(script: Vec<Fault>) -> (String, Arc<Mutex<HashMap<String, usize>>>, Ar
             let fault = script.get(i).copied().unwrap_or(Fault::Fine);
             let seen = seen2.clone();
             std::thread::spawn(move || {
-                let Some((headers, body)) = read_request(&mut s) else { return };
+                let Some((headers, body)) = read_request(&mut s) else {
+                    return;
+                };
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap();
                 let content = v["messages"][0]["content"].as_str().unwrap().to_string();
                 *seen.lock().unwrap().entry(content.clone()).or_insert(0) += 1;
                 match fault {
-                    Fault::RateLimited => respond(&mut s, 429, "Retry-After: 1\r\n", "{\"error\":\"slow down\"}"),
+                    Fault::RateLimited => respond(
+                        &mut s,
+                        429,
+                        "Retry-After: 1\r\n",
+                        "{\"error\":\"slow down\"}",
+                    ),
                     Fault::E500 => respond(&mut s, 500, "", "{\"error\":\"boom\"}"),
                     Fault::E503 => respond(&mut s, 503, "", "{\"error\":\"busy\"}"),
                     Fault::Hang => std::thread::sleep(Duration::from_secs(5)),
                     Fault::DropMidBody => {
                         let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{{\"choices\":[");
                     }
-                    Fault::TruncatedJson => respond(&mut s, 200, "", "{\"choices\":[{\"message\":{\"content\":\"hal"),
+                    Fault::TruncatedJson => respond(
+                        &mut s,
+                        200,
+                        "",
+                        "{\"choices\":[{\"message\":{\"content\":\"hal",
+                    ),
                     Fault::EmptyChoices => respond(&mut s, 200, "", "{\"choices\":[]}"),
                     Fault::BadRequest => respond(&mut s, 400, "", "{\"error\":\"bad model\"}"),
                     Fault::EchoAuth401 => {
                         let auth = headers.get("authorization").cloned().unwrap_or_default();
-                        respond(&mut s, 401, "", &serde_json::json!({"error": format!("invalid key {auth}")}).to_string())
+                        respond(
+                            &mut s,
+                            401,
+                            "",
+                            &serde_json::json!({"error": format!("invalid key {auth}")})
+                                .to_string(),
+                        )
                     }
-                    Fault::Fine => respond(&mut s, 200, "", &ok_body(&format!("answer to {content}"))),
+                    Fault::Fine => {
+                        respond(&mut s, 200, "", &ok_body(&format!("answer to {content}")))
+                    }
                 }
             });
         }
@@ -107,19 +130,35 @@ fn server(script: Vec<Fault>) -> (String, Arc<Mutex<HashMap<String, usize>>>, Ar
 fn req(i: u64) -> GenRequest {
     GenRequest {
         tag: i,
-        messages: vec![ChatMessage { role: "user".into(), content: format!("q{i}") }],
-        sampling: Sampling { temperature: 1.0, top_p: 0.9, max_tokens: 16, seed: i, stop: vec![] },
+        messages: vec![ChatMessage {
+            role: "user".into(),
+            content: format!("q{i}"),
+        }],
+        sampling: Sampling {
+            temperature: 1.0,
+            top_p: 0.9,
+            max_tokens: 16,
+            seed: i,
+            stop: vec![],
+        },
         grammar: None,
         raw_prompt: false,
+        top_logprobs: 0,
     }
 }
 
 /// Run `reqs` through `b`; every tag must come back exactly once. Returns the
 /// text or error per tag.
-fn answers(b: &mut HttpBackend, mut reqs: impl Iterator<Item = GenRequest>) -> HashMap<u64, Result<String, String>> {
+fn answers(
+    b: &mut HttpBackend,
+    mut reqs: impl Iterator<Item = GenRequest>,
+) -> HashMap<u64, Result<String, String>> {
     let mut got = HashMap::new();
     b.generate(&mut reqs, &mut |tag, r| {
-        assert!(got.insert(tag, r.map(|o| o.text)).is_none(), "tag {tag} twice");
+        assert!(
+            got.insert(tag, r.map(|o| o.text)).is_none(),
+            "tag {tag} twice"
+        );
         Ok(())
     })
     .unwrap();
@@ -145,7 +184,15 @@ fn cfg(url: String) -> HttpConfig {
 fn every_fault_is_retried_until_success() {
     std::env::set_var("BACKFORTH_TEST_SECRET_KEY", "sk-test-very-secret-0123");
     use Fault::*;
-    let (url, seen, count) = server(vec![RateLimited, E500, E503, Hang, DropMidBody, TruncatedJson, EmptyChoices]);
+    let (url, seen, count) = server(vec![
+        RateLimited,
+        E500,
+        E503,
+        Hang,
+        DropMidBody,
+        TruncatedJson,
+        EmptyChoices,
+    ]);
     let mut b = HttpBackend::new(cfg(url), "m").unwrap();
     let t0 = Instant::now();
     let got = answers(&mut b, (0..4).map(req));
@@ -174,7 +221,10 @@ fn permanent_errors_are_recorded_and_the_key_is_scrubbed() {
     let e0 = got[&0].as_ref().unwrap_err();
     assert!(e0.contains("HTTP 400") && e0.contains("bad model"), "{e0}");
     let e1 = got[&1].as_ref().unwrap_err();
-    assert!(e1.contains("HTTP 401") && e1.contains("[REDACTED]") && !e1.contains("very-secret"), "{e1}");
+    assert!(
+        e1.contains("HTTP 401") && e1.contains("[REDACTED]") && !e1.contains("very-secret"),
+        "{e1}"
+    );
     assert_eq!(got[&2], Ok("answer to q2".into()));
     assert_eq!(b.stats.failed.load(Ordering::SeqCst), 2);
 }
@@ -210,11 +260,21 @@ fn gives_up_after_max_retries_and_spreads_over_replicas() {
     assert_eq!(got.len(), 2);
     for e in got.values() {
         let e = e.as_ref().unwrap_err();
-        assert!(e.contains("no replica reachable") && e.contains("connection error"), "{e}");
+        assert!(
+            e.contains("no replica reachable") && e.contains("connection error"),
+            "{e}"
+        );
     }
-    assert_eq!(b.stats.outages.load(Ordering::SeqCst), 1, "one outage, however many requests saw it");
+    assert_eq!(
+        b.stats.outages.load(Ordering::SeqCst),
+        1,
+        "one outage, however many requests saw it"
+    );
     let probes = b.stats.probes.load(Ordering::SeqCst);
-    assert!((3..=12).contains(&probes), "one probe per interval, not one per request and retry: {probes}");
+    assert!(
+        (3..=12).contains(&probes),
+        "one probe per interval, not one per request and retry: {probes}"
+    );
 }
 
 /// Serve every request on `l` after `work` of simulated work, counting
@@ -228,21 +288,36 @@ struct Recorder {
 }
 
 fn serve_on(l: TcpListener, max_inflight: usize, work: Duration) -> Arc<Recorder> {
-    let rec = Arc::new(Recorder { bodies: Mutex::new(vec![]), served_at: Mutex::new(vec![]), inflight: AtomicUsize::new(0), rejected: AtomicUsize::new(0) });
+    let rec = Arc::new(Recorder {
+        bodies: Mutex::new(vec![]),
+        served_at: Mutex::new(vec![]),
+        inflight: AtomicUsize::new(0),
+        rejected: AtomicUsize::new(0),
+    });
     let rec2 = rec.clone();
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
             let rec = rec2.clone();
             std::thread::spawn(move || {
-                let Some((_, body)) = read_request(&mut s) else { return };
+                let Some((_, body)) = read_request(&mut s) else {
+                    return;
+                };
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-                let content = v["messages"][0]["content"].as_str().unwrap_or_default().to_string();
+                let content = v["messages"][0]["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 rec.bodies.lock().unwrap().push(v);
                 if rec.inflight.fetch_add(1, Ordering::SeqCst) >= max_inflight {
                     rec.inflight.fetch_sub(1, Ordering::SeqCst);
                     rec.rejected.fetch_add(1, Ordering::SeqCst);
-                    return respond(&mut s, 429, "Retry-After: 0\r\n", "{\"error\":\"too many\"}");
+                    return respond(
+                        &mut s,
+                        429,
+                        "Retry-After: 0\r\n",
+                        "{\"error\":\"too many\"}",
+                    );
                 }
                 std::thread::sleep(work);
                 rec.served_at.lock().unwrap().push(Instant::now());
@@ -281,9 +356,19 @@ fn the_only_replica_goes_away_and_comes_back() {
     let first = rec.served_at.lock().unwrap().iter().min().copied().unwrap();
     let idle = first.duration_since(up_at);
     // one probe interval (0.4 s) at most, plus scheduling slack
-    assert!(idle < Duration::from_millis(900), "client idle {idle:?} after the server came back");
-    eprintln!("idle after the server came back: {idle:?}; probes {}", b.stats.probes.load(Ordering::SeqCst));
-    assert_eq!(b.stats.outages.load(Ordering::SeqCst), 1, "8 failing in-flight requests are one outage");
+    assert!(
+        idle < Duration::from_millis(900),
+        "client idle {idle:?} after the server came back"
+    );
+    eprintln!(
+        "idle after the server came back: {idle:?}; probes {}",
+        b.stats.probes.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        b.stats.outages.load(Ordering::SeqCst),
+        1,
+        "8 failing in-flight requests are one outage"
+    );
     let probes = b.stats.probes.load(Ordering::SeqCst);
     // 0.1, 0.2, 0.4, 0.4, … over 1.5 s: about 5 probes, not 8 requests × retries
     assert!((2..=10).contains(&probes), "{probes} probes");
@@ -305,7 +390,10 @@ fn a_replica_that_answers_429_gets_fewer_requests_at_once() {
     let rejected = rec.rejected.load(Ordering::SeqCst);
     let limit = b.replica_limits()[0];
     eprintln!("429s: {rejected}, final limit {limit}");
-    assert!(limit <= 4, "the limit came down towards what the server takes: {limit}");
+    assert!(
+        limit <= 4,
+        "the limit came down towards what the server takes: {limit}"
+    );
     // a fixed limit of 16 against a server taking 2 draws hundreds of 429s
     assert!(rejected <= 60, "{rejected} 429s for 60 requests");
 }
@@ -320,8 +408,16 @@ fn each_grammar_field_reaches_the_server_as_its_api_names_it() {
     let cases: [(GrammarField, &[&str], Option<&str>); 5] = [
         (GrammarField::None, &[], None),
         (GrammarField::LlamaCpp, &["grammar"], Some("grammar")),
-        (GrammarField::Vllm, &["structured_outputs", "grammar"], Some("structured_outputs")),
-        (GrammarField::VllmLegacy, &["guided_grammar"], Some("guided_grammar")),
+        (
+            GrammarField::Vllm,
+            &["structured_outputs", "grammar"],
+            Some("structured_outputs"),
+        ),
+        (
+            GrammarField::VllmLegacy,
+            &["guided_grammar"],
+            Some("guided_grammar"),
+        ),
         (GrammarField::Sglang, &["ebnf"], Some("ebnf")),
     ];
     let known = ["grammar", "structured_outputs", "guided_grammar", "ebnf"];
@@ -341,7 +437,11 @@ fn each_grammar_field_reaches_the_server_as_its_api_names_it() {
             assert_eq!(v.as_str(), Some(g), "{field:?}: {body}");
         }
         for k in known {
-            assert_eq!(body.get(k).is_some(), top == Some(k), "{field:?} sends only its own field: {body}");
+            assert_eq!(
+                body.get(k).is_some(),
+                top == Some(k),
+                "{field:?} sends only its own field: {body}"
+            );
         }
     }
 }

@@ -18,7 +18,9 @@
 //! property of llama.cpp's batched CPU kernels, not of the scheduler).
 
 use anyhow::{bail, Context, Result};
-use backforth_inference::backend::{Backend, FinishReason, GenOutput, GenRequest, Sink};
+use backforth_inference::backend::{
+    Backend, FinishReason, GenOutput, GenRequest, Sink, TokenLogprobs,
+};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -71,13 +73,25 @@ pub struct LlamaOptions {
 
 impl Default for LlamaOptions {
     fn default() -> Self {
-        LlamaOptions { threads: 0, batch_size: 4, context: 4096, n_batch: 512, prefix_reuse: true }
+        LlamaOptions {
+            threads: 0,
+            batch_size: 4,
+            context: 4096,
+            n_batch: 512,
+            prefix_reuse: true,
+        }
     }
 }
 
 impl From<&backforth_inference::config::ModelConfig> for LlamaOptions {
     fn from(m: &backforth_inference::config::ModelConfig) -> Self {
-        LlamaOptions { threads: m.threads, batch_size: m.batch_size, context: m.context, n_batch: m.n_batch, prefix_reuse: m.prefix_reuse }
+        LlamaOptions {
+            threads: m.threads,
+            batch_size: m.batch_size,
+            context: m.context,
+            n_batch: m.n_batch,
+            prefix_reuse: m.prefix_reuse,
+        }
     }
 }
 
@@ -117,7 +131,10 @@ pub struct LlamaEngine {
 /// Errors: the file cannot be read.
 pub fn model_id_for(path: &Path) -> Result<String> {
     let md = std::fs::metadata(path).with_context(|| format!("model file {}", path.display()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     Ok(format!("{name}#{}", md.len()))
 }
 
@@ -145,6 +162,9 @@ struct Slot {
     next: Option<LlamaToken>,
     /// Index in the current batch whose logits belong to this slot.
     i_batch: Option<i32>,
+    /// Alternatives per generated token to report (0 = none).
+    top_logprobs: usize,
+    logprobs: Vec<TokenLogprobs>,
 }
 
 impl Slot {
@@ -162,7 +182,8 @@ impl Slot {
 fn load_model(path: &Path, what: &str) -> Result<(LlamaModel, String)> {
     let backend = llama_backend()?;
     let id = model_id_for(path)?;
-    let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).with_context(|| format!("loading {what} {}", path.display()))?;
+    let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
+        .with_context(|| format!("loading {what} {}", path.display()))?;
     Ok((model, id))
 }
 
@@ -171,7 +192,9 @@ fn resolve_threads(n: usize) -> i32 {
     if n > 0 {
         n as i32
     } else {
-        std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2)
+        std::thread::available_parallelism()
+            .map(|n| n.get() as i32)
+            .unwrap_or(2)
     }
 }
 
@@ -186,7 +209,14 @@ impl LlamaEngine {
                 LlamaChatTemplate::new("chatml")?
             }
         };
-        Ok(LlamaEngine { model, template, id, opts, ignore_eos: false, last_stats: EngineStats::default() })
+        Ok(LlamaEngine {
+            model,
+            template,
+            id,
+            opts,
+            ignore_eos: false,
+            last_stats: EngineStats::default(),
+        })
     }
 
     fn threads(&self) -> i32 {
@@ -195,17 +225,26 @@ impl LlamaEngine {
 
     /// Apply the model's chat template (with the assistant prefix) and tokenize.
     /// Errors: template application failure.
-    pub fn tokenize_chat(&self, messages: &[backforth_inference::ChatMessage]) -> Result<Vec<LlamaToken>> {
-        let chat: Vec<LlamaChatMessage> =
-            messages.iter().map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone())).collect::<Result<_, _>>()?;
-        let prompt = self.model.apply_chat_template(&self.template, &chat, true).context("applying chat template")?;
+    pub fn tokenize_chat(
+        &self,
+        messages: &[backforth_inference::ChatMessage],
+    ) -> Result<Vec<LlamaToken>> {
+        let chat: Vec<LlamaChatMessage> = messages
+            .iter()
+            .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
+            .collect::<Result<_, _>>()?;
+        let prompt = self
+            .model
+            .apply_chat_template(&self.template, &chat, true)
+            .context("applying chat template")?;
         Ok(self.tokenize(&prompt))
     }
 
     /// Tokenize text, adding BOS when the vocabulary wants one and the text does not start with it.
     pub fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
         let vocab = self.model.vocab();
-        let bos = String::from_utf8_lossy(&vocab.token_to_piece(vocab.bos(), true, None)).to_string();
+        let bos =
+            String::from_utf8_lossy(&vocab.token_to_piece(vocab.bos(), true, None)).to_string();
         let add_bos = vocab.should_add_bos() && (bos.is_empty() || !text.starts_with(&bos));
         vocab.tokenize(text.as_bytes(), add_bos, true)
     }
@@ -230,15 +269,29 @@ impl LlamaEngine {
         let prompt = if req.raw_prompt {
             self.tokenize(&req.raw_text())
         } else {
-            self.tokenize_chat(&req.messages).map_err(|e| (tag, format!("{e:#}")))?
+            self.tokenize_chat(&req.messages)
+                .map_err(|e| (tag, format!("{e:#}")))?
         };
         let ctx = self.opts.context as usize;
         if prompt.is_empty() || prompt.len() + 1 > ctx {
-            return Err((tag, format!("prompt of {} tokens does not fit the per-sequence context of {ctx} tokens", prompt.len())));
+            return Err((
+                tag,
+                format!(
+                    "prompt of {} tokens does not fit the per-sequence context of {ctx} tokens",
+                    prompt.len()
+                ),
+            ));
         }
-        let sampler = if req.sampling.temperature <= 0.0 { None } else { Some(self.sampler(&req)) };
+        let sampler = if req.sampling.temperature <= 0.0 {
+            None
+        } else {
+            Some(self.sampler(&req))
+        };
         let grammar = match &req.grammar {
-            Some(g) => Some(LlamaSampler::grammar(&self.model, g, "root").map_err(|e| (tag, format!("invalid GBNF grammar: {e}")))?),
+            Some(g) => Some(
+                LlamaSampler::grammar(&self.model, g, "root")
+                    .map_err(|e| (tag, format!("invalid GBNF grammar: {e}")))?,
+            ),
             None => None,
         };
         Ok(Slot {
@@ -257,6 +310,8 @@ impl LlamaEngine {
             stop: req.sampling.stop,
             next: None,
             i_batch: None,
+            top_logprobs: req.top_logprobs as usize,
+            logprobs: Vec::new(),
         })
     }
 
@@ -269,7 +324,9 @@ impl LlamaEngine {
             .with_n_seq_max(n_par)
             .with_n_threads(self.threads())
             .with_n_threads_batch(self.threads());
-        self.model.new_context(llama_backend()?, params).context("creating llama.cpp context")
+        self.model
+            .new_context(llama_backend()?, params)
+            .context("creating llama.cpp context")
     }
 }
 
@@ -278,7 +335,11 @@ impl Backend for LlamaEngine {
         self.id.clone()
     }
 
-    fn generate(&mut self, requests: &mut dyn Iterator<Item = GenRequest>, sink: &mut Sink<'_>) -> Result<()> {
+    fn generate(
+        &mut self,
+        requests: &mut dyn Iterator<Item = GenRequest>,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
         let mut stats = EngineStats::default();
         let mut ctx = self.context()?;
         // timings start after the KV cache is allocated, as llama-batched-bench's do
@@ -303,7 +364,12 @@ impl Backend for LlamaEngine {
                         None => drained = true,
                         Some(req) => match self.new_slot(req, i as i32) {
                             Ok(mut s) => {
-                                let reuse = keep_shared_prefix(&mut ctx, i, &std::mem::take(&mut kept[i]), &s.prompt)?;
+                                let reuse = keep_shared_prefix(
+                                    &mut ctx,
+                                    i,
+                                    &std::mem::take(&mut kept[i]),
+                                    &s.prompt,
+                                )?;
                                 s.start_after(reuse);
                                 stats.reused_prompt_tokens += reuse as u64;
                                 *slot = Some(s);
@@ -345,7 +411,8 @@ impl Backend for LlamaEngine {
                             s.i_batch = Some(batch.n_tokens() - 1);
                         }
                     }
-                    s.fed.extend_from_slice(&s.prompt[s.n_prompt_done..s.n_prompt_done + take]);
+                    s.fed
+                        .extend_from_slice(&s.prompt[s.n_prompt_done..s.n_prompt_done + take]);
                     s.n_prompt_done += take;
                     stats.prompt_tokens += take as u64;
                     budget -= take;
@@ -353,7 +420,8 @@ impl Backend for LlamaEngine {
                 }
             }
             let t0 = Instant::now();
-            ctx.decode(&mut batch).map_err(|e| anyhow::anyhow!("llama_decode failed: {e}"))?;
+            ctx.decode(&mut batch)
+                .map_err(|e| anyhow::anyhow!("llama_decode failed: {e}"))?;
             let dt = t0.elapsed().as_secs_f64();
             if has_prompt {
                 stats.prefill_s += dt;
@@ -370,16 +438,25 @@ impl Backend for LlamaEngine {
                 let Some(s) = slot.as_mut() else { continue };
                 let Some(ib) = s.i_batch else { continue };
                 let tok = pick(s, &ctx, ib);
+                if s.top_logprobs > 0 {
+                    let lp = top_logprobs(ctx.get_logits_ith(ib), tok, s.top_logprobs, |t| {
+                        piece(&vocab, t)
+                    });
+                    s.logprobs.push(lp);
+                }
                 let mut finish = None;
                 if vocab.is_eog(tok) && !self.ignore_eos {
                     finish = Some(FinishReason::Stop);
                 } else {
                     s.n_gen += 1;
                     stats.completion_tokens += 1;
-                    s.out.extend_from_slice(&vocab.token_to_piece(tok, false, None));
+                    s.out
+                        .extend_from_slice(&vocab.token_to_piece(tok, false, None));
                     if !s.stop.is_empty() {
                         let text = String::from_utf8_lossy(&s.out);
-                        if let Some(pos) = s.stop.iter().filter_map(|st| text.find(st.as_str())).min() {
+                        if let Some(pos) =
+                            s.stop.iter().filter_map(|st| text.find(st.as_str())).min()
+                        {
                             let keep = text[..pos].to_string();
                             s.out = keep.into_bytes();
                             finish = Some(FinishReason::Stop);
@@ -403,6 +480,7 @@ impl Backend for LlamaEngine {
                         completion_tokens: s.n_gen,
                         finish: f,
                         cached_prompt_tokens: s.n_reused as u32,
+                        logprobs: std::mem::take(&mut s.logprobs),
                     };
                     sink(s.tag, Ok(out))?;
                 }
@@ -423,12 +501,20 @@ impl Backend for LlamaEngine {
 /// (0 when nothing is held, i.e. with prefix reuse off). A cache that cannot
 /// drop part of a sequence (recurrent models) is cleared instead.
 /// Errors: llama.cpp refused to clear the sequence.
-fn keep_shared_prefix(ctx: &mut LlamaContext<'_>, seq: usize, held: &[LlamaToken], prompt: &[LlamaToken]) -> Result<usize> {
+fn keep_shared_prefix(
+    ctx: &mut LlamaContext<'_>,
+    seq: usize,
+    held: &[LlamaToken],
+    prompt: &[LlamaToken],
+) -> Result<usize> {
     if held.is_empty() {
         return Ok(0);
     }
     let reuse = reusable_prefix(held, prompt);
-    if ctx.clear_kv_cache_seq(Some(seq as u32), Some(reuse as u32), None).unwrap_or(false) {
+    if ctx
+        .clear_kv_cache_seq(Some(seq as u32), Some(reuse as u32), None)
+        .unwrap_or(false)
+    {
         return Ok(reuse);
     }
     ctx.clear_kv_cache_seq(Some(seq as u32), None, None)?;
@@ -451,7 +537,9 @@ fn pick(s: &mut Slot, ctx: &LlamaContext<'_>, ib: i32) -> LlamaToken {
         Some(sm) => sm.sample(ctx, ib),
         None => argmax(ctx.get_logits_ith(ib)),
     };
-    let Some(g) = s.grammar.as_mut() else { return proposal };
+    let Some(g) = s.grammar.as_mut() else {
+        return proposal;
+    };
     let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(proposal, 1.0, 0.0)], false);
     one.apply_sampler(g);
     let tok = if one.data[0].logit().is_finite() {
@@ -462,13 +550,49 @@ fn pick(s: &mut Slot, ctx: &LlamaContext<'_>, ib: i32) -> LlamaToken {
         match s.sampler.as_mut() {
             Some(sm) => {
                 all.apply_sampler(sm);
-                all.selected_token().unwrap_or_else(|| all.sample_token_greedy())
+                all.selected_token()
+                    .unwrap_or_else(|| all.sample_token_greedy())
             }
             None => all.sample_token_greedy(),
         }
     };
     g.accept(tok);
     tok
+}
+
+/// The text of one token (lossy: a piece may be part of a UTF-8 character).
+fn piece(vocab: &llama_cpp_2::vocab::LlamaVocab<'_>, t: LlamaToken) -> String {
+    String::from_utf8_lossy(&vocab.token_to_piece(t, false, None)).into_owned()
+}
+
+/// Log-softmax of raw `logits` (the model's distribution before grammar and
+/// sampling) at the chosen token `tok` and the `k` most likely tokens.
+/// One pass for the maximum, one for the normaliser, a partial sort for the
+/// top k: O(vocabulary) per generated token, paid only when asked for.
+fn top_logprobs(
+    logits: &[f32],
+    tok: LlamaToken,
+    k: usize,
+    text: impl Fn(LlamaToken) -> String,
+) -> TokenLogprobs {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_z = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    let k = k.min(idx.len());
+    if k > 0 && k < idx.len() {
+        idx.select_nth_unstable_by(k - 1, |&a, &b| logits[b].total_cmp(&logits[a]));
+    }
+    idx.truncate(k);
+    idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+    let lp = |i: usize| logits.get(i).map_or(f32::NEG_INFINITY, |l| l - log_z);
+    TokenLogprobs {
+        token: text(tok),
+        logprob: lp(tok.0 as usize),
+        top: idx
+            .into_iter()
+            .map(|i| (text(LlamaToken(i as i32)), lp(i)))
+            .collect(),
+    }
 }
 
 /// Index of the largest logit (ties: the lowest index, as llama.cpp's greedy sampler).
@@ -510,7 +634,12 @@ impl LlamaEncoder {
     /// Errors: missing file, not a GGUF, not an encoder llama.cpp knows.
     pub fn load(path: &Path, threads: usize) -> Result<Self> {
         let (model, id) = load_model(path, "encoder GGUF")?;
-        Ok(LlamaEncoder { model, id, threads, token_budget: 256 })
+        Ok(LlamaEncoder {
+            model,
+            id,
+            threads,
+            token_budget: 256,
+        })
     }
 
     /// Encode `seqs` in chunks of at most [`ENCODE_SEQS`] sequences and
@@ -543,7 +672,9 @@ impl LlamaEncoder {
             // unless the ubatch size is a multiple of the sequence count, and
             // for a single sequence; so at least two, and n a multiple of them
             let n_seq = part.len().max(2) as u32;
-            let n = (part.iter().map(Vec::len).sum::<usize>().max(1) as u32).next_multiple_of(64).next_multiple_of(n_seq);
+            let n = (part.iter().map(Vec::len).sum::<usize>().max(1) as u32)
+                .next_multiple_of(64)
+                .next_multiple_of(n_seq);
             let params = LlamaContextParams::default()
                 .with_embeddings(true)
                 .with_pooling_type(LlamaPoolingType::Mean)
@@ -553,16 +684,24 @@ impl LlamaEncoder {
                 .with_n_seq_max(n_seq)
                 .with_n_threads(threads)
                 .with_n_threads_batch(threads);
-            let mut ctx = self.model.new_context(llama_backend()?, params).context("creating the llama.cpp encoder context")?;
+            let mut ctx = self
+                .model
+                .new_context(llama_backend()?, params)
+                .context("creating the llama.cpp encoder context")?;
             let mut batch = LlamaBatch::new(n as usize, n_seq as i32);
             for (j, s) in part.iter().enumerate() {
                 for (p, &t) in s.iter().enumerate() {
                     batch.add(LlamaToken(t as i32), p as i32, &[j as i32], true)?;
                 }
             }
-            ctx.encode(&mut batch).map_err(|e| anyhow::anyhow!("llama_encode failed: {e}"))?;
+            ctx.encode(&mut batch)
+                .map_err(|e| anyhow::anyhow!("llama_encode failed: {e}"))?;
             for j in 0..part.len() {
-                out.push(ctx.embeddings_seq_ith(j as i32).map_err(|e| anyhow::anyhow!("pooled embedding {j}: {e}"))?.to_vec());
+                out.push(
+                    ctx.embeddings_seq_ith(j as i32)
+                        .map_err(|e| anyhow::anyhow!("pooled embedding {j}: {e}"))?
+                        .to_vec(),
+                );
             }
         }
         Ok(out)
@@ -589,7 +728,10 @@ pub struct LlamaProvider {
 impl LlamaProvider {
     /// A provider whose engines all use `opts`.
     pub fn new(opts: LlamaOptions) -> Self {
-        LlamaProvider { opts, engines: HashMap::new() }
+        LlamaProvider {
+            opts,
+            engines: HashMap::new(),
+        }
     }
 }
 

@@ -9,25 +9,45 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn model() -> PathBuf {
-    let p = std::env::var("BACKFORTH_TEST_MODEL").map(PathBuf::from).unwrap_or_else(|_| {
-        let c = std::env::var("BACKFORTH_CACHE").unwrap_or_else(|_| format!("{}/.cache/backforth", std::env::var("HOME").unwrap()));
-        PathBuf::from(c).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    });
-    assert!(p.exists(), "{} missing: run scripts/fetch-assets.sh test-model", p.display());
+    let p = std::env::var("BACKFORTH_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let c = std::env::var("BACKFORTH_CACHE")
+                .unwrap_or_else(|_| format!("{}/.cache/backforth", std::env::var("HOME").unwrap()));
+            PathBuf::from(c).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/fetch-assets.sh test-model",
+        p.display()
+    );
     p
 }
 
 fn req(tag: u64, text: &str, max_tokens: u32, temperature: f32) -> GenRequest {
     GenRequest {
         tag,
-        messages: vec![ChatMessage { role: "user".into(), content: text.into() }],
-        sampling: Sampling { temperature, top_p: 0.9, max_tokens, seed: tag, stop: vec![] },
+        messages: vec![ChatMessage {
+            role: "user".into(),
+            content: text.into(),
+        }],
+        sampling: Sampling {
+            temperature,
+            top_p: 0.9,
+            max_tokens,
+            seed: tag,
+            stop: vec![],
+        },
         grammar: None,
         raw_prompt: false,
+        top_logprobs: 0,
     }
 }
 
-fn run(e: &mut LlamaEngine, reqs: Vec<GenRequest>) -> HashMap<u64, Result<backforth_inference::GenOutput, String>> {
+fn run(
+    e: &mut LlamaEngine,
+    reqs: Vec<GenRequest>,
+) -> HashMap<u64, Result<backforth_inference::GenOutput, String>> {
     let mut out = HashMap::new();
     let mut it = reqs.into_iter();
     e.generate(&mut it, &mut |tag, r| {
@@ -40,16 +60,33 @@ fn run(e: &mut LlamaEngine, reqs: Vec<GenRequest>) -> HashMap<u64, Result<backfo
 
 #[test]
 fn engine_behaviour() {
-    let mut e = LlamaEngine::load(&model(), LlamaOptions { threads: 2, batch_size: 3, context: 512, n_batch: 64, ..Default::default() }).unwrap();
-    assert!(e.model_id().starts_with("SmolLM2-135M-Instruct.Q4_1.gguf#98362432"));
+    let mut e = LlamaEngine::load(
+        &model(),
+        LlamaOptions {
+            threads: 2,
+            batch_size: 3,
+            context: 512,
+            n_batch: 64,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(e
+        .model_id()
+        .starts_with("SmolLM2-135M-Instruct.Q4_1.gguf#98362432"));
 
     // 7 requests over 3 slots (slots are refilled), one prompt too long for the context
-    let mut reqs: Vec<GenRequest> = (0..6).map(|i| req(i, &format!("Name a colour number {i}."), 12, 0.8)).collect();
+    let mut reqs: Vec<GenRequest> = (0..6)
+        .map(|i| req(i, &format!("Name a colour number {i}."), 12, 0.8))
+        .collect();
     reqs.insert(3, req(99, &"long ".repeat(2000), 12, 0.8));
     let out = run(&mut e, reqs);
     assert_eq!(out.len(), 7);
     let err = out[&99].as_ref().unwrap_err();
-    assert!(err.contains("does not fit the per-sequence context of 512"), "{err}");
+    assert!(
+        err.contains("does not fit the per-sequence context of 512"),
+        "{err}"
+    );
     for i in 0..6 {
         let o = out[&i].as_ref().unwrap();
         assert!(o.completion_tokens <= 12 && o.prompt_tokens > 5);
@@ -69,12 +106,21 @@ fn engine_behaviour() {
     assert!(t.starts_with("Reasoning: "));
 
     // rewrite grammar: a [RES] block and nothing else
-    let mut g = req(3, "Rewrite this as a friendly answer: cats sleep a lot.", 96, 1.0);
+    let mut g = req(
+        3,
+        "Rewrite this as a friendly answer: cats sleep a lot.",
+        96,
+        1.0,
+    );
     g.grammar = Some(backforth::prompt::REWRITE_GRAMMAR.to_string());
     let out = run(&mut e, vec![g]);
     let o = out[&3].as_ref().unwrap();
     if o.finish == FinishReason::Stop {
-        assert!(o.text.starts_with("[RES]") && o.text.ends_with("[/RES]"), "{:?}", o.text);
+        assert!(
+            o.text.starts_with("[RES]") && o.text.ends_with("[/RES]"),
+            "{:?}",
+            o.text
+        );
         backforth::parse::extract_res(&o.text, o.finish).unwrap();
     } else {
         assert!(o.text.starts_with("[RES]"), "{:?}", o.text);
@@ -89,13 +135,28 @@ fn engine_behaviour() {
 
     // reproducible at batch size 1 with the same seed; a different seed differs somewhere
     e.opts.batch_size = 1;
-    let a = run(&mut e, (0..3).map(|i| req(i, "Tell me a fact about cats.", 24, 1.0)).collect());
-    let b = run(&mut e, (0..3).map(|i| req(i, "Tell me a fact about cats.", 24, 1.0)).collect());
+    let a = run(
+        &mut e,
+        (0..3)
+            .map(|i| req(i, "Tell me a fact about cats.", 24, 1.0))
+            .collect(),
+    );
+    let b = run(
+        &mut e,
+        (0..3)
+            .map(|i| req(i, "Tell me a fact about cats.", 24, 1.0))
+            .collect(),
+    );
     for i in 0..3 {
         assert_eq!(a[&i].as_ref().unwrap().text, b[&i].as_ref().unwrap().text);
     }
-    let texts: std::collections::HashSet<_> = (0..3).map(|i| a[&i].as_ref().unwrap().text.clone()).collect();
-    assert!(texts.len() > 1, "different seeds gave identical samples: {texts:?}");
+    let texts: std::collections::HashSet<_> = (0..3)
+        .map(|i| a[&i].as_ref().unwrap().text.clone())
+        .collect();
+    assert!(
+        texts.len() > 1,
+        "different seeds gave identical samples: {texts:?}"
+    );
 }
 
 #[test]
@@ -107,14 +168,31 @@ fn prefix_reuse_prefills_less_and_gives_the_same_outputs() {
     let reqs = || -> Vec<GenRequest> {
         (0..6)
             .map(|i| {
-                let mut r = req(i, &format!("Instruction: name animal number {i}.\nAnswer: a cat."), 16, if i % 2 == 0 { 0.0 } else { 0.9 });
-                r.messages.insert(0, ChatMessage { role: "system".into(), content: system.into() });
+                let mut r = req(
+                    i,
+                    &format!("Instruction: name animal number {i}.\nAnswer: a cat."),
+                    16,
+                    if i % 2 == 0 { 0.0 } else { 0.9 },
+                );
+                r.messages.insert(
+                    0,
+                    ChatMessage {
+                        role: "system".into(),
+                        content: system.into(),
+                    },
+                );
                 r
             })
             .collect()
     };
     for batch_size in [1, 2] {
-        let opts = |prefix_reuse| LlamaOptions { threads: 2, batch_size, context: 512, n_batch: 64, prefix_reuse };
+        let opts = |prefix_reuse| LlamaOptions {
+            threads: 2,
+            batch_size,
+            context: 512,
+            n_batch: 64,
+            prefix_reuse,
+        };
         let mut off = LlamaEngine::load(&model(), opts(false)).unwrap();
         let a = run(&mut off, reqs());
         let prefilled_off = off.last_stats.prompt_tokens;
@@ -123,9 +201,20 @@ fn prefix_reuse_prefills_less_and_gives_the_same_outputs() {
         let b = run(&mut on, reqs());
         let s = &on.last_stats;
         // every request after the first in a slot reuses the shared prefix
-        assert!(s.reused_prompt_tokens > 40 * (6 - batch_size as u64), "batch {batch_size}: reused {}", s.reused_prompt_tokens);
-        assert_eq!(s.prompt_tokens + s.reused_prompt_tokens, prefilled_off, "every prompt token is prefilled or reused");
-        let reported: u64 = b.values().map(|o| o.as_ref().unwrap().cached_prompt_tokens as u64).sum();
+        assert!(
+            s.reused_prompt_tokens > 40 * (6 - batch_size as u64),
+            "batch {batch_size}: reused {}",
+            s.reused_prompt_tokens
+        );
+        assert_eq!(
+            s.prompt_tokens + s.reused_prompt_tokens,
+            prefilled_off,
+            "every prompt token is prefilled or reused"
+        );
+        let reported: u64 = b
+            .values()
+            .map(|o| o.as_ref().unwrap().cached_prompt_tokens as u64)
+            .sum();
         assert_eq!(reported, s.reused_prompt_tokens);
         for i in 0..6 {
             let (x, y) = (a[&i].as_ref().unwrap(), b[&i].as_ref().unwrap());
@@ -135,4 +224,59 @@ fn prefix_reuse_prefills_less_and_gives_the_same_outputs() {
             }
         }
     }
+}
+
+#[test]
+fn log_probabilities_describe_the_model_before_the_grammar() {
+    let mut e = LlamaEngine::load(
+        &model(),
+        LlamaOptions {
+            threads: 2,
+            batch_size: 2,
+            context: 512,
+            n_batch: 64,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // greedy, unconstrained: the chosen token is the most likely one at every position
+    let mut r = req(1, "Name three colours.", 8, 0.0);
+    r.top_logprobs = 5;
+    let plain = req(2, "Name three colours.", 8, 0.0);
+    let out = run(&mut e, vec![r, plain]);
+    let (o, p) = (out[&1].as_ref().unwrap(), out[&2].as_ref().unwrap());
+    assert_eq!(
+        o.text, p.text,
+        "asking for log-probabilities changes nothing else"
+    );
+    assert!(p.logprobs.is_empty());
+    assert_eq!(o.logprobs.len(), o.completion_tokens as usize);
+    let joined: String = o.logprobs.iter().map(|t| t.token.as_str()).collect();
+    assert_eq!(joined, o.text);
+    for t in &o.logprobs {
+        assert_eq!(t.top.len(), 5);
+        assert_eq!(t.top[0].0, t.token);
+        assert!((t.top[0].1 - t.logprob).abs() < 1e-6);
+        assert!(t.top.windows(2).all(|w| w[0].1 >= w[1].1));
+        let mass: f32 = t.top.iter().map(|(_, l)| l.exp()).sum();
+        assert!(mass <= 1.0 + 1e-4 && t.logprob <= 0.0, "{t:?}");
+    }
+    // under the judge's grammar the verdict position carries probabilities for A and B
+    let mut j = req(
+        3,
+        "Which is a colour, A: blue or B: chair? Answer `Preferred: A` or `Preferred: B`.",
+        8,
+        0.0,
+    );
+    j.grammar = Some("root ::= \"Preferred: \" (\"A\" | \"B\" | \"tie\")".into());
+    j.top_logprobs = 20;
+    let out = run(&mut e, vec![j]);
+    let o = out[&3].as_ref().unwrap();
+    assert!(o.text.starts_with("Preferred: "), "{:?}", o.text);
+    let p = backforth_measure::judge::verdict_probs(&o.logprobs)
+        .unwrap_or_else(|| panic!("no verdict probabilities in {:?}", o.logprobs));
+    assert!(
+        (p.a + p.b + p.tie - 1.0).abs() < 1e-9 && p.a > 0.0 && p.b > 0.0,
+        "{p:?}"
+    );
 }
