@@ -33,6 +33,8 @@ pub enum Cmd {
     Rewrite(StageArgs),
     /// Only distillation: instruction → response without the document (baseline).
     Distill(StageArgs),
+    /// Only verification: an LLM checks each rewrite against its document and instruction.
+    Verify(StageArgs),
     /// Answer instructions with any backend (evaluation outputs, AlpacaEval JSON format).
     Generate(GenerateArgs),
     /// Pairwise judging of two output sets (both orders), win rate ± SE and length-controlled win rate.
@@ -55,6 +57,8 @@ pub enum Cmd {
     BenchMauve(MauveBenchArgs),
     /// Cost of grammar-constrained decoding (curate, rewrite, judge) on a run's own prompts.
     BenchGrammar(GrammarBenchArgs),
+    /// Precision and recall of the relevance and grounding checks (lexical, verify stage, combined) on a labelled set built from real documents.
+    BenchChecks(ChecksBenchArgs),
     /// OpenAI-compatible HTTP server over the embedded llama.cpp engine.
     Serve(ServeArgs),
     /// Offline batch files (OpenAI Batch API / vllm run-batch format).
@@ -358,6 +362,22 @@ pub struct BenchArgs {
     /// Write results as JSON here too.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+/// `backforth bench-checks`: precision and recall of the checks on the labelled set.
+#[derive(Args)]
+pub struct ChecksBenchArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// One document per line (default: gensim's lee_background.cor in the asset cache).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Seed pairs JSONL whose instructions make the seed_topic class (default: the Python-FAQ seeds).
+    #[arg(long)]
+    pub seed_questions: Option<PathBuf>,
+    /// Use the first N items of the set (0 = all; classes come round-robin, so any N is balanced).
+    #[arg(long, default_value_t = 0)]
+    pub n: usize,
 }
 
 /// `backforth bench-grammar`: seconds per generated token with and without

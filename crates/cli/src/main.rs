@@ -49,6 +49,7 @@ fn main() {
         Cmd::Curate(a) => run::run(&a.common, Some(vec![Stage::Curate]), a.from),
         Cmd::Rewrite(a) => run::run(&a.common, Some(vec![Stage::Rewrite]), a.from),
         Cmd::Distill(a) => run::run(&a.common, Some(vec![Stage::Distill]), a.from),
+        Cmd::Verify(a) => run::run(&a.common, Some(vec![Stage::Verify]), a.from),
         Cmd::Config(a) => config::run(&a),
         Cmd::Generate(a) => generate::run(a),
         Cmd::Eval(a) => eval::run(a),
@@ -63,6 +64,7 @@ fn main() {
         Cmd::BenchEmbed(a) => bench::embed::run(a),
         Cmd::BenchMauve(a) => bench::mauve::run(a),
         Cmd::BenchGrammar(a) => bench::grammar::run(a),
+        Cmd::BenchChecks(a) => bench::checks::run(a),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

@@ -16,7 +16,7 @@ fn all_stages_on_real_documents() {
             "--batch-size",
             "4",
             "--stages",
-            "backtranslate,curate,rewrite,distill",
+            "backtranslate,curate,rewrite,verify,distill",
         ])
         // keep every parsed score so rewrite and distill see records with a tiny model
         .args(["-s", "curate.keep_min_score=1"])
@@ -32,7 +32,8 @@ fn all_stages_on_real_documents() {
     let cu = &s["stages"]["curate"];
     let rw = &s["stages"]["rewrite"];
     let di = &s["stages"]["distill"];
-    for t in [bt, cu, rw, di] {
+    let ve = &s["stages"]["verify"];
+    for t in [bt, cu, rw, di, ve] {
         assert_eq!(
             n(&t["done"]),
             n(&t["parsed_ok"]) + n(&t["parse_failed"]) + n(&t["backend_errors"]),
@@ -53,6 +54,35 @@ fn all_stages_on_real_documents() {
     assert_eq!(hist, n(&cu["parsed_ok"]));
     assert_eq!(n(&rw["done"]), n(&cu["kept"]));
     assert_eq!(n(&di["done"]), n(&cu["kept"]));
+    // verify: every parsed rewrite is checked; a verdict parses unless cut at max_tokens
+    assert_eq!(n(&ve["done"]), n(&rw["parsed_ok"]));
+    let verified = read_jsonl(&out.join("stages/verify.jsonl"));
+    assert_eq!(verified.len() as u64, n(&ve["done"]));
+    let mut verdicts = std::collections::HashMap::new();
+    for r in &verified {
+        let g = &r["verification"];
+        assert!(
+            g["raw"]
+                .as_str()
+                .unwrap()
+                .starts_with("Answers the request: "),
+            "{g}"
+        );
+        if g["parse"]["status"] == "ok" {
+            assert!(g["verdict"]["answers"].is_boolean(), "{g}");
+            assert_eq!(
+                g["value"],
+                if g["verdict"]["answers"] == true {
+                    "yes"
+                } else {
+                    "no"
+                }
+            );
+            verdicts.insert(r["id"].as_str().unwrap().to_string(), g["verdict"].clone());
+        } else {
+            assert_eq!(g["finish_reason"], "length", "{g}");
+        }
+    }
     // the checks see every kept pair; failing pairs leave the export, counted by reason
     for (name, before) in [
         ("dataset", n(&rw["parsed_ok"])),
@@ -85,6 +115,20 @@ fn all_stages_on_real_documents() {
     for l in &lines {
         let reasons = l["checks"]["reasons"].as_array().unwrap();
         assert_eq!(l["passed"].as_bool().unwrap(), reasons.is_empty(), "{l}");
+        // the dataset's checks carry the verifier's verdict and act on it
+        if l["export"] == "dataset" {
+            let id = l["id"].as_str().unwrap();
+            assert_eq!(l["checks"].get("verification"), verdicts.get(id), "{l}");
+            if let Some(v) = verdicts.get(id) {
+                let has = |code: &str| reasons.iter().any(|r| r == code);
+                assert_eq!(has("verify_not_answered"), v["answers"] == false, "{l}");
+                assert_eq!(
+                    has("verify_unsupported_claims"),
+                    v.get("unsupported").is_some(),
+                    "{l}"
+                );
+            }
+        }
     }
     let card = std::fs::read_to_string(out.join("README.md")).unwrap();
     assert!(
@@ -154,7 +198,7 @@ fn all_stages_on_real_documents() {
             "--batch-size",
             "4",
             "--stages",
-            "backtranslate,curate,rewrite,distill",
+            "backtranslate,curate,rewrite,verify,distill",
             "-s",
             "curate.keep_min_score=1",
         ])
@@ -163,7 +207,7 @@ fn all_stages_on_real_documents() {
     assert!(st.success());
     let s2: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    for stage in ["backtranslate", "curate", "rewrite", "distill"] {
+    for stage in ["backtranslate", "curate", "rewrite", "verify", "distill"] {
         assert_eq!(s2["invocation"][stage]["generated"], 0, "{stage}");
     }
     assert_eq!(before, std::fs::read(out.join("dataset.jsonl")).unwrap());

@@ -55,6 +55,12 @@ pub struct ChecksConfig {
     pub max_unsupported_names: usize,
     /// Reject fragments, questions to the reader and meta text as instructions.
     pub non_instructions: bool,
+    /// Use the verify stage's verdicts where it ran: a rewrite the verifier
+    /// says does not answer its instruction, or with more unsupported
+    /// statements than `max_unsupported_claims`, fails.
+    pub use_verify: bool,
+    /// Unsupported statements the verifier may list before a rewrite fails.
+    pub max_unsupported_claims: usize,
 }
 
 impl Default for ChecksConfig {
@@ -67,6 +73,8 @@ impl Default for ChecksConfig {
             max_unsupported_numbers: 0,
             max_unsupported_names: 1,
             non_instructions: true,
+            use_verify: true,
+            max_unsupported_claims: 0,
         }
     }
 }
@@ -92,6 +100,9 @@ pub struct CheckResult {
     /// Capitalised names in the response missing from the source.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub unsupported_names: Vec<String>,
+    /// The verify stage's verdict, where it ran on this pair.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub verification: Option<crate::parse::Verification>,
     /// Failure reasons (stable snake_case codes, see [`Reason`]); empty = passed.
     pub reasons: Vec<Reason>,
 }
@@ -123,6 +134,10 @@ pub enum Reason {
     ResponseUnsupportedNames,
     /// The response mentions none of the instruction's topic words.
     ResponseOffInstruction,
+    /// The verify stage's LLM says the response does not do what the instruction asks.
+    VerifyNotAnswered,
+    /// The verify stage's LLM lists statements the source does not back.
+    VerifyUnsupportedClaims,
 }
 
 impl Reason {
@@ -137,6 +152,8 @@ impl Reason {
             Reason::ResponseUnsupportedNumbers => "response_unsupported_numbers",
             Reason::ResponseUnsupportedNames => "response_unsupported_names",
             Reason::ResponseOffInstruction => "response_off_instruction",
+            Reason::VerifyNotAnswered => "verify_not_answered",
+            Reason::VerifyUnsupportedClaims => "verify_unsupported_claims",
         }
     }
 }
@@ -343,6 +360,22 @@ pub fn non_instruction(instruction: &str) -> Option<Reason> {
 /// Run every check on one triple. `response = None` checks the instruction
 /// only (the curated export, whose response is the source itself, and the
 /// distilled baseline, which is not meant to be grounded).
+/// Add the verify stage's verdict to a [`CheckResult`] (when
+/// `cfg.use_verify`): fails it with [`Reason::VerifyNotAnswered`] and/or
+/// [`Reason::VerifyUnsupportedClaims`] (more than `max_unsupported_claims`).
+pub fn apply_verification(cfg: &ChecksConfig, r: &mut CheckResult, v: &crate::parse::Verification) {
+    if !cfg.use_verify {
+        return;
+    }
+    if !v.answers {
+        r.reasons.push(Reason::VerifyNotAnswered);
+    }
+    if v.unsupported.len() > cfg.max_unsupported_claims {
+        r.reasons.push(Reason::VerifyUnsupportedClaims);
+    }
+    r.verification = Some(v.clone());
+}
+
 pub fn check(
     cfg: &ChecksConfig,
     instruction: &str,

@@ -144,6 +144,12 @@ impl StageConfig {
                 max_tokens: 256,
                 ..base
             },
+            Stage::Verify => StageConfig {
+                temperature: 0.0,
+                top_p: 1.0,
+                max_tokens: 192,
+                ..base
+            },
             Stage::Rewrite | Stage::Distill => base,
         }
     }
@@ -165,7 +171,7 @@ impl StageConfig {
                     s += &format!(";seeds={:?}", self.seed_selection);
                 }
             }
-            Stage::Curate => s += &format!(";grammar={}", self.grammar),
+            Stage::Curate | Stage::Verify => s += &format!(";grammar={}", self.grammar),
             _ => {}
         }
         s
@@ -212,6 +218,7 @@ stage_default!(bt_default, Stage::Backtranslate);
 stage_default!(cu_default, Stage::Curate);
 stage_default!(rw_default, Stage::Rewrite);
 stage_default!(di_default, Stage::Distill);
+stage_default!(ve_default, Stage::Verify);
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -235,6 +242,8 @@ pub struct Config {
     pub rewrite: StageConfig,
     #[serde(default = "di_default")]
     pub distill: StageConfig,
+    #[serde(default = "ve_default")]
+    pub verify: StageConfig,
     #[serde(default)]
     pub export: ExportConfig,
     /// Relevance and grounding checks applied before export.
@@ -268,6 +277,7 @@ impl Default for Config {
             curate: cu_default(),
             rewrite: rw_default(),
             distill: di_default(),
+            verify: ve_default(),
             export: ExportConfig::default(),
             checks: ChecksConfig::default(),
             backend: BackendConfig::default(),
@@ -380,6 +390,7 @@ impl Config {
             Stage::Curate => &self.curate,
             Stage::Rewrite => &self.rewrite,
             Stage::Distill => &self.distill,
+            Stage::Verify => &self.verify,
         }
     }
 

@@ -12,7 +12,7 @@
 //! Provenance in exports carries no local path: the document id and either
 //! the document's URL (a `url` field in its metadata) or `<file name>:<line>`.
 
-use crate::checks::{check, CheckResult, Reason, SourceIndex};
+use crate::checks::{apply_verification, check, CheckResult, Reason, SourceIndex};
 use crate::config::Config;
 use crate::record::{Record, Stage};
 use crate::store::RunDir;
@@ -141,6 +141,13 @@ fn detail(c: &CheckResult, reason: Reason) -> String {
             "names not in the source: {}",
             c.unsupported_names.join(", ")
         ),
+        Reason::VerifyUnsupportedClaims => format!(
+            "the verifier found unsupported: {}",
+            c.verification
+                .as_ref()
+                .map(|v| v.unsupported.join("; "))
+                .unwrap_or_default()
+        ),
         _ => reason.code().to_string(),
     }
 }
@@ -185,6 +192,19 @@ pub fn export(
         (Stage::Distill, "distilled", "distill"),
     ];
     let mut check_lines: Vec<(u64, serde_json::Value)> = Vec::new();
+    // the verify stage's verdicts by record id, where it ran on the current rewrites
+    let mut verdicts: HashMap<String, crate::parse::Verification> = HashMap::new();
+    let vp = run.stage(Stage::Verify);
+    if cfg.checks.enabled && cfg.checks.use_verify && vp.exists() {
+        for r in crate::store::upstream_records(
+            &vp,
+            Some((Stage::Verify, keys[&Stage::Verify].clone())),
+        )? {
+            if let Some(v) = r.verification.and_then(|g| g.verdict) {
+                verdicts.insert(r.id, v);
+            }
+        }
+    }
     for (s, name, kind) in jobs {
         let p = run.stage(s);
         if !p.exists() {
@@ -204,12 +224,17 @@ pub fn export(
             if cfg.checks.enabled {
                 let src = SourceIndex::new(&r.text);
                 let grounded = (s == Stage::Rewrite).then_some(resp.as_str());
-                let c = check(
+                let mut c = check(
                     &cfg.checks,
                     r.instruction().unwrap_or_default(),
                     grounded,
                     &src,
                 );
+                if s == Stage::Rewrite {
+                    if let Some(v) = verdicts.get(&r.id) {
+                        apply_verification(&cfg.checks, &mut c, v);
+                    }
+                }
                 cs.checked += 1;
                 if c.passed() {
                     cs.passed += 1;

@@ -18,6 +18,7 @@ pub mod checks;
 pub mod config;
 pub mod export;
 pub mod hash;
+pub mod labelled;
 #[cfg(feature = "parquet")]
 pub mod parquet_out;
 pub mod parse;

@@ -7,6 +7,81 @@
 //! into data. We accept only a final `Score: N` line (see [`parse_score`]).
 
 use backforth_inference::FinishReason;
+use serde::{Deserialize, Serialize};
+
+/// A parsed verification: does the rewrite do what the instruction asks,
+/// and which of its statements the source does not back (verify stage).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub answers: bool,
+    /// Statements the verifier found unsupported, as it wrote them (trimmed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsupported: Vec<String>,
+}
+
+/// Parse a verification: exactly one line `Answers the request: yes|no` and
+/// one line `Unsupported: none` (or `-`, or empty) or statements separated
+/// by `;`, the second after the first; markdown emphasis around the labels
+/// and case are tolerated, any other non-empty line is an error (so prose
+/// around the verdict is not read as a verdict).
+///
+/// Errors: a reason string for [`crate::record::ParseStatus::Failed`].
+pub fn parse_verification(raw: &str) -> Result<Verification, String> {
+    let lines: Vec<&str> = raw
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        return Err("empty output".into());
+    }
+    let field = |l: &str, label: &str| -> Option<String> {
+        let l = strip_decoration(l);
+        let (k, v) = l.split_once(':')?;
+        strip_decoration(k)
+            .eq_ignore_ascii_case(label)
+            .then(|| strip_decoration(v).to_string())
+    };
+    if lines.len() != 2 {
+        return Err(format!(
+            "expected 2 lines (`Answers the request:` and `Unsupported:`), got {}",
+            lines.len()
+        ));
+    }
+    let a = field(lines[0], "answers the request").ok_or_else(|| {
+        format!(
+            "first line is not `Answers the request: yes|no`: {:?}",
+            lines[0]
+        )
+    })?;
+    let answers = match a.trim_end_matches('.').to_ascii_lowercase().as_str() {
+        "yes" => true,
+        "no" => false,
+        other => {
+            return Err(format!(
+                "`Answers the request:` must be yes or no, got {other:?}"
+            ))
+        }
+    };
+    let u = field(lines[1], "unsupported")
+        .ok_or_else(|| format!("second line is not `Unsupported: …`: {:?}", lines[1]))?;
+    let none = matches!(
+        u.trim_end_matches('.').to_ascii_lowercase().as_str(),
+        "none" | "-" | "" | "nothing" | "n/a"
+    );
+    let unsupported = if none {
+        Vec::new()
+    } else {
+        u.split(';')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect()
+    };
+    Ok(Verification {
+        answers,
+        unsupported,
+    })
+}
 
 /// A parsed curation output: the reasoning text before the score line and the score 1–5.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,5 +343,49 @@ mod tests {
         assert!(clean_instruction("abcdef", f, 3)
             .unwrap_err()
             .contains("over the 3 limit"));
+    }
+}
+
+#[cfg(test)]
+mod verification_tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_parse_strictly() {
+        let v = parse_verification("Answers the request: yes\nUnsupported: none").unwrap();
+        assert_eq!(
+            v,
+            Verification {
+                answers: true,
+                unsupported: vec![]
+            }
+        );
+        let v = parse_verification(
+            "**Answers the request:** No\nUnsupported: won in 1998; born in Oslo\n",
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            Verification {
+                answers: false,
+                unsupported: vec!["won in 1998".into(), "born in Oslo".into()]
+            }
+        );
+        assert!(parse_verification("").unwrap_err().contains("empty"));
+        assert!(
+            parse_verification("Answers the request: maybe\nUnsupported: none")
+                .unwrap_err()
+                .contains("yes or no")
+        );
+        assert!(
+            parse_verification("Unsupported: none\nAnswers the request: yes")
+                .unwrap_err()
+                .contains("first line")
+        );
+        assert!(parse_verification(
+            "Sure! Here is my check.\nAnswers the request: yes\nUnsupported: none"
+        )
+        .unwrap_err()
+        .contains("2 lines"));
     }
 }

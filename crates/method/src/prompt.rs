@@ -26,6 +26,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("curate", include_str!("../prompts/curate.j2")),
     ("rewrite", include_str!("../prompts/rewrite.j2")),
     ("distill", include_str!("../prompts/distill.j2")),
+    ("verify", include_str!("../prompts/verify.j2")),
 ];
 
 const CURATE_GRAMMAR: &str = include_str!("../prompts/curate.gbnf");
@@ -43,6 +44,11 @@ pub fn curate_grammar(max_tokens: u32) -> String {
     let max = max_tokens.saturating_sub(24).clamp(8, 600);
     CURATE_GRAMMAR.replace("REASON_MAX", &max.to_string())
 }
+
+/// The GBNF grammar for verification: `Answers the request: yes|no`, then
+/// `Unsupported: none` or up to five statements of 3–160 characters
+/// separated by `; ` (see [`crate::parse::parse_verification`]).
+pub const VERIFY_GRAMMAR: &str = include_str!("../prompts/verify.gbnf");
 
 /// A loaded, syntax-checked template.
 pub struct PromptTemplate {

@@ -4,7 +4,8 @@
 //! corpus and gains one [`Generation`] per stage: backtranslation (the
 //! instruction x̂ for the text y, Li et al. 2023 §2.2), curation (a 1–5 score,
 //! Li et al. 2023 §2.3), rewriting (ŷ grounded in y, Nguyen et al. 2024 §3) and
-//! distillation (ŷ written without y, the baseline of Nguyen et al. 2024).
+//! distillation (ŷ written without y, the baseline of Nguyen et al. 2024) and
+//! verification (an LLM's check that ŷ answers x̂ within y; ours).
 //! Records only ever gain fields: a stage never edits what an earlier stage wrote.
 
 use anyhow::{Context, Result};
@@ -22,16 +23,20 @@ pub enum Stage {
     Curate,
     /// (x̂, y) → ŷ grounded in y (Nguyen et al. 2024 §3).
     Rewrite,
+    /// (y, x̂, ŷ) → does ŷ answer x̂, which of its statements y does not
+    /// back (an LLM check of the rewrite; our addition to the method).
+    Verify,
     /// x̂ → response without y (the distillation baseline).
     Distill,
 }
 
 impl Stage {
     /// All stages in pipeline order.
-    pub const ALL: [Stage; 4] = [
+    pub const ALL: [Stage; 5] = [
         Stage::Backtranslate,
         Stage::Curate,
         Stage::Rewrite,
+        Stage::Verify,
         Stage::Distill,
     ];
     /// snake_case name, also the stage's output file stem.
@@ -40,6 +45,7 @@ impl Stage {
             Stage::Backtranslate => "backtranslate",
             Stage::Curate => "curate",
             Stage::Rewrite => "rewrite",
+            Stage::Verify => "verify",
             Stage::Distill => "distill",
         }
     }
@@ -49,7 +55,7 @@ impl Stage {
             .into_iter()
             .find(|st| st.name() == s.trim())
             .with_context(|| {
-                format!("unknown stage `{s}` (expected backtranslate, curate, rewrite or distill)")
+                format!("unknown stage `{s}` (expected backtranslate, curate, rewrite, verify or distill)")
             })
     }
     /// The stage whose output this stage reads (`None` = the documents).
@@ -58,6 +64,7 @@ impl Stage {
             Stage::Backtranslate => None,
             Stage::Curate => Some(Stage::Backtranslate),
             Stage::Rewrite | Stage::Distill => Some(Stage::Curate),
+            Stage::Verify => Some(Stage::Rewrite),
         }
     }
 }
@@ -113,6 +120,9 @@ pub struct Generation {
     pub completion_tokens: u32,
     /// Why generation ended: "stop", "length" or "error".
     pub finish_reason: String,
+    /// Verify stage only: the parsed verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::parse::Verification>,
 }
 
 /// A document or segment plus everything the stages added to it.
@@ -141,6 +151,9 @@ pub struct Record {
     /// Distillation: a response to x̂ written without seeing y.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distillation: Option<Generation>,
+    /// Verification of the rewrite by an LLM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Generation>,
 }
 
 impl Record {
@@ -162,6 +175,7 @@ impl Record {
             curation: None,
             rewrite: None,
             distillation: None,
+            verification: None,
         }
     }
 

@@ -5,7 +5,7 @@
 use crate::config::{BackwardMode, Config};
 use crate::hash;
 use crate::parse;
-use crate::prompt::{curate_grammar, PromptTemplate, REWRITE_GRAMMAR};
+use crate::prompt::{curate_grammar, PromptTemplate, REWRITE_GRAMMAR, VERIFY_GRAMMAR};
 use crate::record::{Generation, ParseStatus, Record, Sampling, Stage};
 use crate::seeds::Seed;
 use crate::store::{set_generation, StageFile};
@@ -49,11 +49,12 @@ pub struct StageReport {
     pub total_tokens_per_s: f64,
 }
 
-/// The GBNF grammar a stage's requests carry (curate and rewrite, when `grammar` is on).
+/// The GBNF grammar a stage's requests carry (curate, rewrite and verify, when `grammar` is on).
 pub fn stage_grammar(stage: Stage, c: &crate::config::StageConfig) -> Option<String> {
     match stage {
         Stage::Curate if c.grammar => Some(curate_grammar(c.max_tokens)),
         Stage::Rewrite if c.grammar => Some(REWRITE_GRAMMAR.to_string()),
+        Stage::Verify if c.grammar => Some(VERIFY_GRAMMAR.to_string()),
         _ => None,
     }
 }
@@ -65,6 +66,10 @@ pub fn eligible(stage: Stage, r: &Record, cfg: &Config) -> bool {
         Stage::Curate => r.instruction().is_some(),
         Stage::Rewrite | Stage::Distill => {
             r.score().is_some_and(|s| s >= cfg.curate.keep_min_score) && r.instruction().is_some()
+        }
+        Stage::Verify => {
+            eligible(Stage::Rewrite, r, cfg)
+                && r.rewrite.as_ref().is_some_and(|g| g.value.is_some())
         }
     }
 }
@@ -130,6 +135,11 @@ impl StageSpec<'_> {
                 self.template.render(serde_json::json!({"text": r.text, "instruction": r.instruction().unwrap_or_default()}))?
             }
             Stage::Distill => self.template.render(serde_json::json!({"instruction": r.instruction().unwrap_or_default()}))?,
+            Stage::Verify => self.template.render(serde_json::json!({
+                "text": r.text,
+                "instruction": r.instruction().unwrap_or_default(),
+                "response": r.rewrite.as_ref().and_then(|g| g.value.as_deref()).unwrap_or_default(),
+            }))?,
         };
         Ok(GenRequest {
             tag,
@@ -168,6 +178,7 @@ impl StageSpec<'_> {
             prompt_tokens: 0,
             completion_tokens: 0,
             finish_reason: "error".into(),
+            verdict: None,
         };
         let out = match res {
             Ok(o) => o,
@@ -186,6 +197,11 @@ impl StageSpec<'_> {
             }
             Stage::Curate => parse::parse_score(&out.text).map(|p| (p.reasoning, Some(p.score))),
             Stage::Rewrite => parse::extract_res(&out.text, out.finish).map(|s| (s, None)),
+            Stage::Verify => parse::parse_verification(&out.text).map(|v| {
+                let value = if v.answers { "yes" } else { "no" }.to_string();
+                g.verdict = Some(v);
+                (value, None)
+            }),
             Stage::Distill => {
                 let t = out.text.trim();
                 if out.finish == FinishReason::Length {

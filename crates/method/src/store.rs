@@ -39,6 +39,7 @@ pub fn generation(r: &Record, s: Stage) -> Option<&Generation> {
         Stage::Curate => r.curation.as_ref(),
         Stage::Rewrite => r.rewrite.as_ref(),
         Stage::Distill => r.distillation.as_ref(),
+        Stage::Verify => r.verification.as_ref(),
     }
 }
 
@@ -49,6 +50,7 @@ pub fn set_generation(r: &mut Record, s: Stage, g: Generation) {
         Stage::Curate => r.curation = Some(g),
         Stage::Rewrite => r.rewrite = Some(g),
         Stage::Distill => r.distillation = Some(g),
+        Stage::Verify => r.verification = Some(g),
     }
 }
 
@@ -250,6 +252,7 @@ mod tests {
             prompt_tokens: 1,
             completion_tokens: 1,
             finish_reason: "stop".into(),
+            verdict: None,
         });
         r
     }

@@ -1,0 +1,230 @@
+//! A labelled set for measuring the relevance and grounding checks, built
+//! from real documents (and, for one class, real seed questions): every
+//! document gives one item, its class chosen round-robin so half the set is
+//! good and half bad.
+//!
+//! - **faithful** (good): an instruction naming two long words of the
+//!   document's first sentence, answered by an extract of the document (its
+//!   first six sentences with every third dropped, one framing sentence in
+//!   front);
+//! - **injected** (bad): the faithful answer with a sentence of another
+//!   document inserted in the middle;
+//! - **swapped** (bad): the faithful answer of another document;
+//! - **other_instruction** (bad): another document's instruction over this answer;
+//! - **seed_topic** (bad): a seed question over this answer (what a small
+//!   backward model does when it copies the topic of its few-shot examples);
+//! - **non_instruction** (bad): a question to the reader or meta text, three
+//!   of eight phrasings unlike the detector's own list.
+//!
+//! Extractive answers share the document's words more than an LLM's
+//! paraphrase does, so the false-alarm rate measured here is a lower bound.
+//! Used by `tests/checks.rs` (lexical checks) and `backforth bench-checks`
+//! (lexical checks + the verify stage with a real model). Written here
+//! because the failure classes are the method's own.
+
+/// One labelled (instruction, response, source) triple.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelledItem {
+    /// One of [`CLASSES`].
+    pub class: &'static str,
+    pub instruction: String,
+    pub response: String,
+    /// The document the response should be grounded in.
+    pub source: String,
+}
+
+impl LabelledItem {
+    /// True for the bad classes (the checks should flag them).
+    pub fn bad(&self) -> bool {
+        self.class != "faithful"
+    }
+}
+
+/// The classes, in the order reports list them.
+pub const CLASSES: [&str; 6] = [
+    "faithful",
+    "injected",
+    "swapped",
+    "other_instruction",
+    "seed_topic",
+    "non_instruction",
+];
+
+const ROUND: [&str; 10] = [
+    "faithful",
+    "injected",
+    "faithful",
+    "swapped",
+    "faithful",
+    "other_instruction",
+    "faithful",
+    "seed_topic",
+    "faithful",
+    "non_instruction",
+];
+
+const NON_INSTRUCTIONS: [&str; 8] = [
+    "What type of assessment are you referring to?",
+    "Which specific incident do you have in mind?",
+    "Could you clarify what you want to know?",
+    "Here is an instruction that this text answers:",
+    "Can you be more specific about the time period?",
+    "What exactly did you mean by that?",
+    "Sure, I can help with that.",
+    "The text describes an event.",
+];
+
+/// Sentences: split after `.`, `!` or `?` followed by white space.
+pub fn sentences(t: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let cs: Vec<char> = t.chars().collect();
+    for (i, c) in cs.iter().enumerate() {
+        cur.push(*c);
+        if matches!(c, '.' | '!' | '?') && cs.get(i + 1).is_some_and(|n| n.is_whitespace()) {
+            out.push(cur.trim().to_string());
+            cur.clear();
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+/// An instruction naming the two longest words (≥ 5 letters) of the first
+/// sentence, in one of four phrasings.
+fn instruction_for(doc: &str, variant: usize) -> String {
+    let first = sentences(doc).into_iter().next().unwrap_or_default();
+    let mut ws: Vec<String> = first
+        .split(|c: char| !c.is_alphanumeric() && c != '-')
+        .filter(|w| w.chars().count() >= 5)
+        .map(String::from)
+        .collect();
+    ws.sort_by_key(|w| std::cmp::Reverse(w.chars().count()));
+    ws.dedup();
+    let (a, b) = (
+        ws.first().cloned().unwrap_or_default(),
+        ws.get(1).cloned().unwrap_or_default(),
+    );
+    match variant % 4 {
+        0 => format!("Summarise the latest news about {a} and {b}."),
+        1 => format!("What happened regarding {a} and {b}?"),
+        2 => format!("Write a short news report on {a}, mentioning {b}."),
+        _ => format!("Explain the situation involving {b} and {a}."),
+    }
+}
+
+fn faithful_answer(doc: &str) -> String {
+    let s = sentences(doc);
+    let kept: Vec<&str> = s
+        .iter()
+        .take(6)
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 2)
+        .map(|(_, x)| x.as_str())
+        .collect();
+    format!("Here is what the story says. {}", kept.join(" "))
+}
+
+/// The labelled set from `docs` (documents with fewer than 4 sentences are
+/// skipped) and `seed_questions` (used by the seed_topic class; empty → that
+/// class uses another document's instruction instead). Deterministic: the
+/// same inputs give the same items in the same order.
+pub fn build(docs: &[String], seed_questions: &[String]) -> Vec<LabelledItem> {
+    let docs: Vec<&String> = docs.iter().filter(|d| sentences(d).len() >= 4).collect();
+    let n = docs.len();
+    let mut out = Vec::with_capacity(n);
+    for (i, doc) in docs.iter().enumerate() {
+        let other = docs[(i + n / 2) % n];
+        let class = ROUND[i % ROUND.len()];
+        let own = instruction_for(doc, i);
+        let (instruction, response) = match class {
+            "faithful" => (own, faithful_answer(doc)),
+            "injected" => {
+                let mut s = sentences(&faithful_answer(doc));
+                let os = sentences(other);
+                let mid = s.len() / 2;
+                s.insert(mid, os[os.len() / 2].clone());
+                (own, s.join(" "))
+            }
+            "swapped" => (own, faithful_answer(other)),
+            "other_instruction" => (instruction_for(other, i), faithful_answer(doc)),
+            "seed_topic" if !seed_questions.is_empty() => (
+                seed_questions[i % seed_questions.len()].clone(),
+                faithful_answer(doc),
+            ),
+            "seed_topic" => (instruction_for(other, i + 1), faithful_answer(doc)),
+            _ => (
+                NON_INSTRUCTIONS[(i / ROUND.len()) % NON_INSTRUCTIONS.len()].to_string(),
+                faithful_answer(doc),
+            ),
+        };
+        out.push(LabelledItem {
+            class,
+            instruction,
+            response,
+            source: doc.to_string(),
+        });
+    }
+    out
+}
+
+/// Precision and recall of a detector on labelled items (bad = positive),
+/// and the share flagged per class.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Scores {
+    pub items: usize,
+    pub precision: f64,
+    pub recall: f64,
+    /// (class, items, share flagged) in [`CLASSES`] order.
+    pub per_class: Vec<(String, usize, f64)>,
+}
+
+/// [`Scores`] from items and whether each was flagged (same order).
+pub fn score(items: &[LabelledItem], flagged: &[bool]) -> Scores {
+    let pairs: Vec<(&LabelledItem, bool)> = items.iter().zip(flagged.iter().copied()).collect();
+    let tp = pairs.iter().filter(|(i, f)| i.bad() && *f).count() as f64;
+    let fp = pairs.iter().filter(|(i, f)| !i.bad() && *f).count() as f64;
+    let fnn = pairs.iter().filter(|(i, f)| i.bad() && !*f).count() as f64;
+    let per_class = CLASSES
+        .iter()
+        .map(|c| {
+            let it: Vec<_> = pairs.iter().filter(|(i, _)| i.class == *c).collect();
+            let share = it.iter().filter(|(_, f)| *f).count() as f64 / it.len().max(1) as f64;
+            (c.to_string(), it.len(), share)
+        })
+        .collect();
+    Scores {
+        items: pairs.len(),
+        precision: tp / (tp + fp).max(1.0),
+        recall: tp / (tp + fnn).max(1.0),
+        per_class,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_come_round_robin_and_scores_count_bad_as_positive() {
+        let docs: Vec<String> = (0..20).map(|i| format!("Story {i} begins here with Wellington harbour. It goes on. It goes further. It ends {i}.")).collect();
+        let items = build(&docs, &["How do I sort a list?".into()]);
+        assert_eq!(items.len(), 20);
+        assert_eq!(items.iter().filter(|i| !i.bad()).count(), 10);
+        assert_eq!(items[7].instruction, "How do I sort a list?");
+        assert!(
+            items[1].response.len() > faithful_answer(&docs[1]).len(),
+            "a sentence was injected"
+        );
+        let flagged: Vec<bool> = items
+            .iter()
+            .map(|i| i.bad() && i.class != "injected")
+            .collect();
+        let s = score(&items, &flagged);
+        assert_eq!(s.precision, 1.0);
+        assert!((s.recall - 0.8).abs() < 1e-12, "{s:?}");
+        assert_eq!(s.per_class[1], ("injected".to_string(), 2, 0.0));
+    }
+}
