@@ -16,7 +16,7 @@ fn all_stages_on_real_documents() {
             "--batch-size",
             "4",
             "--stages",
-            "backtranslate,curate,rewrite,verify,distill",
+            "backtranslate,curate,rewrite,distill",
         ])
         // keep every parsed score so rewrite and distill see records with a tiny model
         .args(["-s", "curate.keep_min_score=1"])
@@ -32,8 +32,7 @@ fn all_stages_on_real_documents() {
     let cu = &s["stages"]["curate"];
     let rw = &s["stages"]["rewrite"];
     let di = &s["stages"]["distill"];
-    let ve = &s["stages"]["verify"];
-    for t in [bt, cu, rw, di, ve] {
+    for t in [bt, cu, rw, di] {
         assert_eq!(
             n(&t["done"]),
             n(&t["parsed_ok"]) + n(&t["parse_failed"]) + n(&t["backend_errors"]),
@@ -54,35 +53,6 @@ fn all_stages_on_real_documents() {
     assert_eq!(hist, n(&cu["parsed_ok"]));
     assert_eq!(n(&rw["done"]), n(&cu["kept"]));
     assert_eq!(n(&di["done"]), n(&cu["kept"]));
-    // verify: every parsed rewrite is checked; a verdict parses unless cut at max_tokens
-    assert_eq!(n(&ve["done"]), n(&rw["parsed_ok"]));
-    let verified = read_jsonl(&out.join("stages/verify.jsonl"));
-    assert_eq!(verified.len() as u64, n(&ve["done"]));
-    let mut verdicts = std::collections::HashMap::new();
-    for r in &verified {
-        let g = &r["verification"];
-        assert!(
-            g["raw"]
-                .as_str()
-                .unwrap()
-                .starts_with("Answers the request: "),
-            "{g}"
-        );
-        if g["parse"]["status"] == "ok" {
-            assert!(g["verdict"]["answers"].is_boolean(), "{g}");
-            assert_eq!(
-                g["value"],
-                if g["verdict"]["answers"] == true {
-                    "yes"
-                } else {
-                    "no"
-                }
-            );
-            verdicts.insert(r["id"].as_str().unwrap().to_string(), g["verdict"].clone());
-        } else {
-            assert_eq!(g["finish_reason"], "length", "{g}");
-        }
-    }
     // the checks see every kept pair; failing pairs leave the export, counted by reason
     for (name, before) in [
         ("dataset", n(&rw["parsed_ok"])),
@@ -115,20 +85,6 @@ fn all_stages_on_real_documents() {
     for l in &lines {
         let reasons = l["checks"]["reasons"].as_array().unwrap();
         assert_eq!(l["passed"].as_bool().unwrap(), reasons.is_empty(), "{l}");
-        // the dataset's checks carry the verifier's verdict and act on it
-        if l["export"] == "dataset" {
-            let id = l["id"].as_str().unwrap();
-            assert_eq!(l["checks"].get("verification"), verdicts.get(id), "{l}");
-            if let Some(v) = verdicts.get(id) {
-                let has = |code: &str| reasons.iter().any(|r| r == code);
-                assert_eq!(has("verify_not_answered"), v["answers"] == false, "{l}");
-                assert_eq!(
-                    has("verify_unsupported_claims"),
-                    v.get("unsupported").is_some(),
-                    "{l}"
-                );
-            }
-        }
     }
     let card = std::fs::read_to_string(out.join("README.md")).unwrap();
     assert!(
@@ -198,7 +154,7 @@ fn all_stages_on_real_documents() {
             "--batch-size",
             "4",
             "--stages",
-            "backtranslate,curate,rewrite,verify,distill",
+            "backtranslate,curate,rewrite,distill",
             "-s",
             "curate.keep_min_score=1",
         ])
@@ -207,7 +163,7 @@ fn all_stages_on_real_documents() {
     assert!(st.success());
     let s2: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    for stage in ["backtranslate", "curate", "rewrite", "verify", "distill"] {
+    for stage in ["backtranslate", "curate", "rewrite", "distill"] {
         assert_eq!(s2["invocation"][stage]["generated"], 0, "{stage}");
     }
     assert_eq!(before, std::fs::read(out.join("dataset.jsonl")).unwrap());
@@ -266,4 +222,135 @@ fn stage_alone_from_file_and_humpback_threshold() {
         .filter(|l| l["passed"] == false)
         .count();
     assert_eq!(read_jsonl(&out2.join("curated.jsonl")).len(), kept - failed);
+}
+
+/// The verify stage on rewrites whose grounding is known: the rewrite stage's
+/// outputs (which the 135M test model rarely finishes) are replaced in the
+/// stage file by an extract of each document (grounded) or by a sentence
+/// about something else (ungrounded), then `--stages verify` runs the real
+/// model over them and the export acts on its verdicts.
+#[test]
+fn verify_stage_checks_rewrites_and_the_export_uses_its_verdicts() {
+    let _serial = model_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dolma_sample(dir.path(), 8);
+    let out = dir.path().join("run");
+    let stages = |s: &str| {
+        let st = backforth(&out, &input)
+            .args([
+                "--batch-size",
+                "4",
+                "--stages",
+                s,
+                "-s",
+                "curate.keep_min_score=1",
+                "-s",
+                "verify.max_tokens=64",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{s}");
+    };
+    stages("backtranslate,curate,rewrite");
+    let path = out.join("stages/rewrite.jsonl");
+    let mut recs = read_jsonl(&path);
+    assert!(!recs.is_empty());
+    let mut grounded = std::collections::HashMap::new();
+    for (i, r) in recs.iter_mut().enumerate() {
+        let text = r["text"].as_str().unwrap().to_string();
+        let g = &mut r["rewrite"];
+        let ok = i % 2 == 0;
+        let value = if ok {
+            text.split(". ").take(2).collect::<Vec<_>>().join(". ") + "."
+        } else {
+            "The Eiffel Tower in Paris was completed in 1889 and is 330 metres tall.".to_string()
+        };
+        g["value"] = value.into();
+        g["parse"] = serde_json::json!({"status": "ok"});
+        grounded.insert(r["id"].as_str().unwrap().to_string(), ok);
+    }
+    let lines: Vec<String> = recs.iter().map(|r| r.to_string()).collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    stages("verify");
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let ve = &s["stages"]["verify"];
+    assert_eq!(ve["done"].as_u64().unwrap(), recs.len() as u64, "{ve}");
+    let mut verdicts = std::collections::HashMap::new();
+    for r in read_jsonl(&out.join("stages/verify.jsonl")) {
+        let g = &r["verification"];
+        // grammar-constrained: the raw text always starts with the verdict line
+        assert!(
+            g["raw"]
+                .as_str()
+                .unwrap()
+                .starts_with("Answers the request: "),
+            "{g}"
+        );
+        assert_eq!(g["template"], "verify");
+        if g["parse"]["status"] == "ok" {
+            assert_eq!(
+                g["value"],
+                if g["verdict"]["answers"] == true {
+                    "yes"
+                } else {
+                    "no"
+                },
+                "{g}"
+            );
+            verdicts.insert(r["id"].as_str().unwrap().to_string(), g["verdict"].clone());
+        } else {
+            assert_eq!(g["finish_reason"], "length", "{g}");
+        }
+    }
+    assert!(!verdicts.is_empty(), "no verdict parsed");
+    // the dataset's checks carry each verdict and act on it; ungrounded rewrites never pass
+    let lines: Vec<Value> = read_jsonl(&out.join("checks.jsonl"))
+        .into_iter()
+        .filter(|l| l["export"] == "dataset")
+        .collect();
+    assert_eq!(lines.len(), recs.len());
+    for l in &lines {
+        let id = l["id"].as_str().unwrap();
+        let reasons: Vec<&str> = l["checks"]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert_eq!(l["checks"].get("verification"), verdicts.get(id), "{l}");
+        if let Some(v) = verdicts.get(id) {
+            assert_eq!(
+                reasons.contains(&"verify_not_answered"),
+                v["answers"] == false,
+                "{l}"
+            );
+            assert_eq!(
+                reasons.contains(&"verify_unsupported_claims"),
+                v.get("unsupported").is_some(),
+                "{l}"
+            );
+        }
+        if !grounded[id] {
+            assert_eq!(l["passed"], false, "{l}");
+        }
+    }
+    let reasons = &s["outputs"]["dataset"]["checks"]["reasons"];
+    let counted: u64 = ["verify_not_answered", "verify_unsupported_claims"]
+        .iter()
+        .filter_map(|k| reasons[k].as_u64())
+        .sum();
+    let expected: u64 = lines
+        .iter()
+        .map(|l| {
+            l["checks"]["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r.as_str().unwrap().starts_with("verify_"))
+                .count() as u64
+        })
+        .sum();
+    assert_eq!(counted, expected, "{reasons}");
 }
