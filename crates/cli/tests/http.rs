@@ -257,6 +257,21 @@ fn values(out: &std::path::Path, stage: &str, field: &str) -> Vec<(String, Value
     v
 }
 
+/// The three generating stages hold the same values in both run folders.
+fn assert_same_stages(a: &std::path::Path, b: &std::path::Path, what: &str) {
+    for (stage, field) in [
+        ("backtranslate", "backtranslation"),
+        ("curate", "curation"),
+        ("rewrite", "rewrite"),
+    ] {
+        assert_eq!(
+            values(a, stage, field),
+            values(b, stage, field),
+            "{stage} {what}"
+        );
+    }
+}
+
 #[test]
 fn http_run_matches_in_process_and_survives_kill() {
     let _serial = model_lock();
@@ -283,17 +298,7 @@ fn http_run_matches_in_process_and_survives_kill() {
         .status()
         .unwrap()
         .success());
-    for (stage, field) in [
-        ("backtranslate", "backtranslation"),
-        ("curate", "curation"),
-        ("rewrite", "rewrite"),
-    ] {
-        assert_eq!(
-            values(&reference, stage, field),
-            values(&out, stage, field),
-            "{stage} differs between HTTP and in-process"
-        );
-    }
+    assert_same_stages(&reference, &out, "differs between HTTP and in-process");
     let s: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let generated: u64 = ["backtranslate", "curate", "rewrite"]
@@ -337,17 +342,7 @@ fn http_run_matches_in_process_and_survives_kill() {
         sent >= generated && sent <= generated + 2,
         "sent {sent}, needed {generated}"
     );
-    for (stage, field) in [
-        ("backtranslate", "backtranslation"),
-        ("curate", "curation"),
-        ("rewrite", "rewrite"),
-    ] {
-        assert_eq!(
-            values(&out, stage, field),
-            values(&out2, stage, field),
-            "{stage} after kill"
-        );
-    }
+    assert_same_stages(&out, &out2, "after kill");
 
     // a fresh run folder sharing the first cache: everything comes from the cache
     let before = requests_served(&server.url);

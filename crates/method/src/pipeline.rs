@@ -106,15 +106,7 @@ pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputSta
             st.kept,
             st.dropped
         );
-        let stats = st.input;
-        std::fs::write(
-            &done_path,
-            serde_json::to_string_pretty(&DocumentsDone {
-                key: key.clone(),
-                stats: stats.clone(),
-            })?,
-        )?;
-        return Ok((key, stats));
+        return mark_documents_done(&done_path, key, st.input);
     }
     anyhow::ensure!(
         !cfg.input.paths.is_empty(),
@@ -153,9 +145,18 @@ pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputSta
     w.flush()?;
     drop(w);
     std::fs::rename(&tmp, run.documents())?;
-    let stats = stream.stats;
+    mark_documents_done(&done_path, key, stream.stats)
+}
+
+/// Record that `documents.jsonl` is complete for `key` (what a rerun checks
+/// before reading the input again); returns `(key, stats)`. Errors: I/O.
+fn mark_documents_done(
+    done_path: &Path,
+    key: String,
+    stats: InputStats,
+) -> Result<(String, InputStats)> {
     std::fs::write(
-        &done_path,
+        done_path,
         serde_json::to_string_pretty(&DocumentsDone {
             key: key.clone(),
             stats: stats.clone(),

@@ -21,12 +21,7 @@ use std::path::PathBuf;
 /// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: ChecksBenchArgs) -> Result<()> {
     let cfg = a.common.config()?;
-    let cache = PathBuf::from(std::env::var("BACKFORTH_CACHE").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/backforth",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    }));
+    let cache = crate::commands::analyze::asset_cache();
     let corpus = a
         .corpus
         .clone()
@@ -41,12 +36,12 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
         .map(|l| l.trim().to_string())
         .filter(|l| !l.is_empty())
         .collect();
-    let seed_qs: Vec<String> = std::fs::read_to_string(&seeds)
-        .with_context(|| format!("{} (scripts/fetch-assets.sh seeds)", seeds.display()))?
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["instruction"].as_str().map(String::from))
-        .collect();
+    let seed_qs: Vec<String> =
+        backforth::seeds::read_seeds(&seeds, cfg.input.max_line_bytes, &mut Default::default())
+            .with_context(|| "scripts/fetch-assets.sh seeds")?
+            .into_iter()
+            .map(|s| s.instruction)
+            .collect();
     let mut items = build(&docs, &seed_qs);
     if a.n > 0 {
         items.truncate(a.n);

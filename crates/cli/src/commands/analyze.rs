@@ -192,16 +192,21 @@ pub fn load_embedder(
     }
 }
 
-/// `$BACKFORTH_CACHE/models/all-MiniLM-L6-v2` (where `fetch-assets.sh minilm` puts it).
-pub fn default_embedder() -> PathBuf {
-    let cache = std::env::var("BACKFORTH_CACHE")
+/// The asset cache `scripts/fetch-assets.sh` fills: `$BACKFORTH_CACHE`
+/// when set and non-empty, else `~/.cache/backforth`.
+pub fn asset_cache() -> PathBuf {
+    std::env::var("BACKFORTH_CACHE")
         .ok()
         .filter(|s| !s.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/backforth")
-        });
-    cache.join("models/all-MiniLM-L6-v2")
+        })
+}
+
+/// `$BACKFORTH_CACHE/models/all-MiniLM-L6-v2` (where `fetch-assets.sh minilm` puts it).
+pub fn default_embedder() -> PathBuf {
+    asset_cache().join("models/all-MiniLM-L6-v2")
 }
 
 /// Evenly spaced sample of at most `max` indices of `0..n` (deterministic).
