@@ -9,7 +9,7 @@ use crate::decontam::{DecontamConfig, Decontaminator};
 use crate::dedup::{DedupConfig, Deduper, Duplicate};
 use crate::document::Document;
 use crate::filter::{heading_problem, text_problem, FilterConfig};
-use crate::readers::{expand_paths, DocumentStream, InputStats, ReaderOptions};
+use crate::readers::{input_parts, DocumentStream, InputStats, ReaderOptions};
 use crate::segment::{segments, windows, SegmentConfig, SegmentMode};
 use anyhow::Result;
 use serde::Serialize;
@@ -63,10 +63,10 @@ pub fn prepare_stream(
 ) -> Result<PrepareStats> {
     let t0 = std::time::Instant::now();
     anyhow::ensure!(
-        !cfg.input.paths.is_empty(),
+        !cfg.input.paths.is_empty() || !cfg.input.parts.is_empty(),
         "no input: set input.paths (or pass --input)"
     );
-    let mut stream = DocumentStream::new(expand_paths(&cfg.input.paths)?, cfg.input.clone());
+    let mut stream = DocumentStream::from_parts(input_parts(cfg.input)?, cfg.input.clone());
     let mut st = PrepareStats::default();
     let mut dedup = Deduper::new(cfg.dedup.clone());
     let decontam = Decontaminator::load(cfg.decontam)?;

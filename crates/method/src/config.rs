@@ -60,6 +60,16 @@ pub struct RunConfig {
     /// `[segment]`, `[filter]`, `[dedup]`, `[decontam]` sections) inline on
     /// the input before the stages; false = every input document is a record.
     pub prepare: bool,
+    /// Added to every record's input ordinal. Set by a shard of a sharded
+    /// run (shard index × 2⁴⁰), never by hand, so that shard outputs
+    /// concatenated in shard order stay in input order and their ordinals
+    /// never collide. 0 = a local run.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ordinal_base: u64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 impl Default for RunConfig {
@@ -67,6 +77,7 @@ impl Default for RunConfig {
         RunConfig {
             stages: vec![Stage::Backtranslate, Stage::Curate, Stage::Rewrite],
             prepare: false,
+            ordinal_base: 0,
         }
     }
 }

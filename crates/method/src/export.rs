@@ -42,7 +42,7 @@ pub struct Example {
 }
 
 /// One exported file set.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ExportSummary {
     /// The JSONL file.
     pub path: String,
@@ -57,7 +57,7 @@ pub struct ExportSummary {
 }
 
 /// Counts of the relevance and grounding checks on one export.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ChecksSummary {
     /// Kept pairs checked.
     pub checked: u64,

@@ -12,7 +12,7 @@ use crate::seeds::{read_seeds, Seed};
 use crate::stages::{eligible, run_stage, totals, StageReport, StageSpec, StageTotals};
 use crate::store::{RunDir, StageFile};
 use anyhow::{bail, Context, Result};
-use backforth_corpus::readers::{expand_paths, DocumentStream, InputStats};
+use backforth_corpus::readers::{input_parts, DocumentStream, InputStats};
 pub use backforth_inference::BackendProvider;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -73,9 +73,17 @@ struct DocumentsDone {
 /// deduplicated, ordinals assigned, limit applied. Returns (key, stats).
 /// Errors: missing inputs, I/O on the run folder.
 pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputStats)> {
+    // The key names the logical input (the same for every shard of a run, so
+    // stage keys and per-record seeds match a single-process run); the done
+    // marker also names this run folder's share of it (a shard's parts and
+    // ordinal base), so a folder never reuses documents read for another share.
+    let whole_input = backforth_corpus::readers::ReaderOptions {
+        parts: Vec::new(),
+        ..cfg.input.clone()
+    };
     let key = if cfg.run.prepare {
         let settings = (
-            &cfg.input,
+            &whole_input,
             &cfg.segment,
             &cfg.filter,
             &cfg.dedup,
@@ -83,12 +91,17 @@ pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputSta
         );
         hash::key(&["documents+prepare", &serde_json::to_string(&settings)?])
     } else {
-        hash::key(&["documents", &serde_json::to_string(&cfg.input)?])
+        hash::key(&["documents", &serde_json::to_string(&whole_input)?])
     };
+    let share = hash::key(&[
+        &key,
+        &serde_json::to_string(&cfg.input.parts)?,
+        &cfg.run.ordinal_base.to_string(),
+    ]);
     let done_path = run.0.join("documents.done.json");
     if let Ok(t) = std::fs::read_to_string(&done_path) {
         if let Ok(d) = serde_json::from_str::<DocumentsDone>(&t) {
-            if d.key == key && run.documents().exists() {
+            if d.key == share && run.documents().exists() {
                 return Ok((key, d.stats));
             }
         }
@@ -106,14 +119,13 @@ pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputSta
             st.kept,
             st.dropped
         );
-        return mark_documents_done(&done_path, key, st.input);
+        return mark_documents_done(&done_path, key, share, st.input);
     }
     anyhow::ensure!(
-        !cfg.input.paths.is_empty(),
+        !cfg.input.paths.is_empty() || !cfg.input.parts.is_empty(),
         "no input: set input.paths (or pass --input)"
     );
-    let paths = expand_paths(&cfg.input.paths)?;
-    let mut stream = DocumentStream::new(paths, cfg.input.clone());
+    let mut stream = DocumentStream::from_parts(input_parts(&cfg.input)?, cfg.input.clone());
     let tmp = run.0.join("documents.jsonl.tmp");
     let mut w = std::io::BufWriter::new(
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
@@ -134,7 +146,7 @@ pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputSta
             stream.stats.documents -= 1;
             continue;
         }
-        let r = Record::new(d.id, n, d.source, d.text, d.metadata);
+        let r = Record::new(d.id, cfg.run.ordinal_base + n, d.source, d.text, d.metadata);
         serde_json::to_writer(&mut w, &r)?;
         w.write_all(b"\n")?;
         n += 1;
@@ -145,20 +157,21 @@ pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputSta
     w.flush()?;
     drop(w);
     std::fs::rename(&tmp, run.documents())?;
-    mark_documents_done(&done_path, key, stream.stats)
+    mark_documents_done(&done_path, key, share, stream.stats)
 }
 
-/// Record that `documents.jsonl` is complete for `key` (what a rerun checks
-/// before reading the input again); returns `(key, stats)`. Errors: I/O.
+/// Record that `documents.jsonl` is complete for `share` (what a rerun
+/// checks before reading the input again); returns `(key, stats)`. Errors: I/O.
 fn mark_documents_done(
     done_path: &Path,
     key: String,
+    share: String,
     stats: InputStats,
 ) -> Result<(String, InputStats)> {
     std::fs::write(
         done_path,
         serde_json::to_string_pretty(&DocumentsDone {
-            key: key.clone(),
+            key: share,
             stats: stats.clone(),
         })?,
     )?;

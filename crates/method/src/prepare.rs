@@ -72,7 +72,7 @@ fn prepare_inner(
     let mut w = std::io::BufWriter::new(
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
     );
-    let mut ordinal = 0u64;
+    let mut ordinal = cfg.run.ordinal_base;
     let mut st = prepare_stream(&settings(cfg), progress, &mut |d| {
         let r = Record::new(d.id, ordinal, d.source, d.text, d.metadata);
         ordinal += 1;

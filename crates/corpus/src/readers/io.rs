@@ -43,7 +43,18 @@ pub fn read_line_bounded<R: BufRead + ?Sized>(
     buf: &mut Vec<u8>,
     max: usize,
 ) -> io::Result<Line> {
+    read_line_counted(r, buf, max).map(|(l, _)| l)
+}
+
+/// [`read_line_bounded`], also returning the bytes consumed (the line and
+/// its newline), so a caller can keep the byte offset of the next line.
+pub fn read_line_counted<R: BufRead + ?Sized>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<(Line, u64)> {
     buf.clear();
+    let mut consumed = 0u64;
     let mut total = 0usize;
     let mut any = false;
     loop {
@@ -69,21 +80,23 @@ pub fn read_line_bounded<R: BufRead + ?Sized>(
         total += chunk.len();
         let n = done.unwrap_or(avail.len());
         r.consume(n);
+        consumed += n as u64;
         if done.is_some() {
             break;
         }
     }
     if !any {
-        return Ok(Line::Eof);
+        return Ok((Line::Eof, 0));
     }
     if buf.last() == Some(&b'\r') {
         buf.pop();
     }
-    Ok(if total > max {
+    let line = if total > max {
         Line::TooLong(total)
     } else {
         Line::Full
-    })
+    };
+    Ok((line, consumed))
 }
 
 fn memchr(s: &[u8]) -> Option<usize> {

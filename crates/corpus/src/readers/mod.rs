@@ -18,7 +18,7 @@ pub mod wiki;
 
 use crate::document::{Document, SourceLoc};
 use anyhow::{Context, Result};
-use io::{file_label, open_decompressed, read_capped, read_line_bounded, Line};
+use io::{file_label, open_decompressed, read_capped, read_line_counted, Line};
 use serde::{Deserialize, Serialize};
 use source::NotDocument;
 use std::collections::{BTreeMap, VecDeque};
@@ -58,6 +58,10 @@ pub enum InputFormat {
 pub struct ReaderOptions {
     /// Input files, folders or glob patterns, read in order.
     pub paths: Vec<String>,
+    /// Set by a shard of a sharded run (from its plan), never by hand: read
+    /// exactly these files and byte ranges instead of `paths`. Empty = `paths`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<InputPart>,
     /// Stop after this many valid documents (0 = no limit).
     pub limit: u64,
     pub format: InputFormat,
@@ -80,6 +84,7 @@ impl Default for ReaderOptions {
     fn default() -> Self {
         ReaderOptions {
             paths: Vec::new(),
+            parts: Vec::new(),
             limit: 0,
             format: InputFormat::Auto,
             text_field: "text".into(),
@@ -154,6 +159,51 @@ pub fn expand_paths(paths: &[String]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// One input as a reader takes it: a whole file or folder, or the byte range
+/// `[start, end)` of an uncompressed line-oriented file (JSONL or lines). A
+/// range owns the lines that *begin* inside it (the rule of Hadoop's line
+/// splits): a reader starting mid-line skips to the next line, and the line
+/// that crosses `end` belongs to this range. Ranges that tile a file
+/// therefore read every line exactly once, and line numbers (and the ids
+/// made from them) are the same as reading the whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputPart {
+    pub path: PathBuf,
+    /// Byte range in the file; `None` = the whole input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<(u64, u64)>,
+}
+
+impl InputPart {
+    /// A whole file or folder.
+    pub fn whole(path: PathBuf) -> Self {
+        InputPart { path, range: None }
+    }
+}
+
+/// Whether `path` can be read by byte ranges under `opts.format`: an
+/// uncompressed JSONL or lines file (compressed streams and record formats
+/// such as WARC or Parquet are taken whole).
+pub fn splittable(path: &Path, format: InputFormat) -> bool {
+    let fmt = match format {
+        InputFormat::Auto => detect_format(path),
+        f => f,
+    };
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    let compressed = [".gz", ".zst", ".zstd", ".bz2"].iter().any(|e| name.ends_with(e));
+    matches!(fmt, InputFormat::Jsonl | InputFormat::Lines) && !compressed && path.is_file()
+}
+
+/// The parts `opts` names: `opts.parts` when set (a shard), else every path
+/// of `opts.paths` expanded ([`expand_paths`]) and taken whole.
+/// Errors: as [`expand_paths`].
+pub fn input_parts(opts: &ReaderOptions) -> Result<Vec<InputPart>> {
+    if !opts.parts.is_empty() {
+        return Ok(opts.parts.clone());
+    }
+    Ok(expand_paths(&opts.paths)?.into_iter().map(InputPart::whole).collect())
+}
+
 fn detect_format(path: &Path) -> InputFormat {
     if path.is_dir() {
         return InputFormat::TextDir;
@@ -185,6 +235,10 @@ enum Current {
         reader: BufReader<Box<dyn std::io::Read>>,
         line: u64,
         jsonl: bool,
+        /// Byte offset of the next line's start, and the end of the range
+        /// being read (lines starting at or after it belong to another part).
+        pos: u64,
+        end: Option<u64>,
     },
     Dir {
         root: PathBuf,
@@ -196,7 +250,7 @@ enum Current {
 /// A streaming iterator of valid documents over many inputs; problems go to [`InputStats`].
 pub struct DocumentStream {
     opts: ReaderOptions,
-    paths: VecDeque<PathBuf>,
+    paths: VecDeque<InputPart>,
     cur: Option<Current>,
     buf: Vec<u8>,
     /// What has been read and skipped so far.
@@ -206,21 +260,50 @@ pub struct DocumentStream {
 impl DocumentStream {
     /// Stream over already-expanded paths (see [`expand_paths`]).
     pub fn new(paths: Vec<PathBuf>, opts: ReaderOptions) -> Self {
+        Self::from_parts(paths.into_iter().map(InputPart::whole).collect(), opts)
+    }
+
+    /// Stream over parts (whole inputs or byte ranges, see [`InputPart`]).
+    pub fn from_parts(parts: Vec<InputPart>, opts: ReaderOptions) -> Self {
         DocumentStream {
             opts,
-            paths: paths.into(),
+            paths: parts.into(),
             cur: None,
             buf: Vec::new(),
             stats: InputStats::default(),
         }
     }
 
-    fn open(&mut self, path: PathBuf) {
+    fn open(&mut self, part: InputPart) {
+        let path = part.path;
         let fmt = match self.opts.format {
             InputFormat::Auto => detect_format(&path),
             f => f,
         };
         self.stats.files += 1;
+        if let Some(range) = part.range {
+            if !splittable(&path, fmt) {
+                self.stats.skip(
+                    "open_error",
+                    format!("{}: a byte range was asked of a file that cannot be split (compressed or not line-oriented); part skipped", path.display()),
+                );
+                return;
+            }
+            match open_range(&path, range) {
+                Ok((reader, pos, line)) => {
+                    self.cur = Some(Current::LineFile {
+                        path,
+                        reader,
+                        line,
+                        jsonl: fmt == InputFormat::Jsonl,
+                        pos,
+                        end: Some(range.1),
+                    })
+                }
+                Err(e) => self.stats.skip("open_error", format!("{}: cannot open byte range {}..{}: {e}", path.display(), range.0, range.1)),
+            }
+            return;
+        }
         match fmt {
             InputFormat::TextDir => {
                 let mut files = Vec::new();
@@ -266,6 +349,8 @@ impl DocumentStream {
                         reader: BufReader::with_capacity(1 << 16, r),
                         line: 0,
                         jsonl: fmt == InputFormat::Jsonl,
+                        pos: 0,
+                        end: None,
                     })
                 }
                 Err(e) => self.stats.skip("open_error", format!("{}: cannot open: {e}", path.display())),
@@ -325,6 +410,60 @@ impl DocumentStream {
     }
 }
 
+/// Open `path` at the first line starting in `[start, end)`: returns the
+/// reader there, that line's byte offset and the number of lines before it
+/// (counted from the file's start, so line numbers match a whole-file read).
+fn open_range(
+    path: &Path,
+    (start, _end): (u64, u64),
+) -> std::io::Result<(BufReader<Box<dyn std::io::Read>>, u64, u64)> {
+    use std::io::{BufRead, Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let mut pos = 0u64;
+    if start > 0 {
+        // the line holding byte start-1 ends at or after start-1: skip through its newline
+        f.seek(SeekFrom::Start(start - 1))?;
+        let mut r = BufReader::new(&mut f);
+        let mut n = 0u64;
+        loop {
+            let avail = r.fill_buf()?;
+            if avail.is_empty() {
+                break;
+            }
+            match avail.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    r.consume(i + 1);
+                    n += i as u64 + 1;
+                    break;
+                }
+                None => {
+                    let k = avail.len();
+                    r.consume(k);
+                    n += k as u64;
+                }
+            }
+        }
+        pos = start - 1 + n;
+    }
+    // lines before `pos`: count newlines in [0, pos)
+    f.seek(SeekFrom::Start(0))?;
+    let mut lines = 0u64;
+    let mut left = pos;
+    let mut buf = vec![0u8; 1 << 16];
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        let got = f.read(&mut buf[..want])?;
+        if got == 0 {
+            break;
+        }
+        lines += buf[..got].iter().filter(|&&b| b == b'\n').count() as u64;
+        left -= got as u64;
+    }
+    f.seek(SeekFrom::Start(pos))?;
+    let boxed: Box<dyn std::io::Read> = Box::new(f);
+    Ok((BufReader::with_capacity(1 << 16, boxed), pos, lines))
+}
+
 fn fmt_loc(s: &SourceLoc) -> String {
     match s.line {
         Some(l) => format!("{}:{l}", s.path),
@@ -369,11 +508,22 @@ impl Iterator for DocumentStream {
                     reader,
                     line,
                     jsonl,
+                    pos,
+                    end,
                 } => {
+                    if end.is_some_and(|e| *pos >= e) {
+                        self.cur = None;
+                        continue;
+                    }
                     let pstr = path.display().to_string();
                     *line += 1;
                     let l = *line;
-                    match read_line_bounded(reader, &mut self.buf, self.opts.max_line_bytes) {
+                    let read = read_line_counted(reader, &mut self.buf, self.opts.max_line_bytes);
+                    let read = read.map(|(line, n)| {
+                        *pos += n;
+                        line
+                    });
+                    match read {
                         Ok(Line::Eof) => self.cur = None,
                         Ok(Line::TooLong(n)) => self.stats.skip(
                             "line_too_long",

@@ -1,0 +1,36 @@
+//! Runs beyond one machine, on the engines clusters already have.
+//!
+//! The shard contract: every task of a sharded run is the same binary with a
+//! rank `I` and a world size `N` (`--shard I --num-shards N`, or from
+//! `SLURM_ARRAY_TASK_ID` [+ `BACKFORTH_SHARD_OFFSET`] or
+//! `JOB_COMPLETION_INDEX`, see [`rank`]). The run folder `<out>` holds:
+//!
+//! ```text
+//! <out>/plan.json           the inputs listed once and cut into N shards by size (create-only)
+//! <out>/manifest.jsonl      one line per input file: path, bytes, splittable
+//! <out>/shards/<I>/         shard I's own run folder (documents, stages/, exports, summary.json)
+//! <out>/shards/<I>/.lock    held (flock) while shard I runs
+//! <out>/shards/<I>/_DONE.json  completion marker: counts, stage keys, blake3 of every output (create-only)
+//! <out>/dataset.jsonl …     merged exports, summary.json, README.md      (`backforth merge`)
+//! <out>/_SUCCESS            written last by merge
+//! ```
+//!
+//! A local run is a run with one shard and none of this: the method crate
+//! does not know about shards beyond two settings a shard fills in
+//! (`input.parts`, `run.ordinal_base`).
+//!
+//! Modules: [`plan`] (listing and assignment), [`rank`] (which shard am I),
+//! [`shard`] (one shard's folder, lock and marker), [`merge`] (merge and
+//! status), [`slurm`] and [`k8s`] (launchers: they write the files a
+//! scheduler takes and, for Slurm, submit them).
+
+pub mod k8s;
+pub mod merge;
+pub mod plan;
+pub mod rank;
+pub mod shard;
+pub mod slurm;
+
+pub use merge::{merge, status, MergeReport, ShardState};
+pub use plan::{ensure_plan, Plan};
+pub use shard::{begin_shard, ShardJob, ShardStart};

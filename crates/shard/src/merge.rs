@@ -1,0 +1,399 @@
+//! `backforth status` and `backforth merge`.
+//!
+//! Merge reads only finished shards (every shard needs its marker), checks
+//! that they ran under one plan and one set of stage keys, and streams each
+//! JSONL file of the shards, in rank order, into one file at the top of the
+//! run folder while re-hashing it against the marker. Shards in rank order
+//! are the inputs in order, so the merged files are ordered as a
+//! single-process run's. A document id already merged from an earlier shard
+//! (the same id in two input files) is dropped, as a single process drops
+//! a repeated id, and counted. Parquet exports are not rewritten: each
+//! shard's file is copied to `data/<name>-<I>-of-<N>.parquet`, the usual
+//! layout of a multi-file Parquet dataset. Last, `summary.json` (counts
+//! summed, shares recomputed), the dataset card and `_SUCCESS`.
+
+use crate::plan::{read_plan, Plan};
+use crate::shard::{read_marker, shard_dir, Marker, LOCK_FILE, MARKER_FILE};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// File written last by a successful merge.
+pub const SUCCESS_FILE: &str = "_SUCCESS";
+
+/// Where a shard stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShardState {
+    /// Its completion marker is written.
+    Done,
+    /// A process holds its lock now.
+    Running,
+    /// Started before (its folder exists) but neither done nor running:
+    /// killed or failed; a relaunch resumes it.
+    Stopped,
+    /// Never started.
+    Missing,
+}
+
+/// The state of every shard of the run in `out`. Errors: no plan, I/O.
+pub fn status(out: &Path) -> Result<(Plan, Vec<ShardState>)> {
+    let plan = read_plan(out)?.with_context(|| {
+        format!("{} has no plan.json: not a sharded run (or no shard has started)", out.display())
+    })?;
+    let mut states = Vec::new();
+    for i in 0..plan.num_shards {
+        let dir = shard_dir(out, i);
+        let s = if dir.join(MARKER_FILE).exists() {
+            ShardState::Done
+        } else if !dir.exists() {
+            ShardState::Missing
+        } else if lock_held(&dir.join(LOCK_FILE)) {
+            ShardState::Running
+        } else {
+            ShardState::Stopped
+        };
+        states.push(s);
+    }
+    Ok((plan, states))
+}
+
+/// Ranks not done and not running: what a relaunch should cover.
+pub fn ranks_to_launch(states: &[ShardState]) -> Vec<u32> {
+    states
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, ShardState::Stopped | ShardState::Missing))
+        .map(|(i, _)| i as u32)
+        .collect()
+}
+
+fn lock_held(p: &Path) -> bool {
+    let Ok(f) = std::fs::File::open(p) else { return false };
+    match f.try_lock_shared() {
+        Ok(()) => false, // dropping the file releases it
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => false,
+    }
+}
+
+/// What a merge wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeReport {
+    pub run_dir: String,
+    pub shards: u32,
+    /// Lines per merged file (relative path → lines).
+    pub files: BTreeMap<String, u64>,
+    /// Lines dropped per file because their id came from an earlier shard.
+    pub duplicate_ids: BTreeMap<String, u64>,
+    /// Parquet files copied to `data/`.
+    pub parquet: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: Option<Value>,
+}
+
+/// Merge the finished shards of the run in `out` (see the module docs);
+/// `with_stages` also merges `documents.jsonl` and `stages/*.jsonl` so the
+/// merged folder is a run folder `analyze` and `report` can read.
+/// Errors: shards not done (listed), shards from another plan or with other
+/// stage keys, a shard file that no longer matches its marker, I/O.
+pub fn merge(out: &Path, with_stages: bool) -> Result<MergeReport> {
+    let (plan, states) = status(out)?;
+    let not_done: Vec<String> = states
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s != ShardState::Done)
+        .map(|(i, s)| format!("{i} ({})", serde_json::to_value(s).unwrap().as_str().unwrap_or("?")))
+        .collect();
+    if !not_done.is_empty() {
+        bail!(
+            "{} of {} shards are not done: {}; relaunch them (backforth slurm submit --missing, or run --shard I), then merge",
+            not_done.len(),
+            plan.num_shards,
+            not_done.join(", ")
+        );
+    }
+    let mut markers: Vec<Marker> = Vec::new();
+    for i in 0..plan.num_shards {
+        let m = read_marker(&shard_dir(out, i))?.context("marker vanished")?;
+        if m.plan_hash != plan.hash() {
+            bail!("shard {i} belongs to another plan ({} ≠ {})", m.plan_hash, plan.hash());
+        }
+        markers.push(m);
+    }
+    // one set of stage keys: shards made under other prompts, models or settings do not mix
+    let with_keys: Vec<&Marker> = markers.iter().filter(|m| !m.keys.is_empty()).collect();
+    if let Some(first) = with_keys.first() {
+        let odd: Vec<String> = with_keys
+            .iter()
+            .filter(|m| m.keys != first.keys)
+            .map(|m| m.shard.to_string())
+            .collect();
+        if !odd.is_empty() {
+            bail!(
+                "shards {} ran under other stage keys than shard {} (the config changed between launches); rerun them with one config",
+                odd.join(", "),
+                first.shard
+            );
+        }
+    }
+    let mut names: Vec<String> = markers
+        .iter()
+        .flat_map(|m| m.files.keys().cloned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|n| with_stages || !(n.starts_with("stages/") || n == "documents.jsonl"))
+        .collect();
+    names.sort();
+    let mut report = MergeReport {
+        run_dir: out.display().to_string(),
+        shards: plan.num_shards,
+        files: BTreeMap::new(),
+        duplicate_ids: BTreeMap::new(),
+        parquet: Vec::new(),
+    };
+    for name in &names {
+        let dedup = !name.starts_with("stages/");
+        let (lines, dropped) = merge_file(out, &markers, name, dedup)?;
+        report.files.insert(name.clone(), lines);
+        if dropped > 0 {
+            report.duplicate_ids.insert(name.clone(), dropped);
+        }
+    }
+    // Parquet exports: one file per shard under data/
+    let n = plan.num_shards;
+    for m in &markers {
+        let dir = shard_dir(out, m.shard);
+        for e in std::fs::read_dir(&dir)? {
+            let fname = e?.file_name().to_string_lossy().to_string();
+            if let Some(stem) = fname.strip_suffix(".parquet") {
+                let data = out.join("data");
+                std::fs::create_dir_all(&data)?;
+                let dest = data.join(format!("{stem}-{:05}-of-{n:05}.parquet", m.shard));
+                std::fs::copy(dir.join(&fname), &dest)?;
+                report.parquet.push(dest.display().to_string());
+            }
+        }
+    }
+    let summary = merged_summary(out, &markers, &report)?;
+    std::fs::write(out.join("summary.json"), serde_json::to_vec_pretty(&summary)?)?;
+    write_card(out, &summary)?;
+    std::fs::write(out.join(SUCCESS_FILE), serde_json::to_vec_pretty(&report)?)?;
+    Ok(report)
+}
+
+/// Stream `name` from every shard into `<out>/<name>` (temp file, renamed):
+/// re-hash against the marker, drop lines whose id an earlier shard had.
+/// Returns (lines written, lines dropped).
+fn merge_file(out: &Path, markers: &[Marker], name: &str, dedup: bool) -> Result<(u64, u64)> {
+    let dest = out.join(name);
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = dest.with_extension("jsonl.merging");
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+    );
+    let mut earlier: HashSet<String> = HashSet::new();
+    let (mut written, mut dropped) = (0u64, 0u64);
+    for m in markers {
+        let Some(sum) = m.files.get(name) else { continue };
+        let src = shard_dir(out, m.shard).join(name);
+        let mut r = BufReader::new(
+            std::fs::File::open(&src).with_context(|| format!("opening {}", src.display()))?,
+        );
+        let mut h = blake3::Hasher::new();
+        let mut this_shard: HashSet<String> = HashSet::new();
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if r.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            h.update(&line);
+            if dedup {
+                if let Ok(IdOnly { id: Some(id) }) = serde_json::from_slice::<IdOnly>(&line) {
+                    let id = match id {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    if earlier.contains(&id) {
+                        dropped += 1;
+                        continue;
+                    }
+                    this_shard.insert(id);
+                }
+            }
+            w.write_all(&line)?;
+            written += 1;
+        }
+        let got = h.finalize().to_hex().to_string();
+        if got != sum.blake3 {
+            drop(w);
+            let _ = std::fs::remove_file(&tmp);
+            bail!(
+                "{} changed after its shard finished (blake3 {} ≠ marker {}): rerun shard {} (delete its {MARKER_FILE})",
+                src.display(),
+                &got[..16],
+                &sum.blake3[..16],
+                m.shard
+            );
+        }
+        earlier.extend(this_shard);
+    }
+    w.flush()?;
+    drop(w);
+    std::fs::rename(&tmp, &dest)?;
+    Ok((written, dropped))
+}
+
+/// Add `b` into `a`: numbers summed, objects merged key by key, arrays
+/// concatenated, anything else kept from `a`.
+fn add(a: &mut Value, b: &Value) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, v) in y {
+                match x.get_mut(k) {
+                    Some(av) => add(av, v),
+                    None => {
+                        x.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (Value::Number(x), Value::Number(y)) => {
+            *x = match (x.as_u64(), y.as_u64()) {
+                (Some(p), Some(q)) => (p + q).into(),
+                _ => serde_json::Number::from_f64(x.as_f64().unwrap_or(0.0) + y.as_f64().unwrap_or(0.0))
+                    .unwrap_or_else(|| 0.into()),
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => x.extend(y.iter().cloned()),
+        _ => {}
+    }
+}
+
+fn ratio(num: Option<&Value>, den: Option<&Value>) -> Value {
+    match (num.and_then(Value::as_f64), den.and_then(Value::as_f64)) {
+        (Some(n), Some(d)) if d > 0.0 => serde_json::json!(n / d),
+        _ => Value::Null,
+    }
+}
+
+/// The merged `summary.json`: input and stage counts summed over shards
+/// (shares recomputed), exports counted from the merged files, the first
+/// shard's seeds and keys (checked equal), and the shards' wall times.
+fn merged_summary(out: &Path, markers: &[Marker], report: &MergeReport) -> Result<Value> {
+    let mut input = Value::Null;
+    let mut stages = Value::Null;
+    let mut outputs = Value::Null;
+    let mut seeds = Value::Null;
+    let mut keys = Value::Null;
+    let mut walls = Vec::new();
+    for m in markers {
+        let s = &m.summary;
+        if s.get("input").is_none() {
+            continue;
+        }
+        for (acc, field) in [(&mut input, "input"), (&mut stages, "stages"), (&mut outputs, "outputs")] {
+            if acc.is_null() {
+                *acc = s[field].clone();
+            } else {
+                add(acc, &s[field]);
+            }
+        }
+        if seeds.is_null() {
+            seeds = s["seeds"].clone();
+            keys = s["keys"].clone();
+        }
+        walls.push(s["wall_s"].as_f64().unwrap_or(0.0));
+    }
+    if let Some(msgs) = input.get_mut("messages").and_then(Value::as_array_mut) {
+        msgs.truncate(backforth_corpus::readers::MAX_MESSAGES);
+    }
+    if let Some(st) = stages.as_object_mut() {
+        for t in st.values_mut() {
+            if t.get("kept").is_some() {
+                t["kept_share"] = ratio(t.get("kept"), t.get("done"));
+            }
+            if t.get("parsed_share").is_some() {
+                t["parsed_share"] = ratio(t.get("parsed_ok"), t.get("done"));
+            }
+        }
+    }
+    if let Some(o) = outputs.as_object_mut() {
+        for (name, e) in o.iter_mut() {
+            let file = format!("{name}.jsonl");
+            e["path"] = out.join(&file).display().to_string().into();
+            e["examples"] = report.files.get(&file).copied().unwrap_or(0).into();
+            let also: Vec<Value> = [format!("{name}.sharegpt.jsonl")]
+                .into_iter()
+                .filter(|f| report.files.contains_key(f))
+                .map(|f| Value::from(out.join(f).display().to_string()))
+                .chain(
+                    report
+                        .parquet
+                        .iter()
+                        .filter(|p| p.contains(&format!("/{name}-")))
+                        .map(|p| Value::from(p.as_str())),
+                )
+                .collect();
+            e["also"] = also.into();
+            if let Some(ex) = e.pointer_mut("/checks/examples").and_then(Value::as_object_mut) {
+                for v in ex.values_mut() {
+                    if let Some(a) = v.as_array_mut() {
+                        a.truncate(3);
+                    }
+                }
+            }
+        }
+    }
+    let wall_max = walls.iter().cloned().fold(0.0, f64::max);
+    Ok(serde_json::json!({
+        "run_dir": out.display().to_string(),
+        "shards": {
+            "count": markers.len(),
+            "wall_s_max": wall_max,
+            "wall_s_sum": walls.iter().sum::<f64>(),
+            "duplicate_ids_dropped": report.duplicate_ids,
+        },
+        "input": input,
+        "seeds": seeds,
+        "keys": keys,
+        "stages": stages,
+        "outputs": outputs,
+    }))
+}
+
+/// The dataset card of the merged folder, from the first shard's config.
+fn write_card(out: &Path, summary: &Value) -> Result<()> {
+    let cfg_path: PathBuf = shard_dir(out, 0).join("config.toml");
+    if !cfg_path.exists() {
+        return Ok(());
+    }
+    let mut cfg = backforth::config::Config::load(Some(&cfg_path), &[])?;
+    cfg.output.dir = out.display().to_string();
+    cfg.input.parts.clear();
+    cfg.run.ordinal_base = 0;
+    let outputs: BTreeMap<String, backforth::export::ExportSummary> =
+        serde_json::from_value(summary["outputs"].clone()).unwrap_or_default();
+    backforth::export::write_card(&cfg, &backforth::store::RunDir(out.to_path_buf()), summary, &outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_add_counts_and_keep_the_first_of_anything_else() {
+        let mut a = serde_json::json!({"n": 2, "x": 0.5, "m": {"k": 1}, "l": [1], "s": "a"});
+        add(&mut a, &serde_json::json!({"n": 3, "x": 0.25, "m": {"k": 1, "j": 4}, "l": [2], "s": "b"}));
+        assert_eq!(a, serde_json::json!({"n": 5, "x": 0.75, "m": {"k": 2, "j": 4}, "l": [1, 2], "s": "a"}));
+    }
+}

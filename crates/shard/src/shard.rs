@@ -1,0 +1,270 @@
+//! One shard: its folder under `<out>/shards/`, the lock that keeps a second
+//! process out while it runs, its configuration (the plan's parts, an
+//! ordinal base) and its completion marker.
+//!
+//! The marker `_DONE.json` is written once, create-only, after the shard's
+//! exports: it names the plan it belongs to, the stage keys it ran under,
+//! and the size, line count and blake3 of every file the merge will read, so
+//! the merge can refuse a shard that was changed or made under other
+//! settings. A shard with a marker is skipped when relaunched; one without
+//! resumes inside its own folder as a local run does.
+
+use crate::plan::{ensure_plan, write_create_only, Plan};
+use anyhow::{bail, Context, Result};
+use backforth::config::Config;
+use backforth::pipeline::Summary;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Folder of the shard folders inside the run folder.
+pub const SHARDS_DIR: &str = "shards";
+/// The completion marker's file name inside a shard folder.
+pub const MARKER_FILE: &str = "_DONE.json";
+/// The lock file's name inside a shard folder.
+pub const LOCK_FILE: &str = ".lock";
+
+/// `<out>/shards/<index, 5 digits>`.
+pub fn shard_dir(out: &Path, index: u32) -> PathBuf {
+    out.join(SHARDS_DIR).join(format!("{index:05}"))
+}
+
+/// Size, line count and blake3 (hex) of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSum {
+    pub bytes: u64,
+    pub lines: u64,
+    pub blake3: String,
+}
+
+/// Stream a file once: its [`FileSum`]. Errors: I/O.
+pub fn file_sum(path: &Path) -> Result<FileSum> {
+    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut bytes, mut lines) = (0u64, 0u64);
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        bytes += n as u64;
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    Ok(FileSum {
+        bytes,
+        lines,
+        blake3: h.finalize().to_hex().to_string(),
+    })
+}
+
+/// `_DONE.json`: a finished shard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Marker {
+    pub shard: u32,
+    pub num_shards: u32,
+    /// [`Plan::hash`] of the plan the shard ran under.
+    pub plan_hash: String,
+    /// Stage keys in force (empty for a shard with no input).
+    pub keys: BTreeMap<String, String>,
+    /// Documents read by the shard.
+    pub documents: u64,
+    /// Examples per export.
+    pub examples: BTreeMap<String, u64>,
+    /// Every JSONL file of the shard folder (top level and `stages/`), by
+    /// path relative to the shard folder.
+    pub files: BTreeMap<String, FileSum>,
+    /// The shard's `summary.json`, for the merge.
+    pub summary: serde_json::Value,
+    pub host: String,
+    pub pid: u32,
+    /// Seconds since the Unix epoch when the marker was written.
+    pub finished_unix: u64,
+}
+
+/// Read a shard's marker if it has one. Errors: a marker that does not parse.
+pub fn read_marker(dir: &Path) -> Result<Option<Marker>> {
+    let p = dir.join(MARKER_FILE);
+    match std::fs::read(&p) {
+        Ok(b) => Ok(Some(
+            serde_json::from_slice(&b).with_context(|| format!("{} is not a completion marker", p.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+    }
+}
+
+/// What [`begin_shard`] found.
+pub enum ShardStart {
+    /// The shard finished before: nothing to do.
+    Done(Box<Marker>),
+    /// Run it: the job holds the lock until it is dropped.
+    Run(Box<ShardJob>),
+}
+
+/// A shard being run by this process.
+pub struct ShardJob {
+    pub index: u32,
+    pub num_shards: u32,
+    /// The shard folder (also `config.output.dir`).
+    pub dir: PathBuf,
+    /// The run's configuration for this shard: output in the shard folder,
+    /// `input.parts` from the plan, `run.ordinal_base` = index × 2⁴⁰.
+    pub config: Config,
+    /// The plan has no input for this shard (more shards than inputs to cut).
+    pub empty: bool,
+    plan_hash: String,
+    _lock: File,
+}
+
+/// The machine's host name, for markers and locks.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Start shard `index` of `num_shards` for the run `cfg` (its `output.dir`
+/// is the run folder): make or read the plan, return `Done` if the shard's
+/// marker is there, else take the shard's lock and return the job.
+/// Errors: a plan for other inputs or shard count, a marker from another
+/// plan, the shard running in another process, I/O.
+pub fn begin_shard(cfg: &Config, num_shards: u32, index: u32) -> Result<ShardStart> {
+    let out = PathBuf::from(&cfg.output.dir);
+    let plan = ensure_plan(&out, &cfg.input, num_shards)?;
+    let dir = shard_dir(&out, index);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(m) = done_marker(&dir, &plan)? {
+        return Ok(ShardStart::Done(Box::new(m)));
+    }
+    let lock = take_lock(&dir, index)?;
+    // another process may have finished it between the check and the lock
+    if let Some(m) = done_marker(&dir, &plan)? {
+        return Ok(ShardStart::Done(Box::new(m)));
+    }
+    let mut config = cfg.clone();
+    config.output.dir = dir.display().to_string();
+    let parts = plan.shards[index as usize].parts.clone();
+    let empty = parts.is_empty();
+    config.input.parts = parts;
+    config.run.ordinal_base = (index as u64) << 40;
+    Ok(ShardStart::Run(Box::new(ShardJob {
+        index,
+        num_shards,
+        dir,
+        config,
+        empty,
+        plan_hash: plan.hash(),
+        _lock: lock,
+    })))
+}
+
+fn done_marker(dir: &Path, plan: &Plan) -> Result<Option<Marker>> {
+    match read_marker(dir)? {
+        Some(m) if m.plan_hash == plan.hash() => Ok(Some(m)),
+        Some(m) => bail!(
+            "{} belongs to another plan ({} ≠ {}): use a new output folder",
+            dir.join(MARKER_FILE).display(),
+            m.plan_hash,
+            plan.hash()
+        ),
+        None => Ok(None),
+    }
+}
+
+/// Take the shard's lock (flock on `.lock`), retrying for a few seconds (a
+/// `status` call holds it for an instant). Errors: held by another process.
+fn take_lock(dir: &Path, index: u32) -> Result<File> {
+    use std::io::Write;
+    let p = dir.join(LOCK_FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&p)
+        .with_context(|| format!("opening {}", p.display()))?;
+    for attempt in 0..50 {
+        match f.try_lock() {
+            Ok(()) => {
+                f.set_len(0)?;
+                writeln!(f, "{} {}", host_name(), std::process::id())?;
+                return Ok(f);
+            }
+            Err(std::fs::TryLockError::WouldBlock) if attempt < 49 => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let who = std::fs::read_to_string(&p).unwrap_or_default();
+                bail!(
+                    "shard {index} is running in another process (host, pid: {}); not starting it twice",
+                    who.trim()
+                )
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", p.display()))
+            }
+        }
+    }
+    unreachable!("the loop returns on its last attempt")
+}
+
+/// The JSONL files of a shard folder (top level and `stages/`), relative paths, sorted.
+pub fn shard_files(dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for sub in ["", "stages"] {
+        let d = dir.join(sub);
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd {
+            let name = e?.file_name().to_string_lossy().to_string();
+            if name.ends_with(".jsonl") {
+                out.push(if sub.is_empty() { name } else { format!("{sub}/{name}") });
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl ShardJob {
+    /// Write the completion marker after the shard's run: checksums of its
+    /// files, its counts and stage keys (`summary` is `None` for a shard
+    /// with no input). Errors: I/O, a marker already there (another writer).
+    pub fn finish(self, summary: Option<&Summary>) -> Result<Marker> {
+        let mut files = BTreeMap::new();
+        for f in shard_files(&self.dir)? {
+            files.insert(f.clone(), file_sum(&self.dir.join(&f))?);
+        }
+        let summary_json = match summary {
+            Some(s) => serde_json::to_value(s)?,
+            None => serde_json::json!({}),
+        };
+        let marker = Marker {
+            shard: self.index,
+            num_shards: self.num_shards,
+            plan_hash: self.plan_hash.clone(),
+            keys: summary.map(|s| s.keys.clone()).unwrap_or_default(),
+            documents: summary.map_or(0, |s| s.input.documents),
+            examples: summary
+                .map(|s| s.outputs.iter().map(|(k, v)| (k.clone(), v.examples)).collect())
+                .unwrap_or_default(),
+            files,
+            summary: summary_json,
+            host: host_name(),
+            pid: std::process::id(),
+            finished_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        };
+        let p = self.dir.join(MARKER_FILE);
+        if !write_create_only(&p, &serde_json::to_vec_pretty(&marker)?)? {
+            bail!("{} was written by another process while this one held the lock", p.display());
+        }
+        Ok(marker)
+    }
+}
