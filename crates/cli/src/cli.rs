@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Cmd {
     /// Run the configured chain of stages (run.stages), then export the datasets.
-    Run(CommonArgs),
+    Run(RunArgs),
     /// Read → segment ([segment]) → filter ([filter]) → deduplicate ([dedup]); writes candidates.jsonl for `run`.
     Prepare(CommonArgs),
     /// Only backtranslation: document → instruction.
@@ -71,6 +71,157 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: CacheCmd,
     },
+    /// List the inputs once and cut them into N shards by size: <out>/plan.json and manifest.jsonl (`run --num-shards` makes it too).
+    Plan(PlanArgs),
+    /// Merge the finished shards of a sharded run (<out>/shards/*) into the run folder; writes _SUCCESS last.
+    Merge(MergeArgs),
+    /// Which shards of a sharded run are done, running, stopped or missing.
+    Status(StatusArgs),
+    /// Slurm launcher: a job array of shards and an afterok merge job.
+    Slurm {
+        #[command(subcommand)]
+        cmd: SlurmCmd,
+    },
+    /// Kubernetes launcher: an Indexed Job of shards and a merge Job.
+    K8s {
+        #[command(subcommand)]
+        cmd: K8sCmd,
+    },
+}
+
+/// Flags of a sharded run.
+#[derive(Args, Clone, Default)]
+pub struct ShardArgs {
+    /// Run as one shard of N: inputs from <out>/plan.json (made on first use), outputs under <out>/shards/<I>/, a completion marker at the end.
+    #[arg(long)]
+    pub num_shards: Option<u32>,
+    /// This process's shard, 0-based (default: SLURM_ARRAY_TASK_ID + BACKFORTH_SHARD_OFFSET, or JOB_COMPLETION_INDEX).
+    #[arg(long, requires = "num_shards")]
+    pub shard: Option<u32>,
+}
+
+#[derive(Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub shard: ShardArgs,
+}
+
+#[derive(Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Number of shards.
+    #[arg(long)]
+    pub num_shards: u32,
+}
+
+#[derive(Args)]
+pub struct MergeArgs {
+    /// The sharded run's folder (output.dir).
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Also merge documents.jsonl and stages/*.jsonl (what `analyze` and `report` read).
+    #[arg(long)]
+    pub with_stages: bool,
+    /// Wait until every shard is done (polling every 30 s) instead of failing; for schedulers without job dependencies (Kubernetes). Optional limit in seconds.
+    #[arg(long, num_args = 0..=1, default_missing_value = "0")]
+    pub wait: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The sharded run's folder (output.dir).
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum SlurmCmd {
+    /// Write <out>/slurm/{config.toml, shards-*.sbatch, merge.sbatch} and submit them with sbatch.
+    Submit(SlurmArgs),
+}
+
+#[derive(Args)]
+pub struct SlurmArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[arg(long)]
+    pub num_shards: u32,
+    /// At most this many shards at once (--array=…%K).
+    #[arg(long)]
+    pub throttle: Option<u32>,
+    #[arg(long)]
+    pub time: Option<String>,
+    #[arg(long)]
+    pub partition: Option<String>,
+    #[arg(long)]
+    pub cpus_per_task: Option<u32>,
+    #[arg(long)]
+    pub mem: Option<String>,
+    #[arg(long)]
+    pub gres: Option<String>,
+    /// The cluster's MaxArraySize (default: asked of `scontrol show config`, else 1001).
+    #[arg(long)]
+    pub max_array_size: Option<u32>,
+    /// More #SBATCH flags, e.g. --sbatch=--account=lab (repeatable).
+    #[arg(long = "sbatch")]
+    pub extra: Vec<String>,
+    /// Only the shards that are neither done nor running (a relaunch after failures).
+    #[arg(long)]
+    pub missing: bool,
+    /// Write the scripts, do not submit.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The binary the tasks run (default: this one).
+    #[arg(long)]
+    pub backforth: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum K8sCmd {
+    /// Write <out>/k8s/backforth.json: ConfigMap + Indexed Job + merge Job (kubectl apply -f).
+    Manifest(K8sArgs),
+}
+
+#[derive(Args)]
+pub struct K8sArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[arg(long)]
+    pub num_shards: u32,
+    /// Container image with backforth on its PATH.
+    #[arg(long)]
+    pub image: String,
+    /// Job name (also the ConfigMap's and the Secret's).
+    #[arg(long, default_value = "backforth")]
+    pub name: String,
+    /// Pods at once.
+    #[arg(long, default_value_t = 8)]
+    pub parallelism: u32,
+    #[arg(long, default_value_t = 3)]
+    pub backoff_limit_per_index: u32,
+    /// ReadWriteMany PersistentVolumeClaim holding inputs and the run folder.
+    #[arg(long)]
+    pub pvc: String,
+    #[arg(long, default_value = "/data")]
+    pub mount_path: String,
+    #[arg(long)]
+    pub cpu: Option<String>,
+    #[arg(long)]
+    pub memory: Option<String>,
+    #[arg(long)]
+    pub gpus: Option<u32>,
+    /// Environment variables taken from the Secret named like the job (e.g. BACKFORTH_API_KEY; repeatable).
+    #[arg(long)]
+    pub secret_env: Vec<String>,
+    /// Where to write the manifest (default: <out>/k8s/backforth.json).
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]

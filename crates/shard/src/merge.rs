@@ -181,7 +181,9 @@ pub fn merge(out: &Path, with_stages: bool) -> Result<MergeReport> {
             }
         }
     }
-    let summary = merged_summary(out, &markers, &report)?;
+    let mut summary = merged_summary(out, &markers, &report)?;
+    // a file cut into ranges was opened by several shards: count it once
+    summary["input"]["files"] = plan.files.into();
     std::fs::write(out.join("summary.json"), serde_json::to_vec_pretty(&summary)?)?;
     write_card(out, &summary)?;
     std::fs::write(out.join(SUCCESS_FILE), serde_json::to_vec_pretty(&report)?)?;

@@ -13,3 +13,4 @@ pub mod prepare;
 pub mod report;
 pub mod run;
 pub mod serve;
+pub mod shard;

@@ -1,7 +1,7 @@
 //! `backforth run` and the single-stage commands (`backtranslate`, `curate`,
 //! `rewrite`, `distill`): the configured chain of stages, then the exports.
 
-use crate::cli::CommonArgs;
+use crate::cli::{CommonArgs, ShardArgs};
 use crate::progress::Bars;
 use crate::provider::Provider;
 use anyhow::Result;
@@ -11,14 +11,48 @@ use backforth::store::RunDir;
 use std::path::PathBuf;
 
 /// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
-pub fn run(common: &CommonArgs, stages: Option<Vec<Stage>>, from: Option<PathBuf>) -> Result<()> {
-    let cfg = common.config()?;
+/// With `--num-shards`, run one shard of a sharded run (see `backforth_shard`).
+pub fn run(
+    common: &CommonArgs,
+    stages: Option<Vec<Stage>>,
+    from: Option<PathBuf>,
+    shard: &ShardArgs,
+) -> Result<()> {
+    let mut cfg = common.config()?;
     let stages = stages.unwrap_or_else(|| cfg.run.stages.clone());
+    let mut job = None;
+    if let Some(n) = shard.num_shards {
+        anyhow::ensure!(from.is_none(), "--from and --num-shards do not go together");
+        let i = backforth_shard::rank::shard_index_from_env(shard.shard, n)?;
+        match backforth_shard::begin_shard(&cfg, n, i)? {
+            backforth_shard::ShardStart::Done(m) => {
+                eprintln!(
+                    "shard {i} of {n} is already done ({} documents, examples {:?}); nothing to do",
+                    m.documents, m.examples
+                );
+                return Ok(());
+            }
+            backforth_shard::ShardStart::Run(j) => {
+                eprintln!("shard {i} of {n} → {}", j.dir.display());
+                cfg = j.config.clone();
+                if j.empty {
+                    j.finish(None)?;
+                    eprintln!("shard {i} has no input in the plan (more shards than input to cut); marked done");
+                    return Ok(());
+                }
+                job = Some(j);
+            }
+        }
+    }
     let mut provider = Provider::new(&cfg);
     let mut bars = Bars {
         quiet: common.quiet,
     };
     let summary = pipeline::run(&cfg, &stages, &mut provider, &mut bars, RunOptions { from })?;
+    if let Some(j) = job {
+        let m = j.finish(Some(&summary))?;
+        eprintln!("shard {} of {} done: marker with {} files", m.shard, m.num_shards, m.files.len());
+    }
     let run = RunDir(PathBuf::from(&cfg.output.dir));
     eprintln!(
         "documents: {} read, {} skipped{}",

@@ -1,0 +1,205 @@
+//! `backforth plan | merge | status | slurm submit | k8s manifest`: the
+//! sharded-run commands over `backforth_shard` (a shard itself runs through
+//! `backforth run --num-shards`).
+
+use crate::cli::{K8sArgs, K8sCmd, MergeArgs, PlanArgs, SlurmArgs, SlurmCmd, StatusArgs};
+use anyhow::{Context, Result};
+use backforth_shard::merge::{ranks_to_launch, ShardState};
+use backforth_shard::plan::ensure_plan;
+use backforth_shard::slurm::{self, SlurmOptions};
+use std::path::{Path, PathBuf};
+
+/// `backforth plan`: make (or check) the plan and print its shape.
+pub fn plan(a: PlanArgs) -> Result<()> {
+    let cfg = a.common.config()?;
+    let out = PathBuf::from(&cfg.output.dir);
+    let t0 = std::time::Instant::now();
+    let p = ensure_plan(&out, &cfg.input, a.num_shards)?;
+    let sizes: Vec<u64> = p.shards.iter().map(|s| s.bytes).collect();
+    let (lo, hi) = (sizes.iter().min().copied().unwrap_or(0), sizes.iter().max().copied().unwrap_or(0));
+    eprintln!(
+        "plan: {} files, {} bytes → {} shards ({}..{} bytes each, {} empty) in {:.2} s → {}",
+        p.files,
+        p.bytes,
+        p.num_shards,
+        lo,
+        hi,
+        p.shards.iter().filter(|s| s.parts.is_empty()).count(),
+        t0.elapsed().as_secs_f64(),
+        out.join(backforth_shard::plan::PLAN_FILE).display()
+    );
+    Ok(())
+}
+
+fn state_name(s: ShardState) -> &'static str {
+    match s {
+        ShardState::Done => "done",
+        ShardState::Running => "running",
+        ShardState::Stopped => "stopped",
+        ShardState::Missing => "missing",
+    }
+}
+
+/// `backforth status`: one line per state with its ranks.
+pub fn status(a: StatusArgs) -> Result<()> {
+    let (plan, states) = backforth_shard::status(&a.out)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&states)?);
+        return Ok(());
+    }
+    for want in [ShardState::Done, ShardState::Running, ShardState::Stopped, ShardState::Missing] {
+        let ranks: Vec<String> = states
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s == want)
+            .map(|(i, _)| i.to_string())
+            .collect();
+        println!("{:>8}: {:>5} of {}  {}", state_name(want), ranks.len(), plan.num_shards, compact(&ranks));
+    }
+    if a.out.join(backforth_shard::merge::SUCCESS_FILE).exists() {
+        println!("  merged: {}", a.out.join(backforth_shard::merge::SUCCESS_FILE).display());
+    }
+    Ok(())
+}
+
+fn compact(ranks: &[String]) -> String {
+    if ranks.len() > 20 {
+        format!("{} … {}", ranks[..10].join(","), ranks[ranks.len() - 5..].join(","))
+    } else {
+        ranks.join(",")
+    }
+}
+
+/// `backforth merge`: merge the shards (optionally waiting for them).
+pub fn merge(a: MergeArgs) -> Result<()> {
+    if let Some(limit) = a.wait {
+        let t0 = std::time::Instant::now();
+        loop {
+            let done = match backforth_shard::status(&a.out) {
+                Ok((_, st)) => st.iter().all(|s| *s == ShardState::Done),
+                Err(_) => false, // no plan yet: the shards have not started
+            };
+            if done {
+                break;
+            }
+            if limit > 0 && t0.elapsed().as_secs() >= limit {
+                anyhow::bail!("waited {limit} s and the shards are not all done (backforth status --out {})", a.out.display());
+            }
+            std::thread::sleep(std::time::Duration::from_secs(30));
+        }
+    }
+    let r = backforth_shard::merge(&a.out, a.with_stages)?;
+    for (f, n) in &r.files {
+        let dup = r.duplicate_ids.get(f).map(|d| format!(" ({d} repeated ids dropped)")).unwrap_or_default();
+        eprintln!("{f:>28}: {n} lines{dup}");
+    }
+    eprintln!("merged {} shards → {} (summary.json, _SUCCESS)", r.shards, r.run_dir);
+    Ok(())
+}
+
+/// Write the effective config for launched tasks: every override applied,
+/// `output.dir` absolute. Returns (config path, run folder).
+fn write_effective_config(cfg: &mut backforth::config::Config, sub: &str) -> Result<(PathBuf, PathBuf)> {
+    let out = std::path::absolute(&cfg.output.dir).context("output.dir")?;
+    cfg.output.dir = out.display().to_string();
+    let dir = out.join(sub);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("config.toml");
+    std::fs::write(&path, cfg.to_toml()?)?;
+    Ok((path, out))
+}
+
+/// `backforth slurm submit`.
+pub fn slurm(cmd: SlurmCmd) -> Result<()> {
+    let SlurmCmd::Submit(a) = cmd;
+    submit(a)
+}
+
+fn submit(a: SlurmArgs) -> Result<()> {
+    let mut cfg = a.common.config()?;
+    let (config, out) = write_effective_config(&mut cfg, "slurm")?;
+    // plan now, so tasks only read it and `--missing` knows the ranks
+    ensure_plan(&out, &cfg.input, a.num_shards)?;
+    let ranks = if a.missing {
+        let (_, states) = backforth_shard::status(&out)?;
+        let r = ranks_to_launch(&states);
+        if r.is_empty() {
+            eprintln!("no shard to relaunch (all done or running); submitting the merge only");
+        }
+        Some(r)
+    } else {
+        None
+    };
+    let exe = match a.backforth {
+        Some(p) => p,
+        None => std::env::current_exe().context("locating this binary")?,
+    };
+    let workdir = std::env::current_dir()?;
+    let max_array_size = a.max_array_size.or_else(slurm::cluster_max_array_size).unwrap_or(1001);
+    let opts = SlurmOptions {
+        num_shards: a.num_shards,
+        ranks,
+        throttle: a.throttle,
+        time: a.time,
+        partition: a.partition,
+        cpus_per_task: a.cpus_per_task,
+        mem: a.mem,
+        gres: a.gres,
+        max_array_size,
+        extra: a.extra,
+        job_name: format!(
+            "backforth-{}",
+            out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+        ),
+    };
+    let (scripts, merge) = slurm::write_scripts(&out, &exe, &config, &workdir, &opts)?;
+    for s in &scripts {
+        eprintln!("wrote {} (--array={}, offset {})", s.path.display(), s.array, s.offset);
+    }
+    eprintln!("wrote {}", merge.display());
+    if a.dry_run {
+        return Ok(());
+    }
+    let sub = slurm::submit(&scripts, &merge)?;
+    eprintln!("submitted array job(s) {} and merge job {} (afterok)", sub.array_jobs.join(", "), sub.merge_job);
+    println!("{}", serde_json::json!({"array_jobs": sub.array_jobs, "merge_job": sub.merge_job}));
+    Ok(())
+}
+
+/// `backforth k8s manifest`.
+pub fn k8s(cmd: K8sCmd) -> Result<()> {
+    let K8sCmd::Manifest(a) = cmd;
+    manifest(a)
+}
+
+fn manifest(a: K8sArgs) -> Result<()> {
+    let cfg = a.common.config()?;
+    let out = cfg.output.dir.clone();
+    anyhow::ensure!(
+        Path::new(&out).starts_with(&a.mount_path),
+        "output.dir {out} is not under --mount-path {}: the pods would write where no other pod sees",
+        a.mount_path
+    );
+    let o = backforth_shard::k8s::K8sOptions {
+        name: a.name,
+        image: a.image,
+        num_shards: a.num_shards,
+        parallelism: a.parallelism,
+        backoff_limit_per_index: a.backoff_limit_per_index,
+        pvc: a.pvc,
+        mount_path: a.mount_path,
+        out: out.clone(),
+        cpu: a.cpu,
+        memory: a.memory,
+        gpus: a.gpus,
+        secret_env: a.secret_env,
+    };
+    let m = backforth_shard::k8s::manifest(&cfg.to_toml()?, &o);
+    let path = a.manifest.unwrap_or_else(|| PathBuf::from(&out).join("k8s").join("backforth.json"));
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&m)?)?;
+    eprintln!("wrote {} (kubectl apply -f {})", path.display(), path.display());
+    Ok(())
+}
