@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail=0
-for lib in backforth-inference backforth-corpus backforth backforth-measure; do
+for lib in backforth-inference backforth-corpus backforth backforth-measure backforth-shard; do
   tree=$(cargo tree --locked -e normal -p "$lib" --prefix none) || { echo "[check-layout] cargo tree -p $lib failed" >&2; exit 1; }
   bad=$(echo "$tree" | awk '{print $1}' | grep -E '^(llama-cpp-2|llama-cpp-sys-2|reqwest|tokio|candle-core|backforth-llama|backforth-http|backforth-embed|backforth-cli)$' | sort -u || true)
   if [ -n "$bad" ]; then echo "[check-layout] $lib links $(echo $bad)" >&2; fail=1; fi

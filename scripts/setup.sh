@@ -21,8 +21,9 @@ pkgs=(cmake libclang-dev gcc g++ make pkg-config)
 pkgs+=(ca-certificates python3 python3-pip)
 mode="${1:-}"
 if [ "$mode" = "--test" ]; then
-  # The report test opens the HTML report in headless Chromium.
-  pkgs+=(chromium)
+  # The report test opens the HTML report in headless Chromium; the sharded-run
+  # test starts a single-node Slurm (slurmctld, slurmd, sbatch) with munge.
+  pkgs+=(chromium slurm-wlm munge)
 fi
 
 installed() { dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'; }

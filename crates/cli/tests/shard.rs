@@ -28,7 +28,11 @@ const EXPORTS: [&str; 5] = [
 /// Two JSONL files of 4 real news stories each (ids lee-0 … lee-7).
 fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
     let all = dolma_sample(dir, 8);
-    let lines: Vec<String> = std::fs::read_to_string(&all).unwrap().lines().map(String::from).collect();
+    let lines: Vec<String> = std::fs::read_to_string(&all)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
     let (a, b) = (dir.join("part-a.jsonl"), dir.join("part-b.jsonl"));
     std::fs::write(&a, lines[..4].join("\n") + "\n").unwrap();
     std::fs::write(&b, lines[4..].join("\n") + "\n").unwrap();
@@ -39,8 +43,18 @@ fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
 fn cmd(sub: &[&str], out: &Path, (a, b): &(PathBuf, PathBuf)) -> Command {
     let mut c = backforth_cmd(sub, out, a);
     c.args(["--input", b.to_str().unwrap()])
-        .args(["--batch-size", "1", "--stages", "backtranslate,curate,rewrite"])
-        .args(["-s", "model.prefix_reuse=false", "-s", "curate.keep_min_score=1"]);
+        .args([
+            "--batch-size",
+            "1",
+            "--stages",
+            "backtranslate,curate,rewrite",
+        ])
+        .args([
+            "-s",
+            "model.prefix_reuse=false",
+            "-s",
+            "curate.keep_min_score=1",
+        ]);
     c
 }
 
@@ -57,13 +71,18 @@ fn reference() -> &'static (PathBuf, (PathBuf, PathBuf)) {
 }
 
 fn lines_in(p: &Path) -> usize {
-    std::fs::read_to_string(p).map(|s| s.lines().count()).unwrap_or(0)
+    std::fs::read_to_string(p)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
 }
 
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
-        assert!(t0.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            t0.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -75,33 +94,61 @@ fn status_json(out: &Path) -> Vec<String> {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
-    v.into_iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    v.into_iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Every export byte-identical to the reference's; the merged summary's counts equal.
 fn assert_same_as_reference(merged: &Path, reference: &Path) {
     assert!(merged.join("_SUCCESS").exists());
     for f in EXPORTS {
-        let (a, b) = (std::fs::read(reference.join(f)).unwrap(), std::fs::read(merged.join(f)).unwrap());
-        assert!(a == b, "{f} differs from the single-process run:\n{}\n---\n{}", String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+        let (a, b) = (
+            std::fs::read(reference.join(f)).unwrap(),
+            std::fs::read(merged.join(f)).unwrap(),
+        );
+        assert!(
+            a == b,
+            "{f} differs from the single-process run:\n{}\n---\n{}",
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b)
+        );
     }
-    let js = |p: &Path| -> Value { serde_json::from_slice(&std::fs::read(p.join("summary.json")).unwrap()).unwrap() };
+    let js = |p: &Path| -> Value {
+        serde_json::from_slice(&std::fs::read(p.join("summary.json")).unwrap()).unwrap()
+    };
     let (r, m) = (js(reference), js(merged));
     assert_eq!(m["input"]["documents"], r["input"]["documents"]);
     assert_eq!(m["input"]["files"], r["input"]["files"]);
     assert_eq!(m["keys"], r["keys"]);
     for s in ["backtranslate", "curate", "rewrite"] {
-        for k in ["done", "parsed_ok", "parse_failed", "score_histogram", "kept"] {
+        for k in [
+            "done",
+            "parsed_ok",
+            "parse_failed",
+            "score_histogram",
+            "kept",
+        ] {
             assert_eq!(m["stages"][s][k], r["stages"][s][k], "{s}.{k}");
         }
     }
     for o in ["dataset", "curated"] {
-        assert_eq!(m["outputs"][o]["examples"], r["outputs"][o]["examples"], "{o}");
-        assert_eq!(m["outputs"][o]["checks"]["reasons"], r["outputs"][o]["checks"]["reasons"], "{o}");
+        assert_eq!(
+            m["outputs"][o]["examples"], r["outputs"][o]["examples"],
+            "{o}"
+        );
+        assert_eq!(
+            m["outputs"][o]["checks"]["reasons"], r["outputs"][o]["checks"]["reasons"],
+            "{o}"
+        );
     }
     // not vacuous: the reference has documents, instructions and curated pairs
     assert_eq!(r["input"]["documents"], 8);
     assert!(r["stages"]["curate"]["done"].as_u64().unwrap() > 0, "{r}");
+    assert!(
+        lines_in(&reference.join("curated.jsonl")) > 0,
+        "the reference kept curated pairs"
+    );
 }
 
 #[test]
@@ -118,10 +165,15 @@ fn local_shards_killed_and_relaunched_merge_to_the_single_process_run() {
     // shard 1, killed with SIGKILL once its first backtranslation is on disk
     let mut child = shard("1").spawn().unwrap();
     let stage = out.join("shards/00001/stages/backtranslate.jsonl");
-    wait_for("shard 1's first record", Duration::from_secs(300), || lines_in(&stage) >= 1);
+    wait_for("shard 1's first record", Duration::from_secs(300), || {
+        lines_in(&stage) >= 1
+    });
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!out.join("shards/00001/_DONE.json").exists(), "killed before it finished");
+    assert!(
+        !out.join("shards/00001/_DONE.json").exists(),
+        "killed before it finished"
+    );
     assert_eq!(status_json(&out), ["missing", "stopped", "missing"]);
     let o = Command::new(env!("CARGO_BIN_EXE_backforth"))
         .args(["merge", "--out", out.to_str().unwrap()])
@@ -129,14 +181,20 @@ fn local_shards_killed_and_relaunched_merge_to_the_single_process_run() {
         .unwrap();
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("3 of 3 shards are not done") && e.contains("1 (stopped)"), "{e}");
+    assert!(
+        e.contains("3 of 3 shards are not done") && e.contains("1 (stopped)"),
+        "{e}"
+    );
 
     for i in ["0", "2", "1"] {
         assert!(shard(i).status().unwrap().success(), "shard {i}");
     }
     assert_eq!(status_json(&out), ["done", "done", "done"]);
     // the resumed shard did not redo or duplicate the record it had
-    let ids: Vec<String> = read_jsonl(&stage).iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = read_jsonl(&stage)
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
     let unique: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(ids.len(), unique.len(), "{ids:?}");
     // a finished shard is skipped
@@ -173,11 +231,18 @@ struct Slurm {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn have(bin: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {bin}")]).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
         || Path::new("/usr/sbin").join(bin).exists()
 }
 
@@ -189,9 +254,13 @@ impl Slurm {
         }
         let key = dir.join("munge.key");
         let mut k = vec![0u8; 1024];
-        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut k).unwrap();
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut k)
+            .unwrap();
         std::fs::write(&key, k).unwrap();
-        Command::new("chmod").args(["600", key.to_str().unwrap()]).status().unwrap();
+        Command::new("chmod")
+            .args(["600", key.to_str().unwrap()])
+            .status()
+            .unwrap();
         let sock = dir.join("munge.sock");
         let st = Command::new("munged")
             .arg("--force")
@@ -203,7 +272,10 @@ impl Slurm {
             .status()
             .unwrap();
         assert!(st.success(), "munged did not start");
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim()
+            .to_string();
         let d = dir.display();
         let conf = dir.join("slurm.conf");
         std::fs::write(
@@ -221,10 +293,21 @@ impl Slurm {
             ),
         )
         .unwrap();
-        let s = Slurm { dir: dir.clone(), conf };
+        let s = Slurm {
+            dir: dir.clone(),
+            conf,
+        };
         for daemon in ["slurmctld", "slurmd"] {
-            let st = Command::new(daemon).arg("-f").arg(&s.conf).status().unwrap();
-            assert!(st.success(), "{daemon} did not start: {}", std::fs::read_to_string(dir.join(format!("{daemon}.log"))).unwrap_or_default());
+            let st = Command::new(daemon)
+                .arg("-f")
+                .arg(&s.conf)
+                .status()
+                .unwrap();
+            assert!(
+                st.success(),
+                "{daemon} did not start: {}",
+                std::fs::read_to_string(dir.join(format!("{daemon}.log"))).unwrap_or_default()
+            );
         }
         wait_for("the Slurm node to be idle", Duration::from_secs(60), || {
             s.run("sinfo", &["-h", "-o", "%T"]).trim() == "idle"
@@ -233,7 +316,11 @@ impl Slurm {
     }
 
     fn run(&self, bin: &str, args: &[&str]) -> String {
-        let o = Command::new(bin).args(args).env("SLURM_CONF", &self.conf).output().unwrap();
+        let o = Command::new(bin)
+            .args(args)
+            .env("SLURM_CONF", &self.conf)
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&o.stdout).to_string()
     }
 }
@@ -241,13 +328,18 @@ impl Slurm {
 impl Drop for Slurm {
     fn drop(&mut self) {
         for name in ["slurmd", "slurmctld", "munged"] {
-            let Ok(pid) = std::fs::read_to_string(self.dir.join(format!("{name}.pid"))) else { continue };
+            let Ok(pid) = std::fs::read_to_string(self.dir.join(format!("{name}.pid"))) else {
+                continue;
+            };
             let pid = pid.trim().to_string();
             let _ = Command::new("kill").arg(&pid).status();
             // gone, or a zombie no one reaps in a container without init
             let alive = || {
                 std::fs::read_to_string(format!("/proc/{pid}/status"))
-                    .map(|s| !s.lines().any(|l| l.starts_with("State:") && l.contains('Z')))
+                    .map(|s| {
+                        !s.lines()
+                            .any(|l| l.starts_with("State:") && l.contains('Z'))
+                    })
                     .unwrap_or(false)
             };
             let t0 = Instant::now();
@@ -264,8 +356,13 @@ impl Drop for Slurm {
 #[test]
 fn slurm_array_with_a_cancelled_task_relaunched_merges_to_the_single_process_run() {
     if !have("slurmctld") || !have("munged") {
-        assert!(std::env::var_os("CI").is_none(), "CI installs slurm-wlm and munge (scripts/setup.sh --test)");
-        eprintln!("SKIPPED: slurm-wlm / munge are not installed (scripts/setup.sh --test installs them)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs slurm-wlm and munge (scripts/setup.sh --test)"
+        );
+        eprintln!(
+            "SKIPPED: slurm-wlm / munge are not installed (scripts/setup.sh --test installs them)"
+        );
         return;
     }
     let _serial = model_lock();
@@ -289,7 +386,11 @@ fn slurm_array_with_a_cancelled_task_relaunched_merges_to_the_single_process_run
     assert!(script.contains("#SBATCH --array=0-3%1\n"), "{script}");
     // cancel task 1 while it runs, once its first record is on disk
     let stage = out.join("shards/00001/stages/backtranslate.jsonl");
-    wait_for("array task 1's first record", Duration::from_secs(400), || lines_in(&stage) >= 1);
+    wait_for(
+        "array task 1's first record",
+        Duration::from_secs(400),
+        || lines_in(&stage) >= 1,
+    );
     slurm.run("scancel", &[&format!("{job}_1")]);
     // the other tasks run to the end; the merge job can never start (afterok)
     wait_for("the array to finish", Duration::from_secs(400), || {
@@ -302,9 +403,14 @@ fn slurm_array_with_a_cancelled_task_relaunched_merges_to_the_single_process_run
 
     let again = submit(&["--missing"]);
     let script = std::fs::read_to_string(out.join("slurm/shards-0.sbatch")).unwrap();
-    assert!(script.contains("#SBATCH --array=1%1\n"), "only the missing rank: {script}");
+    assert!(
+        script.contains("#SBATCH --array=1%1\n"),
+        "only the missing rank: {script}"
+    );
     assert_eq!(again["array_jobs"].as_array().unwrap().len(), 1);
-    wait_for("the merge job's _SUCCESS", Duration::from_secs(400), || out.join("_SUCCESS").exists());
+    wait_for("the merge job's _SUCCESS", Duration::from_secs(400), || {
+        out.join("_SUCCESS").exists()
+    });
     assert_same_as_reference(&out, reference);
     let logs: Vec<_> = std::fs::read_dir(out.join("slurm/logs")).unwrap().collect();
     assert!(logs.len() >= 5, "a log per task and for the merge");

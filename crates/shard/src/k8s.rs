@@ -92,7 +92,12 @@ pub fn manifest(config_toml: &str, o: &K8sOptions) -> Value {
         "--num-shards".into(),
         o.num_shards.to_string(),
     ]);
-    let merge = container(vec!["merge".into(), "--out".into(), o.out.clone(), "--wait".into()]);
+    let merge = container(vec![
+        "merge".into(),
+        "--out".into(),
+        o.out.clone(),
+        "--wait".into(),
+    ]);
     json!({
         "apiVersion": "v1",
         "kind": "List",
@@ -168,8 +173,17 @@ mod tests {
         let c = &job["template"]["spec"]["containers"][0];
         assert_eq!(c["args"][6], "8");
         assert_eq!(c["resources"]["limits"]["memory"], "16Gi");
-        assert_eq!(c["env"][0]["valueFrom"]["secretKeyRef"]["key"], "BACKFORTH_API_KEY");
-        assert!(c["env"][0].get("value").is_none(), "secrets are referenced, never inlined");
-        assert_eq!(items[2]["spec"]["template"]["spec"]["containers"][0]["args"][3], "--wait");
+        assert_eq!(
+            c["env"][0]["valueFrom"]["secretKeyRef"]["key"],
+            "BACKFORTH_API_KEY"
+        );
+        assert!(
+            c["env"][0].get("value").is_none(),
+            "secrets are referenced, never inlined"
+        );
+        assert_eq!(
+            items[2]["spec"]["template"]["spec"]["containers"][0]["args"][3],
+            "--wait"
+        );
     }
 }

@@ -42,7 +42,10 @@ pub enum ShardState {
 /// The state of every shard of the run in `out`. Errors: no plan, I/O.
 pub fn status(out: &Path) -> Result<(Plan, Vec<ShardState>)> {
     let plan = read_plan(out)?.with_context(|| {
-        format!("{} has no plan.json: not a sharded run (or no shard has started)", out.display())
+        format!(
+            "{} has no plan.json: not a sharded run (or no shard has started)",
+            out.display()
+        )
     })?;
     let mut states = Vec::new();
     for i in 0..plan.num_shards {
@@ -72,7 +75,9 @@ pub fn ranks_to_launch(states: &[ShardState]) -> Vec<u32> {
 }
 
 fn lock_held(p: &Path) -> bool {
-    let Ok(f) = std::fs::File::open(p) else { return false };
+    let Ok(f) = std::fs::File::open(p) else {
+        return false;
+    };
     match f.try_lock_shared() {
         Ok(()) => false, // dropping the file releases it
         Err(std::fs::TryLockError::WouldBlock) => true,
@@ -109,7 +114,12 @@ pub fn merge(out: &Path, with_stages: bool) -> Result<MergeReport> {
         .iter()
         .enumerate()
         .filter(|(_, s)| **s != ShardState::Done)
-        .map(|(i, s)| format!("{i} ({})", serde_json::to_value(s).unwrap().as_str().unwrap_or("?")))
+        .map(|(i, s)| {
+            format!(
+                "{i} ({})",
+                serde_json::to_value(s).unwrap().as_str().unwrap_or("?")
+            )
+        })
         .collect();
     if !not_done.is_empty() {
         bail!(
@@ -123,7 +133,11 @@ pub fn merge(out: &Path, with_stages: bool) -> Result<MergeReport> {
     for i in 0..plan.num_shards {
         let m = read_marker(&shard_dir(out, i))?.context("marker vanished")?;
         if m.plan_hash != plan.hash() {
-            bail!("shard {i} belongs to another plan ({} ≠ {})", m.plan_hash, plan.hash());
+            bail!(
+                "shard {i} belongs to another plan ({} ≠ {})",
+                m.plan_hash,
+                plan.hash()
+            );
         }
         markers.push(m);
     }
@@ -184,7 +198,10 @@ pub fn merge(out: &Path, with_stages: bool) -> Result<MergeReport> {
     let mut summary = merged_summary(out, &markers, &report)?;
     // a file cut into ranges was opened by several shards: count it once
     summary["input"]["files"] = plan.files.into();
-    std::fs::write(out.join("summary.json"), serde_json::to_vec_pretty(&summary)?)?;
+    std::fs::write(
+        out.join("summary.json"),
+        serde_json::to_vec_pretty(&summary)?,
+    )?;
     write_card(out, &summary)?;
     std::fs::write(out.join(SUCCESS_FILE), serde_json::to_vec_pretty(&report)?)?;
     Ok(report)
@@ -205,7 +222,9 @@ fn merge_file(out: &Path, markers: &[Marker], name: &str, dedup: bool) -> Result
     let mut earlier: HashSet<String> = HashSet::new();
     let (mut written, mut dropped) = (0u64, 0u64);
     for m in markers {
-        let Some(sum) = m.files.get(name) else { continue };
+        let Some(sum) = m.files.get(name) else {
+            continue;
+        };
         let src = shard_dir(out, m.shard).join(name);
         let mut r = BufReader::new(
             std::fs::File::open(&src).with_context(|| format!("opening {}", src.display()))?,
@@ -272,8 +291,10 @@ fn add(a: &mut Value, b: &Value) {
         (Value::Number(x), Value::Number(y)) => {
             *x = match (x.as_u64(), y.as_u64()) {
                 (Some(p), Some(q)) => (p + q).into(),
-                _ => serde_json::Number::from_f64(x.as_f64().unwrap_or(0.0) + y.as_f64().unwrap_or(0.0))
-                    .unwrap_or_else(|| 0.into()),
+                _ => serde_json::Number::from_f64(
+                    x.as_f64().unwrap_or(0.0) + y.as_f64().unwrap_or(0.0),
+                )
+                .unwrap_or_else(|| 0.into()),
             }
         }
         (Value::Array(x), Value::Array(y)) => x.extend(y.iter().cloned()),
@@ -303,7 +324,11 @@ fn merged_summary(out: &Path, markers: &[Marker], report: &MergeReport) -> Resul
         if s.get("input").is_none() {
             continue;
         }
-        for (acc, field) in [(&mut input, "input"), (&mut stages, "stages"), (&mut outputs, "outputs")] {
+        for (acc, field) in [
+            (&mut input, "input"),
+            (&mut stages, "stages"),
+            (&mut outputs, "outputs"),
+        ] {
             if acc.is_null() {
                 *acc = s[field].clone();
             } else {
@@ -347,7 +372,10 @@ fn merged_summary(out: &Path, markers: &[Marker], report: &MergeReport) -> Resul
                 )
                 .collect();
             e["also"] = also.into();
-            if let Some(ex) = e.pointer_mut("/checks/examples").and_then(Value::as_object_mut) {
+            if let Some(ex) = e
+                .pointer_mut("/checks/examples")
+                .and_then(Value::as_object_mut)
+            {
                 for v in ex.values_mut() {
                     if let Some(a) = v.as_array_mut() {
                         a.truncate(3);
@@ -385,7 +413,12 @@ fn write_card(out: &Path, summary: &Value) -> Result<()> {
     cfg.run.ordinal_base = 0;
     let outputs: BTreeMap<String, backforth::export::ExportSummary> =
         serde_json::from_value(summary["outputs"].clone()).unwrap_or_default();
-    backforth::export::write_card(&cfg, &backforth::store::RunDir(out.to_path_buf()), summary, &outputs)
+    backforth::export::write_card(
+        &cfg,
+        &backforth::store::RunDir(out.to_path_buf()),
+        summary,
+        &outputs,
+    )
 }
 
 #[cfg(test)]
@@ -395,7 +428,13 @@ mod tests {
     #[test]
     fn summaries_add_counts_and_keep_the_first_of_anything_else() {
         let mut a = serde_json::json!({"n": 2, "x": 0.5, "m": {"k": 1}, "l": [1], "s": "a"});
-        add(&mut a, &serde_json::json!({"n": 3, "x": 0.25, "m": {"k": 1, "j": 4}, "l": [2], "s": "b"}));
-        assert_eq!(a, serde_json::json!({"n": 5, "x": 0.75, "m": {"k": 2, "j": 4}, "l": [1, 2], "s": "a"}));
+        add(
+            &mut a,
+            &serde_json::json!({"n": 3, "x": 0.25, "m": {"k": 1, "j": 4}, "l": [2], "s": "b"}),
+        );
+        assert_eq!(
+            a,
+            serde_json::json!({"n": 5, "x": 0.75, "m": {"k": 2, "j": 4}, "l": [1, 2], "s": "a"})
+        );
     }
 }

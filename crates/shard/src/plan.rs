@@ -215,9 +215,11 @@ pub fn ensure_plan(out: &Path, opts: &ReaderOptions, num_shards: u32) -> Result<
 pub fn read_plan(out: &Path) -> Result<Option<Plan>> {
     let path = out.join(PLAN_FILE);
     match std::fs::read(&path) {
-        Ok(b) => Ok(Some(
-            serde_json::from_slice(&b).with_context(|| format!("{} is not a plan", path.display()))?,
-        )),
+        Ok(b) => {
+            Ok(Some(serde_json::from_slice(&b).with_context(|| {
+                format!("{} is not a plan", path.display())
+            })?))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -255,7 +257,8 @@ pub fn write_create_only(path: &Path, bytes: &[u8]) -> Result<bool> {
             .unwrap_or(0)
     ));
     {
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -309,7 +312,10 @@ mod tests {
                     let i: usize = p.path.to_str().unwrap()[1..].parse().unwrap();
                     assert!(i >= last_file, "case {case}: parts out of input order");
                     if i > last_file {
-                        assert_eq!(covered[last_file], fs[last_file].bytes, "case {case}: file f{last_file} not covered");
+                        assert_eq!(
+                            covered[last_file], fs[last_file].bytes,
+                            "case {case}: file f{last_file} not covered"
+                        );
                         last_file = i;
                     }
                     match p.range {
@@ -334,7 +340,11 @@ mod tests {
             if all_split && total > 0 {
                 let lo = total / n as u64;
                 for s in &plan {
-                    assert!(s.bytes >= lo && s.bytes <= lo + 1, "case {case}: unbalanced {} vs {lo}", s.bytes);
+                    assert!(
+                        s.bytes >= lo && s.bytes <= lo + 1,
+                        "case {case}: unbalanced {} vs {lo}",
+                        s.bytes
+                    );
                 }
             }
         }
@@ -347,6 +357,9 @@ mod tests {
         assert_eq!(plan[0].parts.len(), 2);
         assert_eq!(plan[0].parts[1].range, None);
         assert!(plan[1].parts.is_empty() && plan[2].parts.is_empty());
-        assert_eq!(plan[3].parts[0].range, None, "the last file (110..120) is whole in shard 3");
+        assert_eq!(
+            plan[3].parts[0].range, None,
+            "the last file (110..120) is whole in shard 3"
+        );
     }
 }

@@ -37,7 +37,10 @@ pub fn shard_index(
         bail!("--num-shards without a shard index: pass --shard I, or run as a Slurm array task (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)")
     };
     if i >= num_shards {
-        bail!("shard index {i} is out of range for {num_shards} shards (0..{})", num_shards - 1);
+        bail!(
+            "shard index {i} is out of range for {num_shards} shards (0..{})",
+            num_shards - 1
+        );
     }
     Ok(i)
 }
@@ -53,24 +56,45 @@ mod tests {
     use std::collections::HashMap;
 
     fn with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
     #[test]
     fn rank_from_flag_slurm_offset_and_kubernetes() {
-        assert_eq!(shard_index(Some(2), 4, &with(&[("SLURM_ARRAY_TASK_ID", "1")])).unwrap(), 2);
-        assert_eq!(shard_index(None, 4, &with(&[("SLURM_ARRAY_TASK_ID", "1")])).unwrap(), 1);
         assert_eq!(
-            shard_index(None, 3000, &with(&[("SLURM_ARRAY_TASK_ID", "5"), (OFFSET_VAR, "1000")])).unwrap(),
+            shard_index(Some(2), 4, &with(&[("SLURM_ARRAY_TASK_ID", "1")])).unwrap(),
+            2
+        );
+        assert_eq!(
+            shard_index(None, 4, &with(&[("SLURM_ARRAY_TASK_ID", "1")])).unwrap(),
+            1
+        );
+        assert_eq!(
+            shard_index(
+                None,
+                3000,
+                &with(&[("SLURM_ARRAY_TASK_ID", "5"), (OFFSET_VAR, "1000")])
+            )
+            .unwrap(),
             1005
         );
-        assert_eq!(shard_index(None, 4, &with(&[("JOB_COMPLETION_INDEX", "3")])).unwrap(), 3);
+        assert_eq!(
+            shard_index(None, 4, &with(&[("JOB_COMPLETION_INDEX", "3")])).unwrap(),
+            3
+        );
         let e = shard_index(None, 4, &with(&[])).unwrap_err().to_string();
         assert!(e.contains("--shard I"), "{e}");
-        let e = shard_index(None, 4, &with(&[("JOB_COMPLETION_INDEX", "4")])).unwrap_err().to_string();
+        let e = shard_index(None, 4, &with(&[("JOB_COMPLETION_INDEX", "4")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("out of range"), "{e}");
-        let e = shard_index(None, 4, &with(&[("SLURM_ARRAY_TASK_ID", "x")])).unwrap_err().to_string();
+        let e = shard_index(None, 4, &with(&[("SLURM_ARRAY_TASK_ID", "x")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a shard number"), "{e}");
     }
 }

@@ -89,9 +89,9 @@ pub struct Marker {
 pub fn read_marker(dir: &Path) -> Result<Option<Marker>> {
     let p = dir.join(MARKER_FILE);
     match std::fs::read(&p) {
-        Ok(b) => Ok(Some(
-            serde_json::from_slice(&b).with_context(|| format!("{} is not a completion marker", p.display()))?,
-        )),
+        Ok(b) => Ok(Some(serde_json::from_slice(&b).with_context(|| {
+            format!("{} is not a completion marker", p.display())
+        })?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
     }
@@ -218,11 +218,17 @@ pub fn shard_files(dir: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for sub in ["", "stages"] {
         let d = dir.join(sub);
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd {
             let name = e?.file_name().to_string_lossy().to_string();
             if name.ends_with(".jsonl") {
-                out.push(if sub.is_empty() { name } else { format!("{sub}/{name}") });
+                out.push(if sub.is_empty() {
+                    name
+                } else {
+                    format!("{sub}/{name}")
+                });
             }
         }
     }
@@ -250,7 +256,12 @@ impl ShardJob {
             keys: summary.map(|s| s.keys.clone()).unwrap_or_default(),
             documents: summary.map_or(0, |s| s.input.documents),
             examples: summary
-                .map(|s| s.outputs.iter().map(|(k, v)| (k.clone(), v.examples)).collect())
+                .map(|s| {
+                    s.outputs
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.examples))
+                        .collect()
+                })
                 .unwrap_or_default(),
             files,
             summary: summary_json,
@@ -263,8 +274,80 @@ impl ShardJob {
         };
         let p = self.dir.join(MARKER_FILE);
         if !write_create_only(&p, &serde_json::to_vec_pretty(&marker)?)? {
-            bail!("{} was written by another process while this one held the lock", p.display());
+            bail!(
+                "{} was written by another process while this one held the lock",
+                p.display()
+            );
         }
         Ok(marker)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path) -> Config {
+        let input = dir.join("docs.jsonl");
+        std::fs::write(
+            &input,
+            "{\"id\": \"a\", \"text\": \"one\"}\n{\"id\": \"b\", \"text\": \"two\"}\n",
+        )
+        .unwrap();
+        let mut cfg = Config::default();
+        cfg.input.paths = vec![input.display().to_string()];
+        cfg.output.dir = dir.join("run").display().to_string();
+        cfg
+    }
+
+    #[test]
+    fn a_running_shard_is_not_started_twice_and_its_marker_is_written_once() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = config(d.path());
+        let ShardStart::Run(job) = begin_shard(&cfg, 2, 1).unwrap() else {
+            panic!("fresh shard")
+        };
+        assert_eq!(job.config.run.ordinal_base, 1 << 40);
+        assert!(!job.config.input.parts.is_empty());
+        let (_, st) = crate::status(Path::new(&cfg.output.dir)).unwrap();
+        assert_eq!(st, [crate::ShardState::Missing, crate::ShardState::Running]);
+        let e = begin_shard(&cfg, 2, 1)
+            .err()
+            .expect("second start refused")
+            .to_string();
+        assert!(e.contains("running in another process"), "{e}");
+        // another shard count or other inputs: refused, not mixed
+        let e = begin_shard(&cfg, 3, 0).err().unwrap().to_string();
+        assert!(e.contains("made for 2 shards"), "{e}");
+        let mut other = cfg.clone();
+        other.input.min_chars = 5;
+        let e = begin_shard(&other, 2, 0).err().unwrap().to_string();
+        assert!(e.contains("other inputs"), "{e}");
+        // a second writer of the marker loses
+        let marker = job.dir.join(MARKER_FILE);
+        assert!(write_create_only(&marker, b"{}").unwrap());
+        let e = job.finish(None).unwrap_err().to_string();
+        assert!(e.contains("written by another process"), "{e}");
+        assert_eq!(
+            std::fs::read(&marker).unwrap(),
+            b"{}",
+            "the first marker stays"
+        );
+    }
+
+    #[test]
+    fn finished_shard_is_done_on_relaunch() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = config(d.path());
+        let ShardStart::Run(job) = begin_shard(&cfg, 1, 0).unwrap() else {
+            panic!()
+        };
+        std::fs::write(job.dir.join("curated.jsonl"), "{\"id\": \"a\"}\n").unwrap();
+        let m = job.finish(None).unwrap();
+        assert_eq!(m.files["curated.jsonl"].lines, 1);
+        match begin_shard(&cfg, 1, 0).unwrap() {
+            ShardStart::Done(d) => assert_eq!(*d, m),
+            ShardStart::Run(_) => panic!("a finished shard ran again"),
+        }
     }
 }

@@ -49,7 +49,11 @@ pub struct ArrayScript {
 /// `--array` values for `ranks` (sorted, unique), cut into windows of
 /// `max_array_size`: `(offset, spec)` with task ids `rank - offset`, runs
 /// of consecutive ids written as `a-b`.
-pub fn array_specs(ranks: &[u32], max_array_size: u32, throttle: Option<u32>) -> Vec<(u32, String)> {
+pub fn array_specs(
+    ranks: &[u32],
+    max_array_size: u32,
+    throttle: Option<u32>,
+) -> Vec<(u32, String)> {
     let m = max_array_size.max(1);
     let mut ranks = ranks.to_vec();
     ranks.sort_unstable();
@@ -71,7 +75,11 @@ pub fn array_specs(ranks: &[u32], max_array_size: u32, throttle: Option<u32>) ->
                 while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
                     j += 1;
                 }
-                parts.push(if i == j { ids[i].to_string() } else { format!("{}-{}", ids[i], ids[j]) });
+                parts.push(if i == j {
+                    ids[i].to_string()
+                } else {
+                    format!("{}-{}", ids[i], ids[j])
+                });
                 i = j + 1;
             }
             let mut spec = parts.join(",");
@@ -101,7 +109,10 @@ pub fn write_scripts(
 ) -> Result<(Vec<ArrayScript>, PathBuf)> {
     let dir = out.join("slurm");
     std::fs::create_dir_all(dir.join("logs"))?;
-    let ranks: Vec<u32> = opts.ranks.clone().unwrap_or_else(|| (0..opts.num_shards).collect());
+    let ranks: Vec<u32> = opts
+        .ranks
+        .clone()
+        .unwrap_or_else(|| (0..opts.num_shards).collect());
     if let Some(bad) = ranks.iter().find(|&&r| r >= opts.num_shards) {
         bail!("rank {bad} is out of range for {} shards", opts.num_shards);
     }
@@ -139,9 +150,16 @@ pub fn write_scripts(
         );
         let path = dir.join(format!("shards-{offset}.sbatch"));
         std::fs::write(&path, s)?;
-        scripts.push(ArrayScript { path, offset, array: spec });
+        scripts.push(ArrayScript {
+            path,
+            offset,
+            array: spec,
+        });
     }
-    let mut m = header(&format!("{}-merge", opts.job_name), format!("{}/merge-%j.log", logs.display()));
+    let mut m = header(
+        &format!("{}-merge", opts.job_name),
+        format!("{}/merge-%j.log", logs.display()),
+    );
     m += &format!(
         "set -euo pipefail\nexec {} merge --out {}\n",
         sh_quote(&backforth.display().to_string()),
@@ -166,7 +184,11 @@ fn sbatch(args: &[String]) -> Result<String> {
         .output()
         .context("running sbatch (is Slurm installed and SLURM_CONF set?)")?;
     if !o.status.success() {
-        bail!("sbatch {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim());
+        bail!(
+            "sbatch {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
     }
     // --parsable prints "jobid" or "jobid;cluster"
     let s = String::from_utf8_lossy(&o.stdout);
@@ -194,7 +216,10 @@ pub fn submit(scripts: &[ArrayScript], merge: &Path) -> Result<Submitted> {
 
 /// The cluster's `MaxArraySize` from `scontrol show config`, if it answers.
 pub fn cluster_max_array_size() -> Option<u32> {
-    let o = Command::new("scontrol").args(["show", "config"]).output().ok()?;
+    let o = Command::new("scontrol")
+        .args(["show", "config"])
+        .output()
+        .ok()?;
     String::from_utf8_lossy(&o.stdout).lines().find_map(|l| {
         let (k, v) = l.split_once('=')?;
         (k.trim() == "MaxArraySize").then(|| v.trim().parse().ok())?
@@ -207,10 +232,17 @@ mod tests {
 
     #[test]
     fn arrays_split_at_max_array_size_with_offsets() {
-        assert_eq!(array_specs(&[0, 1, 2, 3], 1001, Some(2)), vec![(0, "0-3%2".to_string())]);
+        assert_eq!(
+            array_specs(&[0, 1, 2, 3], 1001, Some(2)),
+            vec![(0, "0-3%2".to_string())]
+        );
         assert_eq!(
             array_specs(&[5, 2, 999, 1000, 1001, 2500], 1000, None),
-            vec![(0, "2,5,999".into()), (1000, "0-1".into()), (2000, "500".into())]
+            vec![
+                (0, "2,5,999".into()),
+                (1000, "0-1".into()),
+                (2000, "500".into())
+            ]
         );
         assert!(array_specs(&[], 10, None).is_empty());
     }
@@ -227,18 +259,37 @@ mod tests {
             job_name: "bf".into(),
             ..Default::default()
         };
-        let (scripts, merge) =
-            write_scripts(d.path(), Path::new("/opt/bf it's"), Path::new("/c.toml"), Path::new("/w"), &opts).unwrap();
+        let (scripts, merge) = write_scripts(
+            d.path(),
+            Path::new("/opt/bf it's"),
+            Path::new("/c.toml"),
+            Path::new("/w"),
+            &opts,
+        )
+        .unwrap();
         assert_eq!(scripts.len(), 2);
         let s0 = std::fs::read_to_string(&scripts[0].path).unwrap();
         assert!(s0.contains("#SBATCH --array=1%1\n"), "{s0}");
         assert!(s0.contains("#SBATCH --time=01:00:00\n"));
         assert!(s0.contains("export BACKFORTH_SHARD_OFFSET=0\nexec '/opt/bf it'\\''s' run --config '/c.toml' --num-shards 3\n"), "{s0}");
         let s1 = std::fs::read_to_string(&scripts[1].path).unwrap();
-        assert!(s1.contains("#SBATCH --array=0%1\n") && s1.contains("BACKFORTH_SHARD_OFFSET=2\n"), "{s1}");
+        assert!(
+            s1.contains("#SBATCH --array=0%1\n") && s1.contains("BACKFORTH_SHARD_OFFSET=2\n"),
+            "{s1}"
+        );
         let m = std::fs::read_to_string(merge).unwrap();
         assert!(m.contains(" merge --out "), "{m}");
-        let e = write_scripts(d.path(), Path::new("b"), Path::new("c"), Path::new("/w"), &SlurmOptions { ranks: Some(vec![3]), ..opts }).unwrap_err();
+        let e = write_scripts(
+            d.path(),
+            Path::new("b"),
+            Path::new("c"),
+            Path::new("/w"),
+            &SlurmOptions {
+                ranks: Some(vec![3]),
+                ..opts
+            },
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("out of range"));
     }
 }

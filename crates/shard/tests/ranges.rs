@@ -11,8 +11,8 @@ use std::io::Write;
 
 fn random_line(rng: &mut impl Rng, i: usize) -> String {
     match rng.gen_range(0..10) {
-        0 => String::new(),                        // blank
-        1 => "{not json".to_string(),              // invalid
+        0 => String::new(),           // blank
+        1 => "{not json".to_string(), // invalid
         2 => format!("{{\"text\": \"{}\"}}", "x".repeat(rng.gen_range(300..600))), // over max_line_bytes
         3 => format!("{{\"id\": \"d{i}\", \"text\": \"crlf {i}\"}}\r"),
         _ => format!(
@@ -32,7 +32,9 @@ fn shards_read_every_document_once_in_order() {
         let mut n = 0;
         for f in 0..rng.gen_range(1..4) {
             let gz = rng.gen_bool(0.2);
-            let p = d.path().join(format!("f{f}.jsonl{}", if gz { ".gz" } else { "" }));
+            let p = d
+                .path()
+                .join(format!("f{f}.jsonl{}", if gz { ".gz" } else { "" }));
             let mut body = String::new();
             for _ in 0..rng.gen_range(0..60) {
                 body += &random_line(&mut rng, n);
@@ -43,7 +45,10 @@ fn shards_read_every_document_once_in_order() {
                 body.pop(); // no final newline
             }
             if gz {
-                let mut e = flate2::write::GzEncoder::new(std::fs::File::create(&p).unwrap(), flate2::Compression::fast());
+                let mut e = flate2::write::GzEncoder::new(
+                    std::fs::File::create(&p).unwrap(),
+                    flate2::Compression::fast(),
+                );
                 e.write_all(body.as_bytes()).unwrap();
                 e.finish().unwrap();
             } else {
@@ -74,8 +79,16 @@ fn shards_read_every_document_once_in_order() {
         assert_eq!(got, expect, "case {case}: {shards} shards");
         all_docs += expect.len();
         assert_eq!(docs, whole.stats.documents, "case {case}");
-        assert_eq!(skipped, whole.stats.skipped_total(), "case {case}: skips {:?}", whole.stats.skipped);
+        assert_eq!(
+            skipped,
+            whole.stats.skipped_total(),
+            "case {case}: skips {:?}",
+            whole.stats.skipped
+        );
     }
     // not vacuous: files were cut mid-file and documents were read
-    assert!(ranged_parts > 50 && all_docs > 500, "{ranged_parts} ranges, {all_docs} documents");
+    assert!(
+        ranged_parts > 50 && all_docs > 500,
+        "{ranged_parts} ranges, {all_docs} documents"
+    );
 }

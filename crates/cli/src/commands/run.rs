@@ -51,7 +51,12 @@ pub fn run(
     let summary = pipeline::run(&cfg, &stages, &mut provider, &mut bars, RunOptions { from })?;
     if let Some(j) = job {
         let m = j.finish(Some(&summary))?;
-        eprintln!("shard {} of {} done: marker with {} files", m.shard, m.num_shards, m.files.len());
+        eprintln!(
+            "shard {} of {} done: marker with {} files",
+            m.shard,
+            m.num_shards,
+            m.files.len()
+        );
     }
     let run = RunDir(PathBuf::from(&cfg.output.dir));
     eprintln!(

@@ -16,7 +16,10 @@ pub fn plan(a: PlanArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     let p = ensure_plan(&out, &cfg.input, a.num_shards)?;
     let sizes: Vec<u64> = p.shards.iter().map(|s| s.bytes).collect();
-    let (lo, hi) = (sizes.iter().min().copied().unwrap_or(0), sizes.iter().max().copied().unwrap_or(0));
+    let (lo, hi) = (
+        sizes.iter().min().copied().unwrap_or(0),
+        sizes.iter().max().copied().unwrap_or(0),
+    );
     eprintln!(
         "plan: {} files, {} bytes → {} shards ({}..{} bytes each, {} empty) in {:.2} s → {}",
         p.files,
@@ -47,24 +50,42 @@ pub fn status(a: StatusArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&states)?);
         return Ok(());
     }
-    for want in [ShardState::Done, ShardState::Running, ShardState::Stopped, ShardState::Missing] {
+    for want in [
+        ShardState::Done,
+        ShardState::Running,
+        ShardState::Stopped,
+        ShardState::Missing,
+    ] {
         let ranks: Vec<String> = states
             .iter()
             .enumerate()
             .filter(|(_, s)| **s == want)
             .map(|(i, _)| i.to_string())
             .collect();
-        println!("{:>8}: {:>5} of {}  {}", state_name(want), ranks.len(), plan.num_shards, compact(&ranks));
+        println!(
+            "{:>8}: {:>5} of {}  {}",
+            state_name(want),
+            ranks.len(),
+            plan.num_shards,
+            compact(&ranks)
+        );
     }
     if a.out.join(backforth_shard::merge::SUCCESS_FILE).exists() {
-        println!("  merged: {}", a.out.join(backforth_shard::merge::SUCCESS_FILE).display());
+        println!(
+            "  merged: {}",
+            a.out.join(backforth_shard::merge::SUCCESS_FILE).display()
+        );
     }
     Ok(())
 }
 
 fn compact(ranks: &[String]) -> String {
     if ranks.len() > 20 {
-        format!("{} … {}", ranks[..10].join(","), ranks[ranks.len() - 5..].join(","))
+        format!(
+            "{} … {}",
+            ranks[..10].join(","),
+            ranks[ranks.len() - 5..].join(",")
+        )
     } else {
         ranks.join(",")
     }
@@ -83,23 +104,36 @@ pub fn merge(a: MergeArgs) -> Result<()> {
                 break;
             }
             if limit > 0 && t0.elapsed().as_secs() >= limit {
-                anyhow::bail!("waited {limit} s and the shards are not all done (backforth status --out {})", a.out.display());
+                anyhow::bail!(
+                    "waited {limit} s and the shards are not all done (backforth status --out {})",
+                    a.out.display()
+                );
             }
             std::thread::sleep(std::time::Duration::from_secs(30));
         }
     }
     let r = backforth_shard::merge(&a.out, a.with_stages)?;
     for (f, n) in &r.files {
-        let dup = r.duplicate_ids.get(f).map(|d| format!(" ({d} repeated ids dropped)")).unwrap_or_default();
+        let dup = r
+            .duplicate_ids
+            .get(f)
+            .map(|d| format!(" ({d} repeated ids dropped)"))
+            .unwrap_or_default();
         eprintln!("{f:>28}: {n} lines{dup}");
     }
-    eprintln!("merged {} shards → {} (summary.json, _SUCCESS)", r.shards, r.run_dir);
+    eprintln!(
+        "merged {} shards → {} (summary.json, _SUCCESS)",
+        r.shards, r.run_dir
+    );
     Ok(())
 }
 
 /// Write the effective config for launched tasks: every override applied,
 /// `output.dir` absolute. Returns (config path, run folder).
-fn write_effective_config(cfg: &mut backforth::config::Config, sub: &str) -> Result<(PathBuf, PathBuf)> {
+fn write_effective_config(
+    cfg: &mut backforth::config::Config,
+    sub: &str,
+) -> Result<(PathBuf, PathBuf)> {
     let out = std::path::absolute(&cfg.output.dir).context("output.dir")?;
     cfg.output.dir = out.display().to_string();
     let dir = out.join(sub);
@@ -135,7 +169,10 @@ fn submit(a: SlurmArgs) -> Result<()> {
         None => std::env::current_exe().context("locating this binary")?,
     };
     let workdir = std::env::current_dir()?;
-    let max_array_size = a.max_array_size.or_else(slurm::cluster_max_array_size).unwrap_or(1001);
+    let max_array_size = a
+        .max_array_size
+        .or_else(slurm::cluster_max_array_size)
+        .unwrap_or(1001);
     let opts = SlurmOptions {
         num_shards: a.num_shards,
         ranks,
@@ -149,20 +186,34 @@ fn submit(a: SlurmArgs) -> Result<()> {
         extra: a.extra,
         job_name: format!(
             "backforth-{}",
-            out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+            out.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
         ),
     };
     let (scripts, merge) = slurm::write_scripts(&out, &exe, &config, &workdir, &opts)?;
     for s in &scripts {
-        eprintln!("wrote {} (--array={}, offset {})", s.path.display(), s.array, s.offset);
+        eprintln!(
+            "wrote {} (--array={}, offset {})",
+            s.path.display(),
+            s.array,
+            s.offset
+        );
     }
     eprintln!("wrote {}", merge.display());
     if a.dry_run {
         return Ok(());
     }
     let sub = slurm::submit(&scripts, &merge)?;
-    eprintln!("submitted array job(s) {} and merge job {} (afterok)", sub.array_jobs.join(", "), sub.merge_job);
-    println!("{}", serde_json::json!({"array_jobs": sub.array_jobs, "merge_job": sub.merge_job}));
+    eprintln!(
+        "submitted array job(s) {} and merge job {} (afterok)",
+        sub.array_jobs.join(", "),
+        sub.merge_job
+    );
+    println!(
+        "{}",
+        serde_json::json!({"array_jobs": sub.array_jobs, "merge_job": sub.merge_job})
+    );
     Ok(())
 }
 
@@ -195,11 +246,17 @@ fn manifest(a: K8sArgs) -> Result<()> {
         secret_env: a.secret_env,
     };
     let m = backforth_shard::k8s::manifest(&cfg.to_toml()?, &o);
-    let path = a.manifest.unwrap_or_else(|| PathBuf::from(&out).join("k8s").join("backforth.json"));
+    let path = a
+        .manifest
+        .unwrap_or_else(|| PathBuf::from(&out).join("k8s").join("backforth.json"));
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p)?;
     }
     std::fs::write(&path, serde_json::to_vec_pretty(&m)?)?;
-    eprintln!("wrote {} (kubectl apply -f {})", path.display(), path.display());
+    eprintln!(
+        "wrote {} (kubectl apply -f {})",
+        path.display(),
+        path.display()
+    );
     Ok(())
 }

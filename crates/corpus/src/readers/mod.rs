@@ -190,7 +190,9 @@ pub fn splittable(path: &Path, format: InputFormat) -> bool {
         f => f,
     };
     let name = path.to_string_lossy().to_ascii_lowercase();
-    let compressed = [".gz", ".zst", ".zstd", ".bz2"].iter().any(|e| name.ends_with(e));
+    let compressed = [".gz", ".zst", ".zstd", ".bz2"]
+        .iter()
+        .any(|e| name.ends_with(e));
     matches!(fmt, InputFormat::Jsonl | InputFormat::Lines) && !compressed && path.is_file()
 }
 
@@ -201,7 +203,10 @@ pub fn input_parts(opts: &ReaderOptions) -> Result<Vec<InputPart>> {
     if !opts.parts.is_empty() {
         return Ok(opts.parts.clone());
     }
-    Ok(expand_paths(&opts.paths)?.into_iter().map(InputPart::whole).collect())
+    Ok(expand_paths(&opts.paths)?
+        .into_iter()
+        .map(InputPart::whole)
+        .collect())
 }
 
 fn detect_format(path: &Path) -> InputFormat {
@@ -300,7 +305,15 @@ impl DocumentStream {
                         end: Some(range.1),
                     })
                 }
-                Err(e) => self.stats.skip("open_error", format!("{}: cannot open byte range {}..{}: {e}", path.display(), range.0, range.1)),
+                Err(e) => self.stats.skip(
+                    "open_error",
+                    format!(
+                        "{}: cannot open byte range {}..{}: {e}",
+                        path.display(),
+                        range.0,
+                        range.1
+                    ),
+                ),
             }
             return;
         }
@@ -410,13 +423,14 @@ impl DocumentStream {
     }
 }
 
+/// A line file opened inside a byte range: the reader, the byte offset of
+/// its first line and the number of lines before that.
+type RangeStart = (BufReader<Box<dyn std::io::Read>>, u64, u64);
+
 /// Open `path` at the first line starting in `[start, end)`: returns the
 /// reader there, that line's byte offset and the number of lines before it
 /// (counted from the file's start, so line numbers match a whole-file read).
-fn open_range(
-    path: &Path,
-    (start, _end): (u64, u64),
-) -> std::io::Result<(BufReader<Box<dyn std::io::Read>>, u64, u64)> {
+fn open_range(path: &Path, (start, _end): (u64, u64)) -> std::io::Result<RangeStart> {
     use std::io::{BufRead, Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path)?;
     let mut pos = 0u64;
