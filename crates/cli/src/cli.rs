@@ -231,6 +231,14 @@ pub enum CacheCmd {
         /// SQLite cache file.
         path: PathBuf,
     },
+    /// Copy the entries of other cache files into one (e.g. a sharded run's per-shard caches: `backforth cache merge run/cache.sqlite run/shards/*/cache.sqlite`).
+    Merge {
+        /// The cache written to (created if missing).
+        into: PathBuf,
+        /// Caches read; entries the target already has are kept as they are.
+        #[arg(required = true)]
+        from: Vec<PathBuf>,
+    },
     /// Delete entries older than N days that were not hit since.
     Prune {
         path: PathBuf,

@@ -157,6 +157,26 @@ impl ResponseCache {
         })
     }
 
+    /// Copy every entry of the cache file `other` that this cache lacks (by
+    /// key; an entry both have is kept as it is here): how the per-shard
+    /// caches of a sharded run become one. `other` is opened as a cache
+    /// first, so an older file gains the columns it lacks. Returns entries
+    /// added. Errors: SQLite failures, `other` not a cache.
+    pub fn merge_from(&self, other: &Path) -> Result<u64> {
+        anyhow::ensure!(other.is_file(), "{} does not exist", other.display());
+        drop(ResponseCache::open(other)?);
+        self.conn
+            .execute("ATTACH DATABASE ?1 AS other", [other.display().to_string()])
+            .with_context(|| format!("attaching {}", other.display()))?;
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO responses (key, model, text, prompt_tokens, completion_tokens, finish, created, last_hit, hits, logprobs)
+             SELECT key, model, text, prompt_tokens, completion_tokens, finish, created, last_hit, hits, logprobs FROM other.responses",
+            [],
+        );
+        self.conn.execute_batch("DETACH DATABASE other")?;
+        Ok(n? as u64)
+    }
+
     /// Delete entries created more than `older_than_days` ago and never hit
     /// since then (or all of a model with `model`). Returns rows deleted.
     pub fn prune(&self, older_than_days: f64, model: Option<&str>) -> Result<u64> {
@@ -324,6 +344,46 @@ mod tests {
         let mut l = req(1, "a", 1);
         l.top_logprobs = 5;
         assert_ne!(base, request_key("m", &l));
+    }
+
+    #[test]
+    fn per_shard_caches_merge_into_one_without_overwriting() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = |t: &str| GenOutput {
+            text: t.into(),
+            prompt_tokens: 3,
+            completion_tokens: 1,
+            finish: FinishReason::Stop,
+            cached_prompt_tokens: 0,
+            logprobs: vec![],
+        };
+        let (a, b, into) = (
+            dir.path().join("a.sqlite"),
+            dir.path().join("b.sqlite"),
+            dir.path().join("all.sqlite"),
+        );
+        let ca = ResponseCache::open(&a).unwrap();
+        ca.put("k1", "m", &out("from a")).unwrap();
+        ca.put("shared", "m", &out("a's answer")).unwrap();
+        let cb = ResponseCache::open(&b).unwrap();
+        cb.put("k2", "m", &out("from b")).unwrap();
+        cb.put("shared", "m", &out("b's answer")).unwrap();
+        let all = ResponseCache::open(&into).unwrap();
+        assert_eq!(all.merge_from(&a).unwrap(), 2);
+        assert_eq!(
+            all.merge_from(&b).unwrap(),
+            1,
+            "the shared key is not copied twice"
+        );
+        assert_eq!(all.merge_from(&b).unwrap(), 0, "merging again adds nothing");
+        assert_eq!(all.stats().unwrap().entries, 3);
+        assert_eq!(all.get("shared").unwrap().unwrap().text, "a's answer");
+        assert_eq!(all.get("k2").unwrap().unwrap().text, "from b");
+        let missing = dir.path().join("missing.sqlite");
+        assert!(
+            all.merge_from(&missing).is_err() && !missing.exists(),
+            "a missing file is an error, not a new cache"
+        );
     }
 
     #[test]

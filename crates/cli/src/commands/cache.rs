@@ -11,6 +11,18 @@ pub fn run(cmd: CacheCmd) -> Result<()> {
             let s = ResponseCache::open(&path)?.stats()?;
             println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
         }
+        CacheCmd::Merge { into, from } => {
+            let target = ResponseCache::open(&into)?;
+            for f in &from {
+                anyhow::ensure!(f != &into, "{} is the target itself", f.display());
+                let n = target.merge_from(f)?;
+                eprintln!("{}: {n} entries added", f.display());
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&target.stats()?).unwrap_or_default()
+            );
+        }
         CacheCmd::Prune {
             path,
             older_than_days,
