@@ -82,6 +82,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: SlurmCmd,
     },
+    /// Dedup across the shards of a sharded run, before any LLM call: `sign` per shard, then one `cluster`; shard runs then drop their remove lists.
+    Dedup {
+        #[command(subcommand)]
+        cmd: DedupCmd,
+    },
     /// Kubernetes launcher: an Indexed Job of shards and a merge Job.
     K8s {
         #[command(subcommand)]
@@ -141,6 +146,14 @@ pub struct StatusArgs {
 }
 
 #[derive(Subcommand)]
+pub enum DedupCmd {
+    /// Read this shard's documents (as its run will) and write their MinHash signatures and exact keys under <out>/dedup/sig/.
+    Sign(RunArgs),
+    /// Join exact and near duplicates across all shards' signatures ([dedup] settings); write <out>/dedup/remove/<I>.jsonl.
+    Cluster(PlanArgs),
+}
+
+#[derive(Subcommand)]
 pub enum SlurmCmd {
     /// Write <out>/slurm/{config.toml, shards-*.sbatch, merge.sbatch} and submit them with sbatch.
     Submit(SlurmArgs),
@@ -174,6 +187,9 @@ pub struct SlurmArgs {
     /// Only the shards that are neither done nor running (a relaunch after failures).
     #[arg(long)]
     pub missing: bool,
+    /// Dedup across shards before the shards run: a `dedup sign` array and a `dedup cluster` job first.
+    #[arg(long, conflicts_with = "missing")]
+    pub dedup: bool,
     /// Write the scripts, do not submit.
     #[arg(long)]
     pub dry_run: bool,

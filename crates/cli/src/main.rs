@@ -88,6 +88,7 @@ fn main() {
         Cmd::Status(a) => shard::status(a),
         Cmd::Slurm { cmd } => shard::slurm(cmd),
         Cmd::K8s { cmd } => shard::k8s(cmd),
+        Cmd::Dedup { cmd } => shard::dedup(cmd),
         Cmd::Bench(a) => bench::engine::run(a),
         Cmd::BenchClient(a) => bench::client::run(a),
         Cmd::BenchExtract(a) => bench::extract::run(a),

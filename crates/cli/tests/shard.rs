@@ -7,7 +7,11 @@
 //! - a real single-node Slurm (munged, slurmctld, slurmd started here and
 //!   stopped by PID): `backforth slurm submit` of 4 shards, one array task
 //!   cancelled while it runs, `slurm submit --missing` relaunching only that
-//!   rank with a new afterok merge job, the merged exports byte-identical.
+//!   rank with a new afterok merge job, the merged exports byte-identical;
+//!   the first submission chains dedup across shards (sign array, cluster
+//!   job) before the shards;
+//! - dedup across shards: 3 shards remove exactly what 1 shard removes
+//!   (exact and near copies planted across files), before any LLM call.
 
 mod common;
 use common::*;
@@ -380,7 +384,10 @@ fn slurm_array_with_a_cancelled_task_relaunched_merges_to_the_single_process_run
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         serde_json::from_slice(&o.stdout).unwrap()
     };
-    let first = submit(&[]);
+    // with dedup across shards first: sign array → cluster → shard array → merge
+    let first = submit(&["--dedup"]);
+    assert_eq!(first["sign_jobs"].as_array().unwrap().len(), 1, "{first}");
+    assert!(first["cluster_job"].is_string(), "{first}");
     let job = first["array_jobs"][0].as_str().unwrap().to_string();
     let script = std::fs::read_to_string(out.join("slurm/shards-0.sbatch")).unwrap();
     assert!(script.contains("#SBATCH --array=0-3%1\n"), "{script}");
@@ -413,5 +420,153 @@ fn slurm_array_with_a_cancelled_task_relaunched_merges_to_the_single_process_run
     });
     assert_same_as_reference(&out, reference);
     let logs: Vec<_> = std::fs::read_dir(out.join("slurm/logs")).unwrap().collect();
-    assert!(logs.len() >= 5, "a log per task and for the merge");
+    assert!(logs.len() >= 11, "a log per task, for the cluster and the merge: {}", logs.len());
+    assert!(out.join("dedup/remove/_DONE").exists());
+}
+
+// ------------------------------------------------------ dedup across shards
+
+/// 12 real stories in two files, plus, in the second file, an exact copy of
+/// story 1 (other case and spacing) and a near copy of story 2 (one word
+/// changed), and in the first file a near copy of story 9 placed before it.
+fn corpus_with_duplicates(dir: &Path) -> (PathBuf, PathBuf) {
+    let text = std::fs::read_to_string(lee_corpus()).unwrap();
+    let stories: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim().len() > 400)
+        .take(12)
+        .collect();
+    let line = |id: &str, t: &str| serde_json::json!({"id": id, "text": t}).to_string() + "\n";
+    let near = |t: &str| {
+        let mut w: Vec<&str> = t.split(' ').collect();
+        let mid = w.len() / 2;
+        w[mid] = "zanzibar";
+        w.join(" ")
+    };
+    let (a, b) = (dir.join("a.jsonl"), dir.join("b.jsonl"));
+    let mut sa = String::new();
+    for (i, s) in stories[..6].iter().enumerate() {
+        sa += &line(&format!("s{i}"), s);
+    }
+    sa += &line("s9-near-early", &near(stories[9]));
+    let mut sb = String::new();
+    for (i, s) in stories[6..].iter().enumerate() {
+        sb += &line(&format!("s{}", i + 6), s);
+    }
+    sb += &line("s1-copy", &stories[1].to_uppercase().replace(' ', "  "));
+    sb += &line("s2-near", &near(stories[2]));
+    std::fs::write(&a, sa).unwrap();
+    std::fs::write(&b, sb).unwrap();
+    (a, b)
+}
+
+fn remove_set(out: &Path, shards: u32) -> Vec<Value> {
+    let mut all = Vec::new();
+    for i in 0..shards {
+        all.extend(read_jsonl(&out.join(format!("dedup/remove/{i:05}.jsonl"))));
+    }
+    all.sort_by_key(|v| v["id"].as_str().unwrap().to_string());
+    all
+}
+
+#[test]
+fn dedup_across_shards_removes_what_one_shard_removes_before_any_llm_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let ins = corpus_with_duplicates(dir.path());
+    let mut sets = Vec::new();
+    for n in [1u32, 3] {
+        let out = dir.path().join(format!("n{n}"));
+        for i in 0..n {
+            let o = cmd(&["dedup", "sign"], &out, &ins)
+                .args(["--num-shards", &n.to_string(), "--shard", &i.to_string()])
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        // a shard cannot run before the cluster step
+        if n == 3 {
+            let o = cmd(&["run"], &out, &ins)
+                .args(["--num-shards", "3", "--shard", "0"])
+                .output()
+                .unwrap();
+            assert!(!o.status.success());
+            assert!(String::from_utf8_lossy(&o.stderr).contains("has not run"));
+        }
+        let o = cmd(&["dedup", "cluster"], &out, &ins)
+            .args(["--num-shards", &n.to_string()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        sets.push((out, remove_set(&dir.path().join(format!("n{n}")), n)));
+    }
+    let kinds: Vec<(String, String, String)> = sets[0]
+        .1
+        .iter()
+        .map(|v| {
+            (
+                v["id"].as_str().unwrap().into(),
+                v["kind"].as_str().unwrap().into(),
+                v["duplicate_of"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    // the first occurrence in input order is kept, whichever file or shard the copy is in
+    assert_eq!(
+        kinds,
+        [
+            ("s1-copy".to_string(), "exact".to_string(), "s1".to_string()),
+            ("s2-near".into(), "near".into(), "s2".into()),
+            ("s9".into(), "near".into(), "s9-near-early".into()),
+        ]
+    );
+    assert_eq!(
+        sets[0].1, sets[1].1,
+        "3 shards remove exactly what 1 shard removes"
+    );
+
+    // the shards drop their remove lists before the first stage
+    let _serial = model_lock();
+    let out = &sets[1].0;
+    for i in ["0", "1", "2"] {
+        let o = cmd(&["run"], out, &ins)
+            .args([
+                "--num-shards",
+                "3",
+                "--shard",
+                i,
+                "--stages",
+                "backtranslate",
+                "-s",
+                "backtranslate.max_tokens=4",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_backforth"))
+        .args(["merge", "--with-stages", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ids: Vec<String> = read_jsonl(&out.join("stages/backtranslate.jsonl"))
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 12, "{ids:?}");
+    for gone in ["s1-copy", "s2-near", "s9"] {
+        assert!(!ids.iter().any(|i| i == gone), "{gone} reached the model");
+    }
+    let s: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["input"]["documents"], 12);
+    assert_eq!(
+        s["input"]["skipped"]["exact_duplicate_across_shards"], 1,
+        "{}",
+        s["input"]
+    );
+    assert_eq!(
+        s["input"]["skipped"]["near_duplicate_across_shards"], 2,
+        "{}",
+        s["input"]
+    );
 }

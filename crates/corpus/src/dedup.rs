@@ -147,6 +147,54 @@ impl MinHasher {
     }
 }
 
+/// One key per LSH band of a signature (`rows` values per band, FNV-1a of
+/// their little-endian bytes): two documents are near-duplicate candidates
+/// when any band key is equal.
+pub fn band_keys(sig: &[u32], rows: usize) -> Vec<u64> {
+    sig.chunks(rows.max(1))
+        .map(|c| fnv1a(&c.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()))
+        .collect()
+}
+
+/// The exact-dedup key of a text: the first 16 bytes of blake3 of [`normalise`]d text.
+pub fn exact_key(text: &str) -> [u8; 16] {
+    blake3::hash(normalise(text).as_bytes()).as_bytes()[..16]
+        .try_into()
+        .expect("16 bytes")
+}
+
+/// Union-find over items `0..n` in which every set's root is its smallest
+/// item: after any unions, `find(i) == i` exactly for the first item of each
+/// cluster (the one a dedup keeps). Our own: ten lines, no crate needed.
+pub struct FirstKeeps {
+    parent: Vec<u64>,
+}
+
+impl FirstKeeps {
+    pub fn new(n: u64) -> Self {
+        FirstKeeps {
+            parent: (0..n).collect(),
+        }
+    }
+    /// The cluster's first item (path halving).
+    pub fn find(&mut self, mut x: u64) -> u64 {
+        while self.parent[x as usize] != x {
+            let p = self.parent[x as usize];
+            self.parent[x as usize] = self.parent[p as usize];
+            x = p;
+        }
+        x
+    }
+    /// Put `a` and `b` in one cluster.
+    pub fn union(&mut self, a: u64, b: u64) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            self.parent[hi as usize] = lo;
+        }
+    }
+}
+
 /// Estimated Jaccard similarity: share of equal signature positions.
 pub fn estimate_jaccard(a: &[u32], b: &[u32]) -> f64 {
     let eq = a.iter().zip(b).filter(|(x, y)| x == y).count();
@@ -197,8 +245,7 @@ impl Deduper {
     /// Check a document; if it is new, remember it. Returns the duplicate it matched, if any.
     pub fn check(&mut self, id: &str, text: &str) -> Option<Duplicate> {
         if self.cfg.exact {
-            let h = blake3::hash(normalise(text).as_bytes());
-            let k: [u8; 16] = h.as_bytes()[..16].try_into().expect("16 bytes");
+            let k = exact_key(text);
             if let Some(first) = self.exact.get(&k) {
                 return Some(Duplicate::Exact(first.clone()));
             }
@@ -206,10 +253,7 @@ impl Deduper {
         }
         if self.cfg.near {
             let sig = self.hasher.signature(text);
-            let bands: Vec<u64> = sig
-                .chunks(self.cfg.rows)
-                .map(|c| fnv1a(&c.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()))
-                .collect();
+            let bands = band_keys(&sig, self.cfg.rows);
             let mut tried = HashSet::new();
             for (b, &bh) in bands.iter().enumerate() {
                 if let Some(&j) = self.buckets.get(&(b as u16, bh)) {

@@ -160,6 +160,46 @@ pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputSta
     mark_documents_done(&done_path, key, share, stream.stats)
 }
 
+/// Drop the documents whose ids are in `remove` (id → reason) from a run
+/// folder's `documents.jsonl` before any stage reads it (dedup decided
+/// elsewhere, e.g. across the shards of a sharded run): the file is
+/// rewritten without them and each is counted as a skip under its reason in
+/// the documents' stats. Idempotent: a second call finds nothing to drop.
+/// Returns the number dropped. Errors: no `documents.jsonl` yet, I/O.
+pub fn exclude_documents(run: &RunDir, remove: &BTreeMap<String, String>) -> Result<u64> {
+    let done_path = run.0.join("documents.done.json");
+    let mut done: DocumentsDone = serde_json::from_str(
+        &std::fs::read_to_string(&done_path)
+            .with_context(|| format!("{}: read the documents first", done_path.display()))?,
+    )?;
+    let tmp = run.0.join("documents.jsonl.excluding");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    let mut dropped = 0u64;
+    for r in crate::store::RecordLines::open(&run.documents())? {
+        let r = r.map_err(anyhow::Error::msg)?;
+        if let Some(reason) = remove.get(&r.id) {
+            dropped += 1;
+            done.stats.skip(
+                reason,
+                format!("{}: {reason}, dropped before the stages", r.id),
+            );
+            done.stats.documents = done.stats.documents.saturating_sub(1);
+            continue;
+        }
+        serde_json::to_writer(&mut w, &r)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    drop(w);
+    if dropped == 0 {
+        std::fs::remove_file(&tmp)?;
+        return Ok(0);
+    }
+    std::fs::rename(&tmp, run.documents())?;
+    std::fs::write(&done_path, serde_json::to_string_pretty(&done)?)?;
+    Ok(dropped)
+}
+
 /// Record that `documents.jsonl` is complete for `share` (what a rerun
 /// checks before reading the input again); returns `(key, stats)`. Errors: I/O.
 fn mark_documents_done(

@@ -19,11 +19,13 @@
 //! does not know about shards beyond two settings a shard fills in
 //! (`input.parts`, `run.ordinal_base`).
 //!
-//! Modules: [`plan`] (listing and assignment), [`rank`] (which shard am I),
+//! Modules: [`plan`] (listing and assignment), [`dedup`] (exact and MinHash
+//! dedup across shards, staged), [`rank`] (which shard am I),
 //! [`shard`] (one shard's folder, lock and marker), [`merge`] (merge and
 //! status), [`slurm`] and [`k8s`] (launchers: they write the files a
 //! scheduler takes and, for Slurm, submit them).
 
+pub mod dedup;
 pub mod k8s;
 pub mod merge;
 pub mod plan;

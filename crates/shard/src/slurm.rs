@@ -8,6 +8,9 @@
 //! - `shards-<offset>.sbatch`: one per array part. A cluster refuses task
 //!   ids ≥ its `MaxArraySize`, so ranks are cut into windows of that size;
 //!   each part's tasks add `BACKFORTH_SHARD_OFFSET` to `SLURM_ARRAY_TASK_ID`;
+//! - with `dedup`: `sign-<offset>.sbatch` (the same arrays running `backforth
+//!   dedup sign`) and `cluster.sbatch` (`backforth dedup cluster`), chained
+//!   before the shards: sign → cluster → shards → merge, each `afterok`;
 //! - `merge.sbatch`: `backforth merge`;
 //! - `logs/%A_%a.log` (per task), `logs/merge-%j.log`.
 
@@ -34,6 +37,18 @@ pub struct SlurmOptions {
     /// More `#SBATCH` flags, each as written after `#SBATCH ` (e.g. `--account=x`).
     pub extra: Vec<String>,
     pub job_name: String,
+    /// Dedup across shards first (sign array, cluster job).
+    pub dedup: bool,
+}
+
+/// The scripts of one submission.
+#[derive(Debug, Clone)]
+pub struct Scripts {
+    /// Dedup: sign arrays and the cluster job (empty / `None` without dedup).
+    pub sign: Vec<ArrayScript>,
+    pub cluster: Option<PathBuf>,
+    pub shards: Vec<ArrayScript>,
+    pub merge: PathBuf,
 }
 
 /// One array part: its script and the ranks it covers.
@@ -106,7 +121,7 @@ pub fn write_scripts(
     config: &Path,
     workdir: &Path,
     opts: &SlurmOptions,
-) -> Result<(Vec<ArrayScript>, PathBuf)> {
+) -> Result<Scripts> {
     let dir = out.join("slurm");
     std::fs::create_dir_all(dir.join("logs"))?;
     let ranks: Vec<u32> = opts
@@ -138,24 +153,45 @@ pub fn write_scripts(
         }
         h
     };
-    let mut scripts = Vec::new();
-    for (offset, spec) in array_specs(&ranks, opts.max_array_size, opts.throttle) {
-        let mut s = header(&opts.job_name, format!("{}/%A_%a.log", logs.display()));
-        s += &format!("#SBATCH --array={spec}\n#SBATCH --requeue\n#SBATCH --open-mode=append\n");
-        s += &format!(
-            "set -euo pipefail\nexport BACKFORTH_SHARD_OFFSET={offset}\nexec {} run --config {} --num-shards {}\n",
-            sh_quote(&backforth.display().to_string()),
-            sh_quote(&config.display().to_string()),
+    let exe = sh_quote(&backforth.display().to_string());
+    let cfg = sh_quote(&config.display().to_string());
+    let arrays = |prefix: &str, sub: &str, name: &str| -> Result<Vec<ArrayScript>> {
+        let mut v = Vec::new();
+        for (offset, spec) in array_specs(&ranks, opts.max_array_size, opts.throttle) {
+            let mut s = header(name, format!("{}/{prefix}-%A_%a.log", logs.display()));
+            s +=
+                &format!("#SBATCH --array={spec}\n#SBATCH --requeue\n#SBATCH --open-mode=append\n");
+            s += &format!(
+                "set -euo pipefail\nexport BACKFORTH_SHARD_OFFSET={offset}\nexec {exe} {sub} --config {cfg} --num-shards {}\n",
+                opts.num_shards
+            );
+            let path = dir.join(format!("{prefix}-{offset}.sbatch"));
+            std::fs::write(&path, s)?;
+            v.push(ArrayScript {
+                path,
+                offset,
+                array: spec,
+            });
+        }
+        Ok(v)
+    };
+    let scripts = arrays("shards", "run", &opts.job_name)?;
+    let (sign, cluster) = if opts.dedup {
+        let sign = arrays("sign", "dedup sign", &format!("{}-sign", opts.job_name))?;
+        let mut c = header(
+            &format!("{}-cluster", opts.job_name),
+            format!("{}/cluster-%j.log", logs.display()),
+        );
+        c += &format!(
+            "set -euo pipefail\nexec {exe} dedup cluster --config {cfg} --num-shards {}\n",
             opts.num_shards
         );
-        let path = dir.join(format!("shards-{offset}.sbatch"));
-        std::fs::write(&path, s)?;
-        scripts.push(ArrayScript {
-            path,
-            offset,
-            array: spec,
-        });
-    }
+        let p = dir.join("cluster.sbatch");
+        std::fs::write(&p, c)?;
+        (sign, Some(p))
+    } else {
+        (Vec::new(), None)
+    };
     let mut m = header(
         &format!("{}-merge", opts.job_name),
         format!("{}/merge-%j.log", logs.display()),
@@ -167,14 +203,29 @@ pub fn write_scripts(
     );
     let merge = dir.join("merge.sbatch");
     std::fs::write(&merge, m)?;
-    Ok((scripts, merge))
+    Ok(Scripts {
+        sign,
+        cluster,
+        shards: scripts,
+        merge,
+    })
 }
 
 /// Job ids of a submission.
 #[derive(Debug, Clone)]
 pub struct Submitted {
+    pub sign_jobs: Vec<String>,
+    pub cluster_job: Option<String>,
     pub array_jobs: Vec<String>,
     pub merge_job: String,
+}
+
+fn after(ids: &[String]) -> Vec<String> {
+    if ids.is_empty() {
+        vec![]
+    } else {
+        vec![format!("--dependency=afterok:{}", ids.join(":"))]
+    }
 }
 
 fn sbatch(args: &[String]) -> Result<String> {
@@ -195,21 +246,36 @@ fn sbatch(args: &[String]) -> Result<String> {
     Ok(s.trim().split(';').next().unwrap_or("").to_string())
 }
 
-/// Submit the array parts, then the merge job with `afterok` on all of them.
-/// Errors: sbatch missing or refusing a script (its message).
-pub fn submit(scripts: &[ArrayScript], merge: &Path) -> Result<Submitted> {
-    let mut ids = Vec::new();
-    for s in scripts {
-        ids.push(sbatch(&[s.path.display().to_string()])?);
+/// Submit the chain: (sign arrays → cluster →) shard arrays → merge, each
+/// step `afterok` on the one before. Errors: sbatch missing or refusing a
+/// script (its message).
+pub fn submit(s: &Scripts) -> Result<Submitted> {
+    let mut sign_jobs = Vec::new();
+    for a in &s.sign {
+        sign_jobs.push(sbatch(&[a.path.display().to_string()])?);
     }
-    let mut args = Vec::new();
-    if !ids.is_empty() {
-        args.push(format!("--dependency=afterok:{}", ids.join(":")));
+    let cluster_job = match &s.cluster {
+        Some(c) => {
+            let mut args = after(&sign_jobs);
+            args.push(c.display().to_string());
+            Some(sbatch(&args)?)
+        }
+        None => None,
+    };
+    let before_shards: Vec<String> = cluster_job.iter().cloned().collect();
+    let mut array_jobs = Vec::new();
+    for a in &s.shards {
+        let mut args = after(&before_shards);
+        args.push(a.path.display().to_string());
+        array_jobs.push(sbatch(&args)?);
     }
-    args.push(merge.display().to_string());
+    let mut args = after(&array_jobs);
+    args.push(s.merge.display().to_string());
     let merge_job = sbatch(&args)?;
     Ok(Submitted {
-        array_jobs: ids,
+        sign_jobs,
+        cluster_job,
+        array_jobs,
         merge_job,
     })
 }
@@ -259,7 +325,7 @@ mod tests {
             job_name: "bf".into(),
             ..Default::default()
         };
-        let (scripts, merge) = write_scripts(
+        let written = write_scripts(
             d.path(),
             Path::new("/opt/bf it's"),
             Path::new("/c.toml"),
@@ -267,6 +333,8 @@ mod tests {
             &opts,
         )
         .unwrap();
+        assert!(written.sign.is_empty() && written.cluster.is_none());
+        let (scripts, merge) = (written.shards, written.merge);
         assert_eq!(scripts.len(), 2);
         let s0 = std::fs::read_to_string(&scripts[0].path).unwrap();
         assert!(s0.contains("#SBATCH --array=1%1\n"), "{s0}");
@@ -279,6 +347,28 @@ mod tests {
         );
         let m = std::fs::read_to_string(merge).unwrap();
         assert!(m.contains(" merge --out "), "{m}");
+        let with_dedup = write_scripts(
+            d.path(),
+            Path::new("/b"),
+            Path::new("/c"),
+            Path::new("/w"),
+            &SlurmOptions {
+                dedup: true,
+                ..opts.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(with_dedup.sign.len(), 2);
+        let sign = std::fs::read_to_string(&with_dedup.sign[0].path).unwrap();
+        assert!(
+            sign.contains("exec '/b' dedup sign --config '/c' --num-shards 3\n"),
+            "{sign}"
+        );
+        let cluster = std::fs::read_to_string(with_dedup.cluster.unwrap()).unwrap();
+        assert!(
+            cluster.contains("dedup cluster --config '/c' --num-shards 3"),
+            "{cluster}"
+        );
         let e = write_scripts(
             d.path(),
             Path::new("b"),

@@ -2,7 +2,7 @@
 //! sharded-run commands over `backforth_shard` (a shard itself runs through
 //! `backforth run --num-shards`).
 
-use crate::cli::{K8sArgs, K8sCmd, MergeArgs, PlanArgs, SlurmArgs, SlurmCmd, StatusArgs};
+use crate::cli::{DedupCmd, K8sArgs, K8sCmd, MergeArgs, PlanArgs, SlurmArgs, SlurmCmd, StatusArgs};
 use anyhow::{Context, Result};
 use backforth_shard::merge::{ranks_to_launch, ShardState};
 use backforth_shard::plan::ensure_plan;
@@ -184,6 +184,7 @@ fn submit(a: SlurmArgs) -> Result<()> {
         gres: a.gres,
         max_array_size,
         extra: a.extra,
+        dedup: a.dedup,
         job_name: format!(
             "backforth-{}",
             out.file_name()
@@ -191,8 +192,8 @@ fn submit(a: SlurmArgs) -> Result<()> {
                 .unwrap_or_default()
         ),
     };
-    let (scripts, merge) = slurm::write_scripts(&out, &exe, &config, &workdir, &opts)?;
-    for s in &scripts {
+    let scripts = slurm::write_scripts(&out, &exe, &config, &workdir, &opts)?;
+    for s in scripts.sign.iter().chain(&scripts.shards) {
         eprintln!(
             "wrote {} (--array={}, offset {})",
             s.path.display(),
@@ -200,19 +201,30 @@ fn submit(a: SlurmArgs) -> Result<()> {
             s.offset
         );
     }
-    eprintln!("wrote {}", merge.display());
+    for p in scripts.cluster.iter().chain([&scripts.merge]) {
+        eprintln!("wrote {}", p.display());
+    }
     if a.dry_run {
         return Ok(());
     }
-    let sub = slurm::submit(&scripts, &merge)?;
+    let sub = slurm::submit(&scripts)?;
+    let dedup = if sub.sign_jobs.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "dedup sign {} → cluster {} → ",
+            sub.sign_jobs.join(", "),
+            sub.cluster_job.clone().unwrap_or_default()
+        )
+    };
     eprintln!(
-        "submitted array job(s) {} and merge job {} (afterok)",
+        "submitted {dedup}array job(s) {} → merge job {}, each afterok on the step before",
         sub.array_jobs.join(", "),
         sub.merge_job
     );
     println!(
         "{}",
-        serde_json::json!({"array_jobs": sub.array_jobs, "merge_job": sub.merge_job})
+        serde_json::json!({"sign_jobs": sub.sign_jobs, "cluster_job": sub.cluster_job, "array_jobs": sub.array_jobs, "merge_job": sub.merge_job})
     );
     Ok(())
 }
@@ -259,4 +271,63 @@ fn manifest(a: K8sArgs) -> Result<()> {
         path.display()
     );
     Ok(())
+}
+
+/// `backforth dedup sign | cluster`.
+pub fn dedup(cmd: DedupCmd) -> Result<()> {
+    match cmd {
+        DedupCmd::Sign(a) => {
+            let cfg = a.common.config()?;
+            let n = a
+                .shard
+                .num_shards
+                .context("dedup sign needs --num-shards")?;
+            let i = backforth_shard::rank::shard_index_from_env(a.shard.shard, n)?;
+            let out = PathBuf::from(&cfg.output.dir);
+            let job = match backforth_shard::begin_shard(&cfg, n, i)? {
+                backforth_shard::ShardStart::Done(_) => anyhow::bail!(
+                    "shard {i} has already run: dedup across shards must come before the shards run (use a new output folder)"
+                ),
+                backforth_shard::ShardStart::Run(j) => j,
+            };
+            if !job.empty {
+                backforth::pipeline::prepare_documents(
+                    &job.config,
+                    &backforth::store::RunDir(job.dir.clone()),
+                )?;
+            } else {
+                std::fs::write(job.dir.join("documents.jsonl"), b"")?;
+            }
+            let docs = backforth_shard::dedup::sign(
+                &out,
+                i,
+                &job.dir.join("documents.jsonl"),
+                &cfg.dedup,
+            )?;
+            eprintln!(
+                "shard {i} of {n}: {docs} documents signed → {}",
+                backforth_shard::dedup::dedup_dir(&out)
+                    .join("sig")
+                    .display()
+            );
+            Ok(())
+        }
+        DedupCmd::Cluster(a) => {
+            let cfg = a.common.config()?;
+            let out = PathBuf::from(&cfg.output.dir);
+            let t0 = std::time::Instant::now();
+            let r = backforth_shard::dedup::cluster(&out, a.num_shards, &cfg.dedup)?;
+            eprintln!(
+                "{} documents: {} exact and {} near duplicates across shards to drop ({} bucket pairs compared, {} confirmed) in {:.1} s → {}",
+                r.documents,
+                r.exact,
+                r.near,
+                r.compared,
+                r.confirmed,
+                t0.elapsed().as_secs_f64(),
+                backforth_shard::dedup::dedup_dir(&out).join("remove").display()
+            );
+            Ok(())
+        }
+    }
 }

@@ -1,0 +1,323 @@
+//! Dedup across shards, in stages (the shape of datatrove's MinHash dedup:
+//! signatures per shard → buckets per band → one clustering task → remove
+//! lists per shard), before any LLM call.
+//!
+//! 1. `sign` (one task per shard): the shard's documents (its
+//!    `documents.jsonl`, written as its run would write it) → under
+//!    `<out>/dedup/sig/`: `<I>.sig` (fixed records: exact key 16 B +
+//!    signature `bands × rows` u32 LE), `<I>.band<b>` (one u64 band key per
+//!    document, band-major so a bucket pass reads 8 bytes per document),
+//!    `<I>.ids` (one id per line) and `<I>.done` (the count).
+//! 2. `cluster` (one task): documents numbered in global input order (shard
+//!    by shard); equal exact keys are joined; per band, the documents of a
+//!    bucket are sorted by that order and each is joined to the bucket's
+//!    first when their estimated Jaccard similarity reaches the threshold
+//!    (signatures read by offset); a cluster keeps its first document. →
+//!    `<out>/dedup/remove/<I>.jsonl` (`id`, `duplicate_of`, `kind`),
+//!    `summary.json`, `_DONE`.
+//! 3. a shard's `run` drops its remove list from its documents first.
+//!
+//! Because the order and every decision depend only on the documents, not
+//! on how they were cut, any shard count gives the same remove set (tested
+//! against one shard). This differs from the single-process streaming dedup
+//! of `prepare` (which compares a document only with the first *kept*
+//! document of a bucket); a local run can use this one with `--num-shards 1`.
+//!
+//! Memory of `cluster`: one band's (key, index) pairs (16 B per document),
+//! the union-find (8 B), the exact keys (16 B) and the ids of all documents.
+
+use anyhow::{bail, Context, Result};
+use backforth_corpus::dedup::{
+    band_keys, estimate_jaccard, exact_key, DedupConfig, FirstKeeps, MinHasher,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// `<out>/dedup`.
+pub fn dedup_dir(out: &Path) -> PathBuf {
+    out.join("dedup")
+}
+fn sig_base(out: &Path, i: u32) -> PathBuf {
+    dedup_dir(out).join("sig").join(format!("{i:05}"))
+}
+/// A shard's remove list.
+pub fn remove_list(out: &Path, i: u32) -> PathBuf {
+    dedup_dir(out).join("remove").join(format!("{i:05}.jsonl"))
+}
+/// Written last by `cluster`.
+pub fn cluster_done(out: &Path) -> PathBuf {
+    dedup_dir(out).join("remove").join("_DONE")
+}
+/// Whether shard `i` has signed its documents.
+pub fn signed(out: &Path, i: u32) -> bool {
+    sig_base(out, i).with_extension("done").exists()
+}
+
+#[derive(Serialize, Deserialize)]
+struct SignDone {
+    documents: u64,
+    bands: usize,
+    rows: usize,
+}
+
+#[derive(Deserialize)]
+struct Doc {
+    id: String,
+    text: String,
+}
+
+/// Sign shard `index`'s documents (`documents`: JSONL records with `id` and
+/// `text`). Returns the number signed. Errors: I/O, a line that is not a record.
+pub fn sign(out: &Path, index: u32, documents: &Path, cfg: &DedupConfig) -> Result<u64> {
+    let base = sig_base(out, index);
+    std::fs::create_dir_all(base.parent().expect("has parent"))?;
+    let hasher = MinHasher::new(cfg.shingle, cfg.bands * cfg.rows, cfg.seed);
+    let mut sig_w = BufWriter::new(File::create(base.with_extension("sig"))?);
+    let mut ids_w = BufWriter::new(File::create(base.with_extension("ids"))?);
+    let mut band_w: Vec<BufWriter<File>> = (0..cfg.bands)
+        .map(|b| File::create(base.with_extension(format!("band{b}"))).map(BufWriter::new))
+        .collect::<std::io::Result<_>>()?;
+    let r = BufReader::new(
+        File::open(documents).with_context(|| format!("opening {}", documents.display()))?,
+    );
+    let mut n = 0u64;
+    for (i, line) in r.lines().enumerate() {
+        let line = line?;
+        let d: Doc = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{}: not a document record", documents.display(), i + 1))?;
+        let sig = hasher.signature(&d.text);
+        sig_w.write_all(&exact_key(&d.text))?;
+        for x in &sig {
+            sig_w.write_all(&x.to_le_bytes())?;
+        }
+        for (b, k) in band_keys(&sig, cfg.rows).into_iter().enumerate() {
+            band_w[b].write_all(&k.to_le_bytes())?;
+        }
+        writeln!(ids_w, "{}", d.id.replace('\n', " "))?;
+        n += 1;
+    }
+    sig_w.flush()?;
+    ids_w.flush()?;
+    for w in &mut band_w {
+        w.flush()?;
+    }
+    let done = SignDone {
+        documents: n,
+        bands: cfg.bands,
+        rows: cfg.rows,
+    };
+    std::fs::write(base.with_extension("done"), serde_json::to_vec(&done)?)?;
+    Ok(n)
+}
+
+/// What `cluster` found.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ClusterReport {
+    pub documents: u64,
+    /// Documents removed as exact / near duplicates of a kept one.
+    pub exact: u64,
+    pub near: u64,
+    /// Bucket pairs compared, and those confirmed (estimate ≥ threshold).
+    pub compared: u64,
+    pub confirmed: u64,
+    /// Removed per shard.
+    pub per_shard: BTreeMap<u32, u64>,
+}
+
+/// Cluster the signatures of all `num_shards` shards and write the remove
+/// lists (see the module docs). Errors: a shard not signed (listed), I/O.
+pub fn cluster(out: &Path, num_shards: u32, cfg: &DedupConfig) -> Result<ClusterReport> {
+    let missing: Vec<String> = (0..num_shards)
+        .filter(|&i| !signed(out, i))
+        .map(|i| i.to_string())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "shards {} have not signed their documents (backforth dedup sign)",
+            missing.join(", ")
+        );
+    }
+    let perms = cfg.bands * cfg.rows;
+    let rec = 16 + 4 * perms as u64;
+    let mut counts = Vec::new();
+    for i in 0..num_shards {
+        let d: SignDone =
+            serde_json::from_slice(&std::fs::read(sig_base(out, i).with_extension("done"))?)?;
+        if (d.bands, d.rows) != (cfg.bands, cfg.rows) {
+            bail!(
+                "shard {i} was signed with {}×{} bands×rows, not {}×{}",
+                d.bands,
+                d.rows,
+                cfg.bands,
+                cfg.rows
+            );
+        }
+        counts.push(d.documents);
+    }
+    let starts: Vec<u64> = counts
+        .iter()
+        .scan(0, |acc, &c| {
+            let s = *acc;
+            *acc += c;
+            Some(s)
+        })
+        .collect();
+    let n: u64 = counts.iter().sum();
+    let shard_of = |g: u64| -> (usize, u64) {
+        let s = starts.partition_point(|&st| st <= g) - 1;
+        (s, g - starts[s])
+    };
+    let mut uf = FirstKeeps::new(n);
+    let mut report = ClusterReport {
+        documents: n,
+        ..Default::default()
+    };
+    // exact keys, in memory for the exact pass and to name a removal's kind
+    let mut exact: Vec<[u8; 16]> = Vec::with_capacity(n as usize);
+    let mut sig_files = Vec::new();
+    for i in 0..num_shards {
+        let p = sig_base(out, i).with_extension("sig");
+        let mut r =
+            BufReader::new(File::open(&p).with_context(|| format!("opening {}", p.display()))?);
+        let mut buf = vec![0u8; rec as usize];
+        for _ in 0..counts[i as usize] {
+            r.read_exact(&mut buf)
+                .with_context(|| format!("{} is shorter than its count", p.display()))?;
+            exact.push(buf[..16].try_into().expect("16 bytes"));
+        }
+        sig_files.push(File::open(&p)?);
+    }
+    if cfg.exact {
+        let mut order: Vec<u64> = (0..n).collect();
+        order.sort_by_key(|&g| (exact[g as usize], g));
+        for w in order.windows(2) {
+            if exact[w[0] as usize] == exact[w[1] as usize] {
+                uf.union(w[0], w[1]);
+            }
+        }
+    }
+    if cfg.near {
+        let mut read_sig = |g: u64| -> Result<Vec<u32>> {
+            let (s, local) = shard_of(g);
+            let f = &mut sig_files[s];
+            f.seek(SeekFrom::Start(local * rec + 16))?;
+            let mut b = vec![0u8; 4 * perms];
+            f.read_exact(&mut b)?;
+            Ok(b.chunks(4)
+                .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect())
+        };
+        for b in 0..cfg.bands {
+            // the bucket task of band b: every document's key, sorted
+            let mut keys: Vec<(u64, u64)> = Vec::with_capacity(n as usize);
+            for i in 0..num_shards {
+                let p = sig_base(out, i).with_extension(format!("band{b}"));
+                let bytes =
+                    std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+                for (j, c) in bytes.chunks_exact(8).enumerate() {
+                    keys.push((
+                        u64::from_le_bytes(c.try_into().expect("8 bytes")),
+                        starts[i as usize] + j as u64,
+                    ));
+                }
+            }
+            keys.sort_unstable();
+            let mut k = 0;
+            while k < keys.len() {
+                let mut e = k + 1;
+                while e < keys.len() && keys[e].0 == keys[k].0 {
+                    e += 1;
+                }
+                if e - k > 1 {
+                    let first = keys[k].1;
+                    let first_sig = read_sig(first)?;
+                    for &(_, m) in &keys[k + 1..e] {
+                        if uf.find(m) == uf.find(first) {
+                            continue;
+                        }
+                        report.compared += 1;
+                        if estimate_jaccard(&first_sig, &read_sig(m)?) >= cfg.threshold {
+                            report.confirmed += 1;
+                            uf.union(first, m);
+                        }
+                    }
+                }
+                k = e;
+            }
+        }
+    }
+    // ids, to write the remove lists
+    let mut ids: Vec<String> = Vec::with_capacity(n as usize);
+    for i in 0..num_shards {
+        let p = sig_base(out, i).with_extension("ids");
+        ids.extend(
+            BufReader::new(File::open(&p)?)
+                .lines()
+                .collect::<std::io::Result<Vec<_>>>()?,
+        );
+    }
+    anyhow::ensure!(
+        ids.len() as u64 == n,
+        "id files do not match the signature counts"
+    );
+    let rm_dir = dedup_dir(out).join("remove");
+    std::fs::create_dir_all(&rm_dir)?;
+    for i in 0..num_shards {
+        let mut w = BufWriter::new(File::create(remove_list(out, i))?);
+        let mut removed = 0;
+        for g in starts[i as usize]..starts[i as usize] + counts[i as usize] {
+            let root = uf.find(g);
+            if root == g {
+                continue;
+            }
+            let kind = if exact[g as usize] == exact[root as usize] {
+                "exact"
+            } else {
+                "near"
+            };
+            if kind == "exact" {
+                report.exact += 1;
+            } else {
+                report.near += 1;
+            }
+            removed += 1;
+            serde_json::to_writer(
+                &mut w,
+                &serde_json::json!({"id": ids[g as usize], "duplicate_of": ids[root as usize], "kind": kind}),
+            )?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()?;
+        report.per_shard.insert(i, removed);
+    }
+    std::fs::write(
+        dedup_dir(out).join("summary.json"),
+        serde_json::to_vec_pretty(&report)?,
+    )?;
+    std::fs::write(cluster_done(out), b"")?;
+    Ok(report)
+}
+
+/// The ids on shard `i`'s remove list with their reason (`exact_duplicate` / `near_duplicate`).
+/// Errors: I/O, a line that does not parse.
+pub fn read_remove_list(out: &Path, i: u32) -> Result<BTreeMap<String, String>> {
+    let p = remove_list(out, i);
+    let mut m = BTreeMap::new();
+    for (n, line) in
+        BufReader::new(File::open(&p).with_context(|| format!("opening {}", p.display()))?)
+            .lines()
+            .enumerate()
+    {
+        let v: serde_json::Value =
+            serde_json::from_str(&line?).with_context(|| format!("{}:{}", p.display(), n + 1))?;
+        let kind = v["kind"].as_str().unwrap_or("near");
+        m.insert(
+            v["id"].as_str().unwrap_or_default().to_string(),
+            format!("{kind}_duplicate_across_shards"),
+        );
+    }
+    Ok(m)
+}
