@@ -149,8 +149,21 @@ pub struct StatusArgs {
 pub enum DedupCmd {
     /// Read this shard's documents (as its run will) and write their MinHash signatures and exact keys under <out>/dedup/sig/.
     Sign(RunArgs),
-    /// Join exact and near duplicates across all shards' signatures ([dedup] settings); write <out>/dedup/remove/<I>.jsonl.
+    /// One band's bucket task: compare the documents that share its key, keep the confirmed pairs (<out>/dedup/pairs/); one task per band, in parallel.
+    Buckets(BucketArgs),
+    /// Join exact and near duplicates across all shards (running any band's bucket task not yet run); write <out>/dedup/remove/<I>.jsonl.
     Cluster(PlanArgs),
+}
+
+#[derive(Args)]
+pub struct BucketArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[arg(long)]
+    pub num_shards: u32,
+    /// The band, 0-based (default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX).
+    #[arg(long)]
+    pub band: Option<u32>,
 }
 
 #[derive(Subcommand)]

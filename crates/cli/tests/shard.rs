@@ -387,7 +387,10 @@ fn slurm_array_with_a_cancelled_task_relaunched_merges_to_the_single_process_run
     // with dedup across shards first: sign array → cluster → shard array → merge
     let first = submit(&["--dedup"]);
     assert_eq!(first["sign_jobs"].as_array().unwrap().len(), 1, "{first}");
-    assert!(first["cluster_job"].is_string(), "{first}");
+    assert!(
+        first["buckets_job"].is_string() && first["cluster_job"].is_string(),
+        "{first}"
+    );
     let job = first["array_jobs"][0].as_str().unwrap().to_string();
     let script = std::fs::read_to_string(out.join("slurm/shards-0.sbatch")).unwrap();
     assert!(script.contains("#SBATCH --array=0-3%1\n"), "{script}");
@@ -420,7 +423,11 @@ fn slurm_array_with_a_cancelled_task_relaunched_merges_to_the_single_process_run
     });
     assert_same_as_reference(&out, reference);
     let logs: Vec<_> = std::fs::read_dir(out.join("slurm/logs")).unwrap().collect();
-    assert!(logs.len() >= 11, "a log per task, for the cluster and the merge: {}", logs.len());
+    assert!(
+        logs.len() >= 11,
+        "a log per task, for the cluster and the merge: {}",
+        logs.len()
+    );
     assert!(out.join("dedup/remove/_DONE").exists());
 }
 
@@ -491,6 +498,18 @@ fn dedup_across_shards_removes_what_one_shard_removes_before_any_llm_call() {
                 .unwrap();
             assert!(!o.status.success());
             assert!(String::from_utf8_lossy(&o.stderr).contains("has not run"));
+        }
+        if n == 3 {
+            // the bucket tasks as a scheduler would run them, one per band (with
+            // one shard, cluster runs them itself)
+            for band in 0..14 {
+                let o = cmd(&["dedup", "buckets"], &out, &ins)
+                    .args(["--num-shards", "3", "--band", &band.to_string()])
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            }
+            assert!(out.join("dedup/pairs/band13.done").exists());
         }
         let o = cmd(&["dedup", "cluster"], &out, &ins)
             .args(["--num-shards", &n.to_string()])

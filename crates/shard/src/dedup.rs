@@ -8,14 +8,16 @@
 //!    signature `bands × rows` u32 LE), `<I>.band<b>` (one u64 band key per
 //!    document, band-major so a bucket pass reads 8 bytes per document),
 //!    `<I>.ids` (one id per line) and `<I>.done` (the count).
-//! 2. `cluster` (one task): documents numbered in global input order (shard
-//!    by shard); equal exact keys are joined; per band, the documents of a
-//!    bucket are sorted by that order and each is joined to the bucket's
-//!    first when their estimated Jaccard similarity reaches the threshold
-//!    (signatures read by offset); a cluster keeps its first document. →
-//!    `<out>/dedup/remove/<I>.jsonl` (`id`, `duplicate_of`, `kind`),
-//!    `summary.json`, `_DONE`.
-//! 3. a shard's `run` drops its remove list from its documents first.
+//! 2. `buckets` (one task per band, in parallel): documents numbered in
+//!    global input order (shard by shard); the band's keys sorted; in each
+//!    bucket every document is compared with the bucket's first (signatures
+//!    read by offset) and the pairs whose estimated Jaccard similarity reaches
+//!    the threshold are written to `<out>/dedup/pairs/band<b>.bin`.
+//! 3. `cluster` (one task): equal exact keys joined, the confirmed pairs of
+//!    every band joined (a band whose task did not run is run here); a
+//!    cluster keeps its first document. → `<out>/dedup/remove/<I>.jsonl`
+//!    (`id`, `duplicate_of`, `kind`), `summary.json`, `_DONE`.
+//! 4. a shard's `run` drops its remove list from its documents first.
 //!
 //! Because the order and every decision depend only on the documents, not
 //! on how they were cut, any shard count gives the same remove set (tested
@@ -23,8 +25,9 @@
 //! of `prepare` (which compares a document only with the first *kept*
 //! document of a bucket); a local run can use this one with `--num-shards 1`.
 //!
-//! Memory of `cluster`: one band's (key, index) pairs (16 B per document),
-//! the union-find (8 B), the exact keys (16 B) and the ids of all documents.
+//! Memory: a bucket task holds one band's (key, index) pairs (16 B per
+//! document); `cluster` the union-find (8 B), the exact keys (16 B) and the
+//! ids of all documents.
 
 use anyhow::{bail, Context, Result};
 use backforth_corpus::dedup::{
@@ -113,6 +116,150 @@ pub fn sign(out: &Path, index: u32, documents: &Path, cfg: &DedupConfig) -> Resu
     Ok(n)
 }
 
+/// The signed shards: documents per shard and where each shard starts in
+/// the global (input) order.
+struct Signed {
+    counts: Vec<u64>,
+    starts: Vec<u64>,
+    n: u64,
+}
+
+impl Signed {
+    fn load(out: &Path, num_shards: u32, cfg: &DedupConfig) -> Result<Signed> {
+        let missing: Vec<String> = (0..num_shards)
+            .filter(|&i| !signed(out, i))
+            .map(|i| i.to_string())
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "shards {} have not signed their documents (backforth dedup sign)",
+                missing.join(", ")
+            );
+        }
+        let mut counts = Vec::new();
+        for i in 0..num_shards {
+            let d: SignDone =
+                serde_json::from_slice(&std::fs::read(sig_base(out, i).with_extension("done"))?)?;
+            if (d.bands, d.rows) != (cfg.bands, cfg.rows) {
+                bail!(
+                    "shard {i} was signed with {}×{} bands×rows, not {}×{}",
+                    d.bands,
+                    d.rows,
+                    cfg.bands,
+                    cfg.rows
+                );
+            }
+            counts.push(d.documents);
+        }
+        let starts: Vec<u64> = counts
+            .iter()
+            .scan(0, |acc, &c| {
+                let s = *acc;
+                *acc += c;
+                Some(s)
+            })
+            .collect();
+        let n = counts.iter().sum();
+        Ok(Signed { counts, starts, n })
+    }
+
+    /// (shard, index inside it) of global document `g`.
+    fn locate(&self, g: u64) -> (usize, u64) {
+        let s = self.starts.partition_point(|&st| st <= g) - 1;
+        (s, g - self.starts[s])
+    }
+}
+
+/// `<out>/dedup/pairs/band<b>.bin`: the confirmed pairs of one band.
+fn pairs_path(out: &Path, band: u32) -> PathBuf {
+    dedup_dir(out).join("pairs").join(format!("band{band}.bin"))
+}
+
+/// What one bucket task found.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BucketReport {
+    pub band: u32,
+    /// Pairs (bucket's first document, another in the bucket) compared and confirmed.
+    pub compared: u64,
+    pub confirmed: u64,
+}
+
+/// The bucket task of one band (they can run in parallel, one per band):
+/// every document's key of band `band`, sorted; in each bucket, each
+/// document is compared with the bucket's first in input order and the
+/// pairs whose estimated Jaccard similarity reaches the threshold are
+/// written (16 bytes each). Errors: shards not signed, I/O.
+pub fn buckets(out: &Path, num_shards: u32, cfg: &DedupConfig, band: u32) -> Result<BucketReport> {
+    anyhow::ensure!(
+        (band as usize) < cfg.bands,
+        "band {band} is out of range (dedup.bands = {})",
+        cfg.bands
+    );
+    let signed = Signed::load(out, num_shards, cfg)?;
+    let perms = cfg.bands * cfg.rows;
+    let rec = 16 + 4 * perms as u64;
+    let mut sig_files = (0..num_shards)
+        .map(|i| File::open(sig_base(out, i).with_extension("sig")))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut read_sig = |g: u64| -> Result<Vec<u32>> {
+        let (s, local) = signed.locate(g);
+        let f = &mut sig_files[s];
+        f.seek(SeekFrom::Start(local * rec + 16))?;
+        let mut b = vec![0u8; 4 * perms];
+        f.read_exact(&mut b)?;
+        Ok(b.chunks(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect())
+    };
+    let mut keys: Vec<(u64, u64)> = Vec::with_capacity(signed.n as usize);
+    for i in 0..num_shards {
+        let p = sig_base(out, i).with_extension(format!("band{band}"));
+        let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        anyhow::ensure!(
+            bytes.len() as u64 == 8 * signed.counts[i as usize],
+            "{} does not match its count",
+            p.display()
+        );
+        for (j, c) in bytes.chunks_exact(8).enumerate() {
+            keys.push((
+                u64::from_le_bytes(c.try_into().expect("8 bytes")),
+                signed.starts[i as usize] + j as u64,
+            ));
+        }
+    }
+    keys.sort_unstable();
+    let mut report = BucketReport {
+        band,
+        ..Default::default()
+    };
+    let path = pairs_path(out, band);
+    std::fs::create_dir_all(path.parent().expect("has parent"))?;
+    let mut w = BufWriter::new(File::create(&path)?);
+    let mut k = 0;
+    while k < keys.len() {
+        let mut e = k + 1;
+        while e < keys.len() && keys[e].0 == keys[k].0 {
+            e += 1;
+        }
+        if e - k > 1 {
+            let first = keys[k].1;
+            let first_sig = read_sig(first)?;
+            for &(_, m) in &keys[k + 1..e] {
+                report.compared += 1;
+                if estimate_jaccard(&first_sig, &read_sig(m)?) >= cfg.threshold {
+                    report.confirmed += 1;
+                    w.write_all(&first.to_le_bytes())?;
+                    w.write_all(&m.to_le_bytes())?;
+                }
+            }
+        }
+        k = e;
+    }
+    w.flush()?;
+    std::fs::write(path.with_extension("done"), serde_json::to_vec(&report)?)?;
+    Ok(report)
+}
+
 /// What `cluster` found.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ClusterReport {
@@ -130,46 +277,9 @@ pub struct ClusterReport {
 /// Cluster the signatures of all `num_shards` shards and write the remove
 /// lists (see the module docs). Errors: a shard not signed (listed), I/O.
 pub fn cluster(out: &Path, num_shards: u32, cfg: &DedupConfig) -> Result<ClusterReport> {
-    let missing: Vec<String> = (0..num_shards)
-        .filter(|&i| !signed(out, i))
-        .map(|i| i.to_string())
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "shards {} have not signed their documents (backforth dedup sign)",
-            missing.join(", ")
-        );
-    }
-    let perms = cfg.bands * cfg.rows;
-    let rec = 16 + 4 * perms as u64;
-    let mut counts = Vec::new();
-    for i in 0..num_shards {
-        let d: SignDone =
-            serde_json::from_slice(&std::fs::read(sig_base(out, i).with_extension("done"))?)?;
-        if (d.bands, d.rows) != (cfg.bands, cfg.rows) {
-            bail!(
-                "shard {i} was signed with {}×{} bands×rows, not {}×{}",
-                d.bands,
-                d.rows,
-                cfg.bands,
-                cfg.rows
-            );
-        }
-        counts.push(d.documents);
-    }
-    let starts: Vec<u64> = counts
-        .iter()
-        .scan(0, |acc, &c| {
-            let s = *acc;
-            *acc += c;
-            Some(s)
-        })
-        .collect();
-    let n: u64 = counts.iter().sum();
-    let shard_of = |g: u64| -> (usize, u64) {
-        let s = starts.partition_point(|&st| st <= g) - 1;
-        (s, g - starts[s])
-    };
+    let signed = Signed::load(out, num_shards, cfg)?;
+    let (counts, starts, n) = (&signed.counts, &signed.starts, signed.n);
+    let rec = 16 + 4 * (cfg.bands * cfg.rows) as u64;
     let mut uf = FirstKeeps::new(n);
     let mut report = ClusterReport {
         documents: n,
@@ -177,7 +287,6 @@ pub fn cluster(out: &Path, num_shards: u32, cfg: &DedupConfig) -> Result<Cluster
     };
     // exact keys, in memory for the exact pass and to name a removal's kind
     let mut exact: Vec<[u8; 16]> = Vec::with_capacity(n as usize);
-    let mut sig_files = Vec::new();
     for i in 0..num_shards {
         let p = sig_base(out, i).with_extension("sig");
         let mut r =
@@ -188,7 +297,6 @@ pub fn cluster(out: &Path, num_shards: u32, cfg: &DedupConfig) -> Result<Cluster
                 .with_context(|| format!("{} is shorter than its count", p.display()))?;
             exact.push(buf[..16].try_into().expect("16 bytes"));
         }
-        sig_files.push(File::open(&p)?);
     }
     if cfg.exact {
         let mut order: Vec<u64> = (0..n).collect();
@@ -200,52 +308,21 @@ pub fn cluster(out: &Path, num_shards: u32, cfg: &DedupConfig) -> Result<Cluster
         }
     }
     if cfg.near {
-        let mut read_sig = |g: u64| -> Result<Vec<u32>> {
-            let (s, local) = shard_of(g);
-            let f = &mut sig_files[s];
-            f.seek(SeekFrom::Start(local * rec + 16))?;
-            let mut b = vec![0u8; 4 * perms];
-            f.read_exact(&mut b)?;
-            Ok(b.chunks(4)
-                .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect())
-        };
-        for b in 0..cfg.bands {
-            // the bucket task of band b: every document's key, sorted
-            let mut keys: Vec<(u64, u64)> = Vec::with_capacity(n as usize);
-            for i in 0..num_shards {
-                let p = sig_base(out, i).with_extension(format!("band{b}"));
-                let bytes =
-                    std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-                for (j, c) in bytes.chunks_exact(8).enumerate() {
-                    keys.push((
-                        u64::from_le_bytes(c.try_into().expect("8 bytes")),
-                        starts[i as usize] + j as u64,
-                    ));
-                }
-            }
-            keys.sort_unstable();
-            let mut k = 0;
-            while k < keys.len() {
-                let mut e = k + 1;
-                while e < keys.len() && keys[e].0 == keys[k].0 {
-                    e += 1;
-                }
-                if e - k > 1 {
-                    let first = keys[k].1;
-                    let first_sig = read_sig(first)?;
-                    for &(_, m) in &keys[k + 1..e] {
-                        if uf.find(m) == uf.find(first) {
-                            continue;
-                        }
-                        report.compared += 1;
-                        if estimate_jaccard(&first_sig, &read_sig(m)?) >= cfg.threshold {
-                            report.confirmed += 1;
-                            uf.union(first, m);
-                        }
-                    }
-                }
-                k = e;
+        for band in 0..cfg.bands as u32 {
+            let done = pairs_path(out, band).with_extension("done");
+            let r: BucketReport = match std::fs::read(&done) {
+                Ok(b) => serde_json::from_slice(&b)?,
+                // not run as its own task: run it here
+                Err(_) => buckets(out, num_shards, cfg, band)?,
+            };
+            report.compared += r.compared;
+            report.confirmed += r.confirmed;
+            let bytes = std::fs::read(pairs_path(out, band))?;
+            for c in bytes.chunks_exact(16) {
+                let a = u64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
+                let b = u64::from_le_bytes(c[8..].try_into().expect("8 bytes"));
+                anyhow::ensure!(a < n && b < n, "band {band}: pair ({a}, {b}) outside the {n} documents signed now; rerun dedup buckets");
+                uf.union(a, b);
             }
         }
     }

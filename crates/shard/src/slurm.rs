@@ -9,8 +9,10 @@
 //!   ids ≥ its `MaxArraySize`, so ranks are cut into windows of that size;
 //!   each part's tasks add `BACKFORTH_SHARD_OFFSET` to `SLURM_ARRAY_TASK_ID`;
 //! - with `dedup`: `sign-<offset>.sbatch` (the same arrays running `backforth
-//!   dedup sign`) and `cluster.sbatch` (`backforth dedup cluster`), chained
-//!   before the shards: sign → cluster → shards → merge, each `afterok`;
+//!   dedup sign`), `buckets.sbatch` (an array over the bands running
+//!   `backforth dedup buckets`) and `cluster.sbatch` (`backforth dedup
+//!   cluster`), chained before the shards: sign → buckets → cluster → shards
+//!   → merge, each `afterok`;
 //! - `merge.sbatch`: `backforth merge`;
 //! - `logs/%A_%a.log` (per task), `logs/merge-%j.log`.
 
@@ -37,15 +39,19 @@ pub struct SlurmOptions {
     /// More `#SBATCH` flags, each as written after `#SBATCH ` (e.g. `--account=x`).
     pub extra: Vec<String>,
     pub job_name: String,
-    /// Dedup across shards first (sign array, cluster job).
+    /// Dedup across shards first (sign array, bucket array over
+    /// `dedup_bands` bands, cluster job).
     pub dedup: bool,
+    pub dedup_bands: u32,
 }
 
 /// The scripts of one submission.
 #[derive(Debug, Clone)]
 pub struct Scripts {
-    /// Dedup: sign arrays and the cluster job (empty / `None` without dedup).
+    /// Dedup: sign arrays, the bucket array and the cluster job (empty /
+    /// `None` without dedup).
     pub sign: Vec<ArrayScript>,
+    pub buckets: Option<PathBuf>,
     pub cluster: Option<PathBuf>,
     pub shards: Vec<ArrayScript>,
     pub merge: PathBuf,
@@ -176,7 +182,7 @@ pub fn write_scripts(
         Ok(v)
     };
     let scripts = arrays("shards", "run", &opts.job_name)?;
-    let (sign, cluster) = if opts.dedup {
+    let (sign, buckets, cluster) = if opts.dedup {
         let sign = arrays("sign", "dedup sign", &format!("{}-sign", opts.job_name))?;
         let mut c = header(
             &format!("{}-cluster", opts.job_name),
@@ -188,9 +194,20 @@ pub fn write_scripts(
         );
         let p = dir.join("cluster.sbatch");
         std::fs::write(&p, c)?;
-        (sign, Some(p))
+        let mut bk = header(
+            &format!("{}-buckets", opts.job_name),
+            format!("{}/buckets-%A_%a.log", logs.display()),
+        );
+        bk += &format!(
+            "#SBATCH --array=0-{}\nset -euo pipefail\nexec {exe} dedup buckets --config {cfg} --num-shards {}\n",
+            opts.dedup_bands.max(1) - 1,
+            opts.num_shards
+        );
+        let bp = dir.join("buckets.sbatch");
+        std::fs::write(&bp, bk)?;
+        (sign, Some(bp), Some(p))
     } else {
-        (Vec::new(), None)
+        (Vec::new(), None, None)
     };
     let mut m = header(
         &format!("{}-merge", opts.job_name),
@@ -205,6 +222,7 @@ pub fn write_scripts(
     std::fs::write(&merge, m)?;
     Ok(Scripts {
         sign,
+        buckets,
         cluster,
         shards: scripts,
         merge,
@@ -215,6 +233,7 @@ pub fn write_scripts(
 #[derive(Debug, Clone)]
 pub struct Submitted {
     pub sign_jobs: Vec<String>,
+    pub buckets_job: Option<String>,
     pub cluster_job: Option<String>,
     pub array_jobs: Vec<String>,
     pub merge_job: String,
@@ -246,7 +265,7 @@ fn sbatch(args: &[String]) -> Result<String> {
     Ok(s.trim().split(';').next().unwrap_or("").to_string())
 }
 
-/// Submit the chain: (sign arrays → cluster →) shard arrays → merge, each
+/// Submit the chain: (sign arrays → bucket array → cluster →) shard arrays → merge, each
 /// step `afterok` on the one before. Errors: sbatch missing or refusing a
 /// script (its message).
 pub fn submit(s: &Scripts) -> Result<Submitted> {
@@ -254,9 +273,17 @@ pub fn submit(s: &Scripts) -> Result<Submitted> {
     for a in &s.sign {
         sign_jobs.push(sbatch(&[a.path.display().to_string()])?);
     }
+    let buckets_job = match &s.buckets {
+        Some(b) => {
+            let mut args = after(&sign_jobs);
+            args.push(b.display().to_string());
+            Some(sbatch(&args)?)
+        }
+        None => None,
+    };
     let cluster_job = match &s.cluster {
         Some(c) => {
-            let mut args = after(&sign_jobs);
+            let mut args = after(&buckets_job.iter().cloned().collect::<Vec<_>>());
             args.push(c.display().to_string());
             Some(sbatch(&args)?)
         }
@@ -274,6 +301,7 @@ pub fn submit(s: &Scripts) -> Result<Submitted> {
     let merge_job = sbatch(&args)?;
     Ok(Submitted {
         sign_jobs,
+        buckets_job,
         cluster_job,
         array_jobs,
         merge_job,
@@ -354,11 +382,18 @@ mod tests {
             Path::new("/w"),
             &SlurmOptions {
                 dedup: true,
+                dedup_bands: 14,
                 ..opts.clone()
             },
         )
         .unwrap();
         assert_eq!(with_dedup.sign.len(), 2);
+        let bk = std::fs::read_to_string(with_dedup.buckets.unwrap()).unwrap();
+        assert!(
+            bk.contains("#SBATCH --array=0-13\n")
+                && bk.contains("dedup buckets --config '/c' --num-shards 3"),
+            "{bk}"
+        );
         let sign = std::fs::read_to_string(&with_dedup.sign[0].path).unwrap();
         assert!(
             sign.contains("exec '/b' dedup sign --config '/c' --num-shards 3\n"),

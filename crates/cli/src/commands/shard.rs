@@ -185,6 +185,7 @@ fn submit(a: SlurmArgs) -> Result<()> {
         max_array_size,
         extra: a.extra,
         dedup: a.dedup,
+        dedup_bands: cfg.dedup.bands as u32,
         job_name: format!(
             "backforth-{}",
             out.file_name()
@@ -201,7 +202,12 @@ fn submit(a: SlurmArgs) -> Result<()> {
             s.offset
         );
     }
-    for p in scripts.cluster.iter().chain([&scripts.merge]) {
+    for p in scripts
+        .buckets
+        .iter()
+        .chain(&scripts.cluster)
+        .chain([&scripts.merge])
+    {
         eprintln!("wrote {}", p.display());
     }
     if a.dry_run {
@@ -212,8 +218,9 @@ fn submit(a: SlurmArgs) -> Result<()> {
         String::new()
     } else {
         format!(
-            "dedup sign {} → cluster {} → ",
+            "dedup sign {} → buckets {} → cluster {} → ",
             sub.sign_jobs.join(", "),
+            sub.buckets_job.clone().unwrap_or_default(),
             sub.cluster_job.clone().unwrap_or_default()
         )
     };
@@ -224,7 +231,7 @@ fn submit(a: SlurmArgs) -> Result<()> {
     );
     println!(
         "{}",
-        serde_json::json!({"sign_jobs": sub.sign_jobs, "cluster_job": sub.cluster_job, "array_jobs": sub.array_jobs, "merge_job": sub.merge_job})
+        serde_json::json!({"sign_jobs": sub.sign_jobs, "buckets_job": sub.buckets_job, "cluster_job": sub.cluster_job, "array_jobs": sub.array_jobs, "merge_job": sub.merge_job})
     );
     Ok(())
 }
@@ -309,6 +316,18 @@ pub fn dedup(cmd: DedupCmd) -> Result<()> {
                 backforth_shard::dedup::dedup_dir(&out)
                     .join("sig")
                     .display()
+            );
+            Ok(())
+        }
+        DedupCmd::Buckets(a) => {
+            let cfg = a.common.config()?;
+            let out = PathBuf::from(&cfg.output.dir);
+            let band = backforth_shard::rank::shard_index_from_env(a.band, cfg.dedup.bands as u32)
+                .context("the band (--band B)")?;
+            let r = backforth_shard::dedup::buckets(&out, a.num_shards, &cfg.dedup, band)?;
+            eprintln!(
+                "band {band}: {} bucket pairs compared, {} confirmed",
+                r.compared, r.confirmed
             );
             Ok(())
         }
