@@ -178,7 +178,15 @@ fn local_shards_killed_and_relaunched_merge_to_the_single_process_run() {
         !out.join("shards/00001/_DONE.json").exists(),
         "killed before it finished"
     );
-    assert_eq!(status_json(&out), ["missing", "stopped", "missing"]);
+    // shard 2, killed in a later stage: after its first curation
+    let mut child = shard("2").spawn().unwrap();
+    let curate = out.join("shards/00002/stages/curate.jsonl");
+    wait_for("shard 2's first curation", Duration::from_secs(300), || {
+        lines_in(&curate) >= 1
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(status_json(&out), ["missing", "stopped", "stopped"]);
     let o = Command::new(env!("CARGO_BIN_EXE_backforth"))
         .args(["merge", "--out", out.to_str().unwrap()])
         .output()
@@ -194,13 +202,15 @@ fn local_shards_killed_and_relaunched_merge_to_the_single_process_run() {
         assert!(shard(i).status().unwrap().success(), "shard {i}");
     }
     assert_eq!(status_json(&out), ["done", "done", "done"]);
-    // the resumed shard did not redo or duplicate the record it had
-    let ids: Vec<String> = read_jsonl(&stage)
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect();
-    let unique: std::collections::HashSet<_> = ids.iter().collect();
-    assert_eq!(ids.len(), unique.len(), "{ids:?}");
+    // the resumed shards did not redo or duplicate the records they had
+    for f in [&stage, &curate] {
+        let ids: Vec<String> = read_jsonl(f)
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        let unique: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(ids.len(), unique.len(), "{ids:?}");
+    }
     // a finished shard is skipped
     let o = shard("0").output().unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("already done"));
