@@ -42,4 +42,24 @@ for sel in ["random", "nearest"]:
     n = len(rows) or 1
     print(f"{sel:<9} {bt['parsed_ok']:>3}/{bt['done']:<3} {statistics.mean(rel) if rel else float('nan'):>10.3f} "
           f"{off / n:>10.1%} {non / n:>10.1%} {ok / n:>7.1%}  {s['stages']['curate']['score_histogram']}")
+# paired, per document: the same document's instruction under each selection
+by = {}
+for sel in ["random", "nearest"]:
+    for l in open(f"{root}/{sel}/checks.jsonl"):
+        r = json.loads(l)
+        if r["export"] == "curated":
+            by.setdefault(r["id"], {})[sel] = r["checks"]
+both = [v for v in by.values() if len(v) == 2]
+flag = lambda c: "instruction_off_topic" in c["reasons"]
+only_r = sum(flag(v["random"]) and not flag(v["nearest"]) for v in both)
+only_n = sum(flag(v["nearest"]) and not flag(v["random"]) for v in both)
+d = [v["nearest"]["relevance"] - v["random"]["relevance"] for v in both
+     if v["nearest"]["relevance"] is not None and v["random"]["relevance"] is not None]
+# exact two-sided sign test on the discordant documents (McNemar's exact form)
+from math import comb
+k, m = min(only_r, only_n), only_r + only_n
+p = min(1.0, 2 * sum(comb(m, i) for i in range(k + 1)) / 2 ** m) if m else 1.0
+print(f"paired over {len(both)} documents: off-topic only with random {only_r}, only with nearest {only_n} "
+      f"(exact sign test p = {p:.2f}); relevance nearest − random: mean {statistics.mean(d) if d else 0:+.3f}, "
+      f"higher in {sum(x > 0 for x in d)}, lower in {sum(x < 0 for x in d)}, equal in {sum(x == 0 for x in d)}")
 PY
