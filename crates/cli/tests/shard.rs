@@ -91,11 +91,17 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn status_json(out: &Path) -> Vec<String> {
-    let o = Command::new(env!("CARGO_BIN_EXE_backforth"))
-        .args(["status", "--json", "--out", out.to_str().unwrap()])
+/// A backforth command on the run folder `out` (`… --out OUT`), its output.
+fn on_run(out: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_backforth"))
+        .args(args)
+        .args(["--out", out.to_str().unwrap()])
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn status_json(out: &Path) -> Vec<String> {
+    let o = on_run(out, &["status", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
     v.into_iter()
@@ -187,10 +193,7 @@ fn local_shards_killed_and_relaunched_merge_to_the_single_process_run() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(status_json(&out), ["missing", "stopped", "stopped"]);
-    let o = Command::new(env!("CARGO_BIN_EXE_backforth"))
-        .args(["merge", "--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = on_run(&out, &["merge"]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -215,10 +218,7 @@ fn local_shards_killed_and_relaunched_merge_to_the_single_process_run() {
     let o = shard("0").output().unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("already done"));
 
-    let o = Command::new(env!("CARGO_BIN_EXE_backforth"))
-        .args(["merge", "--with-stages", "--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = on_run(&out, &["merge", "--with-stages"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_same_as_reference(&out, reference);
     assert_eq!(read_jsonl(&out.join("documents.jsonl")).len(), 8);
@@ -227,10 +227,7 @@ fn local_shards_killed_and_relaunched_merge_to_the_single_process_run() {
     let mut t = std::fs::read(&f).unwrap();
     t.extend_from_slice(b"{\"id\": \"x\"}\n");
     std::fs::write(&f, t).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_backforth"))
-        .args(["merge", "--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = on_run(&out, &["merge"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("changed after its shard finished"));
 }
@@ -572,10 +569,7 @@ fn dedup_across_shards_removes_what_one_shard_removes_before_any_llm_call() {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    let o = Command::new(env!("CARGO_BIN_EXE_backforth"))
-        .args(["merge", "--with-stages", "--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = on_run(out, &["merge", "--with-stages"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ids: Vec<String> = read_jsonl(&out.join("stages/backtranslate.jsonl"))
         .iter()

@@ -62,10 +62,6 @@ pub fn prepare_stream(
     emit: &mut dyn FnMut(Document) -> Result<()>,
 ) -> Result<PrepareStats> {
     let t0 = std::time::Instant::now();
-    anyhow::ensure!(
-        !cfg.input.paths.is_empty() || !cfg.input.parts.is_empty(),
-        "no input: set input.paths (or pass --input)"
-    );
     let mut stream = DocumentStream::from_parts(input_parts(cfg.input)?, cfg.input.clone());
     let mut st = PrepareStats::default();
     let mut dedup = Deduper::new(cfg.dedup.clone());

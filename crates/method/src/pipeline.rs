@@ -77,10 +77,7 @@ pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputSta
     // stage keys and per-record seeds match a single-process run); the done
     // marker also names this run folder's share of it (a shard's parts and
     // ordinal base), so a folder never reuses documents read for another share.
-    let whole_input = backforth_corpus::readers::ReaderOptions {
-        parts: Vec::new(),
-        ..cfg.input.clone()
-    };
+    let whole_input = cfg.input.without_parts();
     let key = if cfg.run.prepare {
         let settings = (
             &whole_input,
@@ -121,10 +118,6 @@ pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputSta
         );
         return mark_documents_done(&done_path, key, share, st.input);
     }
-    anyhow::ensure!(
-        !cfg.input.paths.is_empty() || !cfg.input.parts.is_empty(),
-        "no input: set input.paths (or pass --input)"
-    );
     let mut stream = DocumentStream::from_parts(input_parts(&cfg.input)?, cfg.input.clone());
     let tmp = run.0.join("documents.jsonl.tmp");
     let mut w = std::io::BufWriter::new(

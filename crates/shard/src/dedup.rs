@@ -29,7 +29,10 @@
 //! document); `cluster` the union-find (8 B), the exact keys (16 B) and the
 //! ids of all documents.
 
+use crate::shard::ShardJob;
 use anyhow::{bail, Context, Result};
+use backforth::pipeline::{exclude_documents, prepare_documents};
+use backforth::store::{RecordLines, RunDir};
 use backforth_corpus::dedup::{
     band_keys, estimate_jaccard, exact_key, DedupConfig, FirstKeeps, MinHasher,
 };
@@ -66,10 +69,37 @@ struct SignDone {
     rows: usize,
 }
 
-#[derive(Deserialize)]
-struct Doc {
-    id: String,
-    text: String,
+/// Sign a shard that has not run yet: read its documents as its run will
+/// (`documents.jsonl` in its folder; none for a shard with no input), then
+/// [`sign`] them. Returns the number signed. Errors: as [`sign`], reading the input.
+pub fn sign_shard(job: &ShardJob) -> Result<u64> {
+    let docs = job.dir.join("documents.jsonl");
+    if job.empty {
+        std::fs::write(&docs, b"")?;
+    } else {
+        prepare_documents(&job.config, &RunDir(job.dir.clone()))?;
+    }
+    sign(&job.out, job.index, &docs, &job.config.dedup)
+}
+
+/// Before a shard's first stage: if dedup across shards signed it, drop
+/// the documents on its remove list (see
+/// [`backforth::pipeline::exclude_documents`]). Returns the number dropped,
+/// or `None` when dedup across shards was not used. Errors: the shard was
+/// signed but `cluster` has not run, I/O.
+pub fn drop_remove_list(job: &ShardJob) -> Result<Option<u64>> {
+    if !signed(&job.out, job.index) {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        cluster_done(&job.out).exists(),
+        "shard {} signed its documents for dedup across shards, but `backforth dedup cluster` has not run",
+        job.index
+    );
+    let remove = read_remove_list(&job.out, job.index)?;
+    let run = RunDir(job.dir.clone());
+    prepare_documents(&job.config, &run)?;
+    Ok(Some(exclude_documents(&run, &remove)?))
 }
 
 /// Sign shard `index`'s documents (`documents`: JSONL records with `id` and
@@ -83,14 +113,9 @@ pub fn sign(out: &Path, index: u32, documents: &Path, cfg: &DedupConfig) -> Resu
     let mut band_w: Vec<BufWriter<File>> = (0..cfg.bands)
         .map(|b| File::create(base.with_extension(format!("band{b}"))).map(BufWriter::new))
         .collect::<std::io::Result<_>>()?;
-    let r = BufReader::new(
-        File::open(documents).with_context(|| format!("opening {}", documents.display()))?,
-    );
     let mut n = 0u64;
-    for (i, line) in r.lines().enumerate() {
-        let line = line?;
-        let d: Doc = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not a document record", documents.display(), i + 1))?;
+    for d in RecordLines::open(documents)? {
+        let d = d.map_err(anyhow::Error::msg)?;
         let sig = hasher.signature(&d.text);
         sig_w.write_all(&exact_key(&d.text))?;
         for x in &sig {

@@ -39,6 +39,18 @@ pub enum ShardState {
     Missing,
 }
 
+impl ShardState {
+    /// The state as `status` prints it (and as it serialises).
+    pub fn name(self) -> &'static str {
+        match self {
+            ShardState::Done => "done",
+            ShardState::Running => "running",
+            ShardState::Stopped => "stopped",
+            ShardState::Missing => "missing",
+        }
+    }
+}
+
 /// The state of every shard of the run in `out`. Errors: no plan, I/O.
 pub fn status(out: &Path) -> Result<(Plan, Vec<ShardState>)> {
     let plan = read_plan(out)?.with_context(|| {
@@ -114,12 +126,7 @@ pub fn merge(out: &Path, with_stages: bool) -> Result<MergeReport> {
         .iter()
         .enumerate()
         .filter(|(_, s)| **s != ShardState::Done)
-        .map(|(i, s)| {
-            format!(
-                "{i} ({})",
-                serde_json::to_value(s).unwrap().as_str().unwrap_or("?")
-            )
-        })
+        .map(|(i, s)| format!("{i} ({})", s.name()))
         .collect();
     if !not_done.is_empty() {
         bail!(

@@ -59,19 +59,14 @@ impl Plan {
     /// blake3 of the plan's JSON (what each completion marker names, so a
     /// marker from another plan is never taken as this plan's).
     pub fn hash(&self) -> String {
-        let j = serde_json::to_vec(self).expect("plan serialises");
-        blake3::hash(&j).to_hex()[..32].to_string()
+        backforth::hash::hex(&serde_json::to_vec(self).expect("plan serialises"), 32)
     }
 }
 
 /// blake3 of the `[input]` section without the shard-only `parts`.
 pub fn input_hash(opts: &ReaderOptions) -> String {
-    let whole = ReaderOptions {
-        parts: Vec::new(),
-        ..opts.clone()
-    };
-    let j = serde_json::to_vec(&whole).expect("input section serialises");
-    blake3::hash(&j).to_hex()[..32].to_string()
+    let j = serde_json::to_vec(&opts.without_parts()).expect("input section serialises");
+    backforth::hash::hex(&j, 32)
 }
 
 /// List the inputs `opts.paths` names, with sizes. Errors: a path or glob

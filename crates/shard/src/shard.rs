@@ -109,7 +109,8 @@ pub enum ShardStart {
 pub struct ShardJob {
     pub index: u32,
     pub num_shards: u32,
-    /// The shard folder (also `config.output.dir`).
+    /// The run folder (`<out>`) and the shard folder (also `config.output.dir`).
+    pub out: PathBuf,
     pub dir: PathBuf,
     /// The run's configuration for this shard: output in the shard folder,
     /// `input.parts` from the plan, `run.ordinal_base` = index × 2⁴⁰.
@@ -155,6 +156,7 @@ pub fn begin_shard(cfg: &Config, num_shards: u32, index: u32) -> Result<ShardSta
     Ok(ShardStart::Run(Box::new(ShardJob {
         index,
         num_shards,
+        out,
         dir,
         config,
         empty,

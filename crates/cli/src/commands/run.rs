@@ -40,17 +40,7 @@ pub fn run(
                     eprintln!("shard {i} has no input in the plan (more shards than input to cut); marked done");
                     return Ok(());
                 }
-                let out = PathBuf::from(&common.config()?.output.dir);
-                if backforth_shard::dedup::signed(&out, i) {
-                    // dedup across shards ran its first stage: its remove list goes first
-                    anyhow::ensure!(
-                        backforth_shard::dedup::cluster_done(&out).exists(),
-                        "shard {i} signed its documents for dedup across shards, but `backforth dedup cluster` has not run"
-                    );
-                    let remove = backforth_shard::dedup::read_remove_list(&out, i)?;
-                    let rd = RunDir(j.dir.clone());
-                    pipeline::prepare_documents(&cfg, &rd)?;
-                    let n = pipeline::exclude_documents(&rd, &remove)?;
+                if let Some(n) = backforth_shard::dedup::drop_remove_list(&j)? {
                     eprintln!("shard {i}: {n} documents dropped as duplicates across shards");
                 }
                 job = Some(j);

@@ -34,15 +34,6 @@ pub fn plan(a: PlanArgs) -> Result<()> {
     Ok(())
 }
 
-fn state_name(s: ShardState) -> &'static str {
-    match s {
-        ShardState::Done => "done",
-        ShardState::Running => "running",
-        ShardState::Stopped => "stopped",
-        ShardState::Missing => "missing",
-    }
-}
-
 /// `backforth status`: one line per state with its ranks.
 pub fn status(a: StatusArgs) -> Result<()> {
     let (plan, states) = backforth_shard::status(&a.out)?;
@@ -64,7 +55,7 @@ pub fn status(a: StatusArgs) -> Result<()> {
             .collect();
         println!(
             "{:>8}: {:>5} of {}  {}",
-            state_name(want),
+            want.name(),
             ranks.len(),
             plan.num_shards,
             compact(&ranks)
@@ -290,30 +281,16 @@ pub fn dedup(cmd: DedupCmd) -> Result<()> {
                 .num_shards
                 .context("dedup sign needs --num-shards")?;
             let i = backforth_shard::rank::shard_index_from_env(a.shard.shard, n)?;
-            let out = PathBuf::from(&cfg.output.dir);
             let job = match backforth_shard::begin_shard(&cfg, n, i)? {
                 backforth_shard::ShardStart::Done(_) => anyhow::bail!(
                     "shard {i} has already run: dedup across shards must come before the shards run (use a new output folder)"
                 ),
                 backforth_shard::ShardStart::Run(j) => j,
             };
-            if !job.empty {
-                backforth::pipeline::prepare_documents(
-                    &job.config,
-                    &backforth::store::RunDir(job.dir.clone()),
-                )?;
-            } else {
-                std::fs::write(job.dir.join("documents.jsonl"), b"")?;
-            }
-            let docs = backforth_shard::dedup::sign(
-                &out,
-                i,
-                &job.dir.join("documents.jsonl"),
-                &cfg.dedup,
-            )?;
+            let docs = backforth_shard::dedup::sign_shard(&job)?;
             eprintln!(
                 "shard {i} of {n}: {docs} documents signed → {}",
-                backforth_shard::dedup::dedup_dir(&out)
+                backforth_shard::dedup::dedup_dir(&job.out)
                     .join("sig")
                     .display()
             );

@@ -8,6 +8,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Extensions [`open_decompressed`] decompresses.
+const COMPRESSED: [&str; 4] = [".gz", ".zst", ".zstd", ".bz2"];
+
+/// Whether [`open_decompressed`] decompresses `path` (by its extension).
+pub fn compressed(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    COMPRESSED.iter().any(|e| name.ends_with(e))
+}
+
 /// Open a file, decompressing by extension (`.gz` multi-member gzip, `.zst`/`.zstd`,
 /// `.bz2` multi-stream bzip2).
 pub fn open_decompressed(path: &Path) -> io::Result<Box<dyn Read>> {

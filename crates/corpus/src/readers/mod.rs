@@ -80,6 +80,17 @@ pub struct ReaderOptions {
     pub max_chars: usize,
 }
 
+impl ReaderOptions {
+    /// The same settings without a shard's `parts`: the logical input, which
+    /// every shard of a run shares (what keys and plans hash).
+    pub fn without_parts(&self) -> ReaderOptions {
+        ReaderOptions {
+            parts: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
+
 impl Default for ReaderOptions {
     fn default() -> Self {
         ReaderOptions {
@@ -189,20 +200,22 @@ pub fn splittable(path: &Path, format: InputFormat) -> bool {
         InputFormat::Auto => detect_format(path),
         f => f,
     };
-    let name = path.to_string_lossy().to_ascii_lowercase();
-    let compressed = [".gz", ".zst", ".zstd", ".bz2"]
-        .iter()
-        .any(|e| name.ends_with(e));
-    matches!(fmt, InputFormat::Jsonl | InputFormat::Lines) && !compressed && path.is_file()
+    matches!(fmt, InputFormat::Jsonl | InputFormat::Lines)
+        && !io::compressed(path)
+        && path.is_file()
 }
 
 /// The parts `opts` names: `opts.parts` when set (a shard), else every path
 /// of `opts.paths` expanded ([`expand_paths`]) and taken whole.
-/// Errors: as [`expand_paths`].
+/// Errors: no input at all, as [`expand_paths`].
 pub fn input_parts(opts: &ReaderOptions) -> Result<Vec<InputPart>> {
     if !opts.parts.is_empty() {
         return Ok(opts.parts.clone());
     }
+    anyhow::ensure!(
+        !opts.paths.is_empty(),
+        "no input: set input.paths (or pass --input)"
+    );
     Ok(expand_paths(&opts.paths)?
         .into_iter()
         .map(InputPart::whole)
@@ -294,7 +307,7 @@ impl DocumentStream {
                 );
                 return;
             }
-            match open_range(&path, range) {
+            match open_range(&path, range.0) {
                 Ok((reader, pos, line)) => {
                     self.cur = Some(Current::LineFile {
                         path,
@@ -430,33 +443,15 @@ type RangeStart = (BufReader<Box<dyn std::io::Read>>, u64, u64);
 /// Open `path` at the first line starting in `[start, end)`: returns the
 /// reader there, that line's byte offset and the number of lines before it
 /// (counted from the file's start, so line numbers match a whole-file read).
-fn open_range(path: &Path, (start, _end): (u64, u64)) -> std::io::Result<RangeStart> {
-    use std::io::{BufRead, Read, Seek, SeekFrom};
+fn open_range(path: &Path, start: u64) -> std::io::Result<RangeStart> {
+    use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path)?;
     let mut pos = 0u64;
     if start > 0 {
-        // the line holding byte start-1 ends at or after start-1: skip through its newline
+        // the line holding byte start-1 ends at or after start-1: skip through
+        // its newline (a limit of 0 bytes holds none of it)
         f.seek(SeekFrom::Start(start - 1))?;
-        let mut r = BufReader::new(&mut f);
-        let mut n = 0u64;
-        loop {
-            let avail = r.fill_buf()?;
-            if avail.is_empty() {
-                break;
-            }
-            match avail.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    r.consume(i + 1);
-                    n += i as u64 + 1;
-                    break;
-                }
-                None => {
-                    let k = avail.len();
-                    r.consume(k);
-                    n += k as u64;
-                }
-            }
-        }
+        let (_, n) = read_line_counted(&mut BufReader::new(&mut f), &mut Vec::new(), 0)?;
         pos = start - 1 + n;
     }
     // lines before `pos`: count newlines in [0, pos)
