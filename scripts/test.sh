@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
-scripts/fetch-assets.sh test-model corpus seeds news-html junk minilm mtbench hf-datasets >/dev/null
+scripts/fetch-assets.sh test-model corpus seeds news-html junk minilm mtbench hf-datasets moto >/dev/null
 scripts/check-layout.sh
 cargo test --release --locked --workspace "$@"
