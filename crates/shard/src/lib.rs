@@ -15,6 +15,10 @@
 //! <out>/_SUCCESS            written last by merge
 //! ```
 //!
+//! An `<out>` in object storage (`s3://bucket/run`, …) has the same layout
+//! there; each task works in a node-local mirror and puts what others must
+//! see at fixed points, markers and `plan.json` create-only ([`remote`]).
+//!
 //! A local run is a run with one shard and none of this: the method crate
 //! does not know about shards beyond two settings a shard fills in
 //! (`input.parts`, `run.ordinal_base`).
@@ -22,7 +26,7 @@
 //! Modules: [`plan`] (listing and assignment), [`dedup`] (exact and MinHash
 //! dedup across shards, staged), [`rank`] (which shard am I),
 //! [`shard`] (one shard's folder, lock and marker), [`merge`] (merge and
-//! status), [`slurm`] and [`k8s`] (launchers: they write the files a
+//! status), [`remote`] (run folders in object storage), [`slurm`] and [`k8s`] (launchers: they write the files a
 //! scheduler takes and, for Slurm, submit them).
 
 pub mod dedup;
@@ -30,9 +34,11 @@ pub mod k8s;
 pub mod merge;
 pub mod plan;
 pub mod rank;
+pub mod remote;
 pub mod shard;
 pub mod slurm;
 
-pub use merge::{merge, status, MergeReport, ShardState};
-pub use plan::{ensure_plan, Plan};
+pub use merge::{merge, merge_at, status, status_at, MergeReport, ShardState};
+pub use plan::{ensure_plan, ensure_plan_at, Plan};
+pub use remote::RunDir;
 pub use shard::{begin_shard, ShardJob, ShardStart};

@@ -13,6 +13,7 @@
 //! summed, shares recomputed), the dataset card and `_SUCCESS`.
 
 use crate::plan::{read_plan, Plan};
+use crate::remote::RunDir;
 use crate::shard::{read_marker, shard_dir, Marker, LOCK_FILE, MARKER_FILE};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -74,6 +75,97 @@ pub fn status(out: &Path) -> Result<(Plan, Vec<ShardState>)> {
         states.push(s);
     }
     Ok((plan, states))
+}
+
+/// [`status`] for a run folder that may be in object storage: there a
+/// shard is done when the store holds its marker; a shard that is not is
+/// `running` when this machine's mirror holds its lock, else `missing`
+/// (tasks on other machines cannot be seen from here).
+/// Errors: no plan in the store, the store's, I/O.
+pub fn status_at(run: &RunDir) -> Result<(Plan, Vec<ShardState>)> {
+    if !run.is_remote() {
+        return status(&run.local);
+    }
+    if !run.fetch(crate::plan::PLAN_FILE)? {
+        bail!(
+            "{} has no plan.json: not a sharded run (or no shard has started)",
+            run.name
+        );
+    }
+    let plan = read_plan(&run.local)?.context("plan.json vanished from the mirror")?;
+    let done: HashSet<String> = run
+        .list(crate::shard::SHARDS_DIR)?
+        .into_iter()
+        .filter_map(|k| {
+            k.strip_suffix(&format!("/{MARKER_FILE}"))
+                .map(str::to_string)
+        })
+        .collect();
+    let states = (0..plan.num_shards)
+        .map(|i| {
+            if done.contains(&format!("{i:05}")) {
+                ShardState::Done
+            } else if lock_held(&shard_dir(&run.local, i).join(LOCK_FILE)) {
+                ShardState::Running
+            } else {
+                ShardState::Missing
+            }
+        })
+        .collect();
+    Ok((plan, states))
+}
+
+/// [`merge`] for a run folder that may be in object storage: the plan, the
+/// markers and the files to merge are downloaded into the mirror, merged
+/// there (re-hashed against the markers), and the merged files uploaded,
+/// `_SUCCESS` last and create-only. Errors: as [`merge`]; a run already
+/// merged (its `_SUCCESS` in the store); the store's.
+pub fn merge_at(run: &RunDir, with_stages: bool) -> Result<MergeReport> {
+    if !run.is_remote() {
+        return merge(&run.local, with_stages);
+    }
+    if run.fetch(SUCCESS_FILE)? {
+        bail!(
+            "{} is already merged ({} exists; delete it to merge again)",
+            run.name,
+            run.show(SUCCESS_FILE)
+        );
+    }
+    let (plan, _) = status_at(run)?;
+    for i in 0..plan.num_shards {
+        let rel = crate::shard::shard_rel(i);
+        if run.fetch(&format!("{rel}/{MARKER_FILE}"))? {
+            run.fetch_tree(&rel, |name| {
+                name != MARKER_FILE
+                    && (with_stages || !(name.starts_with("stages/") || name == "documents.jsonl"))
+            })?;
+        }
+    }
+    let mut report = merge(&run.local, with_stages)?;
+    report.run_dir = run.name.clone();
+    let mut outputs: Vec<String> = report.files.keys().cloned().collect();
+    outputs.extend(["summary.json".to_string(), "README.md".to_string()]);
+    for p in &report.parquet {
+        if let Ok(rel) = Path::new(p).strip_prefix(&run.local) {
+            outputs.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    for rel in &outputs {
+        if run.local.join(rel).is_file() {
+            run.push(rel)?;
+        }
+    }
+    std::fs::write(
+        run.local.join(SUCCESS_FILE),
+        serde_json::to_vec_pretty(&report)?,
+    )?;
+    if !run.push_create(SUCCESS_FILE)? {
+        bail!(
+            "{} was written by another merge first",
+            run.show(SUCCESS_FILE)
+        );
+    }
+    Ok(report)
 }
 
 /// Ranks not done and not running: what a relaunch should cover.

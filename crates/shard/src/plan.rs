@@ -10,8 +10,9 @@
 //! lands in exactly one shard, and shards concatenated in rank order read
 //! the inputs in the same order as a single process does.
 
+use crate::remote::RunDir;
 use anyhow::{bail, Context, Result};
-use backforth_corpus::readers::{expand_paths, splittable, InputPart, ReaderOptions};
+use backforth_corpus::readers::{expand_sized, splittable, InputPart, ReaderOptions};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -69,31 +70,18 @@ pub fn input_hash(opts: &ReaderOptions) -> String {
     backforth::hash::hex(&j, 32)
 }
 
-/// List the inputs `opts.paths` names, with sizes. Errors: a path or glob
-/// that matches nothing, a file whose size cannot be read.
+/// List the inputs `opts.paths` names, with sizes (local paths, globs,
+/// object-store URLs). Errors: a path or glob that matches nothing, a
+/// size that cannot be read.
 pub fn list_inputs(opts: &ReaderOptions) -> Result<Vec<InputFile>> {
-    let mut out = Vec::new();
-    for p in expand_paths(&opts.paths)? {
-        let bytes = size_of(&p).with_context(|| format!("size of {}", p.display()))?;
-        out.push(InputFile {
-            splittable: splittable(&p, opts.format),
-            path: p,
+    Ok(expand_sized(&opts.paths)?
+        .into_iter()
+        .map(|(path, bytes)| InputFile {
+            splittable: splittable(&path, opts.format),
+            path,
             bytes,
-        });
-    }
-    Ok(out)
-}
-
-fn size_of(p: &Path) -> std::io::Result<u64> {
-    let m = std::fs::metadata(p)?;
-    if !m.is_dir() {
-        return Ok(m.len());
-    }
-    let mut total = 0;
-    for e in std::fs::read_dir(p)? {
-        total += size_of(&e?.path())?;
-    }
-    Ok(total)
+        })
+        .collect())
 }
 
 /// Assign `files` to `num_shards` shards (see the module docs). Every
@@ -204,6 +192,29 @@ pub fn ensure_plan(out: &Path, opts: &ReaderOptions, num_shards: u32) -> Result<
         return Ok(p);
     }
     Ok(plan)
+}
+
+/// [`ensure_plan`] for a run folder that may be in object storage: the
+/// store's `plan.json` is taken when there is one; otherwise the plan is
+/// made in the mirror, its manifest uploaded, and the plan put create-only
+/// (a task that loses the race takes the winner's and checks it).
+/// Errors: as [`ensure_plan`], the store's.
+pub fn ensure_plan_at(run: &RunDir, opts: &ReaderOptions, num_shards: u32) -> Result<Plan> {
+    if !run.is_remote() {
+        return ensure_plan(&run.local, opts, num_shards);
+    }
+    if run.fetch(PLAN_FILE)? {
+        return ensure_plan(&run.local, opts, num_shards);
+    }
+    // no plan in the store: a manifest left in the mirror is stale
+    let _ = std::fs::remove_file(run.local.join(MANIFEST_FILE));
+    let plan = ensure_plan(&run.local, opts, num_shards)?;
+    run.push(MANIFEST_FILE)?;
+    if run.push_create(PLAN_FILE)? {
+        return Ok(plan);
+    }
+    run.fetch(PLAN_FILE)?;
+    ensure_plan(&run.local, opts, num_shards)
 }
 
 /// Read `<out>/plan.json` if present. Errors: unreadable or not a plan.

@@ -9,7 +9,8 @@
 //! settings. A shard with a marker is skipped when relaunched; one without
 //! resumes inside its own folder as a local run does.
 
-use crate::plan::{ensure_plan, write_create_only, Plan};
+use crate::plan::{ensure_plan_at, write_create_only, Plan};
+use crate::remote::RunDir;
 use anyhow::{bail, Context, Result};
 use backforth::config::Config;
 use backforth::pipeline::Summary;
@@ -26,9 +27,14 @@ pub const MARKER_FILE: &str = "_DONE.json";
 /// The lock file's name inside a shard folder.
 pub const LOCK_FILE: &str = ".lock";
 
-/// `<out>/shards/<index, 5 digits>`.
+/// Shard `index`'s folder relative to the run folder: `shards/<5 digits>`.
+pub fn shard_rel(index: u32) -> String {
+    format!("{SHARDS_DIR}/{index:05}")
+}
+
+/// Shard `index`'s folder in the run folder `out` ([`shard_rel`]).
 pub fn shard_dir(out: &Path, index: u32) -> PathBuf {
-    out.join(SHARDS_DIR).join(format!("{index:05}"))
+    out.join(shard_rel(index))
 }
 
 /// Size, line count and blake3 (hex) of one file.
@@ -117,6 +123,8 @@ pub struct ShardJob {
     pub config: Config,
     /// The plan has no input for this shard (more shards than inputs to cut).
     pub empty: bool,
+    /// The run folder as configured (a path, or a URL whose mirror is `out`).
+    pub run: RunDir,
     plan_hash: String,
     _lock: File,
 }
@@ -135,15 +143,21 @@ pub fn host_name() -> String {
 /// Errors: a plan for other inputs or shard count, a marker from another
 /// plan, the shard running in another process, I/O.
 pub fn begin_shard(cfg: &Config, num_shards: u32, index: u32) -> Result<ShardStart> {
-    let out = PathBuf::from(&cfg.output.dir);
-    let plan = ensure_plan(&out, &cfg.input, num_shards)?;
+    let run = RunDir::open(&cfg.output.dir)?;
+    let plan = ensure_plan_at(&run, &cfg.input, num_shards)?;
+    let out = run.local.clone();
     let dir = shard_dir(&out, index);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let marker_rel = format!("{}/{MARKER_FILE}", shard_rel(index));
+    // in object storage a shard is done when the store has its marker (the
+    // mirror's copy is replaced, or removed when the store has none)
+    run.fetch(&marker_rel)?;
     if let Some(m) = done_marker(&dir, &plan)? {
         return Ok(ShardStart::Done(Box::new(m)));
     }
     let lock = take_lock(&dir, index)?;
     // another process may have finished it between the check and the lock
+    run.fetch(&marker_rel)?;
     if let Some(m) = done_marker(&dir, &plan)? {
         return Ok(ShardStart::Done(Box::new(m)));
     }
@@ -160,6 +174,7 @@ pub fn begin_shard(cfg: &Config, num_shards: u32, index: u32) -> Result<ShardSta
         dir,
         config,
         empty,
+        run,
         plan_hash: plan.hash(),
         _lock: lock,
     })))
@@ -238,6 +253,41 @@ pub fn shard_files(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Every file below `dir`, relative, sorted, that a shard uploads: all but
+/// its lock, its marker, SQLite files (the response cache stays on the
+/// node; `backforth cache merge` joins caches) and temp files.
+pub fn upload_list(dir: &Path) -> Result<Vec<String>> {
+    fn walk(root: &Path, d: &Path, out: &mut Vec<String>) -> Result<()> {
+        for e in std::fs::read_dir(d).with_context(|| format!("listing {}", d.display()))? {
+            let e = e?;
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                walk(root, &p, out)?;
+                continue;
+            }
+            let rel = p
+                .strip_prefix(root)
+                .expect("below root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            let name = e.file_name().to_string_lossy().to_string();
+            let skip = name == LOCK_FILE
+                || name == MARKER_FILE
+                || name.contains(".sqlite")
+                || name.ends_with(".tmp")
+                || name.ends_with(".part");
+            if !skip {
+                out.push(rel);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
 impl ShardJob {
     /// Write the completion marker after the shard's run: checksums of its
     /// files, its counts and stage keys (`summary` is `None` for a shard
@@ -275,7 +325,26 @@ impl ShardJob {
                 .unwrap_or(0),
         };
         let p = self.dir.join(MARKER_FILE);
-        if !write_create_only(&p, &serde_json::to_vec_pretty(&marker)?)? {
+        let json = serde_json::to_vec_pretty(&marker)?;
+        if self.run.is_remote() {
+            // the mirror is this task's own: the create-only step is the store's,
+            // after every file is up
+            let rel = shard_rel(self.index);
+            for f in upload_list(&self.dir)? {
+                self.run.push(&format!("{rel}/{f}"))?;
+            }
+            std::fs::write(&p, &json).with_context(|| format!("writing {}", p.display()))?;
+            let marker_rel = format!("{rel}/{MARKER_FILE}");
+            if !self.run.push_create(&marker_rel)? {
+                bail!(
+                    "{} was written by another task first (shard {} ran twice); its outputs stand, this task's are not used",
+                    self.run.show(&marker_rel),
+                    self.index
+                );
+            }
+            return Ok(marker);
+        }
+        if !write_create_only(&p, &json)? {
             bail!(
                 "{} was written by another process while this one held the lock",
                 p.display()

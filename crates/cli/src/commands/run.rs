@@ -21,15 +21,39 @@ pub fn run(
     let mut cfg = common.config()?;
     let stages = stages.unwrap_or_else(|| cfg.run.stages.clone());
     let mut job = None;
-    if let Some(n) = shard.num_shards {
+    // an output in object storage is written by a one-shard run and a merge
+    let remote = backforth_shard::remote::is_url(&cfg.output.dir);
+    let auto_merge = remote && shard.num_shards.is_none();
+    let num_shards = shard.num_shards.or(auto_merge.then_some(1));
+    let run_name = cfg.output.dir.clone();
+    let merge_remote = || -> Result<()> {
+        let run = backforth_shard::RunDir::open(&run_name)?;
+        if !run.fetch(backforth_shard::merge::SUCCESS_FILE)? {
+            let r = backforth_shard::merge_at(&run, false)?;
+            eprintln!(
+                "uploaded {} files → {}",
+                r.files.len() + r.parquet.len() + 2,
+                r.run_dir
+            );
+        }
+        Ok(())
+    };
+    if let Some(n) = num_shards {
         anyhow::ensure!(from.is_none(), "--from and --num-shards do not go together");
-        let i = backforth_shard::rank::shard_index_from_env(shard.shard, n)?;
+        let i = if auto_merge {
+            0
+        } else {
+            backforth_shard::rank::shard_index_from_env(shard.shard, n)?
+        };
         match backforth_shard::begin_shard(&cfg, n, i)? {
             backforth_shard::ShardStart::Done(m) => {
                 eprintln!(
                     "shard {i} of {n} is already done ({} documents, examples {:?}); nothing to do",
                     m.documents, m.examples
                 );
+                if auto_merge {
+                    merge_remote()?;
+                }
                 return Ok(());
             }
             backforth_shard::ShardStart::Run(j) => {
@@ -60,6 +84,9 @@ pub fn run(
             m.num_shards,
             m.files.len()
         );
+        if auto_merge {
+            merge_remote()?;
+        }
     }
     let run = RunDir(PathBuf::from(&cfg.output.dir));
     eprintln!(

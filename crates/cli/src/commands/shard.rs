@@ -5,16 +5,17 @@
 use crate::cli::{DedupCmd, K8sArgs, K8sCmd, MergeArgs, PlanArgs, SlurmArgs, SlurmCmd, StatusArgs};
 use anyhow::{Context, Result};
 use backforth_shard::merge::{ranks_to_launch, ShardState};
-use backforth_shard::plan::ensure_plan;
+use backforth_shard::plan::{ensure_plan, ensure_plan_at};
 use backforth_shard::slurm::{self, SlurmOptions};
+use backforth_shard::RunDir;
 use std::path::{Path, PathBuf};
 
 /// `backforth plan`: make (or check) the plan and print its shape.
 pub fn plan(a: PlanArgs) -> Result<()> {
     let cfg = a.common.config()?;
-    let out = PathBuf::from(&cfg.output.dir);
+    let run = RunDir::open(&cfg.output.dir)?;
     let t0 = std::time::Instant::now();
-    let p = ensure_plan(&out, &cfg.input, a.num_shards)?;
+    let p = ensure_plan_at(&run, &cfg.input, a.num_shards)?;
     let sizes: Vec<u64> = p.shards.iter().map(|s| s.bytes).collect();
     let (lo, hi) = (
         sizes.iter().min().copied().unwrap_or(0),
@@ -29,14 +30,15 @@ pub fn plan(a: PlanArgs) -> Result<()> {
         hi,
         p.shards.iter().filter(|s| s.parts.is_empty()).count(),
         t0.elapsed().as_secs_f64(),
-        out.join(backforth_shard::plan::PLAN_FILE).display()
+        run.show(backforth_shard::plan::PLAN_FILE)
     );
     Ok(())
 }
 
 /// `backforth status`: one line per state with its ranks.
 pub fn status(a: StatusArgs) -> Result<()> {
-    let (plan, states) = backforth_shard::status(&a.out)?;
+    let run = RunDir::open(&a.out.to_string_lossy())?;
+    let (plan, states) = backforth_shard::status_at(&run)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&states)?);
         return Ok(());
@@ -61,10 +63,10 @@ pub fn status(a: StatusArgs) -> Result<()> {
             compact(&ranks)
         );
     }
-    if a.out.join(backforth_shard::merge::SUCCESS_FILE).exists() {
+    if run.fetch(backforth_shard::merge::SUCCESS_FILE)? {
         println!(
             "  merged: {}",
-            a.out.join(backforth_shard::merge::SUCCESS_FILE).display()
+            run.show(backforth_shard::merge::SUCCESS_FILE)
         );
     }
     Ok(())
@@ -84,10 +86,11 @@ fn compact(ranks: &[String]) -> String {
 
 /// `backforth merge`: merge the shards (optionally waiting for them).
 pub fn merge(a: MergeArgs) -> Result<()> {
+    let run = RunDir::open(&a.out.to_string_lossy())?;
     if let Some(limit) = a.wait {
         let t0 = std::time::Instant::now();
         loop {
-            let done = match backforth_shard::status(&a.out) {
+            let done = match backforth_shard::status_at(&run) {
                 Ok((_, st)) => st.iter().all(|s| *s == ShardState::Done),
                 Err(_) => false, // no plan yet: the shards have not started
             };
@@ -103,7 +106,7 @@ pub fn merge(a: MergeArgs) -> Result<()> {
             std::thread::sleep(std::time::Duration::from_secs(30));
         }
     }
-    let r = backforth_shard::merge(&a.out, a.with_stages)?;
+    let r = backforth_shard::merge_at(&run, a.with_stages)?;
     for (f, n) in &r.files {
         let dup = r
             .duplicate_ids
@@ -125,6 +128,7 @@ fn write_effective_config(
     cfg: &mut backforth::config::Config,
     sub: &str,
 ) -> Result<(PathBuf, PathBuf)> {
+    backforth_shard::remote::require_local(&RunDir::open(&cfg.output.dir)?, "slurm submit")?;
     let out = std::path::absolute(&cfg.output.dir).context("output.dir")?;
     cfg.output.dir = out.display().to_string();
     let dir = out.join(sub);
@@ -273,9 +277,16 @@ fn manifest(a: K8sArgs) -> Result<()> {
 
 /// `backforth dedup sign | cluster`.
 pub fn dedup(cmd: DedupCmd) -> Result<()> {
+    let local_only = |cfg: &backforth::config::Config| {
+        backforth_shard::remote::require_local(
+            &RunDir::open(&cfg.output.dir)?,
+            "dedup across shards",
+        )
+    };
     match cmd {
         DedupCmd::Sign(a) => {
             let cfg = a.common.config()?;
+            local_only(&cfg)?;
             let n = a
                 .shard
                 .num_shards
@@ -298,6 +309,7 @@ pub fn dedup(cmd: DedupCmd) -> Result<()> {
         }
         DedupCmd::Buckets(a) => {
             let cfg = a.common.config()?;
+            local_only(&cfg)?;
             let out = PathBuf::from(&cfg.output.dir);
             let band = backforth_shard::rank::shard_index_from_env(a.band, cfg.dedup.bands as u32)
                 .context("the band (--band B)")?;
@@ -310,6 +322,7 @@ pub fn dedup(cmd: DedupCmd) -> Result<()> {
         }
         DedupCmd::Cluster(a) => {
             let cfg = a.common.config()?;
+            local_only(&cfg)?;
             let out = PathBuf::from(&cfg.output.dir);
             let t0 = std::time::Instant::now();
             let r = backforth_shard::dedup::cluster(&out, a.num_shards, &cfg.dedup)?;

@@ -17,10 +17,84 @@ pub fn compressed(path: &Path) -> bool {
     COMPRESSED.iter().any(|e| name.ends_with(e))
 }
 
-/// Open a file, decompressing by extension (`.gz` multi-member gzip, `.zst`/`.zstd`,
-/// `.bz2` multi-stream bzip2).
+/// Whether `path` names an object in a store (`s3://`, `gs://`, `az://`,
+/// `file://`, … see `backforth_objstore::SCHEMES`) rather than a local path.
+/// Decided on the text alone, so a build without the `object-store`
+/// feature can still say why it cannot read one.
+pub fn is_url(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| {
+        s.split_once("://").is_some_and(|(scheme, _)| {
+            scheme.len() >= 2 && scheme.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+    })
+}
+
+/// Open `path` at byte `start`: a local file (seeked), or with the
+/// `object-store` feature an object URL (one streaming ranged GET).
+/// Errors: I/O, no such object, a URL in a build without the feature.
+pub fn open_at(path: &Path, start: u64) -> io::Result<Box<dyn Read>> {
+    if is_url(path) {
+        return open_url(path, start);
+    }
+    let mut f = File::open(path)?;
+    if start > 0 {
+        use std::io::{Seek, SeekFrom};
+        f.seek(SeekFrom::Start(start))?;
+    }
+    Ok(Box::new(f))
+}
+
+#[cfg(feature = "object-store")]
+fn open_url(path: &Path, start: u64) -> io::Result<Box<dyn Read>> {
+    let url = path.to_string_lossy();
+    backforth_objstore::Location::parse(&url)
+        .and_then(|l| l.reader(start))
+        .map(|r| Box::new(r) as Box<dyn Read>)
+        .map_err(|e| io::Error::other(format!("{e:#}")))
+}
+
+#[cfg(feature = "object-store")]
+fn url_size(path: &Path) -> io::Result<u64> {
+    backforth_objstore::Location::parse(&path.to_string_lossy())
+        .and_then(|l| l.head())
+        .map_err(|e| io::Error::other(format!("{e:#}")))?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such object"))
+}
+
+#[cfg(not(feature = "object-store"))]
+fn url_size(path: &Path) -> io::Result<u64> {
+    open_url(path, 0).map(|_| 0)
+}
+
+#[cfg(not(feature = "object-store"))]
+fn open_url(path: &Path, _start: u64) -> io::Result<Box<dyn Read>> {
+    Err(io::Error::other(format!(
+        "{}: object-store URLs need backforth built with the `object-store` feature",
+        path.display()
+    )))
+}
+
+/// Size in bytes of an input: a file, an object URL, or a folder (the sum
+/// of the files below it). Errors: I/O, no such object.
+pub fn input_size(path: &Path) -> io::Result<u64> {
+    if is_url(path) {
+        return url_size(path);
+    }
+    let m = std::fs::metadata(path)?;
+    if !m.is_dir() {
+        return Ok(m.len());
+    }
+    let mut total = 0;
+    for e in std::fs::read_dir(path)? {
+        total += input_size(&e?.path())?;
+    }
+    Ok(total)
+}
+
+/// Open a file or object, decompressing by extension (`.gz` multi-member
+/// gzip, `.zst`/`.zstd`, `.bz2` multi-stream bzip2).
 pub fn open_decompressed(path: &Path) -> io::Result<Box<dyn Read>> {
-    let f = File::open(path)?;
+    let f = open_at(path, 0)?;
     let name = path.to_string_lossy();
     Ok(if name.ends_with(".gz") {
         Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(f)))
@@ -112,16 +186,17 @@ fn memchr(s: &[u8]) -> Option<usize> {
     s.iter().position(|&b| b == b'\n')
 }
 
-/// Read a whole file, refusing ones over `max` bytes (so one huge file cannot exhaust memory).
+/// Read a whole file or object, refusing ones over `max` bytes (so one
+/// huge file cannot exhaust memory; at most `max + 1` bytes are read).
 pub fn read_capped(f: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let m = std::fs::metadata(f)?;
-    if m.len() > max {
+    let mut out = Vec::new();
+    open_at(f, 0)?.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
         return Err(io::Error::other(format!(
-            "file of {} bytes is over max_line_bytes={max}",
-            m.len()
+            "file is over max_line_bytes={max} bytes"
         )));
     }
-    std::fs::read(f)
+    Ok(out)
 }
 
 /// Counts bytes read through it (shared counter), to report decompressed offsets.

@@ -151,23 +151,53 @@ impl InputStats {
 /// Expand globs and check existence; keeps the given order, sorts each glob's matches.
 /// Errors: a pattern that matches nothing or a missing path.
 pub fn expand_paths(paths: &[String]) -> Result<Vec<PathBuf>> {
+    Ok(expand_sized(paths)?.into_iter().map(|(p, _)| p).collect())
+}
+
+/// [`expand_paths`] with each input's size in bytes (a folder: the sum of
+/// its files). Object-store URLs (`s3://bucket/dir/*.jsonl.gz`, a prefix
+/// ending in `/`) are listed through the store with the `object-store`
+/// feature; their sizes come from the listing. Errors: as
+/// [`expand_paths`], a size that cannot be read.
+pub fn expand_sized(paths: &[String]) -> Result<Vec<(PathBuf, u64)>> {
     let mut out = Vec::new();
     for p in paths {
-        if p.contains(['*', '?', '[']) {
+        if io::is_url(Path::new(p)) {
+            out.extend(expand_url(p)?);
+        } else if p.contains(['*', '?', '[']) {
             let mut m: Vec<PathBuf> = glob::glob(p)
                 .with_context(|| format!("bad glob {p}"))?
                 .filter_map(|r| r.ok())
                 .collect();
             anyhow::ensure!(!m.is_empty(), "input pattern {p} matches no file");
             m.sort();
-            out.extend(m);
+            for f in m {
+                let n = io::input_size(&f).with_context(|| format!("size of {}", f.display()))?;
+                out.push((f, n));
+            }
         } else {
             let pb = PathBuf::from(p);
             anyhow::ensure!(pb.exists(), "input {p} does not exist");
-            out.push(pb);
+            let n = io::input_size(&pb).with_context(|| format!("size of {p}"))?;
+            out.push((pb, n));
         }
     }
     Ok(out)
+}
+
+#[cfg(feature = "object-store")]
+fn expand_url(p: &str) -> Result<Vec<(PathBuf, u64)>> {
+    Ok(backforth_objstore::expand(p)?
+        .into_iter()
+        .map(|(l, n)| (PathBuf::from(l.url()), n))
+        .collect())
+}
+
+#[cfg(not(feature = "object-store"))]
+fn expand_url(p: &str) -> Result<Vec<(PathBuf, u64)>> {
+    anyhow::bail!(
+        "input {p}: object-store URLs need backforth built with the `object-store` feature"
+    )
 }
 
 /// One input as a reader takes it: a whole file or folder, or the byte range
@@ -202,7 +232,7 @@ pub fn splittable(path: &Path, format: InputFormat) -> bool {
     };
     matches!(fmt, InputFormat::Jsonl | InputFormat::Lines)
         && !io::compressed(path)
-        && path.is_file()
+        && (io::is_url(path) || path.is_file())
 }
 
 /// The parts `opts` names: `opts.parts` when set (a shard), else every path
@@ -223,7 +253,7 @@ pub fn input_parts(opts: &ReaderOptions) -> Result<Vec<InputPart>> {
 }
 
 fn detect_format(path: &Path) -> InputFormat {
-    if path.is_dir() {
+    if !io::is_url(path) && path.is_dir() {
         return InputFormat::TextDir;
     }
     let name = path.to_string_lossy().to_ascii_lowercase();
@@ -444,33 +474,32 @@ type RangeStart = (BufReader<Box<dyn std::io::Read>>, u64, u64);
 /// reader there, that line's byte offset and the number of lines before it
 /// (counted from the file's start, so line numbers match a whole-file read).
 fn open_range(path: &Path, start: u64) -> std::io::Result<RangeStart> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path)?;
+    use std::io::Read;
     let mut pos = 0u64;
     if start > 0 {
         // the line holding byte start-1 ends at or after start-1: skip through
         // its newline (a limit of 0 bytes holds none of it)
-        f.seek(SeekFrom::Start(start - 1))?;
-        let (_, n) = read_line_counted(&mut BufReader::new(&mut f), &mut Vec::new(), 0)?;
+        let mut r = BufReader::new(io::open_at(path, start - 1)?);
+        let (_, n) = read_line_counted(&mut r, &mut Vec::new(), 0)?;
         pos = start - 1 + n;
     }
-    // lines before `pos`: count newlines in [0, pos)
-    f.seek(SeekFrom::Start(0))?;
+    // lines before `pos`: count newlines in [0, pos) (for an object, a
+    // streamed read of its head, never held)
+    let mut head = io::open_at(path, 0)?.take(pos);
     let mut lines = 0u64;
-    let mut left = pos;
     let mut buf = vec![0u8; 1 << 16];
-    while left > 0 {
-        let want = buf.len().min(left as usize);
-        let got = f.read(&mut buf[..want])?;
+    loop {
+        let got = head.read(&mut buf)?;
         if got == 0 {
             break;
         }
         lines += buf[..got].iter().filter(|&&b| b == b'\n').count() as u64;
-        left -= got as u64;
     }
-    f.seek(SeekFrom::Start(pos))?;
-    let boxed: Box<dyn std::io::Read> = Box::new(f);
-    Ok((BufReader::with_capacity(1 << 16, boxed), pos, lines))
+    Ok((
+        BufReader::with_capacity(1 << 16, io::open_at(path, pos)?),
+        pos,
+        lines,
+    ))
 }
 
 fn fmt_loc(s: &SourceLoc) -> String {

@@ -43,8 +43,12 @@ impl ParquetSource {
         id_field: &str,
     ) -> Result<parquet::record::reader::RowIter<'static>, String> {
         use parquet::file::reader::{FileReader, SerializedFileReader};
-        let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-        let r = SerializedFileReader::new(f).map_err(|e| e.to_string())?;
+        let r: Box<dyn FileReader> = if super::io::is_url(path) {
+            remote::reader(path)?
+        } else {
+            let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+            Box::new(SerializedFileReader::new(f).map_err(|e| e.to_string())?)
+        };
         let schema = r.metadata().file_metadata().schema();
         let fields: Vec<_> = schema
             .get_fields()
@@ -59,10 +63,68 @@ impl ParquetSource {
             .with_fields(fields)
             .build()
             .map_err(|e| e.to_string())?;
-        let r: Box<dyn FileReader> = Box::new(r);
         parquet::record::reader::RowIter::from_file_into(r)
             .project(Some(proj))
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Parquet over object storage: the footer and column chunks are fetched
+/// by ranged GETs (`parquet`'s `ChunkReader` over a store location), so
+/// only the projected columns cross the network.
+#[cfg(feature = "object-store")]
+mod remote {
+    use backforth_objstore::{Location, ObjectReader};
+    use parquet::errors::ParquetError;
+    use parquet::file::reader::{ChunkReader, FileReader, Length, SerializedFileReader};
+    use std::path::Path;
+
+    struct Chunks {
+        loc: Location,
+        len: u64,
+    }
+
+    impl Length for Chunks {
+        fn len(&self) -> u64 {
+            self.len
+        }
+    }
+
+    impl ChunkReader for Chunks {
+        type T = ObjectReader;
+        fn get_read(&self, start: u64) -> parquet::errors::Result<ObjectReader> {
+            self.loc
+                .reader(start)
+                .map_err(|e| ParquetError::External(e.into()))
+        }
+        fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+            self.loc
+                .get_range(start, start + length as u64)
+                .map_err(|e| ParquetError::External(e.into()))
+        }
+    }
+
+    pub fn reader(path: &Path) -> Result<Box<dyn FileReader>, String> {
+        let loc = Location::parse(&path.to_string_lossy()).map_err(|e| format!("{e:#}"))?;
+        let len = loc
+            .head()
+            .map_err(|e| format!("{e:#}"))?
+            .ok_or_else(|| "no such object".to_string())?;
+        let r = SerializedFileReader::new(Chunks { loc, len }).map_err(|e| e.to_string())?;
+        Ok(Box::new(r))
+    }
+}
+
+#[cfg(not(feature = "object-store"))]
+mod remote {
+    use parquet::file::reader::FileReader;
+    use std::path::Path;
+
+    pub fn reader(path: &Path) -> Result<Box<dyn FileReader>, String> {
+        Err(format!(
+            "{}: object-store URLs need backforth built with the `object-store` feature",
+            path.display()
+        ))
     }
 }
 

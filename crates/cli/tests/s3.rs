@@ -1,0 +1,172 @@
+//! A run whose inputs and run folder are in S3 (moto's real S3 server on
+//! loopback, started here and stopped by PID), against a single process
+//! reading the same objects into a local folder (batch size 1, prefix reuse
+//! off): two shards, one byte-range-split JSONL object and one gzip object,
+//! `status` and `merge` on the bucket, the merged exports byte-identical;
+//! a finished shard is not run again, a merged run is not merged twice, a
+//! one-command `run` into the bucket (one shard + merge) gives the same
+//! dataset, and the secret key appears in no output.
+
+mod common;
+#[path = "../../objstore/tests/moto.rs"]
+mod moto;
+
+use backforth_objstore::Location;
+use common::*;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const EXPORTS: [&str; 3] = ["dataset.jsonl", "curated.jsonl", "checks.jsonl"];
+
+fn ok(o: &Output, what: &str) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{what} failed: {err}");
+    assert!(!err.contains(moto::SECRET), "{what} printed the secret key");
+    err
+}
+
+#[test]
+fn s3_inputs_and_run_folder_give_the_local_result() {
+    let d = tempfile::tempdir().unwrap();
+    let Some(s3) = moto::Moto::start(d.path()) else {
+        return;
+    };
+    for (k, v) in s3.env() {
+        std::env::set_var(k, v);
+    }
+    s3.bucket("corpus");
+    // six real news stories: three in a plain JSONL object (the plan cuts it
+    // into byte ranges), three in a gzip object (taken whole)
+    let all = dolma_sample(d.path(), 6);
+    let lines: Vec<String> = std::fs::read_to_string(&all)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let bucket = Location::parse("s3://corpus").unwrap();
+    bucket
+        .join("in/part-a.jsonl")
+        .put((lines[..3].join("\n") + "\n").into_bytes())
+        .unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all((lines[3..].join("\n") + "\n").as_bytes())
+        .unwrap();
+    bucket
+        .join("in/part-b.jsonl.gz")
+        .put(gz.finish().unwrap())
+        .unwrap();
+
+    let work = d.path().join("work");
+    let cmd = |sub: &[&str], out: &str| -> Command {
+        let mut c = backforth_cmd(sub, Path::new(out), Path::new("s3://corpus/in/part-*"));
+        c.args([
+            "--batch-size",
+            "1",
+            "--stages",
+            "backtranslate,curate,rewrite",
+        ])
+        .args([
+            "-s",
+            "model.prefix_reuse=false",
+            "-s",
+            "curate.keep_min_score=1",
+        ])
+        .envs(s3.env())
+        .env("BACKFORTH_WORK_DIR", &work);
+        c
+    };
+    let reference = d.path().join("single");
+    ok(
+        &cmd(&["run"], reference.to_str().unwrap()).output().unwrap(),
+        "reference run",
+    );
+    assert_eq!(read_jsonl(&reference.join("documents.jsonl")).len(), 6);
+
+    let run = "s3://corpus/runs/two";
+    for i in ["1", "0"] {
+        let o = cmd(&["run", "--num-shards", "2", "--shard", i], run)
+            .output()
+            .unwrap();
+        ok(&o, &format!("shard {i}"));
+    }
+    let plan = String::from_utf8(
+        bucket
+            .join("runs/two/plan.json")
+            .get()
+            .unwrap()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        plan.contains("\"range\""),
+        "the JSONL object was cut into byte ranges: {plan}"
+    );
+    for i in 0..2 {
+        assert!(bucket
+            .join(&format!("runs/two/shards/{i:05}/_DONE.json"))
+            .head()
+            .unwrap()
+            .is_some());
+    }
+    let o = cmd(&["run", "--num-shards", "2", "--shard", "0"], run)
+        .output()
+        .unwrap();
+    assert!(ok(&o, "relaunch").contains("already done"));
+    let on_run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_backforth"))
+            .args(args)
+            .args(["--out", run])
+            .envs(s3.env())
+            .env("BACKFORTH_WORK_DIR", &work)
+            .output()
+            .unwrap()
+    };
+    let st = on_run(&["status"]);
+    ok(&st, "status");
+    assert!(
+        String::from_utf8_lossy(&st.stdout).contains("done:     2 of 2"),
+        "{}",
+        String::from_utf8_lossy(&st.stdout)
+    );
+    ok(&on_run(&["merge"]), "merge");
+    let again = on_run(&["merge"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already merged"));
+    for f in EXPORTS {
+        let got = bucket
+            .join(&format!("runs/two/{f}"))
+            .get()
+            .unwrap()
+            .unwrap_or_else(|| panic!("{f} uploaded"));
+        let want = std::fs::read(reference.join(f)).unwrap();
+        assert!(
+            got[..] == want[..],
+            "{f} differs from the single-process run"
+        );
+    }
+    assert!(bucket.join("runs/two/_SUCCESS").head().unwrap().is_some());
+    let summary: serde_json::Value =
+        serde_json::from_slice(&bucket.join("runs/two/summary.json").get().unwrap().unwrap())
+            .unwrap();
+    assert_eq!(summary["input"]["documents"], 6);
+
+    // one command into the bucket: a one-shard run and its merge (answers
+    // from the reference's response cache, so this costs no generation)
+    let one = "s3://corpus/runs/one";
+    let cache = reference.join("cache.sqlite");
+    let o = cmd(&["run"], one)
+        .args(["-s", &format!("cache.path={}", cache.display())])
+        .output()
+        .unwrap();
+    ok(&o, "run into the bucket");
+    let got = bucket
+        .join("runs/one/dataset.jsonl")
+        .get()
+        .unwrap()
+        .unwrap();
+    assert!(got[..] == std::fs::read(reference.join("dataset.jsonl")).unwrap()[..]);
+    let log = std::fs::read_to_string(&s3.log).unwrap();
+    assert!(!log.contains(moto::SECRET));
+}
