@@ -234,9 +234,10 @@ pub struct K8sArgs {
     pub parallelism: u32,
     #[arg(long, default_value_t = 3)]
     pub backoff_limit_per_index: u32,
-    /// ReadWriteMany PersistentVolumeClaim holding inputs and the run folder.
+    /// ReadWriteMany PersistentVolumeClaim holding local inputs and the run
+    /// folder; needed unless output.dir (and the inputs) are in object storage.
     #[arg(long)]
-    pub pvc: String,
+    pub pvc: Option<String>,
     #[arg(long, default_value = "/data")]
     pub mount_path: String,
     #[arg(long)]
@@ -248,7 +249,7 @@ pub struct K8sArgs {
     /// Environment variables taken from the Secret named like the job (e.g. BACKFORTH_API_KEY; repeatable).
     #[arg(long)]
     pub secret_env: Vec<String>,
-    /// Where to write the manifest (default: <out>/k8s/backforth.json).
+    /// Where to write the manifest (default: <out>/k8s/backforth.json; ./backforth-k8s.json when <out> is a URL).
     #[arg(long)]
     pub manifest: Option<PathBuf>,
 }

@@ -2,7 +2,9 @@
 //! loopback, started here and stopped by PID), against a single process
 //! reading the same objects into a local folder (batch size 1, prefix reuse
 //! off): two shards, one byte-range-split JSONL object and one gzip object,
-//! `status` and `merge` on the bucket, the merged exports byte-identical;
+//! dedup across shards on the bucket (sign, one band's bucket task, cluster)
+//! dropping a planted copy before any LLM call, `status` and `merge` on the
+//! bucket, the merged exports byte-identical (less the copy's lines);
 //! a finished shard is not run again, a merged run is not merged twice, a
 //! one-command `run` into the bucket (one shard + merge) gives the same
 //! dataset, and the secret key appears in no output.
@@ -26,6 +28,18 @@ fn ok(o: &Output, what: &str) -> String {
     err
 }
 
+/// An export of the reference run less the lines of the planted copy (a
+/// single process without dedup across shards keeps it).
+fn without_copy(p: &Path) -> Vec<u8> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("lee-copy"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
 #[test]
 fn s3_inputs_and_run_folder_give_the_local_result() {
     let d = tempfile::tempdir().unwrap();
@@ -37,13 +51,17 @@ fn s3_inputs_and_run_folder_give_the_local_result() {
     }
     s3.bucket("corpus");
     // six real news stories: three in a plain JSONL object (the plan cuts it
-    // into byte ranges), three in a gzip object (taken whole)
+    // into byte ranges), three in a gzip object (taken whole) with a copy of
+    // the first story under another id after them
     let all = dolma_sample(d.path(), 6);
-    let lines: Vec<String> = std::fs::read_to_string(&all)
+    let mut lines: Vec<String> = std::fs::read_to_string(&all)
         .unwrap()
         .lines()
         .map(String::from)
         .collect();
+    let mut copy: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    copy["id"] = "lee-copy".into();
+    lines.push(copy.to_string());
     let bucket = Location::parse("s3://corpus").unwrap();
     bucket
         .join("in/part-a.jsonl")
@@ -81,9 +99,44 @@ fn s3_inputs_and_run_folder_give_the_local_result() {
         &cmd(&["run"], reference.to_str().unwrap()).output().unwrap(),
         "reference run",
     );
-    assert_eq!(read_jsonl(&reference.join("documents.jsonl")).len(), 6);
-
+    // a single process without dedup across shards keeps the copy
+    assert_eq!(read_jsonl(&reference.join("documents.jsonl")).len(), 7);
     let run = "s3://corpus/runs/two";
+    // dedup across shards, every step on the bucket
+    for i in ["0", "1"] {
+        ok(
+            &cmd(&["dedup", "sign", "--num-shards", "2", "--shard", i], run)
+                .output()
+                .unwrap(),
+            "dedup sign",
+        );
+    }
+    ok(
+        &cmd(
+            &["dedup", "buckets", "--num-shards", "2", "--band", "0"],
+            run,
+        )
+        .output()
+        .unwrap(),
+        "dedup buckets",
+    );
+    ok(
+        &cmd(&["dedup", "cluster", "--num-shards", "2"], run)
+            .output()
+            .unwrap(),
+        "dedup cluster",
+    );
+    assert!(bucket
+        .join("runs/two/dedup/pairs/band0.done")
+        .head()
+        .unwrap()
+        .is_some());
+    assert!(bucket
+        .join("runs/two/dedup/remove/_DONE")
+        .head()
+        .unwrap()
+        .is_some());
+
     for i in ["1", "0"] {
         let o = cmd(&["run", "--num-shards", "2", "--shard", i], run)
             .output()
@@ -140,9 +193,8 @@ fn s3_inputs_and_run_folder_give_the_local_result() {
             .get()
             .unwrap()
             .unwrap_or_else(|| panic!("{f} uploaded"));
-        let want = std::fs::read(reference.join(f)).unwrap();
         assert!(
-            got[..] == want[..],
+            got[..] == without_copy(&reference.join(f))[..],
             "{f} differs from the single-process run"
         );
     }
@@ -151,6 +203,11 @@ fn s3_inputs_and_run_folder_give_the_local_result() {
         serde_json::from_slice(&bucket.join("runs/two/summary.json").get().unwrap().unwrap())
             .unwrap();
     assert_eq!(summary["input"]["documents"], 6);
+    assert_eq!(
+        summary["input"]["skipped"]["exact_duplicate_across_shards"], 1,
+        "{}",
+        summary["input"]
+    );
 
     // one command into the bucket: a one-shard run and its merge (answers
     // from the reference's response cache, so this costs no generation)
@@ -167,6 +224,13 @@ fn s3_inputs_and_run_folder_give_the_local_result() {
         .unwrap()
         .unwrap();
     assert!(got[..] == std::fs::read(reference.join("dataset.jsonl")).unwrap()[..]);
+    let one: serde_json::Value =
+        serde_json::from_slice(&bucket.join("runs/one/summary.json").get().unwrap().unwrap())
+            .unwrap();
+    assert_eq!(
+        one["input"]["documents"], 7,
+        "no dedup across shards asked: the copy stays"
+    );
     let log = std::fs::read_to_string(&s3.log).unwrap();
     assert!(!log.contains(moto::SECRET));
 }

@@ -10,10 +10,14 @@
 //!   rank with a new afterok merge job, the merged exports byte-identical;
 //!   the first submission chains dedup across shards (sign array, cluster
 //!   job) before the shards;
+//! - the run folder in S3 (moto) under the same Slurm: scripts in the
+//!   submit folder, shards and merge through the bucket;
 //! - dedup across shards: 3 shards remove exactly what 1 shard removes
 //!   (exact and near copies planted across files), before any LLM call.
 
 mod common;
+#[path = "../../objstore/tests/moto.rs"]
+mod moto;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -436,6 +440,68 @@ fn slurm_array_with_a_cancelled_task_relaunched_merges_to_the_single_process_run
         logs.len()
     );
     assert!(out.join("dedup/remove/_DONE").exists());
+}
+
+/// The run folder in S3 (moto on loopback) under a real Slurm: the config,
+/// scripts and logs go to `.backforth/slurm-<hash>/` in the submit folder,
+/// the shards put their files and markers in the bucket, the merge job
+/// merges from it. Answers come from the reference's response cache (the
+/// point here is the plumbing, the generation is tested above).
+#[test]
+fn slurm_array_with_the_run_folder_in_s3_merges_to_the_single_process_run() {
+    if !have("slurmctld") || !have("munged") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs slurm-wlm and munge"
+        );
+        eprintln!("SKIPPED: slurm-wlm / munge are not installed");
+        return;
+    }
+    let _serial = model_lock();
+    let (reference, ins) = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(s3) = moto::Moto::start(dir.path()) else {
+        return;
+    };
+    for (k, v) in s3.env() {
+        std::env::set_var(k, v);
+    }
+    s3.bucket("runs");
+    let slurm = Slurm::start(&dir.path().join("slurm"));
+    let out = "s3://runs/sharded";
+    let o = cmd(&["slurm", "submit"], Path::new(out), ins)
+        .args(["--num-shards", "2"])
+        .args([
+            "-s",
+            &format!("cache.path={}", reference.join("cache.sqlite").display()),
+        ])
+        .envs(s3.env())
+        .env("BACKFORTH_WORK_DIR", dir.path().join("work"))
+        .env("SLURM_CONF", &slurm.conf)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bucket = backforth_objstore::Location::parse("s3://runs/sharded").unwrap();
+    wait_for(
+        "the merge job's _SUCCESS in the bucket",
+        Duration::from_secs(400),
+        || bucket.join("_SUCCESS").head().unwrap().is_some(),
+    );
+    for f in EXPORTS {
+        let got = bucket.join(f).get().unwrap().unwrap();
+        assert!(
+            got[..] == std::fs::read(reference.join(f)).unwrap()[..],
+            "{f} differs"
+        );
+    }
+    let scripts: Vec<PathBuf> = std::fs::read_dir(dir.path().join(".backforth"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(scripts.len(), 1, "{scripts:?}");
+    assert!(scripts[0].join("config.toml").exists() && scripts[0].join("merge.sbatch").exists());
+    assert!(std::fs::read_dir(scripts[0].join("logs")).unwrap().count() >= 3);
 }
 
 // ------------------------------------------------------ dedup across shards

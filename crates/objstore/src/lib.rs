@@ -321,19 +321,30 @@ impl Location {
         Ok(len)
     }
 
-    /// Stream the object into the local file `dest` (written beside it and
-    /// renamed, so `dest` is whole or absent). Returns the bytes written.
+    /// Stream the object into the local file `dest` (written beside it under
+    /// a name unique to this call and renamed, so `dest` is whole or absent,
+    /// also when several processes fetch it at once). Returns the bytes
+    /// written.
     pub fn download(&self, dest: &Path) -> Result<u64> {
         if let Some(d) = dest.parent() {
             std::fs::create_dir_all(d)?;
         }
-        let tmp = dest.with_extension("part");
+        // a name of its own: several processes may fetch the same file at once
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let tmp = dest.with_file_name(format!(
+            ".{}.{}.{}.part",
+            dest.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let mut f =
             std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         let n = io::copy(&mut self.reader(0)?, &mut f)
             .with_context(|| format!("downloading {} to {}", self.url(), dest.display()))?;
         f.flush()?;
-        std::fs::rename(&tmp, dest)?;
+        std::fs::rename(&tmp, dest).with_context(|| {
+            format!("moving {} into place as {}", tmp.display(), dest.display())
+        })?;
         Ok(n)
     }
 }

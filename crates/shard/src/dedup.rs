@@ -29,6 +29,7 @@
 //! document); `cluster` the union-find (8 B), the exact keys (16 B) and the
 //! ids of all documents.
 
+use crate::remote::OutDir;
 use crate::shard::ShardJob;
 use anyhow::{bail, Context, Result};
 use backforth::pipeline::{exclude_documents, prepare_documents};
@@ -79,7 +80,57 @@ pub fn sign_shard(job: &ShardJob) -> Result<u64> {
     } else {
         prepare_documents(&job.config, &RunDir(job.dir.clone()))?;
     }
-    sign(&job.out, job.index, &docs, &job.config.dedup)
+    let n = sign(&job.out, job.index, &docs, &job.config.dedup)?;
+    // in object storage: the signature files, then the `.done` that says they are whole
+    if job.run.is_remote() {
+        let base = sig_rel(job.index);
+        let mut exts = vec!["sig".to_string(), "ids".to_string()];
+        exts.extend((0..job.config.dedup.bands).map(|b| format!("band{b}")));
+        exts.push("done".into());
+        for e in exts {
+            job.run.push(&format!("{base}.{e}"))?;
+        }
+    }
+    Ok(n)
+}
+
+/// `dedup/sig/<I>` relative to the run folder (extensions added).
+fn sig_rel(i: u32) -> String {
+    format!("dedup/sig/{i:05}")
+}
+
+/// [`buckets`] on a run folder that may be in object storage: the
+/// signatures and band-`band` keys are fetched into the mirror, the pairs
+/// file and its `.done` uploaded after.
+pub fn buckets_at(
+    run: &OutDir,
+    num_shards: u32,
+    cfg: &DedupConfig,
+    band: u32,
+) -> Result<BucketReport> {
+    let key = format!(".band{band}");
+    run.fetch_tree("dedup/sig", |f| {
+        f.ends_with(".done") || f.ends_with(".sig") || f.ends_with(&key)
+    })?;
+    let r = buckets(&run.local, num_shards, cfg, band)?;
+    run.push(&format!("dedup/pairs/band{band}.bin"))?;
+    run.push(&format!("dedup/pairs/band{band}.done"))?;
+    Ok(r)
+}
+
+/// [`cluster`] on a run folder that may be in object storage: signatures,
+/// ids and pairs are fetched into the mirror; the remove lists, the
+/// summary and, last, `remove/_DONE` uploaded.
+pub fn cluster_at(run: &OutDir, num_shards: u32, cfg: &DedupConfig) -> Result<ClusterReport> {
+    run.fetch_tree("dedup/sig", |_| true)?;
+    run.fetch_tree("dedup/pairs", |_| true)?;
+    let r = cluster(&run.local, num_shards, cfg)?;
+    for i in 0..num_shards {
+        run.push(&format!("dedup/remove/{i:05}.jsonl"))?;
+    }
+    run.push("dedup/summary.json")?;
+    run.push("dedup/remove/_DONE")?;
+    Ok(r)
 }
 
 /// Before a shard's first stage: if dedup across shards signed it, drop
@@ -88,6 +139,11 @@ pub fn sign_shard(job: &ShardJob) -> Result<u64> {
 /// or `None` when dedup across shards was not used. Errors: the shard was
 /// signed but `cluster` has not run, I/O.
 pub fn drop_remove_list(job: &ShardJob) -> Result<Option<u64>> {
+    // in object storage: the store's copies decide (a missing one removes the mirror's)
+    job.run.fetch(&format!("{}.done", sig_rel(job.index)))?;
+    job.run.fetch("dedup/remove/_DONE")?;
+    job.run
+        .fetch(&format!("dedup/remove/{:05}.jsonl", job.index))?;
     if !signed(&job.out, job.index) {
         return Ok(None);
     }

@@ -23,7 +23,9 @@ pub struct K8sOptions {
     /// Retries per index before the index counts as failed.
     pub backoff_limit_per_index: u32,
     /// PersistentVolumeClaim holding the run folder (and inputs), and where it is mounted.
-    pub pvc: String,
+    /// ReadWriteMany claim mounted at `mount_path` (inputs, and the run
+    /// folder unless it is in object storage); `None`: no shared volume.
+    pub pvc: Option<String>,
     pub mount_path: String,
     /// The run folder as the pods see it (under `mount_path`).
     pub out: String,
@@ -64,14 +66,22 @@ pub fn manifest(config_toml: &str, o: &K8sOptions) -> Value {
         .iter()
         .map(|k| json!({"name": k, "valueFrom": {"secretKeyRef": {"name": o.name, "key": k}}}))
         .collect();
-    let volumes = json!([
-        {"name": "data", "persistentVolumeClaim": {"claimName": o.pvc}},
-        {"name": "config", "configMap": {"name": format!("{}-config", o.name)}}
-    ]);
-    let mounts = json!([
-        {"name": "data", "mountPath": o.mount_path},
-        {"name": "config", "mountPath": "/etc/backforth", "readOnly": true}
-    ]);
+    // the run folder on a shared volume, or (object storage) a scratch
+    // emptyDir for the node-local mirror each pod works in
+    let mut volumes =
+        vec![json!({"name": "config", "configMap": {"name": format!("{}-config", o.name)}})];
+    let mut mounts =
+        vec![json!({"name": "config", "mountPath": "/etc/backforth", "readOnly": true})];
+    if let Some(pvc) = &o.pvc {
+        volumes.push(json!({"name": "data", "persistentVolumeClaim": {"claimName": pvc}}));
+        mounts.push(json!({"name": "data", "mountPath": o.mount_path}));
+    }
+    let mut env = env;
+    if crate::remote::is_url(&o.out) {
+        volumes.push(json!({"name": "work", "emptyDir": {}}));
+        mounts.push(json!({"name": "work", "mountPath": "/work"}));
+        env.push(json!({"name": "BACKFORTH_WORK_DIR", "value": "/work"}));
+    }
     let container = |args: Vec<String>| {
         json!({
             "name": "backforth",
@@ -154,7 +164,7 @@ mod tests {
             num_shards: 8,
             parallelism: 3,
             backoff_limit_per_index: 2,
-            pvc: "corpus".into(),
+            pvc: Some("corpus".into()),
             mount_path: "/data".into(),
             out: "/data/run".into(),
             cpu: Some("4".into()),
@@ -185,5 +195,44 @@ mod tests {
             items[2]["spec"]["template"]["spec"]["containers"][0]["args"][3],
             "--wait"
         );
+    }
+
+    #[test]
+    fn a_run_folder_in_object_storage_needs_no_shared_volume() {
+        let o = K8sOptions {
+            name: "bf".into(),
+            image: "img".into(),
+            num_shards: 2,
+            parallelism: 2,
+            backoff_limit_per_index: 1,
+            pvc: None,
+            mount_path: "/data".into(),
+            out: "s3://bucket/run".into(),
+            cpu: None,
+            memory: None,
+            gpus: None,
+            secret_env: vec!["AWS_ACCESS_KEY_ID".into(), "AWS_SECRET_ACCESS_KEY".into()],
+        };
+        let m = manifest("", &o);
+        let spec = &m["items"][1]["spec"]["template"]["spec"];
+        let vols: Vec<&str> = spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(vols, ["config", "work"]);
+        assert!(spec["volumes"][1]["emptyDir"].is_object());
+        let env = spec["containers"][0]["env"].as_array().unwrap();
+        assert_eq!(env.len(), 3);
+        assert_eq!(
+            env[2],
+            serde_json::json!({"name": "BACKFORTH_WORK_DIR", "value": "/work"})
+        );
+        assert!(
+            env[..2].iter().all(|e| e.get("value").is_none()),
+            "keys come from the Secret"
+        );
+        assert_eq!(spec["containers"][0]["args"][4], "s3://bucket/run");
     }
 }

@@ -40,5 +40,5 @@ pub mod slurm;
 
 pub use merge::{merge, merge_at, status, status_at, MergeReport, ShardState};
 pub use plan::{ensure_plan, ensure_plan_at, Plan};
-pub use remote::RunDir;
+pub use remote::OutDir;
 pub use shard::{begin_shard, ShardJob, ShardStart};

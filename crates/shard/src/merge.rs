@@ -13,7 +13,7 @@
 //! summed, shares recomputed), the dataset card and `_SUCCESS`.
 
 use crate::plan::{read_plan, Plan};
-use crate::remote::RunDir;
+use crate::remote::OutDir;
 use crate::shard::{read_marker, shard_dir, Marker, LOCK_FILE, MARKER_FILE};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -82,7 +82,7 @@ pub fn status(out: &Path) -> Result<(Plan, Vec<ShardState>)> {
 /// `running` when this machine's mirror holds its lock, else `missing`
 /// (tasks on other machines cannot be seen from here).
 /// Errors: no plan in the store, the store's, I/O.
-pub fn status_at(run: &RunDir) -> Result<(Plan, Vec<ShardState>)> {
+pub fn status_at(run: &OutDir) -> Result<(Plan, Vec<ShardState>)> {
     if !run.is_remote() {
         return status(&run.local);
     }
@@ -120,7 +120,7 @@ pub fn status_at(run: &RunDir) -> Result<(Plan, Vec<ShardState>)> {
 /// there (re-hashed against the markers), and the merged files uploaded,
 /// `_SUCCESS` last and create-only. Errors: as [`merge`]; a run already
 /// merged (its `_SUCCESS` in the store); the store's.
-pub fn merge_at(run: &RunDir, with_stages: bool) -> Result<MergeReport> {
+pub fn merge_at(run: &OutDir, with_stages: bool) -> Result<MergeReport> {
     if !run.is_remote() {
         return merge(&run.local, with_stages);
     }

@@ -10,7 +10,7 @@
 //! lands in exactly one shard, and shards concatenated in rank order read
 //! the inputs in the same order as a single process does.
 
-use crate::remote::RunDir;
+use crate::remote::OutDir;
 use anyhow::{bail, Context, Result};
 use backforth_corpus::readers::{expand_sized, splittable, InputPart, ReaderOptions};
 use serde::{Deserialize, Serialize};
@@ -199,7 +199,7 @@ pub fn ensure_plan(out: &Path, opts: &ReaderOptions, num_shards: u32) -> Result<
 /// made in the mirror, its manifest uploaded, and the plan put create-only
 /// (a task that loses the race takes the winner's and checks it).
 /// Errors: as [`ensure_plan`], the store's.
-pub fn ensure_plan_at(run: &RunDir, opts: &ReaderOptions, num_shards: u32) -> Result<Plan> {
+pub fn ensure_plan_at(run: &OutDir, opts: &ReaderOptions, num_shards: u32) -> Result<Plan> {
     if !run.is_remote() {
         return ensure_plan(&run.local, opts, num_shards);
     }

@@ -18,13 +18,13 @@
 //! merges there (the same code as a local merge, re-hashing every file
 //! against its marker) and uploads the result.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 /// A run folder: its local folder (the folder itself, or the mirror of a
 /// URL) and, for a URL, the store location of the run.
 #[derive(Debug, Clone)]
-pub struct RunDir {
+pub struct OutDir {
     /// Where the work happens: the run folder, or the mirror of a URL.
     pub local: PathBuf,
     /// `output.dir` as given (a path or a URL).
@@ -50,14 +50,14 @@ pub fn mirror_dir(url: &str) -> PathBuf {
     ))
 }
 
-impl RunDir {
+impl OutDir {
     /// The run folder `dir` (`output.dir`): a local path, or an
     /// object-store URL with its mirror (created). Errors: a URL in a build
     /// without the `object-store` feature, a store client that cannot be
     /// configured, I/O.
-    pub fn open(dir: &str) -> Result<RunDir> {
+    pub fn open(dir: &str) -> Result<OutDir> {
         if !is_url(dir) {
-            return Ok(RunDir {
+            return Ok(OutDir {
                 local: PathBuf::from(dir),
                 name: dir.to_string(),
                 #[cfg(feature = "object-store")]
@@ -70,14 +70,14 @@ impl RunDir {
             let local = mirror_dir(dir);
             std::fs::create_dir_all(&local)
                 .with_context(|| format!("creating the mirror {}", local.display()))?;
-            Ok(RunDir {
+            Ok(OutDir {
                 local,
                 name: dir.to_string(),
                 remote: Some(remote),
             })
         }
         #[cfg(not(feature = "object-store"))]
-        bail!(
+        anyhow::bail!(
             "output {dir}: object-store URLs need backforth built with the `object-store` feature"
         )
     }
@@ -188,16 +188,4 @@ impl RunDir {
         let _ = rel;
         Ok(Vec::new())
     }
-}
-
-/// Refuse a step that needs a shared file system (today: dedup across
-/// shards) on a run in object storage.
-pub fn require_local(run: &RunDir, what: &str) -> Result<()> {
-    if run.is_remote() {
-        bail!(
-            "{what} needs the run folder on a shared file system; {} is in object storage (inputs may stay there: set output.dir to a shared path)",
-            run.name
-        );
-    }
-    Ok(())
 }

@@ -10,7 +10,7 @@
 //! resumes inside its own folder as a local run does.
 
 use crate::plan::{ensure_plan_at, write_create_only, Plan};
-use crate::remote::RunDir;
+use crate::remote::OutDir;
 use anyhow::{bail, Context, Result};
 use backforth::config::Config;
 use backforth::pipeline::Summary;
@@ -124,7 +124,7 @@ pub struct ShardJob {
     /// The plan has no input for this shard (more shards than inputs to cut).
     pub empty: bool,
     /// The run folder as configured (a path, or a URL whose mirror is `out`).
-    pub run: RunDir,
+    pub run: OutDir,
     plan_hash: String,
     _lock: File,
 }
@@ -143,7 +143,7 @@ pub fn host_name() -> String {
 /// Errors: a plan for other inputs or shard count, a marker from another
 /// plan, the shard running in another process, I/O.
 pub fn begin_shard(cfg: &Config, num_shards: u32, index: u32) -> Result<ShardStart> {
-    let run = RunDir::open(&cfg.output.dir)?;
+    let run = OutDir::open(&cfg.output.dir)?;
     let plan = ensure_plan_at(&run, &cfg.input, num_shards)?;
     let out = run.local.clone();
     let dir = shard_dir(&out, index);

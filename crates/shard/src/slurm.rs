@@ -2,7 +2,9 @@
 //! runs after all of them succeed (`--dependency=afterok`). We write the
 //! batch scripts and call `sbatch`; Slurm schedules, requeues and throttles.
 //!
-//! Files written under `<out>/slurm/`:
+//! Files written in the scripts folder, `<out>/slurm/` ([`scripts_dir`]; for
+//! a run folder in object storage `.backforth/slurm-<hash>/` under the
+//! submit folder, which the tasks run in):
 //! - `config.toml`: the effective configuration (every `--set` applied,
 //!   `output.dir` absolute), which every task reads;
 //! - `shards-<offset>.sbatch`: one per array part. A cluster refuses task
@@ -112,23 +114,40 @@ pub fn array_specs(
         .collect()
 }
 
+/// The scripts folder of the run folder `out`: `<out>/slurm`, or for a run
+/// folder in object storage `<workdir>/.backforth/slurm-<16 hex of the URL>`
+/// (the tasks run in `workdir`, so the nodes see it where they see the
+/// submit folder).
+pub fn scripts_dir(out: &str, workdir: &Path) -> PathBuf {
+    if crate::remote::is_url(out) {
+        workdir.join(".backforth").join(format!(
+            "slurm-{}",
+            backforth::hash::hex(out.trim_end_matches('/').as_bytes(), 16)
+        ))
+    } else {
+        Path::new(out).join("slurm")
+    }
+}
+
 /// Quote for a POSIX shell.
 pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// Write the array scripts and the merge script (see the module docs).
-/// `backforth` is the binary the tasks run, `config` the effective config
-/// (already written), `workdir` the tasks' working folder (relative input
-/// paths resolve against it). Errors: I/O.
+/// Write the array scripts and the merge script (see the module docs) into
+/// `dir` (the scripts folder, [`scripts_dir`]); `out` is the run folder
+/// (a path or a URL) the merge job merges. `backforth` is the binary the
+/// tasks run, `config` the effective config (already written), `workdir`
+/// the tasks' working folder (relative input paths resolve against it).
+/// Errors: I/O.
 pub fn write_scripts(
-    out: &Path,
+    dir: &Path,
+    out: &str,
     backforth: &Path,
     config: &Path,
     workdir: &Path,
     opts: &SlurmOptions,
 ) -> Result<Scripts> {
-    let dir = out.join("slurm");
     std::fs::create_dir_all(dir.join("logs"))?;
     let ranks: Vec<u32> = opts
         .ranks
@@ -216,7 +235,7 @@ pub fn write_scripts(
     m += &format!(
         "set -euo pipefail\nexec {} merge --out {}\n",
         sh_quote(&backforth.display().to_string()),
-        sh_quote(&out.display().to_string())
+        sh_quote(out)
     );
     let merge = dir.join("merge.sbatch");
     std::fs::write(&merge, m)?;
@@ -354,7 +373,8 @@ mod tests {
             ..Default::default()
         };
         let written = write_scripts(
-            d.path(),
+            &d.path().join("slurm"),
+            "/run",
             Path::new("/opt/bf it's"),
             Path::new("/c.toml"),
             Path::new("/w"),
@@ -374,9 +394,21 @@ mod tests {
             "{s1}"
         );
         let m = std::fs::read_to_string(merge).unwrap();
-        assert!(m.contains(" merge --out "), "{m}");
+        assert!(m.contains(" merge --out '/run'\n"), "{m}");
+        assert_eq!(
+            scripts_dir("/run", Path::new("/w")),
+            Path::new("/run/slurm")
+        );
+        let remote = scripts_dir("s3://b/run", Path::new("/w"));
+        assert_eq!(remote.parent().unwrap(), Path::new("/w/.backforth"));
+        assert!(remote
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("slurm-"));
         let with_dedup = write_scripts(
-            d.path(),
+            &d.path().join("slurm"),
+            "/run",
             Path::new("/b"),
             Path::new("/c"),
             Path::new("/w"),
@@ -405,7 +437,8 @@ mod tests {
             "{cluster}"
         );
         let e = write_scripts(
-            d.path(),
+            &d.path().join("slurm"),
+            "/run",
             Path::new("b"),
             Path::new("c"),
             Path::new("/w"),

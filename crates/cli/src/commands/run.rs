@@ -27,7 +27,7 @@ pub fn run(
     let num_shards = shard.num_shards.or(auto_merge.then_some(1));
     let run_name = cfg.output.dir.clone();
     let merge_remote = || -> Result<()> {
-        let run = backforth_shard::RunDir::open(&run_name)?;
+        let run = backforth_shard::OutDir::open(&run_name)?;
         if !run.fetch(backforth_shard::merge::SUCCESS_FILE)? {
             let r = backforth_shard::merge_at(&run, false)?;
             eprintln!(

@@ -5,15 +5,15 @@
 use crate::cli::{DedupCmd, K8sArgs, K8sCmd, MergeArgs, PlanArgs, SlurmArgs, SlurmCmd, StatusArgs};
 use anyhow::{Context, Result};
 use backforth_shard::merge::{ranks_to_launch, ShardState};
-use backforth_shard::plan::{ensure_plan, ensure_plan_at};
+use backforth_shard::plan::ensure_plan_at;
 use backforth_shard::slurm::{self, SlurmOptions};
-use backforth_shard::RunDir;
+use backforth_shard::OutDir;
 use std::path::{Path, PathBuf};
 
 /// `backforth plan`: make (or check) the plan and print its shape.
 pub fn plan(a: PlanArgs) -> Result<()> {
     let cfg = a.common.config()?;
-    let run = RunDir::open(&cfg.output.dir)?;
+    let run = OutDir::open(&cfg.output.dir)?;
     let t0 = std::time::Instant::now();
     let p = ensure_plan_at(&run, &cfg.input, a.num_shards)?;
     let sizes: Vec<u64> = p.shards.iter().map(|s| s.bytes).collect();
@@ -37,7 +37,7 @@ pub fn plan(a: PlanArgs) -> Result<()> {
 
 /// `backforth status`: one line per state with its ranks.
 pub fn status(a: StatusArgs) -> Result<()> {
-    let run = RunDir::open(&a.out.to_string_lossy())?;
+    let run = OutDir::open(&a.out.to_string_lossy())?;
     let (plan, states) = backforth_shard::status_at(&run)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&states)?);
@@ -86,7 +86,7 @@ fn compact(ranks: &[String]) -> String {
 
 /// `backforth merge`: merge the shards (optionally waiting for them).
 pub fn merge(a: MergeArgs) -> Result<()> {
-    let run = RunDir::open(&a.out.to_string_lossy())?;
+    let run = OutDir::open(&a.out.to_string_lossy())?;
     if let Some(limit) = a.wait {
         let t0 = std::time::Instant::now();
         loop {
@@ -122,20 +122,13 @@ pub fn merge(a: MergeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Write the effective config for launched tasks: every override applied,
-/// `output.dir` absolute. Returns (config path, run folder).
-fn write_effective_config(
-    cfg: &mut backforth::config::Config,
-    sub: &str,
-) -> Result<(PathBuf, PathBuf)> {
-    backforth_shard::remote::require_local(&RunDir::open(&cfg.output.dir)?, "slurm submit")?;
-    let out = std::path::absolute(&cfg.output.dir).context("output.dir")?;
-    cfg.output.dir = out.display().to_string();
-    let dir = out.join(sub);
-    std::fs::create_dir_all(&dir)?;
+/// Write the effective config (every override applied) for launched tasks
+/// into `dir`. Returns its path.
+fn write_effective_config(cfg: &backforth::config::Config, dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
     let path = dir.join("config.toml");
     std::fs::write(&path, cfg.to_toml()?)?;
-    Ok((path, out))
+    Ok(path)
 }
 
 /// `backforth slurm submit`.
@@ -146,11 +139,20 @@ pub fn slurm(cmd: SlurmCmd) -> Result<()> {
 
 fn submit(a: SlurmArgs) -> Result<()> {
     let mut cfg = a.common.config()?;
-    let (config, out) = write_effective_config(&mut cfg, "slurm")?;
+    let workdir = std::env::current_dir()?;
+    if !backforth_shard::remote::is_url(&cfg.output.dir) {
+        cfg.output.dir = std::path::absolute(&cfg.output.dir)
+            .context("output.dir")?
+            .display()
+            .to_string();
+    }
+    let dir = slurm::scripts_dir(&cfg.output.dir, &workdir);
+    let config = write_effective_config(&cfg, &dir)?;
+    let run = OutDir::open(&cfg.output.dir)?;
     // plan now, so tasks only read it and `--missing` knows the ranks
-    ensure_plan(&out, &cfg.input, a.num_shards)?;
+    ensure_plan_at(&run, &cfg.input, a.num_shards)?;
     let ranks = if a.missing {
-        let (_, states) = backforth_shard::status(&out)?;
+        let (_, states) = backforth_shard::status_at(&run)?;
         let r = ranks_to_launch(&states);
         if r.is_empty() {
             eprintln!("no shard to relaunch (all done or running); submitting the merge only");
@@ -163,7 +165,6 @@ fn submit(a: SlurmArgs) -> Result<()> {
         Some(p) => p,
         None => std::env::current_exe().context("locating this binary")?,
     };
-    let workdir = std::env::current_dir()?;
     let max_array_size = a
         .max_array_size
         .or_else(slurm::cluster_max_array_size)
@@ -183,12 +184,15 @@ fn submit(a: SlurmArgs) -> Result<()> {
         dedup_bands: cfg.dedup.bands as u32,
         job_name: format!(
             "backforth-{}",
-            out.file_name()
-                .map(|n| n.to_string_lossy().to_string())
+            cfg.output
+                .dir
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
                 .unwrap_or_default()
         ),
     };
-    let scripts = slurm::write_scripts(&out, &exe, &config, &workdir, &opts)?;
+    let scripts = slurm::write_scripts(&dir, &cfg.output.dir, &exe, &config, &workdir, &opts)?;
     for s in scripts.sign.iter().chain(&scripts.shards) {
         eprintln!(
             "wrote {} (--array={}, offset {})",
@@ -240,9 +244,10 @@ pub fn k8s(cmd: K8sCmd) -> Result<()> {
 fn manifest(a: K8sArgs) -> Result<()> {
     let cfg = a.common.config()?;
     let out = cfg.output.dir.clone();
+    let remote = backforth_shard::remote::is_url(&out);
     anyhow::ensure!(
-        Path::new(&out).starts_with(&a.mount_path),
-        "output.dir {out} is not under --mount-path {}: the pods would write where no other pod sees",
+        remote || (a.pvc.is_some() && Path::new(&out).starts_with(&a.mount_path)),
+        "output.dir {out} is not under --mount-path {} of a --pvc: the pods would write where no other pod sees (or put it in object storage: s3://…)",
         a.mount_path
     );
     let o = backforth_shard::k8s::K8sOptions {
@@ -260,9 +265,13 @@ fn manifest(a: K8sArgs) -> Result<()> {
         secret_env: a.secret_env,
     };
     let m = backforth_shard::k8s::manifest(&cfg.to_toml()?, &o);
-    let path = a
-        .manifest
-        .unwrap_or_else(|| PathBuf::from(&out).join("k8s").join("backforth.json"));
+    let path = a.manifest.unwrap_or_else(|| {
+        if remote {
+            PathBuf::from("backforth-k8s.json")
+        } else {
+            PathBuf::from(&out).join("k8s").join("backforth.json")
+        }
+    });
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p)?;
     }
@@ -277,16 +286,9 @@ fn manifest(a: K8sArgs) -> Result<()> {
 
 /// `backforth dedup sign | cluster`.
 pub fn dedup(cmd: DedupCmd) -> Result<()> {
-    let local_only = |cfg: &backforth::config::Config| {
-        backforth_shard::remote::require_local(
-            &RunDir::open(&cfg.output.dir)?,
-            "dedup across shards",
-        )
-    };
     match cmd {
         DedupCmd::Sign(a) => {
             let cfg = a.common.config()?;
-            local_only(&cfg)?;
             let n = a
                 .shard
                 .num_shards
@@ -301,19 +303,16 @@ pub fn dedup(cmd: DedupCmd) -> Result<()> {
             let docs = backforth_shard::dedup::sign_shard(&job)?;
             eprintln!(
                 "shard {i} of {n}: {docs} documents signed → {}",
-                backforth_shard::dedup::dedup_dir(&job.out)
-                    .join("sig")
-                    .display()
+                job.run.show("dedup/sig")
             );
             Ok(())
         }
         DedupCmd::Buckets(a) => {
             let cfg = a.common.config()?;
-            local_only(&cfg)?;
-            let out = PathBuf::from(&cfg.output.dir);
+            let run = OutDir::open(&cfg.output.dir)?;
             let band = backforth_shard::rank::shard_index_from_env(a.band, cfg.dedup.bands as u32)
                 .context("the band (--band B)")?;
-            let r = backforth_shard::dedup::buckets(&out, a.num_shards, &cfg.dedup, band)?;
+            let r = backforth_shard::dedup::buckets_at(&run, a.num_shards, &cfg.dedup, band)?;
             eprintln!(
                 "band {band}: {} bucket pairs compared, {} confirmed",
                 r.compared, r.confirmed
@@ -322,10 +321,9 @@ pub fn dedup(cmd: DedupCmd) -> Result<()> {
         }
         DedupCmd::Cluster(a) => {
             let cfg = a.common.config()?;
-            local_only(&cfg)?;
-            let out = PathBuf::from(&cfg.output.dir);
+            let run = OutDir::open(&cfg.output.dir)?;
             let t0 = std::time::Instant::now();
-            let r = backforth_shard::dedup::cluster(&out, a.num_shards, &cfg.dedup)?;
+            let r = backforth_shard::dedup::cluster_at(&run, a.num_shards, &cfg.dedup)?;
             eprintln!(
                 "{} documents: {} exact and {} near duplicates across shards to drop ({} bucket pairs compared, {} confirmed) in {:.1} s → {}",
                 r.documents,
@@ -334,7 +332,7 @@ pub fn dedup(cmd: DedupCmd) -> Result<()> {
                 r.compared,
                 r.confirmed,
                 t0.elapsed().as_secs_f64(),
-                backforth_shard::dedup::dedup_dir(&out).join("remove").display()
+                run.show("dedup/remove")
             );
             Ok(())
         }
