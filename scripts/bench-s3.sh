@@ -5,7 +5,7 @@
 # process, so the figures measure the client paths against one slow server,
 # not S3's throughput. Both tools do the same work: read gzip JSONL shards,
 # keep documents of >= 200 characters, write JSONL locally (backforth
-# `prepare` with its other filters and dedup off; datatrove JsonlReader ->
+# `prepare` with filters and dedup off, one process; datatrove JsonlReader ->
 # LambdaFilter -> JsonlWriter, fsspec/s3fs for s3://, 2 tasks).
 # Usage: scripts/bench-s3.sh [N_DOCS=40000]
 set -euo pipefail
@@ -18,7 +18,7 @@ BF=$PWD/target/release/backforth
 VENV="$CACHE/bench/datatrove-s3-venv"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "datatrove==0.10.1" "s3fs==2025.10.0" "fsspec==2025.10.0" "orjson==3.13.0" >&2
+  "$VENV/bin/pip" install -q "datatrove==0.10.1" "s3fs==2025.10.0" "fsspec==2025.10.0" "orjson==3.13.0" "regex==2026.11.15" >&2
 fi
 W="$CACHE/bench/s3"; rm -rf "$W"; mkdir -p "$W"
 python3 scripts/bench_corpus.py "$CACHE" "$W/corpus" "$N" 4
@@ -38,14 +38,24 @@ for p in sorted(glob.glob(os.path.join(sys.argv[1], "*.jsonl.gz"))):
 PY
 echo "== corpus: $N documents, $(du -ch "$W"/corpus/*.jsonl.gz | tail -1 | cut -f1) gzip in 4 shards (uploaded to moto)"
 CFG="$W/read.toml"
-sed -e 's/^near = true/near = false/' configs/bench-prepare.toml > "$CFG"
-python3 - "$CFG" <<'PY'
-import re, sys
-p = sys.argv[1]; s = open(p).read()
-for k in ["max_duplicate_line_frac", "max_top_2gram_frac", "max_duplicate_5gram_frac"]:
-    s = re.sub(rf"^{k} = .*$", f"{k} = 1.0", s, flags=re.M)
-open(p, "w").write(s)
-PY
+# reading and the 200-character rule only: no segmenting, filters or dedup
+cat > "$CFG" <<'TOML'
+[input]
+min_chars = 200
+max_chars = 100000000
+max_line_bytes = 268435456
+
+[segment]
+mode = "whole"
+max_tokens = 0
+
+[filter]
+enabled = false
+
+[dedup]
+exact = false
+near = false
+TOML
 for src in local s3; do
   if [ $src = local ]; then IN="$W/corpus/*.jsonl.gz"; else IN="s3://bench/corpus/*.jsonl.gz"; fi
   /usr/bin/time -f "%e %M" -o "$W/bf-$src.time" $BF prepare --quiet --config "$CFG" --input "$IN" --out "$W/bf-$src" >/dev/null 2>"$W/bf-$src.log"
