@@ -18,7 +18,9 @@
 //! merges there (the same code as a local merge, re-hashing every file
 //! against its marker) and uploads the result.
 
-use anyhow::{Context, Result};
+#[cfg(feature = "object-store")]
+use anyhow::Context;
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 /// A run folder: its local folder (the folder itself, or the mirror of a
