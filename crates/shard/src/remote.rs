@@ -1,10 +1,11 @@
 //! Run folders in object storage (`output.dir = "s3://bucket/run"`).
 //!
-//! The work happens in a local mirror of the run folder (node-local disk:
-//! `$BACKFORTH_WORK_DIR/<blake3 of the URL>`, else the system temp folder),
-//! where a shard runs, resumes and keeps its SQLite response cache exactly as
-//! in a local run (SQLite does not belong on network storage). The store
-//! holds what other tasks must see, written at fixed points:
+//! The work happens in a local mirror of the run folder on node-local disk
+//! (`$BACKFORTH_WORK_DIR/backforth-<16 hex of blake3(URL)>`, else under the
+//! system temp folder), where a shard runs, resumes and keeps its SQLite
+//! response cache exactly as in a local run (SQLite does not belong on
+//! network storage). The store holds what other tasks must see, written at
+//! fixed points:
 //!
 //! - `plan.json` — create-only put; a task that finds one takes it;
 //! - `shards/<I>/…` — every output file of a finished shard (multipart
