@@ -165,31 +165,32 @@ pub fn exclude_documents(run: &RunDir, remove: &BTreeMap<String, String>) -> Res
         &std::fs::read_to_string(&done_path)
             .with_context(|| format!("{}: read the documents first", done_path.display()))?,
     )?;
-    let tmp = run.0.join("documents.jsonl.excluding");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-    let mut dropped = 0u64;
-    for r in crate::store::RecordLines::open(&run.documents())? {
-        let r = r.map_err(anyhow::Error::msg)?;
-        if let Some(reason) = remove.get(&r.id) {
-            dropped += 1;
-            done.stats.skip(
-                reason,
-                format!("{}: {reason}, dropped before the stages", r.id),
-            );
-            done.stats.documents = done.stats.documents.saturating_sub(1);
-            continue;
-        }
-        serde_json::to_writer(&mut w, &r)?;
-        w.write_all(b"\n")?;
-    }
-    w.flush()?;
-    drop(w);
-    if dropped == 0 {
-        std::fs::remove_file(&tmp)?;
+    if remove.is_empty() {
         return Ok(0);
     }
-    std::fs::rename(&tmp, run.documents())?;
-    std::fs::write(&done_path, serde_json::to_string_pretty(&done)?)?;
+    // the remove list is this shard's own, so the file is rewritten only when
+    // it names documents (read through the old file while the new one is written)
+    let mut dropped = 0u64;
+    crate::export::write_atomic(&run.documents(), |w| {
+        for r in crate::store::RecordLines::open(&run.documents())? {
+            let r = r.map_err(anyhow::Error::msg)?;
+            if let Some(reason) = remove.get(&r.id) {
+                dropped += 1;
+                done.stats.skip(
+                    reason,
+                    format!("{}: {reason}, dropped before the stages", r.id),
+                );
+                done.stats.documents = done.stats.documents.saturating_sub(1);
+                continue;
+            }
+            serde_json::to_writer(&mut *w, &r)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
+    if dropped > 0 {
+        std::fs::write(&done_path, serde_json::to_string_pretty(&done)?)?;
+    }
     Ok(dropped)
 }
 

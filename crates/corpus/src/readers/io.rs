@@ -17,6 +17,15 @@ pub fn compressed(path: &Path) -> bool {
     COMPRESSED.iter().any(|e| name.ends_with(e))
 }
 
+/// `name` without the compression extension [`open_decompressed`] reads
+/// through (one of `.gz`, `.zst`, `.zstd`, `.bz2`), for format detection.
+pub fn strip_compression(name: &str) -> &str {
+    COMPRESSED
+        .iter()
+        .find_map(|e| name.strip_suffix(e))
+        .unwrap_or(name)
+}
+
 /// Whether `path` names an object in a store (`s3://`, `gs://`, `az://`,
 /// `file://`, … see `backforth_objstore::SCHEMES`) rather than a local path.
 /// Decided on the text alone, so a build without the `object-store`

@@ -257,11 +257,7 @@ fn detect_format(path: &Path) -> InputFormat {
         return InputFormat::TextDir;
     }
     let name = path.to_string_lossy().to_ascii_lowercase();
-    let base = name
-        .trim_end_matches(".gz")
-        .trim_end_matches(".zst")
-        .trim_end_matches(".zstd")
-        .trim_end_matches(".bz2");
+    let base = io::strip_compression(&name);
     let ext = base.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     // Wikimedia names dump parts `...-pages-articles1.xml-p10p30302.bz2`
     if ext.starts_with("xml-p") {
