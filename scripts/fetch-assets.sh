@@ -205,35 +205,31 @@ for n,o in [("question.jsonl","question.jsonl"),("reference_answer/gpt-4.jsonl",
   echo "$d"
 }
 
+# pip_target DIR REQUIREMENTS -> DIR: install the pinned requirements into DIR
+# (once; DIR/.complete marks a finished install)
+pip_target() {
+  local d="$1" req="$2"
+  if [ -f "$d/.complete" ]; then echo "$d"; return; fi
+  rm -rf "$d" && mkdir -p "$d"
+  log "pip install --target $d -r $req"
+  # --target leaves the system's packages alone; the variable only quiets
+  # PEP 668's refusal on pips that apply it to --target too
+  PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: --target "$d" -r "$HERE/$req" >&2
+  touch "$d/.complete"
+  echo "$d"
+}
+
 # The Hugging Face `datasets` library, only for the test that loads an
 # exported run folder with `datasets.load_dataset`. Installed with
 # `pip install --target` (no venv, no system site-packages touched) at the
 # exact versions of scripts/requirements-datasets.txt (every transitive
 # package pinned by version; wheels differ per Python version, so no hashes).
-hf_datasets() {
-  local d="$CACHE/python/datasets-5.2.0"
-  if [ -f "$d/.complete" ]; then echo "$d"; return; fi
-  rm -rf "$d" && mkdir -p "$d"
-  log "pip install --target $d -r requirements-datasets.txt"
-  # --target leaves the system's packages alone; the variable only quiets
-  # PEP 668's refusal on pips that apply it to --target too
-  PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: --target "$d" -r "$HERE/requirements-datasets.txt" >&2
-  touch "$d/.complete"
-  echo "$d"
-}
+hf_datasets() { pip_target "$CACHE/python/datasets-5.2.0" requirements-datasets.txt; }
 
 # moto's S3 server, only for the object-storage tests (S3 on loopback, with
 # create-only puts). `pip install --target`, every package pinned in
-# scripts/requirements-moto.txt, as hf_datasets above.
-moto() {
-  local d="$CACHE/python/moto-5.2.5"
-  if [ -f "$d/.complete" ]; then echo "$d"; return; fi
-  rm -rf "$d" && mkdir -p "$d"
-  log "pip install --target $d -r requirements-moto.txt"
-  PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: --target "$d" -r "$HERE/requirements-moto.txt" >&2
-  touch "$d/.complete"
-  echo "$d"
-}
+# scripts/requirements-moto.txt.
+moto() { pip_target "$CACHE/python/moto-5.2.5" requirements-moto.txt; }
 
 seeds() {
   local d; d=$(pydoc)

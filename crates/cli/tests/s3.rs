@@ -43,13 +43,9 @@ fn without_copy(p: &Path) -> Vec<u8> {
 #[test]
 fn s3_inputs_and_run_folder_give_the_local_result() {
     let d = tempfile::tempdir().unwrap();
-    let Some(s3) = moto::Moto::start(d.path()) else {
+    let Some(s3) = moto::Moto::with_bucket(d.path(), "corpus") else {
         return;
     };
-    for (k, v) in s3.env() {
-        std::env::set_var(k, v);
-    }
-    s3.bucket("corpus");
     // six real news stories: three in a plain JSONL object (the plan cuts it
     // into byte ranges), three in a gzip object (taken whole) with a copy of
     // the first story under another id after them
@@ -78,20 +74,9 @@ fn s3_inputs_and_run_folder_give_the_local_result() {
     let work = d.path().join("work");
     let cmd = |sub: &[&str], out: &str| -> Command {
         let mut c = backforth_cmd(sub, Path::new(out), Path::new("s3://corpus/in/part-*"));
-        c.args([
-            "--batch-size",
-            "1",
-            "--stages",
-            "backtranslate,curate,rewrite",
-        ])
-        .args([
-            "-s",
-            "model.prefix_reuse=false",
-            "-s",
-            "curate.keep_min_score=1",
-        ])
-        .envs(s3.env())
-        .env("BACKFORTH_WORK_DIR", &work);
+        reproducible(&mut c)
+            .envs(s3.env())
+            .env("BACKFORTH_WORK_DIR", &work);
         c
     };
     let reference = d.path().join("single");

@@ -50,19 +50,7 @@ fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
 /// The run's settings, as flags after the subcommand.
 fn cmd(sub: &[&str], out: &Path, (a, b): &(PathBuf, PathBuf)) -> Command {
     let mut c = backforth_cmd(sub, out, a);
-    c.args(["--input", b.to_str().unwrap()])
-        .args([
-            "--batch-size",
-            "1",
-            "--stages",
-            "backtranslate,curate,rewrite",
-        ])
-        .args([
-            "-s",
-            "model.prefix_reuse=false",
-            "-s",
-            "curate.keep_min_score=1",
-        ]);
+    reproducible(c.args(["--input", b.to_str().unwrap()]));
     c
 }
 
@@ -261,6 +249,22 @@ fn have(bin: &str) -> bool {
         || Path::new("/usr/sbin").join(bin).exists()
 }
 
+/// Whether slurm-wlm and munge are installed; outside CI a missing one
+/// skips the test with a message, under CI it fails it.
+fn slurm_installed() -> bool {
+    if have("slurmctld") && have("munged") {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI installs slurm-wlm and munge (scripts/setup.sh --test)"
+    );
+    eprintln!(
+        "SKIPPED: slurm-wlm / munge are not installed (scripts/setup.sh --test installs them)"
+    );
+    false
+}
+
 impl Slurm {
     fn start(dir: &Path) -> Slurm {
         let dir = dir.to_path_buf();
@@ -370,14 +374,7 @@ impl Drop for Slurm {
 
 #[test]
 fn slurm_array_with_a_cancelled_task_relaunched_merges_to_the_single_process_run() {
-    if !have("slurmctld") || !have("munged") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs slurm-wlm and munge (scripts/setup.sh --test)"
-        );
-        eprintln!(
-            "SKIPPED: slurm-wlm / munge are not installed (scripts/setup.sh --test installs them)"
-        );
+    if !slurm_installed() {
         return;
     }
     let _serial = model_lock();
@@ -449,24 +446,15 @@ fn slurm_array_with_a_cancelled_task_relaunched_merges_to_the_single_process_run
 /// point here is the plumbing, the generation is tested above).
 #[test]
 fn slurm_array_with_the_run_folder_in_s3_merges_to_the_single_process_run() {
-    if !have("slurmctld") || !have("munged") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs slurm-wlm and munge"
-        );
-        eprintln!("SKIPPED: slurm-wlm / munge are not installed");
+    if !slurm_installed() {
         return;
     }
     let _serial = model_lock();
     let (reference, ins) = reference();
     let dir = tempfile::tempdir().unwrap();
-    let Some(s3) = moto::Moto::start(dir.path()) else {
+    let Some(s3) = moto::Moto::with_bucket(dir.path(), "runs") else {
         return;
     };
-    for (k, v) in s3.env() {
-        std::env::set_var(k, v);
-    }
-    s3.bucket("runs");
     let slurm = Slurm::start(&dir.path().join("slurm"));
     let out = "s3://runs/sharded";
     let o = cmd(&["slurm", "submit"], Path::new(out), ins)

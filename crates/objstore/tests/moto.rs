@@ -78,6 +78,18 @@ impl Moto {
         Some(m)
     }
 
+    /// Start the server, point this process's S3 clients at it (the
+    /// environment of [`Moto::env`]) and create `bucket`; `None` as
+    /// [`Moto::start`].
+    pub fn with_bucket(dir: &std::path::Path, bucket: &str) -> Option<Moto> {
+        let m = Moto::start(dir)?;
+        for (k, v) in m.env() {
+            std::env::set_var(k, v);
+        }
+        m.bucket(bucket);
+        Some(m)
+    }
+
     /// Create a bucket (a plain path-style PUT; moto does not check signatures).
     pub fn bucket(&self, name: &str) {
         let addr = self.endpoint.trim_start_matches("http://");

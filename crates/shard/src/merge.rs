@@ -77,6 +77,12 @@ pub fn status(out: &Path) -> Result<(Plan, Vec<ShardState>)> {
     Ok((plan, states))
 }
 
+/// Whether merge takes the shard file `name`: the exports always, the
+/// documents and stage files only `with_stages`.
+fn merged(name: &str, with_stages: bool) -> bool {
+    with_stages || !(name.starts_with("stages/") || name == "documents.jsonl")
+}
+
 /// [`status`] for a run folder that may be in object storage: there a
 /// shard is done when the store holds its marker; a shard that is not is
 /// `running` when this machine's mirror holds its lock, else `missing`
@@ -136,8 +142,7 @@ pub fn merge_at(run: &OutDir, with_stages: bool) -> Result<MergeReport> {
         let rel = crate::shard::shard_rel(i);
         if run.fetch(&format!("{rel}/{MARKER_FILE}"))? {
             run.fetch_tree(&rel, |name| {
-                name != MARKER_FILE
-                    && (with_stages || !(name.starts_with("stages/") || name == "documents.jsonl"))
+                name != MARKER_FILE && merged(name, with_stages)
             })?;
         }
     }
@@ -261,7 +266,7 @@ pub fn merge(out: &Path, with_stages: bool) -> Result<MergeReport> {
         .flat_map(|m| m.files.keys().cloned())
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
-        .filter(|n| with_stages || !(n.starts_with("stages/") || n == "documents.jsonl"))
+        .filter(|n| merged(n, with_stages))
         .collect();
     names.sort();
     let mut report = MergeReport {

@@ -62,6 +62,24 @@ pub fn backforth(out: &Path, input: &Path) -> Command {
     backforth_cmd(&["run"], out, input)
 }
 
+/// The settings under which a run is bit-reproducible across processes and
+/// shards (batch size 1, prefix reuse off), with the three generating stages
+/// and every curated pair kept: what the sharded-run tests compare under.
+pub fn reproducible(c: &mut Command) -> &mut Command {
+    c.args([
+        "--batch-size",
+        "1",
+        "--stages",
+        "backtranslate,curate,rewrite",
+    ])
+    .args([
+        "-s",
+        "model.prefix_reuse=false",
+        "-s",
+        "curate.keep_min_score=1",
+    ])
+}
+
 /// Any pipeline subcommand (`run`, `curate`, `batch export`, ...) with the fast test settings.
 pub fn backforth_cmd(sub: &[&str], out: &Path, input: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_backforth"));
