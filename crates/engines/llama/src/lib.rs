@@ -26,7 +26,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaLoraAdapter, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
@@ -114,17 +114,62 @@ pub struct EngineStats {
     pub first_prefill_done_s: f64,
 }
 
-/// A loaded GGUF model.
+/// A loaded GGUF model, with at most one LoRA adapter applied.
 pub struct LlamaEngine {
     model: LlamaModel,
     template: LlamaChatTemplate,
     id: String,
+    /// LoRA adapter applied to every context, and its scale.
+    adapter: Option<(std::sync::Mutex<LlamaLoraAdapter>, f32)>,
     /// Runtime options.
     pub opts: LlamaOptions,
     /// Benchmark knob: ignore end-of-generation tokens so every sequence runs to `max_tokens`.
     pub ignore_eos: bool,
     /// Stats of the last `generate` call.
     pub last_stats: EngineStats,
+}
+
+/// Separator of a model reference naming a base GGUF and a LoRA adapter:
+/// `base.gguf+lora:adapter.gguf` (see [`split_model_ref`]).
+pub const LORA_SEP: &str = "+lora:";
+
+/// Split a model reference into the base GGUF path and the adapter paths
+/// (`base.gguf+lora:a.gguf`; none for a plain path).
+pub fn split_model_ref(model: &str) -> (&str, Vec<&str>) {
+    let mut parts = model.split(LORA_SEP);
+    let base = parts.next().unwrap_or_default();
+    (base, parts.filter(|p| !p.is_empty()).collect())
+}
+
+/// A model reference for a base GGUF with adapters (the inverse of [`split_model_ref`]).
+pub fn model_ref(base: &str, adapters: &[String]) -> String {
+    let mut s = base.to_string();
+    for a in adapters {
+        s.push_str(LORA_SEP);
+        s.push_str(a);
+    }
+    s
+}
+
+/// Model id used in provenance, stage keys and the response cache: the base
+/// file's name and size, then for each adapter its file name and the first
+/// 16 hex digits of its BLAKE3 hash (an adapter retrained in place gets a
+/// new id). Errors: a file cannot be read.
+pub fn model_id_for_ref(model: &str) -> Result<String> {
+    let (base, adapters) = split_model_ref(model);
+    let mut id = model_id_for(Path::new(base))?;
+    for a in adapters {
+        let bytes = std::fs::read(a).with_context(|| format!("LoRA adapter {a}"))?;
+        let name = Path::new(a)
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        id.push_str(&format!(
+            "+lora:{name}#{}",
+            &blake3::hash(&bytes).to_hex()[..16]
+        ));
+    }
+    Ok(id)
 }
 
 /// Model id used in provenance and stage keys: file name and size in bytes.
@@ -213,10 +258,109 @@ impl LlamaEngine {
             model,
             template,
             id,
+            adapter: None,
             opts,
             ignore_eos: false,
             last_stats: EngineStats::default(),
         })
+    }
+
+    /// Load a model reference: a GGUF path, or `base.gguf+lora:adapter.gguf`
+    /// with one LoRA adapter (GGUF, as `backforth train` writes it) applied
+    /// at scale 1. Errors: as [`LlamaEngine::load`]; an adapter that does not
+    /// fit the base model; more than one adapter (llama-cpp-2 sets one per
+    /// context: merge them first).
+    pub fn load_ref(model: &str, opts: LlamaOptions) -> Result<Self> {
+        let (base, adapters) = split_model_ref(model);
+        let mut e = Self::load(Path::new(base), opts)?;
+        match adapters.as_slice() {
+            [] => {}
+            [a] => e.set_adapter(Path::new(a), 1.0)?,
+            _ => bail!(
+                "{model}: one LoRA adapter per model at a time (got {})",
+                adapters.len()
+            ),
+        }
+        e.id = model_id_for_ref(model)?;
+        Ok(e)
+    }
+
+    /// Apply a LoRA adapter GGUF at `scale` to every context made from now on.
+    /// Errors: the file is not an adapter for this model's architecture and shapes.
+    pub fn set_adapter(&mut self, path: &Path, scale: f32) -> Result<()> {
+        anyhow::ensure!(
+            path.exists(),
+            "LoRA adapter {} does not exist",
+            path.display()
+        );
+        let a = self.model.lora_adapter_init(path).map_err(|e| {
+            anyhow::anyhow!(
+                "loading LoRA adapter {}: {e} (see the log for llama.cpp's reason)",
+                path.display()
+            )
+        })?;
+        self.adapter = Some((std::sync::Mutex::new(a), scale));
+        Ok(())
+    }
+
+    /// Logits over the vocabulary at every position of `tokens` (one
+    /// sequence, from position 0), with the adapter applied:
+    /// `tokens.len()` rows of `vocab` f32. For parity tests against other
+    /// implementations. Errors: more tokens than the context holds.
+    pub fn logits(&self, tokens: &[LlamaToken]) -> Result<Vec<Vec<f32>>> {
+        anyhow::ensure!(
+            !tokens.is_empty() && tokens.len() <= self.opts.context as usize,
+            "{} tokens for a context of {}",
+            tokens.len(),
+            self.opts.context
+        );
+        let mut ctx = self.context()?;
+        let mut out = Vec::with_capacity(tokens.len());
+        let n_batch = self.opts.n_batch.max(1) as usize;
+        for (c, chunk) in tokens.chunks(n_batch).enumerate() {
+            let mut batch = LlamaBatch::new(chunk.len(), 1);
+            for (j, t) in chunk.iter().enumerate() {
+                batch.add(*t, (c * n_batch + j) as i32, &[0], true)?;
+            }
+            ctx.decode(&mut batch)?;
+            for j in 0..chunk.len() {
+                out.push(ctx.get_logits_ith(j as i32).to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The chat template applied to `messages`, as text; `add_assistant`
+    /// appends the assistant turn's opening (as generation does).
+    /// Errors: the template cannot be applied.
+    pub fn render_chat(
+        &self,
+        messages: &[backforth_inference::ChatMessage],
+        add_assistant: bool,
+    ) -> Result<String> {
+        let chat: Vec<LlamaChatMessage> = messages
+            .iter()
+            .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
+            .collect::<Result<_, _>>()?;
+        self.model
+            .apply_chat_template(&self.template, &chat, add_assistant)
+            .context("applying chat template")
+    }
+
+    /// Tokenize text as it continues a sequence: no BOS, special tokens parsed.
+    pub fn tokenize_plain(&self, text: &str) -> Vec<LlamaToken> {
+        self.model.vocab().tokenize(text.as_bytes(), false, true)
+    }
+
+    /// The token that ends an assistant turn (end-of-turn, else end-of-sequence).
+    pub fn end_of_turn(&self) -> LlamaToken {
+        let v = self.model.vocab();
+        let eot = v.eot();
+        if eot.0 >= 0 {
+            eot
+        } else {
+            v.eos()
+        }
     }
 
     fn threads(&self) -> i32 {
@@ -229,15 +373,7 @@ impl LlamaEngine {
         &self,
         messages: &[backforth_inference::ChatMessage],
     ) -> Result<Vec<LlamaToken>> {
-        let chat: Vec<LlamaChatMessage> = messages
-            .iter()
-            .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
-            .collect::<Result<_, _>>()?;
-        let prompt = self
-            .model
-            .apply_chat_template(&self.template, &chat, true)
-            .context("applying chat template")?;
-        Ok(self.tokenize(&prompt))
+        Ok(self.tokenize(&self.render_chat(messages, true)?))
     }
 
     /// Tokenize text, adding BOS when the vocabulary wants one and the text does not start with it.
@@ -324,9 +460,16 @@ impl LlamaEngine {
             .with_n_seq_max(n_par)
             .with_n_threads(self.threads())
             .with_n_threads_batch(self.threads());
-        self.model
+        let mut ctx = self
+            .model
             .new_context(llama_backend()?, params)
-            .context("creating llama.cpp context")
+            .context("creating llama.cpp context")?;
+        if let Some((a, scale)) = &self.adapter {
+            let mut a = a.lock().unwrap_or_else(|p| p.into_inner());
+            ctx.lora_adapter_set(&mut a, *scale)
+                .map_err(|e| anyhow::anyhow!("applying the LoRA adapter: {e}"))?;
+        }
+        Ok(ctx)
     }
 }
 
@@ -740,12 +883,12 @@ impl backforth_inference::BackendProvider for LlamaProvider {
         if model.is_empty() {
             bail!("no model: set model.path (or pass --model) to a GGUF file");
         }
-        model_id_for(Path::new(model))
+        model_id_for_ref(model)
     }
 
     fn backend(&mut self, model: &str) -> Result<&mut dyn Backend> {
         if !self.engines.contains_key(model) {
-            let e = LlamaEngine::load(Path::new(model), self.opts.clone())?;
+            let e = LlamaEngine::load_ref(model, self.opts.clone())?;
             self.engines.insert(model.to_string(), e);
         }
         Ok(self.engines.get_mut(model).expect("inserted above"))
