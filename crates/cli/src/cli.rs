@@ -21,6 +21,15 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Cmd {
+    /// Fine-tune a LoRA adapter on a GGUF base model (llama / qwen2): the
+    /// backward model M_yx (--data backward), the seed model M_0 or a
+    /// curation model M_1 (--data forward); resumable, writes adapter.gguf + PEFT.
+    Train(TrainArgs),
+    /// LoRA adapters: convert a PEFT adapter (trained elsewhere) to GGUF for llama.cpp.
+    Adapter {
+        #[command(subcommand)]
+        cmd: AdapterCmd,
+    },
     /// Run the configured chain of stages (run.stages), then export the datasets.
     Run(RunArgs),
     /// Read → segment ([segment]) → filter ([filter]) → deduplicate ([dedup]); writes candidates.jsonl for `run`.
@@ -673,4 +682,69 @@ pub struct MauveBenchArgs {
     /// k-means restarts.
     #[arg(long, default_value_t = 5)]
     pub redo: usize,
+}
+
+/// What `backforth train` learns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainData {
+    /// Seed response → seed instruction (the backward model M_yx), prompted as
+    /// the backtranslate stage prompts a `finetuned` backward model.
+    Backward,
+    /// Instruction → response: the seed pairs (--seeds) and/or chat JSONL
+    /// files (--dataset, e.g. a run's dataset.jsonl): M_0, M_1, or the final model.
+    Forward,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Base model GGUF (llama or qwen2 architecture; any quantisation, dequantized for training).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// What to learn.
+    #[arg(long, value_enum)]
+    pub data: TrainData,
+    /// Seed pairs JSONL (instruction + response).
+    #[arg(long)]
+    pub seeds: Option<PathBuf>,
+    /// Chat JSONL with `messages` ending in the assistant's answer (repeatable; forward only).
+    #[arg(long)]
+    pub dataset: Vec<PathBuf>,
+    /// Humpback's system tags (forward): seed pairs get "Answer in the style of an AI Assistant.",
+    /// dataset pairs "Answer with knowledge from web search.".
+    #[arg(long)]
+    pub system_tags: bool,
+    /// Output folder (rerun the same command to resume after a kill).
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Training settings TOML (keys of `--print-config`).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Override a setting: --set lora.rank=16 (repeatable; value is a TOML literal).
+    #[arg(short = 's', long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// CPU threads for the matrix kernels (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the effective settings as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand)]
+pub enum AdapterCmd {
+    /// Convert a PEFT LoRA folder (adapter_model.safetensors + adapter_config.json) to a llama.cpp adapter GGUF.
+    Import {
+        /// The PEFT folder.
+        #[arg(long)]
+        peft: PathBuf,
+        /// The base model GGUF it was trained on (for the architecture and head layout).
+        #[arg(long)]
+        model: PathBuf,
+        /// Adapter GGUF to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }

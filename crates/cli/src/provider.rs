@@ -34,6 +34,11 @@ impl BackendProvider for Provider {
                     !model.is_empty(),
                     "no model: set model.path to the model name the server knows"
                 );
+                anyhow::ensure!(
+                    !model.contains(backforth_llama::LORA_SEP),
+                    "{model}: LoRA adapters (model.lora / <stage>.lora) apply to the embedded backend; \
+                     with a server, load the adapter there (vLLM --lora-modules NAME=PATH, llama-server --lora) and name it in model.path"
+                );
                 Ok(format!("http:{model}"))
             }
         }
@@ -42,8 +47,8 @@ impl BackendProvider for Provider {
     fn backend(&mut self, model: &str) -> Result<&mut dyn backforth_inference::Backend> {
         if !self.backends.contains_key(model) {
             let inner: Box<dyn backforth_inference::Backend> = match self.cfg.backend.kind {
-                BackendKind::Embedded => Box::new(backforth_llama::LlamaEngine::load(
-                    std::path::Path::new(model),
+                BackendKind::Embedded => Box::new(backforth_llama::LlamaEngine::load_ref(
+                    model,
                     LlamaOptions::from(&self.cfg.model),
                 )?),
                 BackendKind::Http => Box::new(backforth_http::HttpBackend::new(

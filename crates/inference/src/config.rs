@@ -32,6 +32,12 @@ pub struct ModelConfig {
     /// are computed once per slot, not once per request). Not part of the
     /// stage key: outputs are the same either way up to float rounding.
     pub prefix_reuse: bool,
+    /// LoRA adapters (GGUF, as `backforth train` writes them) applied to
+    /// `model.path` on the embedded backend; at most one per model. The
+    /// adapter's hash is part of the model id, so stage keys and cached
+    /// responses change with it. Stages may name their own (`<stage>.lora`).
+    #[serde(default)]
+    pub lora: Vec<String>,
 }
 
 impl Default for ModelConfig {
@@ -45,6 +51,7 @@ impl Default for ModelConfig {
             seed: 42,
             raw_prompt: false,
             prefix_reuse: true,
+            lora: Vec::new(),
         }
     }
 }

@@ -102,6 +102,10 @@ pub struct StageConfig {
     pub template: String,
     /// GGUF path for this stage only; empty = `model.path`.
     pub model: String,
+    /// LoRA adapters for this stage's model (embedded backend); empty =
+    /// `model.lora` when the stage runs on `model.path`, none otherwise.
+    #[serde(default)]
+    pub lora: Vec<String>,
     pub temperature: f32,
     pub top_p: f32,
     pub max_tokens: u32,
@@ -133,6 +137,7 @@ impl StageConfig {
         let base = StageConfig {
             template: String::new(),
             model: String::new(),
+            lora: Vec::new(),
             temperature: 1.0,
             top_p: 0.9,
             max_tokens: 1024,
@@ -350,25 +355,37 @@ pub fn set_path(root: &mut toml::Value, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Any settings type layered as the run config is: `defaults`, then the
+/// TOML file (if any), then `overrides` (`dotted.key=value`) in order.
+/// Errors: unreadable file, TOML syntax, unknown keys, wrong types, bad
+/// override syntax.
+pub fn layered<T: Serialize + serde::de::DeserializeOwned>(
+    defaults: T,
+    file: Option<&Path>,
+    overrides: &[String],
+) -> Result<T> {
+    let mut v = toml::Value::try_from(defaults)?;
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading config {}", f.display()))?;
+        let t: toml::Value =
+            toml::from_str(&text).with_context(|| format!("config {}", f.display()))?;
+        merge(&mut v, t);
+    }
+    for o in overrides {
+        let (k, val) = o
+            .split_once('=')
+            .with_context(|| format!("override `{o}` is not key=value"))?;
+        set_path(&mut v, k.trim(), val.trim())?;
+    }
+    v.try_into().context("invalid configuration")
+}
+
 impl Config {
     /// Defaults, then the TOML file (if any), then `overrides` (`key=value`) in order.
     /// Errors: unreadable file, TOML syntax, unknown keys, wrong types, bad override syntax.
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config> {
-        let mut v = toml::Value::try_from(Config::default())?;
-        if let Some(f) = file {
-            let text = std::fs::read_to_string(f)
-                .with_context(|| format!("reading config {}", f.display()))?;
-            let t: toml::Value =
-                toml::from_str(&text).with_context(|| format!("config {}", f.display()))?;
-            merge(&mut v, t);
-        }
-        for o in overrides {
-            let (k, val) = o
-                .split_once('=')
-                .with_context(|| format!("override `{o}` is not key=value"))?;
-            set_path(&mut v, k.trim(), val.trim())?;
-        }
-        let cfg: Config = v.try_into().context("invalid configuration")?;
+        let cfg: Config = layered(Config::default(), file, overrides)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -405,14 +422,27 @@ impl Config {
         }
     }
 
-    /// The GGUF path a stage runs on.
-    pub fn model_path(&self, s: Stage) -> &str {
-        let m = &self.stage(s).model;
-        if m.is_empty() {
-            &self.model.path
+    /// The model a stage runs on: its GGUF path (or the model name a server
+    /// knows), followed by `+lora:<adapter>` for each LoRA adapter
+    /// (`<stage>.lora`, else `model.lora` when the stage uses `model.path`).
+    pub fn model_path(&self, s: Stage) -> String {
+        let st = self.stage(s);
+        let (base, inherited) = if st.model.is_empty() {
+            (&self.model.path, &self.model.lora)
         } else {
-            m
+            (&st.model, &Vec::new())
+        };
+        let lora = if st.lora.is_empty() {
+            inherited
+        } else {
+            &st.lora
+        };
+        let mut m = base.clone();
+        for a in lora {
+            m.push_str("+lora:");
+            m.push_str(a);
         }
+        m
     }
 
     /// The response-cache file in force.

@@ -437,11 +437,17 @@ pairs failing the relevance and grounding checks were left out.\n\n";
     b += "\nShareGPT (`*.sharegpt.jsonl`) and Parquet (`*.parquet`) copies sit beside each JSONL file when `export.formats` asks for them.\n\n";
     b += "## How it was made\n\n";
     let model = |s: Stage| {
-        let p = cfg.model_path(s);
-        Path::new(p)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| p.to_string())
+        // file names only (no local folders), adapters after the base
+        cfg.model_path(s)
+            .split("+lora:")
+            .map(|p| {
+                Path::new(p)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| p.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(" + LoRA ")
     };
     for s in Stage::ALL {
         let c = cfg.stage(s);

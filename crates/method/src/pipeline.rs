@@ -258,7 +258,7 @@ pub fn stage_keys(
             None => docs_key.to_string(),
             Some(u) => keys.get(&u).cloned().context("upstream key")?,
         };
-        let model_id = provider.model_id(cfg.model_path(s))?;
+        let model_id = provider.model_id(&cfg.model_path(s))?;
         let c = cfg.stage(s);
         let seeds_part = if s == Stage::Backtranslate && c.mode == BackwardMode::Fewshot {
             seeds_hash.as_str()

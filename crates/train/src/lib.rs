@@ -19,3 +19,6 @@ pub mod model;
 pub mod optim;
 pub mod peft;
 pub mod trainer;
+
+/// The candle device type (CPU here; CUDA with the `cuda` feature).
+pub use candle_core::Device;

@@ -197,6 +197,16 @@ fn eval_loss(model: &Model, eval: &[&Encoded], batch: usize, device: &Device) ->
     Ok(sum / n.max(1) as f64)
 }
 
+/// The device training runs on: the first CUDA GPU when built with the
+/// `cuda` feature and one is present, else the CPU.
+pub fn default_device() -> Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = Device::new_cuda(0) {
+        return d;
+    }
+    Device::Cpu
+}
+
 /// Settings fingerprint stored in `train_config.json`.
 #[derive(Serialize, Deserialize, PartialEq)]
 struct RunId {
@@ -331,7 +341,7 @@ pub fn train(
     show_progress: bool,
 ) -> Result<TrainSummary> {
     let started = Instant::now();
-    let device = Device::Cpu;
+    let device = default_device();
     anyhow::ensure!(
         cfg.batch_size >= 1 && cfg.grad_accum >= 1,
         "batch_size and grad_accum must be ≥ 1"

@@ -231,11 +231,11 @@ fn training_lowers_the_held_out_loss_and_the_adapter_runs_in_llama_cpp() {
     );
     let out = tempfile_dir("train");
     let cfg = TrainConfig {
-        max_steps: 24,
+        max_steps: 16,
         batch_size: 4,
-        max_seq: 160,
+        max_seq: 128,
         eval_fraction: 0.1,
-        checkpoint_every: 10,
+        checkpoint_every: 5,
         optim: AdamWConfig {
             lr: 1e-3,
             ..Default::default()
@@ -250,12 +250,16 @@ fn training_lowers_the_held_out_loss_and_the_adapter_runs_in_llama_cpp() {
         s.skipped.get("too_long").copied().unwrap_or(0) > 0,
         "long seeds are counted, not cut"
     );
-    assert!(out.join("checkpoints/step-000020/state.json").exists());
-    assert!(out.join("checkpoints/step-000024/state.json").exists());
+    assert!(out.join("checkpoints/step-000015/state.json").exists());
+    assert!(out.join("checkpoints/step-000016/state.json").exists());
+    assert!(
+        !out.join("checkpoints/step-000010/state.json").exists(),
+        "only the newest two are kept"
+    );
     let progress = std::fs::read_to_string(out.join("progress.jsonl")).unwrap();
     assert_eq!(
         progress.lines().filter(|l| l.contains("\"loss\"")).count(),
-        24
+        16
     );
 
     // the adapter loads in llama.cpp and gives our adapted model's logits
@@ -285,8 +289,8 @@ fn training_lowers_the_held_out_loss_and_the_adapter_runs_in_llama_cpp() {
     let (moved, _) = compare(&theirs, &base);
     eprintln!("adapter vs base in llama.cpp: mean KL {moved:.4}");
     assert!(
-        moved > 4.0 * KL_TOL,
-        "the adapter changes llama.cpp's output (mean KL {moved})"
+        moved > 10.0 * kl && moved > KL_TOL,
+        "the adapter moves llama.cpp's output far more than the parity error (KL {moved} vs {kl})"
     );
 
     // PEFT export reads back as the same adapter

@@ -1,0 +1,146 @@
+//! `backforth train` and `backforth adapter import`: build the examples,
+//! tokenize them with the embedded engine (so training sees the ids
+//! inference sees), and hand them to `backforth-train`.
+
+use crate::cli::{AdapterCmd, TrainArgs, TrainData};
+use anyhow::{bail, Context, Result};
+use backforth_llama::{LlamaEngine, LlamaOptions};
+use backforth_train::data::{self, ChatTokenizer, DataStats, Example};
+use backforth_train::trainer::{self, TrainConfig};
+
+/// Examples for `args.data`, with the counts of skipped input lines.
+pub fn examples(args: &TrainArgs) -> Result<(Vec<Example>, DataStats)> {
+    let mut stats = DataStats::default();
+    let seeds = match &args.seeds {
+        Some(p) => {
+            let mut s = backforth_corpus::readers::InputStats::default();
+            let v = backforth::seeds::read_seeds(p, 1 << 24, &mut s)?;
+            stats.read += v.len() as u64;
+            for (k, n) in s.skipped {
+                *stats.skipped.entry(k).or_default() += n;
+            }
+            v
+        }
+        None => vec![],
+    };
+    let out = match args.data {
+        TrainData::Backward => {
+            if seeds.is_empty() {
+                bail!("--data backward needs --seeds (seed pairs JSONL)");
+            }
+            if !args.dataset.is_empty() {
+                bail!("--dataset is for --data forward");
+            }
+            data::backward(&seeds, None)?
+        }
+        TrainData::Forward => {
+            if seeds.is_empty() && args.dataset.is_empty() {
+                bail!("--data forward needs --seeds and/or --dataset");
+            }
+            let tag = |t: &'static str| args.system_tags.then_some(t);
+            let mut v = data::forward(&seeds, tag(data::SEED_TAG));
+            for d in &args.dataset {
+                v.extend(data::from_messages_jsonl(
+                    d,
+                    tag(data::WEB_TAG),
+                    &mut stats,
+                )?);
+            }
+            v
+        }
+    };
+    Ok((out, stats))
+}
+
+/// Train and print the summary.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let cfg: TrainConfig =
+        backforth::config::layered(TrainConfig::default(), args.config.as_deref(), &args.set)?;
+    if args.print_config {
+        print!("{}", toml::to_string(&cfg)?);
+        return Ok(());
+    }
+    if let Some(t) = args.threads {
+        // candle's matrix kernels use rayon's pool, sized from this on first use
+        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+    }
+    let (examples, stats) = examples(&args)?;
+    let engine = LlamaEngine::load(
+        &args.model,
+        LlamaOptions {
+            batch_size: 1,
+            ..Default::default()
+        },
+    )?;
+    let encoded = examples
+        .iter()
+        .map(|e| {
+            engine
+                .encode(e)
+                .with_context(|| format!("tokenizing {}", e.source))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    drop(engine);
+    let skipped: u64 = stats.skipped.values().sum();
+    eprintln!(
+        "train: {} examples ({} input lines skipped{}) → {}",
+        encoded.len(),
+        skipped,
+        if skipped > 0 {
+            format!(": {:?}", stats.skipped)
+        } else {
+            String::new()
+        },
+        args.out.display()
+    );
+    let s = trainer::train(&args.model, &encoded, &cfg, &args.out, !args.quiet)?;
+    let fmt = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+    println!(
+        "trained {} steps on {} examples ({} held out{}): train loss {:.3} → {:.3}, held-out loss {} → {}, {:.0} tokens/s{}",
+        s.steps,
+        s.train_examples,
+        s.eval_examples,
+        if s.skipped.is_empty() { String::new() } else { format!(", left out {:?}", s.skipped) },
+        s.train_loss_first,
+        s.train_loss_last,
+        fmt(s.eval_loss_start),
+        fmt(s.eval_loss_end),
+        s.tokens_per_s,
+        if s.resumed_from > 0 { format!(", resumed from step {}", s.resumed_from) } else { String::new() },
+    );
+    println!(
+        "adapter: {} (use as model.lora, or --model {}+lora:{})",
+        s.adapter_gguf,
+        args.model.display(),
+        s.adapter_gguf
+    );
+    Ok(())
+}
+
+/// `backforth adapter …`.
+pub fn adapter(cmd: AdapterCmd) -> Result<()> {
+    match cmd {
+        AdapterCmd::Import { peft, model, out } => {
+            let dev = backforth_train::Device::Cpu;
+            let hp = backforth_train::gguf::load_base(&model, &dev)?.hp;
+            let (tensors, alpha) = backforth_train::peft::read_peft(&peft, &hp)?;
+            backforth_train::gguf::write_adapter(&out, hp.arch, alpha, &tensors)?;
+            // prove it loads before saying so
+            let mut e = LlamaEngine::load(
+                &model,
+                LlamaOptions {
+                    batch_size: 1,
+                    ..Default::default()
+                },
+            )?;
+            e.set_adapter(&out, 1.0)?;
+            println!(
+                "{}: {} LoRA pairs, alpha {alpha}; loads in llama.cpp on {}",
+                out.display(),
+                tensors.len(),
+                model.display()
+            );
+            Ok(())
+        }
+    }
+}

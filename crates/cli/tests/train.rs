@@ -1,0 +1,133 @@
+//! `backforth train` as a user runs it, on the real test model and seed
+//! pairs: SIGKILLed mid-run, the same command resumes from the last
+//! checkpoint without redoing or losing an update; other settings into the
+//! same folder are refused; the adapter then serves as the fine-tuned
+//! backward model of the backtranslate stage, its hash in the model id;
+//! the PEFT export converts back to a GGUF that llama.cpp loads.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn train(out: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_backforth"));
+    c.args(["train", "--quiet", "--data", "backward", "--threads", "2"])
+        .args(["--model", test_model().to_str().unwrap()])
+        .args(["--seeds", seeds().to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .args([
+            "-s",
+            "max_steps=10",
+            "-s",
+            "checkpoint_every=3",
+            "-s",
+            "max_seq=96",
+        ])
+        .args([
+            "-s",
+            "batch_size=2",
+            "-s",
+            "lora.rank=4",
+            "-s",
+            "optim.lr=1e-3",
+        ])
+        .args(extra)
+        .env("BACKFORTH_LOG", "warn");
+    c
+}
+
+fn losses(out: &Path) -> Vec<u64> {
+    std::fs::read_to_string(out.join("progress.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("loss").is_some())
+        .map(|v| v["step"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn sigkill_mid_training_resumes_from_the_checkpoint_and_the_adapter_backtranslates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("myx");
+    let mut child = train(&out, &[]).spawn().unwrap();
+    let t0 = Instant::now();
+    // kill once the step-6 checkpoint is complete, before the end
+    while !out.join("checkpoints/step-000006/state.json").exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "training ended before the kill"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "no checkpoint after 10 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = losses(&out);
+    assert!(
+        before.len() >= 6 && before.len() < 10,
+        "killed after {} updates",
+        before.len()
+    );
+    assert!(!out.join("adapter.gguf").exists());
+
+    let o = train(&out, &[]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("resumed from step 6"), "{stdout}");
+    // every update once, in order, none redone or lost
+    assert_eq!(losses(&out), (1..=10).collect::<Vec<u64>>());
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("train_summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["resumed_from"], 6);
+    assert_eq!(summary["steps"], 10);
+
+    // the same folder with other settings is refused
+    let o = train(&out, &["-s", "lora.rank=8"]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("other settings"));
+
+    // the adapter as the fine-tuned backward model of the backtranslate stage
+    let adapter = out.join("adapter.gguf");
+    let run = dir.path().join("run");
+    let input = dolma_sample(dir.path(), 2);
+    let o = backforth_cmd(&["backtranslate"], &run, &input)
+        .args(["-s", "backtranslate.mode=\"finetuned\""])
+        .args(["-s", &format!("model.lora=[\"{}\"]", adapter.display())])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bt = std::fs::read_to_string(run.join("stages/backtranslate.jsonl")).unwrap();
+    assert_eq!(bt.lines().count(), 2);
+    for l in bt.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let model = v["backtranslation"]["model"].as_str().unwrap();
+        assert!(model.contains("+lora:adapter.gguf#"), "{model}");
+    }
+
+    // PEFT back to GGUF: same tensors, loads in llama.cpp
+    let imported = dir.path().join("imported.gguf");
+    let o = Command::new(env!("CARGO_BIN_EXE_backforth"))
+        .args([
+            "adapter",
+            "import",
+            "--peft",
+            out.join("peft").to_str().unwrap(),
+        ])
+        .args([
+            "--model",
+            test_model().to_str().unwrap(),
+            "--out",
+            imported.to_str().unwrap(),
+        ])
+        .env("BACKFORTH_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("loads in llama.cpp"));
+}
