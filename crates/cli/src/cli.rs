@@ -25,6 +25,12 @@ pub enum Cmd {
     /// backward model M_yx (--data backward), the seed model M_0 or a
     /// curation model M_1 (--data forward); resumable, writes adapter.gguf + PEFT.
     Train(TrainArgs),
+    /// Humpback's self-alignment loop (Li et al. 2023 §2): train the backward
+    /// model M_yx and the seed model M_0 on the seed pairs, backtranslate the
+    /// corpus with M_yx, curate with M_0, then N times: train M_i on seed +
+    /// the best curated pairs and curate again with it. Resumable; each step
+    /// in its own folder under --out.
+    Selfalign(SelfAlignArgs),
     /// LoRA adapters: convert a PEFT adapter (trained elsewhere) to GGUF for llama.cpp.
     Adapter {
         #[command(subcommand)]
@@ -747,4 +753,23 @@ pub enum AdapterCmd {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Args)]
+pub struct SelfAlignArgs {
+    /// Base model (--model), corpus (--input), seed pairs (--seeds), root folder (--out), run settings.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Curation rounds after M_0's (each trains M_i on seed + the curated pairs, then re-curates).
+    #[arg(long, default_value_t = 1)]
+    pub iterations: usize,
+    /// Curation score a pair needs to train the next model (5 = Humpback's A5, 4 = A4).
+    #[arg(long, default_value_t = 5)]
+    pub keep: u8,
+    /// Training settings TOML for every model (keys of `backforth train --print-config`).
+    #[arg(long)]
+    pub train_config: Option<PathBuf>,
+    /// Override a training setting: --train-set max_steps=100 (repeatable).
+    #[arg(long = "train-set", value_name = "KEY=VALUE")]
+    pub train_set: Vec<String>,
 }

@@ -44,6 +44,7 @@ fn main() {
     use commands::*;
     let res = match cli.cmd {
         Cmd::Train(a) => train::run(a),
+        Cmd::Selfalign(a) => selfalign::run(a),
         Cmd::Adapter { cmd } => train::adapter(cmd),
         Cmd::Run(a) => run::run(&a.common, None, None, &a.shard),
         Cmd::Prepare(a) => prepare::run(&a),

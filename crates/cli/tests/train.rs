@@ -131,3 +131,123 @@ fn sigkill_mid_training_resumes_from_the_checkpoint_and_the_adapter_backtranslat
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("loads in llama.cpp"));
 }
+
+#[test]
+fn selfalign_one_small_iteration_end_to_end_and_a_rerun_retrains_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // the stories' first 45 words, so that curated pairs fit max_seq and M_1 trains on them
+    let input = dolma_sample(dir.path(), 3);
+    let short: String = std::fs::read_to_string(&input)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let t = v["text"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .take(45)
+                .collect::<Vec<_>>()
+                .join(" ");
+            v["text"] = t.into();
+            v.to_string() + "\n"
+        })
+        .collect();
+    std::fs::write(&input, short).unwrap();
+    let root = dir.path().join("sa");
+    let selfalign = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_backforth"));
+        c.args([
+            "selfalign",
+            "--quiet",
+            "--threads",
+            "2",
+            "--iterations",
+            "1",
+            "--keep",
+            "1",
+        ])
+        .args(["--model", test_model().to_str().unwrap()])
+        .args(["--seeds", seeds().to_str().unwrap()])
+        .args(["--input", input.to_str().unwrap()])
+        .args(["--out", root.to_str().unwrap()])
+        .args(["--train-set", "max_steps=12", "--train-set", "max_seq=128"])
+        .args([
+            "--train-set",
+            "batch_size=4",
+            "--train-set",
+            "optim.lr=2e-3",
+        ])
+        .args([
+            "-s",
+            "backtranslate.max_tokens=64",
+            "-s",
+            "curate.max_tokens=96",
+        ])
+        .args(["-s", "model.context=2048"])
+        .env("BACKFORTH_LOG", "warn");
+        c.output().unwrap()
+    };
+    let o = selfalign();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    for m in ["myx", "m0", "m1"] {
+        assert!(root.join(m).join("adapter.gguf").exists(), "{m}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("selfalign_summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary.as_array().unwrap().len(), 2);
+    // M_yx wrote instructions the curation model scored
+    assert!(summary[0]["scored"].as_u64().unwrap() >= 1, "{summary}");
+    // M_1 trained on the seed pairs plus the curated ones
+    let m = |d: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(root.join(d).join("train_summary.json")).unwrap())
+            .unwrap()
+    };
+    // (examples over max_seq are counted as skipped, so the three counts add up)
+    let n = |v: &serde_json::Value| {
+        v["train_examples"].as_u64().unwrap()
+            + v["eval_examples"].as_u64().unwrap()
+            + v["skipped"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|x| x.as_u64().unwrap())
+                .sum::<u64>()
+    };
+    assert_eq!(
+        n(&m("m1")),
+        n(&m("m0")) + summary[0]["kept"].as_u64().unwrap(),
+        "{}",
+        m("m1")
+    );
+    // iteration 1 curated iteration 0's backtranslations with M_1
+    let curate = |i: usize| {
+        std::fs::read_to_string(root.join(format!("iter-{i}/stages/curate.jsonl"))).unwrap()
+    };
+    let model_of = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["curation"]["model"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let (m0, m1) = (model_of(&curate(0)), model_of(&curate(1)));
+    assert_eq!(m0.len(), m1.len());
+    assert!(
+        m0[0].contains("+lora:") && m1[0].contains("+lora:") && m0[0] != m1[0],
+        "{m0:?} {m1:?}"
+    );
+
+    // rerun: every model is up to date and no stage regenerates
+    let o = selfalign();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err.matches("is up to date").count(), 3, "{err}");
+    assert!(!err.contains("training on"), "{err}");
+    assert_eq!(curate(1).lines().count(), m1.len());
+}

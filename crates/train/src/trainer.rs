@@ -327,6 +327,42 @@ fn append(path: &Path, line: &ProgressLine) -> Result<()> {
     Ok(())
 }
 
+fn run_id(base: &Path, examples: &[Encoded], cfg: &TrainConfig) -> Result<RunId> {
+    let mut h = blake3::Hasher::new();
+    for e in examples {
+        h.update(&(e.n_prompt as u64).to_le_bytes());
+        for t in &e.ids {
+            h.update(&t.to_le_bytes());
+        }
+        h.update(b"|");
+    }
+    Ok(RunId {
+        base_model: backforth_llama::model_id_for(base)?,
+        data_blake3: h.finalize().to_hex()[..16].to_string(),
+        config: cfg.clone(),
+    })
+}
+
+/// Whether `out` holds a training run: `None` when it holds none, else
+/// whether its base model, data and settings are these. Errors: the base
+/// model cannot be read.
+pub fn same_run(
+    out: &Path,
+    base: &Path,
+    examples: &[Encoded],
+    cfg: &TrainConfig,
+) -> Result<Option<bool>> {
+    let Ok(old) = std::fs::read(out.join("train_config.json")) else {
+        return Ok(None);
+    };
+    let id = run_id(base, examples, cfg)?;
+    Ok(Some(
+        serde_json::from_slice::<RunId>(&old)
+            .map(|o| o == id)
+            .unwrap_or(false),
+    ))
+}
+
 /// Train a LoRA adapter on `examples` over the GGUF base model `base`,
 /// writing everything under `out` (see the module docs). Resumes from the
 /// newest checkpoint in `out` when its settings match.
@@ -396,20 +432,7 @@ pub fn train(
     );
     let warmup = ((total as f64 * cfg.warmup_ratio).round() as u64).max(1);
 
-    // the run's identity
-    let mut h = blake3::Hasher::new();
-    for e in examples {
-        h.update(&(e.n_prompt as u64).to_le_bytes());
-        for t in &e.ids {
-            h.update(&t.to_le_bytes());
-        }
-        h.update(b"|");
-    }
-    let run_id = RunId {
-        base_model: backforth_llama::model_id_for(base)?,
-        data_blake3: h.finalize().to_hex()[..16].to_string(),
-        config: cfg.clone(),
-    };
+    let run_id = run_id(base, examples, cfg)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let id_path = out.join("train_config.json");
     if let Ok(old) = std::fs::read(&id_path) {

@@ -12,6 +12,7 @@ pub mod generate;
 pub mod prepare;
 pub mod report;
 pub mod run;
+pub mod selfalign;
 pub mod serve;
 pub mod shard;
 pub mod train;
