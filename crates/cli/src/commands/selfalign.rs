@@ -26,8 +26,7 @@ use anyhow::{Context, Result};
 use backforth::config::{BackwardMode, Config};
 use backforth::pipeline::{self, RunOptions};
 use backforth::record::Stage;
-use backforth_llama::{LlamaEngine, LlamaOptions};
-use backforth_train::data::{self, ChatTokenizer, DataStats, Example};
+use backforth_train::data::{self, DataStats, Example};
 use backforth_train::trainer::{self, TrainConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -41,22 +40,7 @@ fn ensure_model(
     quiet: bool,
     what: &str,
 ) -> Result<PathBuf> {
-    let engine = LlamaEngine::load(
-        base,
-        LlamaOptions {
-            batch_size: 1,
-            ..Default::default()
-        },
-    )?;
-    let enc = examples
-        .iter()
-        .map(|e| {
-            engine
-                .encode(e)
-                .with_context(|| format!("tokenizing {}", e.source))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    drop(engine);
+    let enc = super::train::encode_all(base, examples)?;
     let adapter = dir.join("adapter.gguf");
     match trainer::same_run(dir, base, &enc, cfg)? {
         Some(true) if adapter.exists() => {
@@ -145,6 +129,7 @@ pub fn run(args: SelfAlignArgs) -> Result<()> {
     let seeds = backforth::seeds::read_seeds(Path::new(&cfg.seeds.path), 1 << 24, &mut stats)?;
     anyhow::ensure!(!seeds.is_empty(), "no seed pairs in {}", cfg.seeds.path);
     let quiet = args.common.quiet;
+    super::train::set_threads(cfg.model.threads);
 
     let myx = ensure_model(
         &base,

@@ -5,8 +5,9 @@
 use crate::cli::{AdapterCmd, TrainArgs, TrainData};
 use anyhow::{bail, Context, Result};
 use backforth_llama::{LlamaEngine, LlamaOptions};
-use backforth_train::data::{self, ChatTokenizer, DataStats, Example};
+use backforth_train::data::{self, ChatTokenizer, DataStats, Encoded, Example};
 use backforth_train::trainer::{self, TrainConfig};
+use std::path::Path;
 
 /// Examples for `args.data`, with the counts of skipped input lines.
 pub fn examples(args: &TrainArgs) -> Result<(Vec<Example>, DataStats)> {
@@ -52,6 +53,34 @@ pub fn examples(args: &TrainArgs) -> Result<(Vec<Example>, DataStats)> {
     Ok((out, stats))
 }
 
+/// Tokenize examples with the base model's own tokenizer and chat template.
+/// Errors: the model does not load; a template cannot be applied (named by source).
+pub fn encode_all(model: &Path, examples: &[Example]) -> Result<Vec<Encoded>> {
+    let engine = LlamaEngine::load(
+        model,
+        LlamaOptions {
+            batch_size: 1,
+            ..Default::default()
+        },
+    )?;
+    examples
+        .iter()
+        .map(|e| {
+            engine
+                .encode(e)
+                .with_context(|| format!("tokenizing {}", e.source))
+        })
+        .collect()
+}
+
+/// CPU threads for candle's matrix kernels (rayon's pool is sized from this
+/// on first use; 0 leaves every core).
+pub fn set_threads(n: usize) {
+    if n > 0 {
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}
+
 /// Train and print the summary.
 pub fn run(args: TrainArgs) -> Result<()> {
     let cfg: TrainConfig =
@@ -61,26 +90,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         return Ok(());
     }
     if let Some(t) = args.threads {
-        // candle's matrix kernels use rayon's pool, sized from this on first use
-        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+        set_threads(t);
     }
     let (examples, stats) = examples(&args)?;
-    let engine = LlamaEngine::load(
-        &args.model,
-        LlamaOptions {
-            batch_size: 1,
-            ..Default::default()
-        },
-    )?;
-    let encoded = examples
-        .iter()
-        .map(|e| {
-            engine
-                .encode(e)
-                .with_context(|| format!("tokenizing {}", e.source))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    drop(engine);
+    let encoded = encode_all(&args.model, &examples)?;
     let skipped: u64 = stats.skipped.values().sum();
     eprintln!(
         "train: {} examples ({} input lines skipped{}) → {}",
