@@ -35,7 +35,7 @@ impl BackendProvider for Provider {
                     "no model: set model.path to the model name the server knows"
                 );
                 anyhow::ensure!(
-                    !model.contains(backforth_llama::LORA_SEP),
+                    !model.contains(backforth_inference::model_ref::LORA_SEP),
                     "{model}: LoRA adapters (model.lora / <stage>.lora) apply to the embedded backend; \
                      with a server, load the adapter there (vLLM --lora-modules NAME=PATH, llama-server --lora) and name it in model.path"
                 );

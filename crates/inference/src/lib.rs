@@ -17,6 +17,7 @@ pub mod backend;
 pub mod cache;
 pub mod config;
 pub mod encoder;
+pub mod model_ref;
 
 pub use backend::{
     Backend, BackendProvider, ChatMessage, FinishReason, GenOutput, GenRequest, Sampling, Sink,

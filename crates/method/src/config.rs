@@ -437,12 +437,7 @@ impl Config {
         } else {
             &st.lora
         };
-        let mut m = base.clone();
-        for a in lora {
-            m.push_str("+lora:");
-            m.push_str(a);
-        }
-        m
+        backforth_inference::model_ref::model_ref(base, lora)
     }
 
     /// The response-cache file in force.

@@ -439,7 +439,7 @@ pairs failing the relevance and grounding checks were left out.\n\n";
     let model = |s: Stage| {
         // file names only (no local folders), adapters after the base
         cfg.model_path(s)
-            .split("+lora:")
+            .split(backforth_inference::model_ref::LORA_SEP)
             .map(|p| {
                 Path::new(p)
                     .file_name()

@@ -14,10 +14,10 @@
 use anyhow::{Context, Result};
 use backforth::prompt::PromptTemplate;
 use backforth::seeds::Seed;
+use backforth_corpus::readers::io::{open_decompressed, read_line_bounded, Line};
+use backforth_corpus::readers::InputStats;
 use backforth_inference::ChatMessage;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::Path;
 
 /// Humpback's system tags (Li et al. 2023 §2.3, "system prompts"): one for
@@ -26,6 +26,10 @@ use std::path::Path;
 pub const SEED_TAG: &str = "Answer in the style of an AI Assistant.";
 /// See [`SEED_TAG`].
 pub const WEB_TAG: &str = "Answer with knowledge from web search.";
+
+/// Longest input line read for training data (seed or chat JSONL), bytes;
+/// longer lines are skipped and counted.
+pub const MAX_LINE_BYTES: usize = 1 << 24;
 
 /// One training example.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,81 +92,89 @@ pub fn backward(seeds: &[Seed], template: Option<&Path>) -> Result<Vec<Example>>
         .collect()
 }
 
-/// Lines skipped while reading examples, by reason.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DataStats {
-    pub read: u64,
-    pub skipped: BTreeMap<String, u64>,
-}
-
-impl DataStats {
-    fn skip(&mut self, reason: &str, at: &str, why: &str) {
-        tracing::warn!("{at}: {why}; line skipped ({reason})");
-        *self.skipped.entry(reason.into()).or_default() += 1;
-    }
-}
-
-/// Examples from a JSONL file of chat `messages` (backforth's
-/// `dataset.jsonl`, or any file in that shape): the last message must be the
-/// assistant's and becomes the completion; the others are the prompt.
-/// `system` replaces (or adds) the system turn when given ([`WEB_TAG`] for
-/// augmented data). Lines that are not JSON, lack messages or do not end with
-/// an assistant turn are skipped, logged with file and line, and counted.
-/// Errors: the file cannot be read.
+/// Examples from a JSONL file (optionally compressed) of chat `messages`
+/// (backforth's `dataset.jsonl`, or any file in that shape): the last
+/// message must be the assistant's and becomes the completion; the others
+/// are the prompt. `system` replaces (or adds) the system turn when given
+/// ([`WEB_TAG`] for augmented data). Lines over `max_line_bytes`, not JSON,
+/// without messages or not ending with an assistant turn are skipped and
+/// counted in `stats` by reason, with file and line (the same bounded line
+/// reader as seed files). Errors: the file cannot be opened.
 pub fn from_messages_jsonl(
     path: &Path,
     system: Option<&str>,
-    stats: &mut DataStats,
+    max_line_bytes: usize,
+    stats: &mut InputStats,
 ) -> Result<Vec<Example>> {
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let r = open_decompressed(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut r = std::io::BufReader::new(r);
+    let mut buf = Vec::new();
     let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let at = format!("{}:{}", path.display(), i + 1);
-        let line = line.with_context(|| format!("reading {at}"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        #[derive(Deserialize)]
-        struct Row {
-            messages: Vec<ChatMessage>,
-        }
-        let row: Row = match serde_json::from_str(&line) {
-            Ok(r) => r,
+    let p = path.display();
+    for line in 1u64.. {
+        let at = format!("{p}:{line}");
+        match read_line_bounded(&mut r, &mut buf, max_line_bytes) {
+            Ok(Line::Eof) => break,
+            Ok(Line::TooLong(n)) => stats.skip(
+                "example_line_too_long",
+                format!("{at}: line of {n} bytes skipped"),
+            ),
+            Ok(Line::Full) => {
+                if buf.iter().all(|b| b.is_ascii_whitespace()) {
+                    continue;
+                }
+                #[derive(Deserialize)]
+                struct Row {
+                    messages: Vec<ChatMessage>,
+                }
+                let mut messages = match serde_json::from_slice::<Row>(&buf) {
+                    Ok(r) => r.messages,
+                    Err(e) => {
+                        stats.skip(
+                            "example_not_messages_json",
+                            format!("{at}: not a JSON object with messages ({e}), skipped"),
+                        );
+                        continue;
+                    }
+                };
+                let Some(last) = messages
+                    .pop()
+                    .filter(|m| m.role == "assistant" && !m.content.is_empty())
+                else {
+                    stats.skip(
+                        "example_no_assistant_turn",
+                        format!(
+                            "{at}: the last message is not a non-empty assistant turn, skipped"
+                        ),
+                    );
+                    continue;
+                };
+                if messages.iter().all(|m| m.role != "user") {
+                    stats.skip(
+                        "example_no_user_turn",
+                        format!("{at}: no user turn before the answer, skipped"),
+                    );
+                    continue;
+                }
+                if let Some(t) = system {
+                    messages.retain(|m| m.role != "system");
+                    messages.insert(0, msg("system", t));
+                }
+                stats.documents += 1;
+                out.push(Example {
+                    messages,
+                    completion: last.content,
+                    source: at,
+                });
+            }
             Err(e) => {
                 stats.skip(
-                    "not_messages_json",
-                    &at,
-                    &format!("not a JSON object with messages: {e}"),
+                    "example_read_error",
+                    format!("{at}: read error ({e}); rest of the file skipped"),
                 );
-                continue;
+                break;
             }
-        };
-        let mut messages = row.messages;
-        let Some(last) = messages
-            .pop()
-            .filter(|m| m.role == "assistant" && !m.content.is_empty())
-        else {
-            stats.skip(
-                "no_assistant_turn",
-                &at,
-                "the last message is not a non-empty assistant turn",
-            );
-            continue;
-        };
-        if messages.iter().all(|m| m.role != "user") {
-            stats.skip("no_user_turn", &at, "no user turn before the answer");
-            continue;
         }
-        if let Some(t) = system {
-            messages.retain(|m| m.role != "system");
-            messages.insert(0, msg("system", t));
-        }
-        stats.read += 1;
-        out.push(Example {
-            messages,
-            completion: last.content,
-            source: at,
-        });
     }
     Ok(out)
 }

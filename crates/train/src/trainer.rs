@@ -124,6 +124,20 @@ pub struct ProgressLine {
     pub eval_loss: Option<f64>,
 }
 
+impl ProgressLine {
+    /// A held-out loss measured after `step` updates.
+    fn eval(step: u64, eval_loss: f64) -> Self {
+        ProgressLine {
+            step,
+            loss: None,
+            lr: None,
+            tokens: None,
+            tokens_per_s: None,
+            eval_loss: Some(eval_loss),
+        }
+    }
+}
+
 /// A batch ready for the model: ids `(batch, time)` right-padded, and the
 /// flat positions whose next token is a completion token, with those tokens.
 struct Batch {
@@ -219,17 +233,22 @@ fn checkpoint_dir(out: &Path, step: u64) -> PathBuf {
     out.join("checkpoints").join(format!("step-{step:06}"))
 }
 
-/// The newest complete checkpoint's step, if any.
-fn latest_checkpoint(out: &Path) -> Option<u64> {
-    std::fs::read_dir(out.join("checkpoints"))
-        .ok()?
+/// Steps of the complete checkpoints in `out` (a `state.json` is written
+/// last, so a folder without one is a checkpoint cut short).
+fn checkpoint_steps(out: &Path) -> Vec<u64> {
+    let Ok(dir) = std::fs::read_dir(out.join("checkpoints")) else {
+        return vec![];
+    };
+    let mut steps: Vec<u64> = dir
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
             let n: u64 = name.strip_prefix("step-")?.parse().ok()?;
             e.path().join("state.json").exists().then_some(n)
         })
-        .max()
+        .collect();
+    steps.sort();
+    steps
 }
 
 fn save_checkpoint(out: &Path, step: u64, opt: &AdamW, model: &Model) -> Result<()> {
@@ -258,17 +277,7 @@ fn save_checkpoint(out: &Path, step: u64, opt: &AdamW, model: &Model) -> Result<
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&tmp, &dir)?;
     // keep the newest two
-    let mut steps: Vec<u64> = std::fs::read_dir(out.join("checkpoints"))?
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_prefix("step-")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    steps.sort();
+    let steps = checkpoint_steps(out);
     for s in steps.iter().rev().skip(2) {
         let _ = std::fs::remove_dir_all(checkpoint_dir(out, *s));
     }
@@ -456,7 +465,7 @@ pub fn train(
     let progress_path = out.join("progress.jsonl");
     let mut start = 0u64;
     let mut losses = Vec::new();
-    if let Some(step) = latest_checkpoint(out) {
+    if let Some(&step) = checkpoint_steps(out).last() {
         load_checkpoint(out, step, &mut opt, &device)?;
         losses = truncate_progress(&progress_path, step)?;
         start = step;
@@ -466,17 +475,7 @@ pub fn train(
     }
     let eval_loss_start = if !eval.is_empty() && start == 0 {
         let l = eval_loss(&model, &eval, cfg.batch_size, &device)?;
-        append(
-            &progress_path,
-            &ProgressLine {
-                step: 0,
-                loss: None,
-                lr: None,
-                tokens: None,
-                tokens_per_s: None,
-                eval_loss: Some(l),
-            },
-        )?;
+        append(&progress_path, &ProgressLine::eval(0, l))?;
         Some(l)
     } else {
         None
@@ -558,17 +557,7 @@ pub fn train(
         let last = step + 1 == total;
         if !eval.is_empty() && (last || (cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0)) {
             let l = eval_loss(&model, &eval, cfg.batch_size, &device)?;
-            append(
-                &progress_path,
-                &ProgressLine {
-                    step: step + 1,
-                    loss: None,
-                    lr: None,
-                    tokens: None,
-                    tokens_per_s: None,
-                    eval_loss: Some(l),
-                },
-            )?;
+            append(&progress_path, &ProgressLine::eval(step + 1, l))?;
             if last {
                 eval_loss_end = Some(l);
             }

@@ -176,21 +176,17 @@ fn every_lora_factor_gets_a_gradient() {
         },
     )
     .unwrap();
+    let grads = |seed: u64| {
+        let pass = Pass { dropout: 0.1, seed };
+        let g = m
+            .loss(&t, &positions, &targets, pass)
+            .unwrap()
+            .backward()
+            .unwrap();
+        grads_of(&g, &vars)
+    };
     // B starts at zero, so only the B factors have a gradient at first …
-    let g = m
-        .loss(
-            &t,
-            &positions,
-            &targets,
-            Pass {
-                dropout: 0.1,
-                seed: 7,
-            },
-        )
-        .unwrap()
-        .backward()
-        .unwrap();
-    let g0 = grads_of(&g, &vars);
+    let g0 = grads(7);
     for (i, v) in g0.iter().enumerate() {
         assert_eq!(
             nonzero(v),
@@ -200,20 +196,7 @@ fn every_lora_factor_gets_a_gradient() {
     }
     opt.step(&g0, 1e-3).unwrap();
     // … and after one update every factor has one.
-    let g = m
-        .loss(
-            &t,
-            &positions,
-            &targets,
-            Pass {
-                dropout: 0.1,
-                seed: 8,
-            },
-        )
-        .unwrap()
-        .backward()
-        .unwrap();
-    let g1 = grads_of(&g, &vars);
+    let g1 = grads(8);
     let missing: Vec<usize> = (0..vars.len()).filter(|&i| !nonzero(&g1[i])).collect();
     assert!(missing.is_empty(), "vars without gradient: {missing:?}");
 }

@@ -26,7 +26,7 @@ use anyhow::{Context, Result};
 use backforth::config::{BackwardMode, Config};
 use backforth::pipeline::{self, RunOptions};
 use backforth::record::Stage;
-use backforth_train::data::{self, DataStats, Example};
+use backforth_train::data::{self, Example};
 use backforth_train::trainer::{self, TrainConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -126,7 +126,8 @@ pub fn run(args: SelfAlignArgs) -> Result<()> {
     let base = PathBuf::from(&cfg.model.path);
     std::fs::create_dir_all(&root)?;
     let mut stats = backforth_corpus::readers::InputStats::default();
-    let seeds = backforth::seeds::read_seeds(Path::new(&cfg.seeds.path), 1 << 24, &mut stats)?;
+    let seeds =
+        backforth::seeds::read_seeds(Path::new(&cfg.seeds.path), data::MAX_LINE_BYTES, &mut stats)?;
     anyhow::ensure!(!seeds.is_empty(), "no seed pairs in {}", cfg.seeds.path);
     let quiet = args.common.quiet;
     super::train::set_threads(cfg.model.threads);
@@ -223,9 +224,13 @@ pub fn run(args: SelfAlignArgs) -> Result<()> {
         }
         // M_{i+1}: seed pairs + this round's best pairs, each with its tag
         let mut examples = seed_examples.clone();
-        let mut ds = DataStats::default();
-        let curated =
-            data::from_messages_jsonl(&dir.join("curated.jsonl"), Some(data::WEB_TAG), &mut ds)?;
+        let mut ds = backforth_corpus::readers::InputStats::default();
+        let curated = data::from_messages_jsonl(
+            &dir.join("curated.jsonl"),
+            Some(data::WEB_TAG),
+            data::MAX_LINE_BYTES,
+            &mut ds,
+        )?;
         let n_before = examples.len();
         examples.extend(curated);
         eprintln!(

@@ -4,24 +4,17 @@
 
 use crate::cli::{AdapterCmd, TrainArgs, TrainData};
 use anyhow::{bail, Context, Result};
+use backforth_corpus::readers::InputStats;
 use backforth_llama::{LlamaEngine, LlamaOptions};
-use backforth_train::data::{self, ChatTokenizer, DataStats, Encoded, Example};
+use backforth_train::data::{self, ChatTokenizer, Encoded, Example};
 use backforth_train::trainer::{self, TrainConfig};
 use std::path::Path;
 
 /// Examples for `args.data`, with the counts of skipped input lines.
-pub fn examples(args: &TrainArgs) -> Result<(Vec<Example>, DataStats)> {
-    let mut stats = DataStats::default();
+pub fn examples(args: &TrainArgs) -> Result<(Vec<Example>, InputStats)> {
+    let mut stats = InputStats::default();
     let seeds = match &args.seeds {
-        Some(p) => {
-            let mut s = backforth_corpus::readers::InputStats::default();
-            let v = backforth::seeds::read_seeds(p, 1 << 24, &mut s)?;
-            stats.read += v.len() as u64;
-            for (k, n) in s.skipped {
-                *stats.skipped.entry(k).or_default() += n;
-            }
-            v
-        }
+        Some(p) => backforth::seeds::read_seeds(p, data::MAX_LINE_BYTES, &mut stats)?,
         None => vec![],
     };
     let out = match args.data {
@@ -44,6 +37,7 @@ pub fn examples(args: &TrainArgs) -> Result<(Vec<Example>, DataStats)> {
                 v.extend(data::from_messages_jsonl(
                     d,
                     tag(data::WEB_TAG),
+                    data::MAX_LINE_BYTES,
                     &mut stats,
                 )?);
             }
@@ -94,7 +88,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let (examples, stats) = examples(&args)?;
     let encoded = encode_all(&args.model, &examples)?;
-    let skipped: u64 = stats.skipped.values().sum();
+    let skipped = stats.skipped_total();
     eprintln!(
         "train: {} examples ({} input lines skipped{}) → {}",
         encoded.len(),

@@ -21,6 +21,7 @@ use anyhow::{bail, Context, Result};
 use backforth_inference::backend::{
     Backend, FinishReason, GenOutput, GenRequest, Sink, TokenLogprobs,
 };
+use backforth_inference::model_ref::{split_model_ref, LORA_SEP};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -129,28 +130,6 @@ pub struct LlamaEngine {
     pub last_stats: EngineStats,
 }
 
-/// Separator of a model reference naming a base GGUF and a LoRA adapter:
-/// `base.gguf+lora:adapter.gguf` (see [`split_model_ref`]).
-pub const LORA_SEP: &str = "+lora:";
-
-/// Split a model reference into the base GGUF path and the adapter paths
-/// (`base.gguf+lora:a.gguf`; none for a plain path).
-pub fn split_model_ref(model: &str) -> (&str, Vec<&str>) {
-    let mut parts = model.split(LORA_SEP);
-    let base = parts.next().unwrap_or_default();
-    (base, parts.filter(|p| !p.is_empty()).collect())
-}
-
-/// A model reference for a base GGUF with adapters (the inverse of [`split_model_ref`]).
-pub fn model_ref(base: &str, adapters: &[String]) -> String {
-    let mut s = base.to_string();
-    for a in adapters {
-        s.push_str(LORA_SEP);
-        s.push_str(a);
-    }
-    s
-}
-
 /// Model id used in provenance, stage keys and the response cache: the base
 /// file's name and size, then for each adapter its file name and the first
 /// 16 hex digits of its BLAKE3 hash (an adapter retrained in place gets a
@@ -165,7 +144,7 @@ pub fn model_id_for_ref(model: &str) -> Result<String> {
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         id.push_str(&format!(
-            "+lora:{name}#{}",
+            "{LORA_SEP}{name}#{}",
             &blake3::hash(&bytes).to_hex()[..16]
         ));
     }
