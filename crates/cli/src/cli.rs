@@ -701,11 +701,40 @@ pub enum TrainData {
     Forward,
 }
 
+/// Who trains for `backforth train`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainEngine {
+    /// Our LoRA trainer on candle (CPU; CUDA with the `cuda` feature): small models.
+    Candle,
+    /// Hugging Face TRL (`trl sft`, LoRA through PEFT) on GPUs, 7B–70B: writes
+    /// its data and config, prints the launch command (runs it with
+    /// --launch), and imports the PEFT adapter it leaves.
+    Trl,
+}
+
 #[derive(Args)]
 pub struct TrainArgs {
     /// Base model GGUF (llama or qwen2 architecture; any quantisation, dequantized for training).
+    /// With --engine trl: the GGUF the adapter is imported for.
     #[arg(long)]
     pub model: PathBuf,
+    /// Trainer.
+    #[arg(long, value_enum, default_value_t = TrainEngine::Candle)]
+    pub engine: TrainEngine,
+    /// --engine trl: the same base as a Hugging Face model (Hub id or local folder).
+    #[arg(long)]
+    pub hf_model: Option<String>,
+    /// --engine trl: run `trl sft` now (the `trl` program on PATH, or --trl-bin),
+    /// then import its adapter to <out>/adapter.gguf. A rerun resumes from TRL's newest checkpoint.
+    #[arg(long)]
+    pub launch: bool,
+    /// --engine trl: the TRL program to run.
+    #[arg(long, default_value = "trl")]
+    pub trl_bin: PathBuf,
+    /// --engine trl: extra `trl sft` arguments, appended after the config
+    /// (e.g. --trl-arg=--bf16 --trl-arg=false); repeatable.
+    #[arg(long = "trl-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub trl_args: Vec<String>,
     /// What to learn.
     #[arg(long, value_enum)]
     pub data: TrainData,

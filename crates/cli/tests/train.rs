@@ -251,3 +251,77 @@ fn selfalign_one_small_iteration_end_to_end_and_a_rerun_retrains_nothing() {
     assert!(!err.contains("training on"), "{err}");
     assert_eq!(curate(1).lines().count(), m1.len());
 }
+
+/// `--engine trl --launch`: TRL itself is too heavy for CI (torch with CUDA
+/// libraries; `scripts/bench-train.sh` runs the real one), so a stand-in
+/// program injects the failure: the first launch dies after leaving a
+/// checkpoint, and the rerun must hand TRL that checkpoint; the second
+/// launch leaves a PEFT adapter (one our trainer wrote), which must come
+/// back as a GGUF that llama.cpp loads.
+#[test]
+fn trl_engine_writes_the_job_resumes_a_failed_launch_and_imports_the_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    // a PEFT folder to hand back: one update of our own trainer
+    let peft_src = dir.path().join("src");
+    let o = train(&peft_src, &["-s", "max_steps=1"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let fake = dir.path().join("trl");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/usr/bin/env bash\nset -e\necho \"$@\" >> {log}\ncfg=$3\nout=$(python3 -c 'import json,sys; t=open(sys.argv[1]).read(); print(json.loads(\"\".join(l for l in t.splitlines() if not l.startswith(\"#\")))[\"output_dir\"])' \"$cfg\")\nif [ ! -d \"$out/checkpoint-3\" ]; then mkdir -p \"$out/checkpoint-3\"; exit 3; fi\ncp {src}/* \"$out/\"\n",
+            log = dir.path().join("calls.log").display(),
+            src = peft_src.join("peft").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.path().join("job");
+    let run = |launch: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_backforth"));
+        c.args(["train", "--engine", "trl", "--data", "backward"])
+            .args(["--model", test_model().to_str().unwrap()])
+            .args(["--seeds", seeds().to_str().unwrap()])
+            .args(["--hf-model", "HuggingFaceTB/SmolLM2-135M-Instruct"])
+            .args(["--out", out.to_str().unwrap(), "-s", "max_steps=5"])
+            .args([
+                "--trl-bin",
+                fake.to_str().unwrap(),
+                "--trl-arg=--bf16",
+                "--trl-arg=false",
+            ])
+            .env("BACKFORTH_LOG", "warn");
+        if launch {
+            c.arg("--launch");
+        }
+        c.output().unwrap()
+    };
+    // without --launch: the job and the command, nothing run
+    let o = run(false);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("sft --config") && stdout.contains("--bf16 false"),
+        "{stdout}"
+    );
+    assert!(out.join("trl/data/train.jsonl").exists());
+    assert!(!dir.path().join("calls.log").exists());
+    // first launch fails: the error says so, no adapter
+    let o = run(true);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("rerun to resume"));
+    assert!(!out.join("adapter.gguf").exists());
+    // the rerun resumes from TRL's checkpoint and imports the adapter
+    let o = run(true);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let calls = std::fs::read_to_string(dir.path().join("calls.log")).unwrap();
+    let calls: Vec<&str> = calls.lines().collect();
+    assert_eq!(calls.len(), 2);
+    assert!(!calls[0].contains("--resume_from_checkpoint"));
+    assert!(calls[1].contains("--resume_from_checkpoint") && calls[1].contains("checkpoint-3"));
+    assert!(calls[1].ends_with("--bf16 false"));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("loads in llama.cpp"), "{stdout}");
+    assert!(out.join("adapter.gguf").exists());
+}

@@ -11,7 +11,8 @@
 //! as `base.gguf+lora:adapter.gguf`) and in PEFT's layout ([`peft`]).
 //!
 //! 7B–70B training stays with established trainers on GPUs; their PEFT
-//! adapters come back through [`peft::read_peft`].
+//! adapters come back through [`peft::read_peft`]; [`trl`] writes the job
+//! for Hugging Face TRL there.
 
 pub mod data;
 pub mod gguf;
@@ -19,6 +20,7 @@ pub mod model;
 pub mod optim;
 pub mod peft;
 pub mod trainer;
+pub mod trl;
 
 /// The candle device type (CPU here; CUDA with the `cuda` feature).
 pub use candle_core::Device;

@@ -43,6 +43,12 @@ pub struct TrainConfig {
     pub max_steps: u64,
     /// Sequences per micro-batch.
     pub batch_size: usize,
+    /// Most padded tokens (sequences × longest length) in one forward and
+    /// backward pass: a micro-batch above it runs as several passes whose
+    /// gradients add up to the same update (memory, not math: activations
+    /// and their gradients grow with it: about 7 GB at 512 tokens for
+    /// SmolLM2-135M on the CPU, 15 GB at 1024). 0 = no limit.
+    pub max_pass_tokens: usize,
     /// Micro-batches per update.
     pub grad_accum: usize,
     /// Longest example in tokens (prompt + completion); longer ones are
@@ -70,6 +76,7 @@ impl Default for TrainConfig {
             epochs: 3,
             max_steps: 0,
             batch_size: 4,
+            max_pass_tokens: 512,
             grad_accum: 1,
             max_seq: 512,
             warmup_ratio: 0.05,
@@ -103,7 +110,13 @@ pub struct TrainSummary {
     pub eval_loss_end: Option<f64>,
     /// Update step this process started from (0, or the checkpoint resumed).
     pub resumed_from: u64,
-    /// Prompt + completion tokens processed per second by this process.
+    /// Prompt + completion tokens (no padding) through the training loop in this process.
+    #[serde(default)]
+    pub tokens_processed: u64,
+    /// Seconds in the training loop in this process (no model loading).
+    #[serde(default)]
+    pub loop_seconds: f64,
+    /// `tokens_processed / loop_seconds`.
     pub tokens_per_s: f64,
     pub seconds: f64,
 }
@@ -170,6 +183,28 @@ fn make_batch(examples: &[&Encoded], device: &Device) -> Result<Batch> {
     })
 }
 
+/// A micro-batch cut into passes of at most `budget` padded tokens
+/// (sequences × longest), in order; a sequence longer than the budget gets
+/// a pass of its own. `budget` 0 = one pass.
+fn passes<'a>(ex: &[&'a Encoded], budget: usize) -> Vec<Vec<&'a Encoded>> {
+    let mut out: Vec<Vec<&Encoded>> = Vec::new();
+    let mut cur: Vec<&Encoded> = Vec::new();
+    let mut longest = 0;
+    for &e in ex {
+        let l = longest.max(e.ids.len());
+        if budget > 0 && !cur.is_empty() && l * (cur.len() + 1) > budget {
+            out.push(std::mem::take(&mut cur));
+            longest = 0;
+        }
+        longest = longest.max(e.ids.len());
+        cur.push(e);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 /// The micro-batches of `n_updates · accum` draws, in order: per epoch the
 /// training indices are shuffled, cut into pools of 8 batches, each pool
 /// sorted by length (little padding) and cut into batches, and the batches
@@ -195,18 +230,37 @@ fn plan(lengths: &[usize], batch: usize, needed: usize, seed: u64) -> Vec<Vec<us
     out
 }
 
+/// Held-out split of `n` examples: `(train, eval)` index lists, seeded by
+/// `cfg.seed` and sized by `cfg.eval_fraction` (at least one held out when
+/// the fraction is positive and there are two or more examples).
+pub fn held_out_split(n: usize, cfg: &TrainConfig) -> (Vec<usize>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
+        cfg.seed ^ 0x5EED,
+    ));
+    let n_eval = if cfg.eval_fraction > 0.0 && n > 1 {
+        ((n as f64 * cfg.eval_fraction).round() as usize).clamp(1, n - 1)
+    } else {
+        0
+    };
+    let eval = order[..n_eval].to_vec();
+    (order[n_eval..].to_vec(), eval)
+}
+
 fn split_seed(seed: u64, step: u64, micro: usize) -> u64 {
     let h = blake3::hash(format!("dropout {seed} {step} {micro}").as_bytes());
     u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
-fn eval_loss(model: &Model, eval: &[&Encoded], batch: usize, device: &Device) -> Result<f64> {
+fn eval_loss(model: &Model, eval: &[&Encoded], cfg: &TrainConfig, device: &Device) -> Result<f64> {
     let (mut sum, mut n) = (0.0, 0usize);
-    for chunk in eval.chunks(batch.max(1)) {
-        let b = make_batch(chunk, device)?;
-        let l = model.loss(&b.ids, &b.positions, &b.targets, Pass::eval())?;
-        sum += l.to_scalar::<f32>()? as f64 * b.targets.len() as f64;
-        n += b.targets.len();
+    for chunk in eval.chunks(cfg.batch_size.max(1)) {
+        for part in passes(chunk, cfg.max_pass_tokens) {
+            let b = make_batch(&part, device)?;
+            let l = model.loss(&b.ids, &b.positions, &b.targets, Pass::eval())?;
+            sum += l.to_scalar::<f32>()? as f64 * b.targets.len() as f64;
+            n += b.targets.len();
+        }
     }
     Ok(sum / n.max(1) as f64)
 }
@@ -415,17 +469,9 @@ pub fn train(
         );
     }
     // held-out split
-    let mut order: Vec<usize> = (0..usable.len()).collect();
-    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
-        cfg.seed ^ 0x5EED,
-    ));
-    let n_eval = if cfg.eval_fraction > 0.0 && usable.len() > 1 {
-        ((usable.len() as f64 * cfg.eval_fraction).round() as usize).clamp(1, usable.len() - 1)
-    } else {
-        0
-    };
-    let eval: Vec<&Encoded> = order[..n_eval].iter().map(|&i| usable[i]).collect();
-    let train_set: Vec<&Encoded> = order[n_eval..].iter().map(|&i| usable[i]).collect();
+    let (train_idx, eval_idx) = held_out_split(usable.len(), cfg);
+    let eval: Vec<&Encoded> = eval_idx.iter().map(|&i| usable[i]).collect();
+    let train_set: Vec<&Encoded> = train_idx.iter().map(|&i| usable[i]).collect();
     let per_epoch = train_set.len().div_ceil(cfg.batch_size);
     let total = if cfg.max_steps > 0 {
         cfg.max_steps
@@ -474,7 +520,7 @@ pub fn train(
         let _ = std::fs::remove_file(&progress_path);
     }
     let eval_loss_start = if !eval.is_empty() && start == 0 {
-        let l = eval_loss(&model, &eval, cfg.batch_size, &device)?;
+        let l = eval_loss(&model, &eval, cfg, &device)?;
         append(&progress_path, &ProgressLine::eval(0, l))?;
         Some(l)
     } else {
@@ -501,13 +547,14 @@ pub fn train(
     let vars = opt.vars.clone();
     for step in start..total {
         let t0 = Instant::now();
-        let batches: Vec<Batch> = (0..cfg.grad_accum)
-            .map(|m| {
-                let idx = &micro[(step as usize * cfg.grad_accum + m) % micro.len()];
-                let ex: Vec<&Encoded> = idx.iter().map(|&i| train_set[i]).collect();
-                make_batch(&ex, &device)
-            })
-            .collect::<Result<_>>()?;
+        let mut batches: Vec<Batch> = Vec::new();
+        for m in 0..cfg.grad_accum {
+            let idx = &micro[(step as usize * cfg.grad_accum + m) % micro.len()];
+            let ex: Vec<&Encoded> = idx.iter().map(|&i| train_set[i]).collect();
+            for part in passes(&ex, cfg.max_pass_tokens) {
+                batches.push(make_batch(&part, &device)?);
+            }
+        }
         let n_targets: usize = batches.iter().map(|b| b.targets.len()).sum();
         let mut acc: Vec<Option<Tensor>> = vec![None; vars.len()];
         let mut step_loss = 0.0;
@@ -556,7 +603,7 @@ pub fn train(
         }
         let last = step + 1 == total;
         if !eval.is_empty() && (last || (cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0)) {
-            let l = eval_loss(&model, &eval, cfg.batch_size, &device)?;
+            let l = eval_loss(&model, &eval, cfg, &device)?;
             append(&progress_path, &ProgressLine::eval(step + 1, l))?;
             if last {
                 eval_loss_end = Some(l);
@@ -568,7 +615,7 @@ pub fn train(
     }
     bar.finish_and_clear();
     if eval_loss_end.is_none() && !eval.is_empty() {
-        eval_loss_end = Some(eval_loss(&model, &eval, cfg.batch_size, &device)?);
+        eval_loss_end = Some(eval_loss(&model, &eval, cfg, &device)?);
     }
     let eval_loss_start = match eval_loss_start {
         Some(l) => Some(l),
@@ -604,6 +651,8 @@ pub fn train(
         eval_loss_start,
         eval_loss_end,
         resumed_from: start,
+        tokens_processed: tokens_this_run,
+        loop_seconds: secs,
         tokens_per_s: tokens_this_run as f64 / secs.max(1e-9),
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -612,4 +661,37 @@ pub fn train(
         serde_json::to_vec_pretty(&summary)?,
     )?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lengths(p: &[Vec<&Encoded>]) -> Vec<Vec<usize>> {
+        p.iter()
+            .map(|v| v.iter().map(|x| x.ids.len()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn passes_keep_every_sequence_once_within_the_budget() {
+        let e = |n: usize| Encoded {
+            ids: vec![1; n],
+            n_prompt: 1,
+        };
+        let ex = [e(100), e(300), e(200), e(600), e(50)];
+        let refs: Vec<&Encoded> = ex.iter().collect();
+        assert_eq!(
+            lengths(&passes(&refs, 1024)),
+            vec![vec![100, 300, 200], vec![600], vec![50]]
+        );
+        assert_eq!(
+            lengths(&passes(&refs, 512)),
+            vec![vec![100], vec![300], vec![200], vec![600], vec![50]]
+        );
+        assert_eq!(
+            lengths(&passes(&refs, 0)),
+            vec![vec![100, 300, 200, 600, 50]]
+        );
+    }
 }

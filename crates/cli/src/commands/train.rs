@@ -2,7 +2,7 @@
 //! tokenize them with the embedded engine (so training sees the ids
 //! inference sees), and hand them to `backforth-train`.
 
-use crate::cli::{AdapterCmd, TrainArgs, TrainData};
+use crate::cli::{AdapterCmd, TrainArgs, TrainData, TrainEngine};
 use anyhow::{bail, Context, Result};
 use backforth_corpus::readers::InputStats;
 use backforth_llama::{LlamaEngine, LlamaOptions};
@@ -87,6 +87,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         set_threads(t);
     }
     let (examples, stats) = examples(&args)?;
+    if args.engine == TrainEngine::Trl {
+        return run_trl(&args, &cfg, &examples, &stats);
+    }
     let encoded = encode_all(&args.model, &examples)?;
     let skipped = stats.skipped_total();
     eprintln!(
@@ -124,30 +127,98 @@ pub fn run(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--engine trl`: write TRL's data and config; with `--launch`, run it and
+/// import the PEFT adapter it leaves.
+fn run_trl(
+    args: &TrainArgs,
+    cfg: &TrainConfig,
+    examples: &[Example],
+    stats: &InputStats,
+) -> Result<()> {
+    use backforth_train::trl;
+    let Some(hf) = &args.hf_model else {
+        bail!("--engine trl needs --hf-model (the same base as a Hugging Face model: Hub id or local folder)");
+    };
+    let job = trl::write_job(examples, cfg, hf, &args.out)?;
+    let launch = trl::launch_args(&job, &args.trl_args);
+    eprintln!(
+        "train: {} examples for TRL ({} held out; {} input lines skipped) → {}",
+        job.train_examples + job.eval_examples,
+        job.eval_examples,
+        stats.skipped_total(),
+        job.dir.display()
+    );
+    let shown = std::iter::once(args.trl_bin.to_string_lossy().into_owned())
+        .chain(launch.iter().map(|a| shell_quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if !args.launch {
+        println!("{shown}");
+        println!(
+            "then: backforth adapter import --peft {} --model {} --out {}",
+            job.output_dir.display(),
+            args.model.display(),
+            args.out.join("adapter.gguf").display()
+        );
+        return Ok(());
+    }
+    eprintln!("running: {shown}");
+    let status = std::process::Command::new(&args.trl_bin)
+        .args(&launch)
+        .status()
+        .with_context(|| format!("starting {}", args.trl_bin.display()))?;
+    if !status.success() {
+        bail!("{shown} failed ({status}); rerun to resume from its newest checkpoint");
+    }
+    let out = args.out.join("adapter.gguf");
+    import_peft(&job.output_dir, &args.model, &out)?;
+    println!(
+        "adapter: {} (use as model.lora, or --model {}+lora:{})",
+        out.display(),
+        args.model.display(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn shell_quote(a: &str) -> String {
+    if a.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+".contains(c))
+    {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
+}
+
+/// Convert a PEFT folder to a llama.cpp adapter GGUF for `model` and prove it
+/// loads there. Errors: unreadable or mismatched PEFT tensors; the adapter
+/// does not load.
+fn import_peft(peft: &Path, model: &Path, out: &Path) -> Result<()> {
+    let dev = backforth_train::Device::Cpu;
+    let hp = backforth_train::gguf::load_base(model, &dev)?.hp;
+    let (tensors, alpha) = backforth_train::peft::read_peft(peft, &hp)?;
+    backforth_train::gguf::write_adapter(out, hp.arch, alpha, &tensors)?;
+    let mut e = LlamaEngine::load(
+        model,
+        LlamaOptions {
+            batch_size: 1,
+            ..Default::default()
+        },
+    )?;
+    e.set_adapter(out, 1.0)?;
+    println!(
+        "{}: {} LoRA pairs, alpha {alpha}; loads in llama.cpp on {}",
+        out.display(),
+        tensors.len(),
+        model.display()
+    );
+    Ok(())
+}
+
 /// `backforth adapter …`.
 pub fn adapter(cmd: AdapterCmd) -> Result<()> {
     match cmd {
-        AdapterCmd::Import { peft, model, out } => {
-            let dev = backforth_train::Device::Cpu;
-            let hp = backforth_train::gguf::load_base(&model, &dev)?.hp;
-            let (tensors, alpha) = backforth_train::peft::read_peft(&peft, &hp)?;
-            backforth_train::gguf::write_adapter(&out, hp.arch, alpha, &tensors)?;
-            // prove it loads before saying so
-            let mut e = LlamaEngine::load(
-                &model,
-                LlamaOptions {
-                    batch_size: 1,
-                    ..Default::default()
-                },
-            )?;
-            e.set_adapter(&out, 1.0)?;
-            println!(
-                "{}: {} LoRA pairs, alpha {alpha}; loads in llama.cpp on {}",
-                out.display(),
-                tensors.len(),
-                model.display()
-            );
-            Ok(())
-        }
+        AdapterCmd::Import { peft, model, out } => import_peft(&peft, &model, &out),
     }
 }
