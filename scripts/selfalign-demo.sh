@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Humpback's self-alignment loop on the demo corpus, and whether training
 # helped, on 2 cores. The base model is the small test model
-# (SmolLM2-135M-Instruct); the judge is the demo model (Qwen2.5-Coder-0.5B).
+# (SmolLM2-135M-Instruct); the judge is Qwen2.5-Coder-1.5B-Instruct (the
+# quality model; JUDGE=demo-model picks the 0.5B demo model).
 #
 #  1. The seed pairs are split (seeded): HELD pairs are held out, the rest
 #     train M_yx and M_0; `backforth selfalign` runs one iteration on DOCS
@@ -28,7 +29,8 @@ Q=${4:-20}
 CACHE="${BACKFORTH_CACHE:-$HOME/.cache/backforth}"
 export BACKFORTH_CACHE="$CACHE"
 BASE=$(scripts/fetch-assets.sh test-model | tail -1)
-JUDGE=$(scripts/fetch-assets.sh demo-model | tail -1)
+# the judge: the 1.5B quality model by default (JUDGE=demo-model for the 0.5B demo model)
+JUDGE=$(scripts/fetch-assets.sh "${JUDGE:-quality-model}" | tail -1)
 scripts/fetch-assets.sh corpus minilm >/dev/null
 SEEDS=$(scripts/fetch-assets.sh seeds | tail -1)
 MTB=$(scripts/fetch-assets.sh mtbench | tail -1)
@@ -56,7 +58,7 @@ with open(f"{out}/heldout-docs.jsonl", "w") as f:
         f.write(json.dumps({"id": f"seed-{i + 1}", "text": rows[i]["response"],
                             "instruction": rows[i]["instruction"]}) + "\n")
 PY
-TRAIN=(--train-set max_steps="$STEPS" --train-set max_seq=384 --train-set lr=1e-3
+TRAIN=(--train-set max_steps="$STEPS" --train-set max_seq=384 --train-set optim.lr=1e-3
   --train-set checkpoint_every=10)
 "$B" selfalign --config configs/demo.toml --model "$BASE" \
   --input "$CACHE/corpus/gensim/lee_background.cor" --limit "$DOCS" \
@@ -95,9 +97,11 @@ def f1(a, b):
     return 2 * p * r / (p + r)
 base, myx = instr("bt-base"), instr("bt-myx")
 both = [t for t in true if t in base and t in myx]
+print(f"{'backward model':<31} {'parsed':>7} {'F1, pairs both parsed':>22} {'F1, all (unparsed = 0)':>23}")
 for name, got in [("base, prompted (k seed pairs)", base), ("base + M_yx (fine-tuned)", myx)]:
     s = [f1(got[t], true[t]) for t in both]
-    print(f"{name:<32} instructions {len(got)}/{len(true)}  token F1 with the true instruction: {sum(s) / max(len(s), 1):.3f} (n = {len(s)})")
+    a = [f1(got[t], true[t]) if t in got else 0.0 for t in true]
+    print(f"{name:<31} {len(got):>3}/{len(true):<3} {sum(s) / max(len(s), 1):>15.3f} (n={len(s)}) {sum(a) / max(len(a), 1):>16.3f} (n={len(a)})")
 # for the judge: the response is the "request", the instructions are the answers
 for name, got in [("base", base), ("myx", myx)]:
     json.dump([{"instruction": t, "output": got[t], "generator": name} for t in both],
@@ -156,4 +160,6 @@ for name, what in [("judge-myx-vs-base", "M_yx's instruction vs the prompted bas
     for w in r.get("warnings", []):
         print(f"  ! {w}")
 PY
-echo "selfalign: $((t1 - t0)) s; evaluation: $((t2 - t1)) s; folders under $OUT"
+"$B" report --train "$SA/myx" --train "$SA/m0" --train "$SA/m1" --eval "$OUT/eval/judge-myx-vs-base" \
+  --eval "$OUT/eval/judge-m1-vs-m0" --title "backforth selfalign demo" --out "$OUT/report.html"
+echo "selfalign: $((t1 - t0)) s; evaluation: $((t2 - t1)) s; folders under $OUT; report: $OUT/report.html"

@@ -482,6 +482,9 @@ pub struct ReportArgs {
     /// Evaluation folder from `backforth eval` (repeatable).
     #[arg(long = "eval")]
     pub evals: Vec<PathBuf>,
+    /// Training folder from `backforth train` (its progress.jsonl; repeatable): loss curves.
+    #[arg(long = "train")]
+    pub train: Vec<PathBuf>,
     /// Output HTML file (default: RUN/report.html, else report.html).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -55,6 +55,47 @@ pub struct EvalView {
     pub results: Vec<PairResult>,
 }
 
+/// One training run's losses, from the `progress.jsonl` that `backforth
+/// train` writes: training loss per update and held-out loss where measured
+/// (nats per completion token), by update step.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TrainCurve {
+    pub name: String,
+    pub loss: Vec<(u64, f64)>,
+    pub eval_loss: Vec<(u64, f64)>,
+}
+
+impl TrainCurve {
+    /// Parse a `progress.jsonl` (lines with `step` and `loss` or
+    /// `eval_loss`). Lines that are not such JSON objects are skipped and
+    /// counted in the second value.
+    pub fn from_progress(name: &str, text: &str) -> (Self, usize) {
+        let mut c = TrainCurve {
+            name: name.to_string(),
+            ..Default::default()
+        };
+        let mut bad = 0;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                bad += 1;
+                continue;
+            };
+            let Some(step) = v.get("step").and_then(|x| x.as_u64()) else {
+                bad += 1;
+                continue;
+            };
+            if let Some(l) = v.get("loss").and_then(|x| x.as_f64()) {
+                c.loss.push((step, l));
+            } else if let Some(l) = v.get("eval_loss").and_then(|x| x.as_f64()) {
+                c.eval_loss.push((step, l));
+            } else {
+                bad += 1;
+            }
+        }
+        (c, bad)
+    }
+}
+
 /// Everything on one page.
 pub struct ReportInput<'a> {
     pub title: String,
@@ -64,6 +105,8 @@ pub struct ReportInput<'a> {
     /// Examples shown at most (the table stays usable in a browser).
     pub max_examples: usize,
     pub evals: &'a [EvalView],
+    /// Training runs whose loss curves to draw.
+    pub train: &'a [TrainCurve],
 }
 
 const COLOURS: [RGBColor; 8] = [
@@ -340,6 +383,67 @@ pub fn win_rate_svg(evals: &[EvalView]) -> Result<String> {
     Ok(buf)
 }
 
+/// Loss curves: training loss per update (lines) and held-out loss
+/// (circles), one colour per training run.
+pub fn loss_curve_svg(curves: &[TrainCurve]) -> Result<String> {
+    let pts = || {
+        curves
+            .iter()
+            .flat_map(|c| c.loss.iter().chain(&c.eval_loss))
+    };
+    let xmax = pts().map(|p| p.0).max().unwrap_or(1).max(1) as f64;
+    let ymax = pts().map(|p| p.1).fold(0.1, f64::max);
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (560, 320)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Training loss (lines) and held-out loss (●)",
+                ("sans-serif", 18),
+            )
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0f64..xmax, 0f64..ymax * 1.1)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("update")
+            .y_desc("nats per completion token")
+            .draw()
+            .map_err(plot_err)?;
+        for (i, c) in curves.iter().enumerate() {
+            let col = COLOURS[i % COLOURS.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    c.loss.iter().map(|&(s, l)| (s as f64, l)),
+                    col.stroke_width(2),
+                ))
+                .map_err(plot_err)?
+                .label(c.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], col.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    c.eval_loss
+                        .iter()
+                        .map(|&(s, l)| Circle::new((s as f64, l), 5, col.filled())),
+                )
+                .map_err(plot_err)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(buf)
+}
+
 const TEMPLATE: &str = include_str!("../templates/report.html");
 
 /// Render the page. Errors: a plot or the template failed.
@@ -361,6 +465,9 @@ pub fn render(input: &ReportInput<'_>) -> Result<String> {
     }
     if !input.evals.is_empty() {
         plots.push(("Win rates".into(), win_rate_svg(input.evals)?));
+    }
+    if !input.train.is_empty() {
+        plots.push(("Training".into(), loss_curve_svg(input.train)?));
     }
     let shown: Vec<&Example> = input.examples.iter().take(input.max_examples).collect();
     let mut env = minijinja::Environment::new();
@@ -432,6 +539,7 @@ mod tests {
             examples: &examples,
             max_examples: 10,
             evals: &[],
+            train: &[],
         })
         .unwrap();
         assert!(
@@ -477,5 +585,26 @@ mod tests {
         }])
         .unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("m-vs-b"));
+    }
+
+    #[test]
+    fn loss_curves_come_from_progress_lines_and_bad_lines_are_counted() {
+        let text = "{\"step\":0,\"eval_loss\":2.9}\n{\"step\":1,\"loss\":3.1,\"lr\":1e-4}\nnot json\n{\"step\":2,\"loss\":2.5}\n{\"loss\":1.0}\n{\"step\":2,\"eval_loss\":2.4}\n";
+        let (c, bad) = TrainCurve::from_progress("myx", text);
+        assert_eq!(c.loss, vec![(1, 3.1), (2, 2.5)]);
+        assert_eq!(c.eval_loss, vec![(0, 2.9), (2, 2.4)]);
+        assert_eq!(bad, 2);
+        let html = render(&ReportInput {
+            title: "t".into(),
+            run_summary: None,
+            analysis: None,
+            examples: &[],
+            max_examples: 10,
+            evals: &[],
+            train: &[c],
+        })
+        .unwrap();
+        assert_eq!(html.matches("<svg").count(), 1);
+        assert!(html.contains("myx"));
     }
 }

@@ -65,12 +65,35 @@ pub fn run(a: ReportArgs) -> Result<()> {
             results,
         });
     }
-    if data.is_none() && analysis.is_none() && evals.is_empty() {
-        bail!("nothing to report: give --run, --analysis or --eval");
+    let mut train = Vec::new();
+    for d in &a.train {
+        let p = d.join("progress.jsonl");
+        let text = std::fs::read_to_string(&p).with_context(|| {
+            format!(
+                "{}: no progress.jsonl (a `backforth train --out` folder?)",
+                d.display()
+            )
+        })?;
+        let name = d
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (curve, bad) = report::TrainCurve::from_progress(&name, &text);
+        if bad > 0 {
+            eprintln!(
+                "warning: {}: {bad} lines skipped (not step/loss JSON)",
+                p.display()
+            );
+        }
+        train.push(curve);
+    }
+    if data.is_none() && analysis.is_none() && evals.is_empty() && train.is_empty() {
+        bail!("nothing to report: give --run, --analysis, --eval or --train");
     }
     let examples = data.as_ref().map(|d| d.examples.as_slice()).unwrap_or(&[]);
     let title = a.title.clone().unwrap_or_else(|| match &a.run {
         Some(r) => format!("backforth run {}", r.display()),
+        None if evals.is_empty() => "backforth training".to_string(),
         None => "backforth comparison".to_string(),
     });
     let html = report::render(&report::ReportInput {
@@ -80,6 +103,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
         examples,
         max_examples: a.max_examples,
         evals: &evals,
+        train: &train,
     })?;
     let out = a.out.clone().unwrap_or_else(|| {
         a.run
