@@ -205,32 +205,58 @@ pub fn length_svg(sets: &[TextStats]) -> Result<String> {
         ymax = ymax.max(pts.iter().map(|p| p.1).fold(0.0, f64::max));
         series.push((s.name.clone(), pts));
     }
+    line_chart(
+        "Length distribution (words)",
+        "words (last bin: longer)",
+        "share of texts",
+        (top, ymax * 1.1),
+        &series,
+        &[],
+    )
+}
+
+/// A line chart with a legend, one colour per series in order, and filled
+/// circles at `marks[i]` in series i's colour. Axes start at 0 and end at
+/// `max` (x, y).
+fn line_chart(
+    caption: &str,
+    x_desc: &str,
+    y_desc: &str,
+    max: (f64, f64),
+    lines: &[(String, Vec<(f64, f64)>)],
+    marks: &[Vec<(f64, f64)>],
+) -> Result<String> {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (560, 320)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Length distribution (words)", ("sans-serif", 18))
+            .caption(caption, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(48)
-            .build_cartesian_2d(0f64..top, 0f64..ymax * 1.1)
+            .build_cartesian_2d(0f64..max.0, 0f64..max.1)
             .map_err(plot_err)?;
         chart
             .configure_mesh()
-            .x_desc("words (last bin: longer)")
-            .y_desc("share of texts")
+            .x_desc(x_desc)
+            .y_desc(y_desc)
             .draw()
             .map_err(plot_err)?;
-        for (i, (name, pts)) in series.into_iter().enumerate() {
+        for (i, (name, pts)) in lines.iter().enumerate() {
             let c = COLOURS[i % COLOURS.len()];
             chart
-                .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
                 .map_err(plot_err)?
-                .label(name)
+                .label(name.clone())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
                 });
+            if let Some(m) = marks.get(i) {
+                chart
+                    .draw_series(m.iter().map(|&p| Circle::new(p, 5, c.filled())))
+                    .map_err(plot_err)?;
+            }
         }
         chart
             .configure_series_labels()
@@ -393,55 +419,20 @@ pub fn loss_curve_svg(curves: &[TrainCurve]) -> Result<String> {
     };
     let xmax = pts().map(|p| p.0).max().unwrap_or(1).max(1) as f64;
     let ymax = pts().map(|p| p.1).fold(0.1, f64::max);
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (560, 320)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "Training loss (lines) and held-out loss (●)",
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(48)
-            .build_cartesian_2d(0f64..xmax, 0f64..ymax * 1.1)
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("update")
-            .y_desc("nats per completion token")
-            .draw()
-            .map_err(plot_err)?;
-        for (i, c) in curves.iter().enumerate() {
-            let col = COLOURS[i % COLOURS.len()];
-            chart
-                .draw_series(LineSeries::new(
-                    c.loss.iter().map(|&(s, l)| (s as f64, l)),
-                    col.stroke_width(2),
-                ))
-                .map_err(plot_err)?
-                .label(c.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], col.stroke_width(2))
-                });
-            chart
-                .draw_series(
-                    c.eval_loss
-                        .iter()
-                        .map(|&(s, l)| Circle::new((s as f64, l), 5, col.filled())),
-                )
-                .map_err(plot_err)?;
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
-        root.present().map_err(plot_err)?;
-    }
-    Ok(buf)
+    let f = |v: &[(u64, f64)]| v.iter().map(|&(s, l)| (s as f64, l)).collect::<Vec<_>>();
+    let lines: Vec<(String, Vec<(f64, f64)>)> = curves
+        .iter()
+        .map(|c| (c.name.clone(), f(&c.loss)))
+        .collect();
+    let marks: Vec<Vec<(f64, f64)>> = curves.iter().map(|c| f(&c.eval_loss)).collect();
+    line_chart(
+        "Training loss (lines) and held-out loss (●)",
+        "update",
+        "nats per completion token",
+        (xmax, ymax * 1.1),
+        &lines,
+        &marks,
+    )
 }
 
 const TEMPLATE: &str = include_str!("../templates/report.html");
