@@ -10,7 +10,7 @@
 //! `B` factors of `q_proj`/`k_proj` are permuted on the way out and back
 //! (the `A` factors act on inputs and are unchanged).
 
-use crate::gguf::{AdapterTensor, Arch, HParams};
+use crate::gguf::{AdapterTensor, Arch, BaseWeights, HParams};
 use crate::model::{LoraConfig, Model, TARGETS};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
@@ -52,6 +52,114 @@ fn heads_for(stem: &str, hp: &HParams) -> Option<usize> {
         (Arch::Llama, "attn_k") => Some(hp.n_head_kv),
         _ => None,
     }
+}
+
+/// The GGUF name of a Hugging Face transformers weight of a llama or qwen2
+/// model (`model.layers.3.self_attn.q_proj.weight` → `blk.3.attn_q.weight`);
+/// `None` for names outside that scheme.
+pub fn gguf_name_of_hf(name: &str) -> Option<String> {
+    match name {
+        "model.embed_tokens.weight" => return Some("token_embd.weight".into()),
+        "model.norm.weight" => return Some("output_norm.weight".into()),
+        "lm_head.weight" => return Some("output.weight".into()),
+        _ => {}
+    }
+    let rest = name.strip_prefix("model.layers.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, kind) = rest.rsplit_once('.')?;
+    if kind != "weight" && kind != "bias" {
+        return None;
+    }
+    let stem = match module {
+        "input_layernorm" => "attn_norm",
+        "post_attention_layernorm" => "ffn_norm",
+        _ => {
+            let (_, hf) = module.split_once('.')?;
+            TARGETS.iter().find(|(_, h)| *h == hf)?.0
+        }
+    };
+    Some(format!("blk.{layer}.{stem}.{kind}"))
+}
+
+/// Replace a GGUF's dequantized base weights with those of a Hugging Face
+/// model folder (every `*.safetensors` in it, as transformers saves them; any
+/// float dtype, converted to f32): e.g. the unquantized weights the GGUF was
+/// made from, so training sees full precision while inference keeps the
+/// quantized GGUF. The GGUF still gives the shapes, tokenizer and chat
+/// template. llama q/k rows are converted to llama.cpp's order.
+/// Returns the number of tensors replaced.
+/// Errors: no safetensors file; a weight the GGUF lacks or of another shape;
+/// a GGUF weight the folder does not give (a tied `output.weight` is fine).
+pub fn overlay_hf_weights(base: &mut BaseWeights, dir: &Path) -> Result<usize> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("{}: no .safetensors files", dir.display());
+    }
+    let mut replaced = std::collections::HashSet::new();
+    for f in &files {
+        let loaded = candle_core::safetensors::load(f, &Device::Cpu)
+            .with_context(|| format!("reading {}", f.display()))?;
+        for (name, t) in loaded {
+            let Some(g) = gguf_name_of_hf(&name) else {
+                continue; // rotary caches and other buffers
+            };
+            let Some(old) = base.tensors.get(&g) else {
+                if g == "output.weight" {
+                    continue; // the GGUF ties the output head to the embeddings
+                }
+                bail!(
+                    "{}: {name} ({g}) is not in the GGUF base model",
+                    f.display()
+                );
+            };
+            let mut t = t.to_dtype(candle_core::DType::F32)?;
+            if old.dims() != t.dims() {
+                bail!(
+                    "{}: {name} has shape {:?}, the GGUF's {g} has {:?}",
+                    f.display(),
+                    t.dims(),
+                    old.dims()
+                );
+            }
+            let stem = g.split('.').nth(2).unwrap_or("");
+            if g.ends_with(".weight") {
+                if let Some(h) = heads_for(stem, &base.hp) {
+                    t = permute_rows(&t, h, false)?;
+                }
+            }
+            let t = t.to_device(old.device())?;
+            base.tensors.insert(g.clone(), t);
+            replaced.insert(g);
+        }
+    }
+    let mut missing: Vec<&String> = base
+        .tensors
+        .keys()
+        .filter(|k| !replaced.contains(*k) && gguf_name_is_weight(k))
+        .collect();
+    missing.sort();
+    if !missing.is_empty() {
+        bail!(
+            "{}: gives no weight for {} GGUF tensors (first: {})",
+            dir.display(),
+            missing.len(),
+            missing[0]
+        );
+    }
+    Ok(replaced.len())
+}
+
+fn gguf_name_is_weight(k: &str) -> bool {
+    k == "token_embd.weight"
+        || k == "output_norm.weight"
+        || k == "output.weight"
+        || k.starts_with("blk.")
 }
 
 /// Write the model's adapter in PEFT's layout under `dir`. Errors: I/O.

@@ -66,6 +66,10 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     /// Seed of the split, batch order, LoRA init and dropout.
     pub seed: u64,
+    /// A Hugging Face model folder (safetensors) whose weights replace the
+    /// GGUF's dequantized ones for training (e.g. the unquantized original);
+    /// empty = the GGUF's own. See [`crate::peft::overlay_hf_weights`].
+    pub base_weights: String,
 }
 
 impl Default for TrainConfig {
@@ -85,6 +89,7 @@ impl Default for TrainConfig {
             eval_every: 0,
             checkpoint_every: 20,
             seed: 42,
+            base_weights: String::new(),
         }
     }
 }
@@ -504,7 +509,11 @@ pub fn train(
         std::fs::write(&id_path, serde_json::to_vec_pretty(&run_id)?)?;
     }
 
-    let weights = gguf::load_base(base, &device)?;
+    let mut weights = gguf::load_base(base, &device)?;
+    if !cfg.base_weights.is_empty() {
+        let n = crate::peft::overlay_hf_weights(&mut weights, Path::new(&cfg.base_weights))?;
+        tracing::info!("{n} base weights from {}", cfg.base_weights);
+    }
     let arch: Arch = weights.hp.arch;
     let model = Model::new(weights, Some(cfg.lora.clone()), cfg.seed, &device)?;
     let mut opt = AdamW::new(model.vars(), cfg.optim.clone())?;

@@ -310,3 +310,108 @@ fn tempfile_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     d
 }
+
+/// Hugging Face names of the GGUF weights, written out independently of the
+/// crate's own mapping.
+fn hf_name(g: &str) -> String {
+    match g {
+        "token_embd.weight" => return "model.embed_tokens.weight".into(),
+        "output_norm.weight" => return "model.norm.weight".into(),
+        "output.weight" => return "lm_head.weight".into(),
+        _ => {}
+    }
+    let parts: Vec<&str> = g.split('.').collect();
+    let module = match parts[2] {
+        "attn_norm" => "input_layernorm",
+        "ffn_norm" => "post_attention_layernorm",
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        other => panic!("unexpected GGUF tensor {other}"),
+    };
+    format!("model.layers.{}.{module}.{}", parts[1], parts[3])
+}
+
+/// A transformers-style folder made from the GGUF's weights (llama q/k rows
+/// in Hugging Face order, bf16 like a real checkpoint) loads back onto the
+/// GGUF as the same weights; a wrong shape or a missing weight is refused.
+/// With BACKFORTH_HF_BASE set to a folder transformers wrote from the same
+/// GGUF (scripts/gguf_to_hf.py), its weights must match the GGUF's too.
+#[test]
+fn hugging_face_base_weights_replace_the_gguf_ones() {
+    let gguf_w = gguf::load_base(&model_path(), &Device::Cpu).unwrap();
+    let hp = gguf_w.hp.clone();
+    let mut hf = std::collections::HashMap::new();
+    for (g, t) in &gguf_w.tensors {
+        let mut t = t.clone();
+        let heads = match g.split('.').nth(2) {
+            Some("attn_q") => Some(hp.n_head),
+            Some("attn_k") => Some(hp.n_head_kv),
+            _ => None,
+        };
+        if let Some(h) = heads.filter(|_| g.ends_with(".weight")) {
+            // llama.cpp keeps each head's rotary pairs interleaved; transformers keeps halves
+            let (rows, cols) = t.dims2().unwrap();
+            t = t.reshape((h, rows / h / 2, 2, cols)).unwrap();
+            t = t.transpose(1, 2).unwrap().contiguous().unwrap();
+            t = t.reshape((rows, cols)).unwrap();
+        }
+        let t = t.to_dtype(candle_core::DType::BF16).unwrap();
+        hf.insert(hf_name(g), t);
+    }
+    let dir = tempfile_dir("hf-base");
+    std::fs::create_dir_all(&dir).unwrap();
+    candle_core::safetensors::save(&hf, dir.join("model.safetensors")).unwrap();
+    let max_diff = |a: &gguf::BaseWeights| -> f32 {
+        let mut worst = 0f32;
+        for (g, t) in &gguf_w.tensors {
+            let d = (t - a.tensors[g].clone())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let scale = t
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            worst = worst.max(d / scale.max(1e-6));
+        }
+        worst
+    };
+    let mut back = gguf::load_base(&model_path(), &Device::Cpu).unwrap();
+    let n = backforth_train::peft::overlay_hf_weights(&mut back, &dir).unwrap();
+    assert_eq!(n, gguf_w.tensors.len());
+    // bf16 keeps 8 bits of mantissa: relative error ≤ 2^-8 of the largest entry
+    let d = max_diff(&back);
+    assert!(d > 0.0 && d < 1.0 / 256.0, "relative difference {d}");
+    // a wrong shape and a missing weight are refused
+    let q = "model.layers.0.self_attn.q_proj.weight".to_string();
+    let good = hf[&q].clone();
+    hf.insert(q.clone(), good.narrow(0, 0, 8).unwrap());
+    candle_core::safetensors::save(&hf, dir.join("model.safetensors")).unwrap();
+    let e = backforth_train::peft::overlay_hf_weights(&mut back, &dir).unwrap_err();
+    assert!(format!("{e:#}").contains("shape"), "{e:#}");
+    hf.remove(&q);
+    candle_core::safetensors::save(&hf, dir.join("model.safetensors")).unwrap();
+    let e = backforth_train::peft::overlay_hf_weights(&mut back, &dir).unwrap_err();
+    assert!(format!("{e:#}").contains("blk.0.attn_q.weight"), "{e:#}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    if let Ok(real) = std::env::var("BACKFORTH_HF_BASE") {
+        let mut w = gguf::load_base(&model_path(), &Device::Cpu).unwrap();
+        let n =
+            backforth_train::peft::overlay_hf_weights(&mut w, std::path::Path::new(&real)).unwrap();
+        let d = max_diff(&w);
+        eprintln!("{real}: {n} tensors, largest relative difference to the GGUF {d:.2e}");
+        assert!(d < 1e-3, "{d}");
+    }
+}
