@@ -502,6 +502,9 @@ pub struct ServeArgs {
     /// GGUF model file.
     #[arg(long)]
     pub model: PathBuf,
+    /// LoRA adapter GGUF applied to the model (e.g. from `backforth train`; one).
+    #[arg(long)]
+    pub lora: Vec<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,

@@ -130,6 +130,56 @@ fn sigkill_mid_training_resumes_from_the_checkpoint_and_the_adapter_backtranslat
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("loads in llama.cpp"));
+
+    // `serve --lora`: the served model is the adapted one
+    let text = "The two principal tools for caching methods are functools.cached_property() and functools.lru_cache().";
+    let plain = served_answer(None, text);
+    let tuned = served_answer(Some(&adapter), text);
+    assert_ne!(plain, tuned, "the adapter changes what the server answers");
+}
+
+/// Greedy answer (24 tokens) of `backforth serve` on the test model, with
+/// an adapter when given, to one user message.
+fn served_answer(lora: Option<&Path>, user: &str) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut c = Command::new(env!("CARGO_BIN_EXE_backforth"));
+    c.args(["serve", "--model", test_model().to_str().unwrap()])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "2",
+            "--served-name",
+            "m",
+        ])
+        .env("BACKFORTH_LOG", "warn")
+        .stderr(std::process::Stdio::piped());
+    if let Some(a) = lora {
+        c.args(["--lora", a.to_str().unwrap()]);
+    }
+    let mut child = c.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let l = lines.next().expect("serve exited").unwrap();
+        if let Some(rest) = l.strip_prefix("serving m on ") {
+            break rest.trim().to_string();
+        }
+    };
+    let hostport = url.trim_start_matches("http://").trim_end_matches("/v1");
+    let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": user}],
+        "temperature": 0.0, "max_tokens": 24})
+    .to_string();
+    let mut s = std::net::TcpStream::connect(hostport).unwrap();
+    write!(s, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let v: serde_json::Value = serde_json::from_str(r.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]

@@ -81,7 +81,10 @@ pub fn run(a: ServeArgs) -> Result<()> {
         n_batch: 512,
         ..Default::default()
     };
-    let mut engine = LlamaEngine::load(&a.model, opts)?;
+    let loras: Vec<String> = a.lora.iter().map(|p| p.display().to_string()).collect();
+    let reference =
+        backforth_inference::model_ref::model_ref(&a.model.display().to_string(), &loras);
+    let mut engine = LlamaEngine::load_ref(&reference, opts)?;
     let server = Arc::new(
         tiny_http::Server::http(&a.listen)
             .map_err(|e| anyhow::anyhow!("listening on {}: {e}", a.listen))?,
