@@ -154,10 +154,7 @@ fn detail(c: &CheckResult, reason: Reason) -> String {
 
 /// Write `path` through `f` into a temp file beside it, then rename it into
 /// place: readers see the old file or the whole new one, never a part.
-pub(crate) fn write_atomic(
-    path: &Path,
-    f: impl FnOnce(&mut dyn Write) -> Result<()>,
-) -> Result<()> {
+pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     let tmp = path.with_extension(format!(
         "{}.tmp",
         path.extension().and_then(|e| e.to_str()).unwrap_or("")

@@ -3,10 +3,9 @@
 //! an instruct model standing in for the backward model.
 
 use anyhow::{Context, Result};
-use backforth_corpus::readers::io::{open_decompressed, read_line_bounded, Line};
+use backforth_corpus::readers::io::for_each_line;
 use backforth_corpus::readers::InputStats;
 use serde::{Deserialize, Serialize};
-use std::io::BufReader;
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,66 +18,51 @@ pub struct Seed {
 /// Bad lines are skipped and counted in `stats` under `seed_*` reasons.
 /// Errors: the file cannot be opened.
 pub fn read_seeds(path: &Path, max_line_bytes: usize, stats: &mut InputStats) -> Result<Vec<Seed>> {
-    let r = open_decompressed(path).with_context(|| format!("opening seeds {}", path.display()))?;
-    let mut r = BufReader::new(r);
-    let mut buf = Vec::new();
     let mut out = Vec::new();
-    let p = path.display();
-    for line in 1u64.. {
-        match read_line_bounded(&mut r, &mut buf, max_line_bytes) {
-            Ok(Line::Eof) => break,
-            Ok(Line::TooLong(n)) => stats.skip(
-                "seed_line_too_long",
-                format!("{p}:{line}: seed line of {n} bytes skipped"),
-            ),
-            Ok(Line::Full) => {
-                if buf.iter().all(|b| b.is_ascii_whitespace()) {
-                    continue;
-                }
-                #[derive(Deserialize)]
-                struct Raw {
-                    instruction: Option<String>,
-                    response: Option<String>,
-                    output: Option<String>,
-                }
-                match serde_json::from_slice::<Raw>(&buf) {
-                    Ok(Raw {
-                        instruction: Some(i),
-                        response,
-                        output,
-                    }) if response.is_some() || output.is_some() => {
-                        let resp = response.or(output).unwrap_or_default();
-                        if i.trim().is_empty() || resp.trim().is_empty() {
-                            stats.skip(
-                                "seed_empty",
-                                format!("{p}:{line}: empty instruction or response, skipped"),
-                            );
-                        } else {
-                            out.push(Seed {
-                                instruction: i,
-                                response: resp,
-                            });
-                        }
+    for_each_line(
+        path,
+        max_line_bytes,
+        stats,
+        "seed",
+        "seed ",
+        |at, buf, stats| {
+            #[derive(Deserialize)]
+            struct Raw {
+                instruction: Option<String>,
+                response: Option<String>,
+                output: Option<String>,
+            }
+            match serde_json::from_slice::<Raw>(buf) {
+                Ok(Raw {
+                    instruction: Some(i),
+                    response,
+                    output,
+                }) if response.is_some() || output.is_some() => {
+                    let resp = response.or(output).unwrap_or_default();
+                    if i.trim().is_empty() || resp.trim().is_empty() {
+                        stats.skip(
+                            "seed_empty",
+                            format!("{at}: empty instruction or response, skipped"),
+                        );
+                    } else {
+                        out.push(Seed {
+                            instruction: i,
+                            response: resp,
+                        });
                     }
-                    Ok(_) => stats.skip(
-                        "seed_missing_field",
-                        format!("{p}:{line}: needs `instruction` and `response`, skipped"),
-                    ),
-                    Err(e) => stats.skip(
-                        "seed_invalid_json",
-                        format!("{p}:{line}: invalid seed JSON ({e}), skipped"),
-                    ),
                 }
+                Ok(_) => stats.skip(
+                    "seed_missing_field",
+                    format!("{at}: needs `instruction` and `response`, skipped"),
+                ),
+                Err(e) => stats.skip(
+                    "seed_invalid_json",
+                    format!("{at}: invalid seed JSON ({e}), skipped"),
+                ),
             }
-            Err(e) => {
-                stats.skip(
-                    "seed_read_error",
-                    format!("{p}:{line}: read error ({e}); rest of the seed file skipped"),
-                );
-                break;
-            }
-        }
-    }
+        },
+    )
+    .with_context(|| format!("opening seeds {}", path.display()))?;
     Ok(out)
 }
 

@@ -14,7 +14,7 @@
 use anyhow::{Context, Result};
 use backforth::prompt::PromptTemplate;
 use backforth::seeds::Seed;
-use backforth_corpus::readers::io::{open_decompressed, read_line_bounded, Line};
+use backforth_corpus::readers::io::for_each_line;
 use backforth_corpus::readers::InputStats;
 use backforth_inference::ChatMessage;
 use serde::{Deserialize, Serialize};
@@ -106,76 +106,58 @@ pub fn from_messages_jsonl(
     max_line_bytes: usize,
     stats: &mut InputStats,
 ) -> Result<Vec<Example>> {
-    let r = open_decompressed(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut r = std::io::BufReader::new(r);
-    let mut buf = Vec::new();
     let mut out = Vec::new();
-    let p = path.display();
-    for line in 1u64.. {
-        let at = format!("{p}:{line}");
-        match read_line_bounded(&mut r, &mut buf, max_line_bytes) {
-            Ok(Line::Eof) => break,
-            Ok(Line::TooLong(n)) => stats.skip(
-                "example_line_too_long",
-                format!("{at}: line of {n} bytes skipped"),
-            ),
-            Ok(Line::Full) => {
-                if buf.iter().all(|b| b.is_ascii_whitespace()) {
-                    continue;
-                }
-                #[derive(Deserialize)]
-                struct Row {
-                    messages: Vec<ChatMessage>,
-                }
-                let mut messages = match serde_json::from_slice::<Row>(&buf) {
-                    Ok(r) => r.messages,
-                    Err(e) => {
-                        stats.skip(
-                            "example_not_messages_json",
-                            format!("{at}: not a JSON object with messages ({e}), skipped"),
-                        );
-                        continue;
-                    }
-                };
-                let Some(last) = messages
-                    .pop()
-                    .filter(|m| m.role == "assistant" && !m.content.is_empty())
-                else {
-                    stats.skip(
-                        "example_no_assistant_turn",
-                        format!(
-                            "{at}: the last message is not a non-empty assistant turn, skipped"
-                        ),
-                    );
-                    continue;
-                };
-                if messages.iter().all(|m| m.role != "user") {
-                    stats.skip(
-                        "example_no_user_turn",
-                        format!("{at}: no user turn before the answer, skipped"),
-                    );
-                    continue;
-                }
-                if let Some(t) = system {
-                    messages.retain(|m| m.role != "system");
-                    messages.insert(0, msg("system", t));
-                }
-                stats.documents += 1;
-                out.push(Example {
-                    messages,
-                    completion: last.content,
-                    source: at,
-                });
+    for_each_line(
+        path,
+        max_line_bytes,
+        stats,
+        "example",
+        "",
+        |at, buf, stats| {
+            #[derive(Deserialize)]
+            struct Row {
+                messages: Vec<ChatMessage>,
             }
-            Err(e) => {
+            let mut messages = match serde_json::from_slice::<Row>(buf) {
+                Ok(r) => r.messages,
+                Err(e) => {
+                    stats.skip(
+                        "example_not_messages_json",
+                        format!("{at}: not a JSON object with messages ({e}), skipped"),
+                    );
+                    return;
+                }
+            };
+            let Some(last) = messages
+                .pop()
+                .filter(|m| m.role == "assistant" && !m.content.is_empty())
+            else {
                 stats.skip(
-                    "example_read_error",
-                    format!("{at}: read error ({e}); rest of the file skipped"),
+                    "example_no_assistant_turn",
+                    format!("{at}: the last message is not a non-empty assistant turn, skipped"),
                 );
-                break;
+                return;
+            };
+            if messages.iter().all(|m| m.role != "user") {
+                stats.skip(
+                    "example_no_user_turn",
+                    format!("{at}: no user turn before the answer, skipped"),
+                );
+                return;
             }
-        }
-    }
+            if let Some(t) = system {
+                messages.retain(|m| m.role != "system");
+                messages.insert(0, msg("system", t));
+            }
+            stats.documents += 1;
+            out.push(Example {
+                messages,
+                completion: last.content,
+                source: at,
+            });
+        },
+    )
+    .with_context(|| format!("opening {}", path.display()))?;
     Ok(out)
 }
 

@@ -70,10 +70,34 @@ pub struct BaseWeights {
 /// Errors: the file is missing or not GGUF; the architecture is not `llama`
 /// or `qwen2`; a required metadata key or tensor is absent.
 pub fn load_base(path: &Path, device: &Device) -> Result<BaseWeights> {
+    let (mut f, content) = open(path)?;
+    let hp = hparams(path, &content)?;
+    let mut tensors = HashMap::new();
+    for name in content.tensor_infos.keys() {
+        let q = content
+            .tensor(&mut f, name, device)
+            .with_context(|| format!("{}: reading tensor {name}", path.display()))?;
+        tensors.insert(name.clone(), q.dequantize(device)?);
+    }
+    Ok(BaseWeights { hp, tensors })
+}
+
+/// A GGUF model's shapes from its metadata alone, no tensor read (cheap
+/// for a 70B file). Errors: as [`load_base`].
+pub fn read_hparams(path: &Path) -> Result<HParams> {
+    let (_, content) = open(path)?;
+    hparams(path, &content)
+}
+
+fn open(path: &Path) -> Result<(std::fs::File, gguf_file::Content)> {
     let mut f =
         std::fs::File::open(path).with_context(|| format!("model file {}", path.display()))?;
     let content = gguf_file::Content::read(&mut f)
         .map_err(|e| anyhow::anyhow!("{}: not a readable GGUF file: {e}", path.display()))?;
+    Ok((f, content))
+}
+
+fn hparams(path: &Path, content: &gguf_file::Content) -> Result<HParams> {
     let md = &content.metadata;
     let arch_name = md
         .get("general.architecture")
@@ -107,18 +131,13 @@ pub fn load_base(path: &Path, device: &Device) -> Result<BaseWeights> {
     let n_head = get_u("attention.head_count")?;
     let n_head_kv = get_u("attention.head_count_kv").unwrap_or(n_head);
     let head_dim = get_u("attention.key_length").unwrap_or(n_embd / n_head);
-    let mut tensors = HashMap::new();
-    for name in content.tensor_infos.keys() {
-        let q = content
-            .tensor(&mut f, name, device)
-            .with_context(|| format!("{}: reading tensor {name}", path.display()))?;
-        tensors.insert(name.clone(), q.dequantize(device)?);
-    }
-    let vocab = tensors
+    let vocab = content
+        .tensor_infos
         .get("token_embd.weight")
         .with_context(|| format!("{}: no token_embd.weight", path.display()))?
-        .dim(0)?;
-    let hp = HParams {
+        .shape
+        .dims()[0];
+    Ok(HParams {
         arch,
         n_layer: get_u("block_count")?,
         n_embd,
@@ -129,8 +148,7 @@ pub fn load_base(path: &Path, device: &Device) -> Result<BaseWeights> {
         rms_eps: get_f("attention.layer_norm_rms_epsilon", 1e-5),
         rope_base: get_f("rope.freq_base", 10_000.0),
         vocab,
-    };
-    Ok(BaseWeights { hp, tensors })
+    })
 }
 
 /// One LoRA pair for a base tensor, in the shapes llama.cpp expects:

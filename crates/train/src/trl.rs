@@ -79,6 +79,12 @@ pub fn sft_config(
     output_dir: &Path,
     has_eval: bool,
 ) -> Result<Value> {
+    // TRL saves every N steps; our 0 ("only at the end") has no equivalent there
+    let save_steps = if cfg.checkpoint_every > 0 {
+        cfg.checkpoint_every
+    } else {
+        500
+    };
     let mut v = json!({
         "model_name_or_path": hf_model,
         "dataset_name": data_dir.to_string_lossy(),
@@ -111,7 +117,7 @@ pub fn sft_config(
         "train_sampling_strategy": "group_by_length",
         "logging_steps": 1,
         "save_strategy": "steps",
-        "save_steps": if cfg.checkpoint_every > 0 { cfg.checkpoint_every } else { 500 },
+        "save_steps": save_steps,
         "save_total_limit": 2,
         "report_to": "none",
     });
@@ -121,10 +127,8 @@ pub fn sft_config(
         // our 0 means "start and end"; TRL has no start, so evaluate each save
         let every = if cfg.eval_every > 0 {
             cfg.eval_every
-        } else if cfg.checkpoint_every > 0 {
-            cfg.checkpoint_every
         } else {
-            500
+            save_steps
         };
         o.insert("eval_steps".into(), json!(every));
     } else {
@@ -134,10 +138,8 @@ pub fn sft_config(
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+    backforth::export::write_atomic(path, |w| Ok(w.write_all(bytes)?))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Write a TRL job for `examples` into `<out>/trl/`: the split data and

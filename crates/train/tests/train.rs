@@ -292,17 +292,20 @@ fn assert_same(a: &[AdapterTensor], b: &[AdapterTensor]) {
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.base, y.base);
         for (p, q) in [(&x.a, &y.a), (&x.b, &y.b)] {
-            let d = (p - q)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = max_abs(&(p - q).unwrap());
             assert_eq!(d, 0.0, "{}", x.base);
         }
     }
+}
+
+/// Largest absolute entry of a tensor.
+fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 fn tempfile_dir(tag: &str) -> PathBuf {
@@ -369,21 +372,8 @@ fn hugging_face_base_weights_replace_the_gguf_ones() {
     let max_diff = |a: &gguf::BaseWeights| -> f32 {
         let mut worst = 0f32;
         for (g, t) in &gguf_w.tensors {
-            let d = (t - a.tensors[g].clone())
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            let scale = t
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = max_abs(&(t - a.tensors[g].clone()).unwrap());
+            let scale = max_abs(t);
             worst = worst.max(d / scale.max(1e-6));
         }
         worst

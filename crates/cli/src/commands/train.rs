@@ -50,13 +50,7 @@ pub fn examples(args: &TrainArgs) -> Result<(Vec<Example>, InputStats)> {
 /// Tokenize examples with the base model's own tokenizer and chat template.
 /// Errors: the model does not load; a template cannot be applied (named by source).
 pub fn encode_all(model: &Path, examples: &[Example]) -> Result<Vec<Encoded>> {
-    let engine = LlamaEngine::load(
-        model,
-        LlamaOptions {
-            batch_size: 1,
-            ..Default::default()
-        },
-    )?;
+    let engine = one_sequence_engine(model)?;
     examples
         .iter()
         .map(|e| {
@@ -65,6 +59,26 @@ pub fn encode_all(model: &Path, examples: &[Example]) -> Result<Vec<Encoded>> {
                 .with_context(|| format!("tokenizing {}", e.source))
         })
         .collect()
+}
+
+/// The model in llama.cpp with room for one sequence: for its tokenizer and
+/// chat template, or to prove an adapter loads.
+fn one_sequence_engine(model: &Path) -> Result<LlamaEngine> {
+    LlamaEngine::load(
+        model,
+        LlamaOptions {
+            batch_size: 1,
+            ..Default::default()
+        },
+    )
+}
+
+/// Tell the user how to use a trained or imported adapter.
+fn print_adapter_use(model: &Path, adapter: &str) {
+    println!(
+        "adapter: {adapter} (use as model.lora, or --model {}+lora:{adapter})",
+        model.display()
+    );
 }
 
 /// CPU threads for candle's matrix kernels (rayon's pool is sized from this
@@ -118,12 +132,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         s.tokens_per_s,
         if s.resumed_from > 0 { format!(", resumed from step {}", s.resumed_from) } else { String::new() },
     );
-    println!(
-        "adapter: {} (use as model.lora, or --model {}+lora:{})",
-        s.adapter_gguf,
-        args.model.display(),
-        s.adapter_gguf
-    );
+    print_adapter_use(&args.model, &s.adapter_gguf);
     Ok(())
 }
 
@@ -172,22 +181,18 @@ fn run_trl(
     }
     let out = args.out.join("adapter.gguf");
     import_peft(&job.output_dir, &args.model, &out)?;
-    println!(
-        "adapter: {} (use as model.lora, or --model {}+lora:{})",
-        out.display(),
-        args.model.display(),
-        out.display()
-    );
+    print_adapter_use(&args.model, &out.display().to_string());
     Ok(())
 }
 
+/// An argument as typed in a shell: plain when nothing in it needs quoting.
 fn shell_quote(a: &str) -> String {
     if a.chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+".contains(c))
     {
         a.to_string()
     } else {
-        format!("'{}'", a.replace('\'', "'\\''"))
+        backforth_shard::slurm::sh_quote(a)
     }
 }
 
@@ -195,18 +200,11 @@ fn shell_quote(a: &str) -> String {
 /// loads there. Errors: unreadable or mismatched PEFT tensors; the adapter
 /// does not load.
 fn import_peft(peft: &Path, model: &Path, out: &Path) -> Result<()> {
-    let dev = backforth_train::Device::Cpu;
-    let hp = backforth_train::gguf::load_base(model, &dev)?.hp;
+    // shapes only: a 70B base is not dequantized to import its adapter
+    let hp = backforth_train::gguf::read_hparams(model)?;
     let (tensors, alpha) = backforth_train::peft::read_peft(peft, &hp)?;
     backforth_train::gguf::write_adapter(out, hp.arch, alpha, &tensors)?;
-    let mut e = LlamaEngine::load(
-        model,
-        LlamaOptions {
-            batch_size: 1,
-            ..Default::default()
-        },
-    )?;
-    e.set_adapter(out, 1.0)?;
+    one_sequence_engine(model)?.set_adapter(out, 1.0)?;
     println!(
         "{}: {} LoRA pairs, alpha {alpha}; loads in llama.cpp on {}",
         out.display(),
