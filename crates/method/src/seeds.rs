@@ -3,7 +3,7 @@
 //! an instruct model standing in for the backward model.
 
 use anyhow::{Context, Result};
-use backforth_corpus::readers::io::for_each_line;
+use backforth_corpus::readers::for_each_line;
 use backforth_corpus::readers::InputStats;
 use serde::{Deserialize, Serialize};
 use std::path::Path;

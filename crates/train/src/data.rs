@@ -14,7 +14,7 @@
 use anyhow::{Context, Result};
 use backforth::prompt::PromptTemplate;
 use backforth::seeds::Seed;
-use backforth_corpus::readers::io::for_each_line;
+use backforth_corpus::readers::for_each_line;
 use backforth_corpus::readers::InputStats;
 use backforth_inference::ChatMessage;
 use serde::{Deserialize, Serialize};

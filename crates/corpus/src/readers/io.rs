@@ -127,50 +127,6 @@ pub enum Line {
     Eof,
 }
 
-/// Call `f(at, line, stats)` for each non-blank line of the (decompressed)
-/// file at `path`, `at` being `path:line` (1-based) for messages. A line
-/// over `max_line_bytes` is skipped and counted as `<kind>_line_too_long`; a
-/// read error is counted as `<kind>_read_error` and ends the file (what was
-/// read stays). `noun` names the file in those messages (`"seed "` gives
-/// "seed line of N bytes", "rest of the seed file"). For small JSONL side
-/// inputs (seed pairs, training data); the corpus readers stream instead.
-/// Errors: the file cannot be opened.
-pub fn for_each_line(
-    path: &Path,
-    max_line_bytes: usize,
-    stats: &mut super::InputStats,
-    kind: &str,
-    noun: &str,
-    mut f: impl FnMut(String, &[u8], &mut super::InputStats),
-) -> io::Result<()> {
-    let mut r = BufReader::new(open_decompressed(path)?);
-    let mut buf = Vec::new();
-    let p = path.display();
-    for line in 1u64.. {
-        let at = format!("{p}:{line}");
-        match read_line_bounded(&mut r, &mut buf, max_line_bytes) {
-            Ok(Line::Eof) => break,
-            Ok(Line::TooLong(n)) => stats.skip(
-                &format!("{kind}_line_too_long"),
-                format!("{at}: {noun}line of {n} bytes skipped"),
-            ),
-            Ok(Line::Full) => {
-                if !buf.iter().all(|b| b.is_ascii_whitespace()) {
-                    f(at, &buf, stats);
-                }
-            }
-            Err(e) => {
-                stats.skip(
-                    &format!("{kind}_read_error"),
-                    format!("{at}: read error ({e}); rest of the {noun}file skipped"),
-                );
-                break;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Read one `\n`-terminated line into `buf` (cleared first), holding at most
 /// `max` bytes: a longer line is consumed and discarded, never buffered whole.
 /// A final line without `\n` counts as a line. Errors: the underlying I/O error.
