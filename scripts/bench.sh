@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 MODEL="${1:-$(scripts/fetch-assets.sh demo-model | tail -1)}"
 THREADS="${THREADS:-$(nproc)}"; NPL="${NPL:-1,4,8,16}"; PP="${PP:-128}"; TG="${TG:-128}"
-PEER=$(scripts/build-llama-batched-bench.sh | tail -1)
+PEER=$(scripts/build-llama-tool.sh llama-batched-bench | tail -1)
 cargo build --release --locked -p backforth-cli >&2
 OUT="bench-results/$(date -u +%Y%m%dT%H%M%SZ)"; mkdir -p "$OUT"
 MAXB=$(echo "$NPL" | tr , '\n' | sort -n | tail -1)

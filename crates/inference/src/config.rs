@@ -27,9 +27,11 @@ pub struct ModelConfig {
     /// backend, use together with `http.api = "completions"`.
     pub raw_prompt: bool,
     /// Keep each sequence slot's KV cache after a request ends and prefill
-    /// only what the next prompt in that slot does not share with it (the
-    /// templates put the fixed text first, so the system prompt and rubric
-    /// are computed once per slot, not once per request). Not part of the
+    /// only what the next prompt in that slot does not share with it; a
+    /// longer shared prefix held by another slot (at least 32 tokens more) is
+    /// copied from there (the templates put the fixed text first, so the
+    /// system prompt and rubric are computed about once, not once per
+    /// request). Not part of the
     /// stage key: outputs are the same either way up to float rounding.
     pub prefix_reuse: bool,
     /// LoRA adapters (GGUF, as `backforth train` writes them) applied to
@@ -117,7 +119,9 @@ pub struct HttpConfig {
     pub api_key_env: String,
     /// Requests in flight at once, over all replicas. Also the starting
     /// per-replica limit: a replica that answers 429 has its limit halved,
-    /// and each success raises it by 1/limit again (AIMD), up to this value.
+    /// one that takes more than half of `timeout_s` to answer has it cut by a
+    /// quarter (once per round trip), and each quick success raises it by
+    /// 1/limit again (AIMD), up to this value.
     pub concurrency: usize,
     /// Per-request timeout, seconds.
     pub timeout_s: f64,

@@ -14,7 +14,13 @@
 //! probe up to `http.cooldown_max_s`), and the first answer reopens it to all.
 //! A replica that answers 429 gets its own concurrency limit halved, and
 //! each success raises it again by 1/limit (additive increase, multiplicative
-//! decrease, as TCP does).
+//! decrease, as TCP does). A success that took more than half of
+//! `http.timeout_s` cuts the limit by a quarter: the server is queueing
+//! requests towards the timeout, and more requests in flight would only
+//! queue longer (throughput is capped by the server's own batch), then time
+//! out and be sent again. One cut per round trip: an answer counts only if
+//! its request was sent after the last cut, so a burst of slow answers from
+//! one wave lowers the limit once, not once each.
 //! The API key comes from an environment variable, is sent only as a bearer
 //! header, and is scrubbed from every error message.
 
@@ -64,8 +70,11 @@ struct Replica {
     /// a request sent in an older epoch is old news and changes nothing.
     epoch: u64,
     inflight: usize,
-    /// Adaptive concurrency limit (AIMD on 429), in [1, http.concurrency].
+    /// Adaptive concurrency limit (AIMD on 429 and on slow answers), in
+    /// [1, http.concurrency].
     limit: f64,
+    /// When the limit was last cut for a slow answer (one cut per round trip).
+    last_cut: Option<Instant>,
 }
 
 /// What a request does next.
@@ -339,6 +348,7 @@ impl HttpBackend {
                 epoch: 0,
                 inflight: 0,
                 limit: cfg.concurrency as f64,
+                last_cut: None,
             })
             .collect();
         Ok(HttpBackend {
@@ -442,12 +452,14 @@ impl HttpBackend {
         )
     }
 
-    /// Report how an attempt sent by [`Self::pick`] ended and free its slot.
+    /// Report how an attempt sent by [`Self::pick`] at `sent` ended and free
+    /// its slot.
     fn settle(
         &self,
         idx: usize,
         epoch: u64,
         probe: bool,
+        sent: Instant,
         result: std::result::Result<(), (Failure, &str)>,
     ) {
         let mut reps = self.replicas.lock().expect("replica lock");
@@ -467,7 +479,22 @@ impl HttpBackend {
             }
         }
         match result {
-            Ok(()) => r.limit = (r.limit + 1.0 / r.limit).min(cap),
+            Ok(()) => {
+                let slow = sent.elapsed().as_secs_f64() > self.cfg.timeout_s / 2.0;
+                let fresh = r.last_cut.is_none_or(|t| sent > t);
+                if slow && fresh {
+                    r.limit = (r.limit * 0.75).max(1.0);
+                    r.last_cut = Some(Instant::now());
+                    tracing::debug!(
+                        "replica {} answered in {:.1} s, over half the timeout; its concurrency limit is now {}",
+                        r.url,
+                        sent.elapsed().as_secs_f64(),
+                        r.limit as usize
+                    );
+                } else if !slow {
+                    r.limit = (r.limit + 1.0 / r.limit).min(cap);
+                }
+            }
             Err((Failure::RateLimited, _)) => {
                 r.limit = (r.limit / 2.0).max(1.0);
                 tracing::debug!(
@@ -643,14 +670,15 @@ impl HttpBackend {
                 }
             };
             self.rate_limit().await;
+            let sent = Instant::now();
             match self.attempt(&url, &body).await {
                 Attempt::Done(o) => {
-                    self.settle(idx, epoch, probe, Ok(()));
+                    self.settle(idx, epoch, probe, sent, Ok(()));
                     return (r.tag, Ok(o));
                 }
                 Attempt::Fatal(e) => {
                     // the server answered: it is reachable
-                    self.settle(idx, epoch, probe, Ok(()));
+                    self.settle(idx, epoch, probe, sent, Ok(()));
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     return (r.tag, Err(self.scrub(e)));
                 }
@@ -659,7 +687,7 @@ impl HttpBackend {
                     after,
                     failure,
                 } => {
-                    self.settle(idx, epoch, probe, Err((failure, &error)));
+                    self.settle(idx, epoch, probe, sent, Err((failure, &error)));
                     if failure == Failure::Unreachable {
                         // the outage, not this request, is at fault: wait for a probe
                         tracing::debug!(

@@ -398,6 +398,55 @@ fn a_replica_that_answers_429_gets_fewer_requests_at_once() {
     assert!(rejected <= 60, "{rejected} 429s for 60 requests");
 }
 
+/// A server whose answer time grows with the requests it holds (`per_request`
+/// each, as a server queueing behind its batch does). Returns the highest
+/// number held at once.
+fn queueing_server(l: TcpListener, per_request: Duration) -> Arc<AtomicUsize> {
+    let inflight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let peak2 = peak.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let (inflight, peak) = (inflight.clone(), peak2.clone());
+            std::thread::spawn(move || {
+                if read_request(&mut s).is_none() {
+                    return;
+                }
+                let n = inflight.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(n, Ordering::SeqCst);
+                std::thread::sleep(per_request * n as u32);
+                inflight.fetch_sub(1, Ordering::SeqCst);
+                respond(&mut s, 200, "", &ok_body("ok"));
+            });
+        }
+    });
+    peak
+}
+
+#[test]
+fn slow_answers_lower_the_limit_before_requests_time_out() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", l.local_addr().unwrap());
+    // 40 at once answer in 0.8 s: under the 1 s timeout, over half of it
+    queueing_server(l, Duration::from_millis(20));
+    let mut c = cfg(url);
+    c.concurrency = 40;
+    c.max_retries = 0;
+    let mut b = HttpBackend::new(c, "m").unwrap();
+    let got = answers(&mut b, (0..200).map(req));
+    assert_eq!(got.len(), 200);
+    assert!(got.values().all(|r| r.is_ok()), "a request failed");
+    let limit = b.replica_limits()[0];
+    eprintln!("final limit {limit}");
+    // 25 at once answer in 0.5 s: the limit settles near there, not at 40
+    assert!(
+        (10..=34).contains(&limit),
+        "the limit follows the answer time: {limit}"
+    );
+    assert_eq!(b.stats.outages.load(Ordering::SeqCst), 0);
+}
+
 #[test]
 fn each_grammar_field_reaches_the_server_as_its_api_names_it() {
     use backforth_inference::config::GrammarField;

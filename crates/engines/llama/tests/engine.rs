@@ -227,6 +227,62 @@ fn prefix_reuse_prefills_less_and_gives_the_same_outputs() {
 }
 
 #[test]
+fn a_prefix_held_by_another_slot_is_copied_not_prefilled() {
+    // slot 0 holds a long system text while busy; slot 1 frees first and its
+    // next request shares that text, so it copies slot 0's cells
+    let system = "You review instruction and answer pairs for a dataset that will teach an assistant. \
+        Judge how well the answer works on a scale from 1 to 5, where 1 is off-topic or cut off and 5 is an ideal, \
+        focused, expert answer with nothing irrelevant. Write one reasoning line, then the score line.";
+    let with_system = |tag, text: &str, max_tokens| {
+        let mut r = req(tag, text, max_tokens, 0.0);
+        r.messages.insert(
+            0,
+            ChatMessage {
+                role: "system".into(),
+                content: system.into(),
+            },
+        );
+        r.top_logprobs = 1;
+        r
+    };
+    let reqs = || {
+        vec![
+            with_system(0, "Instruction: name a cat.\nAnswer: Tom.", 24),
+            req(1, "Hi", 1, 0.0),
+            with_system(2, "Instruction: name a dog.\nAnswer: Rex.", 4),
+        ]
+    };
+    let opts = |batch_size, prefix_reuse| LlamaOptions {
+        threads: 2,
+        batch_size,
+        context: 512,
+        n_batch: 64,
+        prefix_reuse,
+    };
+    let mut on = LlamaEngine::load(&model(), opts(2, true)).unwrap();
+    let got = run(&mut on, reqs());
+    let copied = got[&2].as_ref().unwrap();
+    assert!(
+        copied.cached_prompt_tokens > 40,
+        "request 2 reused only {} tokens",
+        copied.cached_prompt_tokens
+    );
+    // the copied cells are the right ones: same first token, same probability
+    // as with every token prefilled (batch 1, no reuse)
+    let mut alone = LlamaEngine::load(&model(), opts(1, false)).unwrap();
+    let want = run(&mut alone, reqs());
+    let want = want[&2].as_ref().unwrap();
+    let (a, b) = (&copied.logprobs[0], &want.logprobs[0]);
+    assert_eq!(a.token, b.token);
+    assert!(
+        (a.logprob - b.logprob).abs() < 0.05,
+        "first-token log-probability {} with the copied prefix vs {} prefilled",
+        a.logprob,
+        b.logprob
+    );
+}
+
+#[test]
 fn log_probabilities_describe_the_model_before_the_grammar() {
     let mut e = LlamaEngine::load(
         &model(),

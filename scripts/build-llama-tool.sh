@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Build llama.cpp's own `llama-batched-bench` (the peer for `backforth bench`)
-# from the llama.cpp source that ships in the llama-cpp-python sdist on PyPI
-# (pinned by hash; the llama-cpp-sys-2 crate vendors llama.cpp without its
-# tools/). AMX-safe build: native detection off, AVX2/FMA/F16C on, AMX off.
-# Prints the binary path. Needs cmake and a C++ compiler.
+# Build one of llama.cpp's own programs (TARGET, default llama-batched-bench:
+# the peer for `backforth bench`; llama-server: the real server of
+# scripts/bench-server.sh) from the llama.cpp source that ships in the
+# llama-cpp-python sdist on PyPI (pinned by hash; the llama-cpp-sys-2 crate
+# vendors llama.cpp without its tools/). AMX-safe build: native detection off,
+# AVX2/FMA/F16C on, AMX off. Prints the binary path. Needs cmake and a C++
+# compiler. Usage: scripts/build-llama-tool.sh [TARGET]
 set -euo pipefail
 CACHE="${BACKFORTH_CACHE:-$HOME/.cache/backforth}"
 VER=0.3.36
 SHA=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 OUT="$CACHE/llama.cpp-build/llama-cpp-python-$VER"
-BIN="$OUT/build/bin/llama-batched-bench"
+TARGET="${1:-llama-batched-bench}"
+BIN="$OUT/build/bin/$TARGET"
 if [ ! -x "$BIN" ]; then
   mkdir -p "$OUT"
   if [ ! -d "$OUT/src" ]; then
@@ -19,7 +22,7 @@ if [ ! -x "$BIN" ]; then
   fi
   cmake -S "$OUT/src" -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
     -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_OPENMP=ON \
-    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON >&2
-  cmake --build "$OUT/build" --target llama-batched-bench -j "$(nproc)" >&2
+    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON >&2
+  cmake --build "$OUT/build" --target "$TARGET" -j "$(nproc)" >&2
 fi
 echo "$BIN"

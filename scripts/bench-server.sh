@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): backforth vs a peer (distilabel 1.5.3) driving the
+# same real llama.cpp server (`llama-server`, built from the pinned
+# llama-cpp-python sdist by scripts/build-llama-tool.sh) through the method's
+# four stages on the same documents, with the same prompts, sampling, token
+# limits and grammars; then the server's own maximum throughput from
+# `llama-batched-bench` on the same GGUF, slots and threads.
+#
+# Usage: scripts/bench-server.sh [DOCS=20]   env: NP (server slots, 4), PORT (18111)
+# Each client gets a freshly started server (same cold prompt cache), stopped
+# by its PID afterwards. Results: bench-results/server/<time>/ (JSON lines in
+# results.jsonl); figures in BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${BACKFORTH_CACHE:-$HOME/.cache/backforth}"
+export BACKFORTH_CACHE="$CACHE"
+DOCS="${1:-20}"
+NP="${NP:-4}"
+PORT="${PORT:-18111}"
+THREADS="$(nproc)"
+CTX=3072
+MODEL=$(scripts/fetch-assets.sh demo-model | tail -1)
+scripts/fetch-assets.sh corpus >/dev/null
+SEEDS=$(scripts/fetch-assets.sh seeds | tail -1)
+SERVER=$(scripts/build-llama-tool.sh llama-server | tail -1)
+BATCHED=$(scripts/build-llama-tool.sh llama-batched-bench | tail -1)
+V="$CACHE/venv-peer"
+[ -x "$V/bin/python" ] || python3 -m venv "$V"
+"$V/bin/pip" install -q -r scripts/requirements-peer.txt
+cargo build --release --locked -p backforth-cli
+B=./target/release/backforth
+T="bench-results/server/$(date +%Y%m%d-%H%M%S)"; mkdir -p "$T"
+RES="$T/results.jsonl"
+URL="http://127.0.0.1:$PORT"
+
+SPID=""
+stop_server() { if [ -n "$SPID" ]; then kill "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; SPID=""; fi; }
+trap stop_server EXIT
+start_server() { # $1 = log name
+  "$SERVER" -m "$MODEL" --host 127.0.0.1 --port "$PORT" -np "$NP" -c $((NP * CTX)) \
+    -t "$THREADS" -tb "$THREADS" -b 512 -ub 512 --metrics --no-webui >"$T/$1.server.log" 2>&1 &
+  SPID=$!
+  for _ in $(seq 1 120); do
+    curl -sf "$URL/health" >/dev/null 2>&1 && return 0
+    kill -0 "$SPID" 2>/dev/null || { tail -20 "$T/$1.server.log"; exit 1; }
+    sleep 0.5
+  done
+  echo "llama-server did not become ready" >&2; exit 1
+}
+metrics() { curl -sf "$URL/metrics"; }
+# server counters: prompt tokens it prefilled, tokens it generated, seconds it spent on each
+counters() { # $1 = before file, $2 = after file, $3 = client wall seconds, $4 = client name
+  python3 - "$1" "$2" "$3" "$4" <<'EOF'
+import json, re, sys
+def read(p):
+    d = {}
+    for l in open(p):
+        m = re.match(r"llamacpp:(\w+) ([0-9.eE+-]+)$", l.strip())
+        if m: d[m.group(1)] = float(m.group(2))
+    return d
+a, b, wall, who = read(sys.argv[1]), read(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+d = {k: b.get(k, 0) - a.get(k, 0) for k in ("prompt_tokens_total", "prompt_tokens_cached_total", "tokens_predicted_total")}
+print(json.dumps({"client": who, "what": "server_counters", "prompt_tokens": int(d["prompt_tokens_total"]),
+  "prompt_tokens_cached": int(d["prompt_tokens_cached_total"]),
+  "generated_tokens": int(d["tokens_predicted_total"]),
+  "server_tokens_per_s": round((d["prompt_tokens_total"] + d["tokens_predicted_total"]) / wall, 1)}))
+EOF
+}
+
+# 1. backforth, HTTP backend, the demo config
+start_server backforth
+metrics >"$T/backforth.m0"
+t0=$(date +%s.%N)
+$B run --config configs/demo.toml --model "$MODEL" \
+  --input "$CACHE/corpus/gensim/lee_background.cor" --seeds "$SEEDS" --out "$T/backforth" --limit "$DOCS" \
+  -s backend.kind=http -s "http.urls=[\"$URL/v1\"]" -s http.concurrency="$NP" -s http.grammar_field=llama_cpp \
+  >"$T/backforth.log" 2>&1
+t1=$(date +%s.%N)
+metrics >"$T/backforth.m1"
+stop_server
+BW=$(python3 -c "print(round($t1-$t0,1))")
+python3 - "$T/backforth" "$BW" <<'EOF' | tee -a "$RES"
+import json, sys
+run, wall = sys.argv[1], float(sys.argv[2])
+def lines(name):
+    try:
+        return sum(1 for _ in open(f"{run}/{name}"))
+    except FileNotFoundError:
+        return 0
+docs = sum(1 for _ in open(f"{run}/stages/backtranslate.jsonl"))
+print(json.dumps({"client": "backforth", "documents": docs, "kept": lines("curated.jsonl"),
+  "rewrites": lines("dataset.jsonl"), "distilled": lines("distilled.jsonl"), "wall_s": wall,
+  "documents_per_minute": round(docs / wall * 60, 2)}))
+EOF
+counters "$T/backforth.m0" "$T/backforth.m1" "$BW" backforth | tee -a "$RES"
+
+# 2. distilabel on the same documents (read from backforth's stage file), fresh server
+start_server distilabel
+metrics >"$T/distilabel.m0"
+t0=$(date +%s.%N)
+"$V/bin/python" scripts/bench_distilabel.py "$URL/v1" "$(basename "$MODEL")" "$T/backforth" "$SEEDS" "$T/distilabel.json" 2 4 \
+  >"$T/distilabel.log" 2>&1 || { tail -30 "$T/distilabel.log"; exit 1; }
+t1=$(date +%s.%N)
+metrics >"$T/distilabel.m1"
+stop_server
+DW=$(python3 -c "print(round($t1-$t0,1))")
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['wall_s_process']=float(sys.argv[2]); d['documents_per_minute']=round(d['documents']/d['wall_s_process']*60,2); print(json.dumps(d))" \
+  "$T/distilabel.json" "$DW" | tee -a "$RES"
+counters "$T/distilabel.m0" "$T/distilabel.m1" "$DW" distilabel | tee -a "$RES"
+
+# 3. the server's ceiling on this machine: llama-batched-bench, same GGUF, slots, threads
+"$BATCHED" -m "$MODEL" -c $((NP * CTX)) -b 512 -ub 512 -t "$THREADS" -tb "$THREADS" \
+  -npp 256,512 -ntg 32,128 -npl "$NP" --output-format jsonl 2>/dev/null | grep '^{' \
+  | sed 's/^{/{"what":"llama-batched-bench",/' | tee -a "$RES"
+echo "results: $RES"
