@@ -5,6 +5,7 @@
 # `mauve-text` on the same embeddings; MAUVE time for 10k vs 10k.
 # Installs the Python peers into $BACKFORTH_CACHE/venv-bench (torch is large).
 # Results (JSON lines) go to bench-results/analyze.jsonl; numbers in BENCHMARKS.md.
+# Env: N (sentences per throughput run, 1000), PARTS=embed (skip the MAUVE part).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${BACKFORTH_CACHE:-$HOME/.cache/backforth}"
@@ -26,6 +27,7 @@ for b in 8 32 128; do "$V/bin/python" scripts/bench_st.py "$M" "$T/sentences.txt
 $B bench-embed --engine llama --texts "$T/sentences.txt" --n 200 --batch 8 --dump "$T/ours.f32" >/dev/null
 "$V/bin/python" scripts/bench_st.py "$M" "$T/sentences.txt" 200 8 "$T/st.f32" >/dev/null 2>&1
 "$V/bin/python" -c "import numpy as np,json,sys; a=np.fromfile(sys.argv[1],dtype='<f4').reshape(-1,384); b=np.fromfile(sys.argv[2],dtype='<f4').reshape(-1,384); print(json.dumps({'what':'agreement','min_cosine':float((a*b).sum(1).min()),'max_abs_diff':float(abs(a-b).max())}))" "$T/ours.f32" "$T/st.f32" | tee -a "$OUT"
+[ "${PARTS:-all}" = embed ] && exit 0   # PARTS=embed: the embedding figures only
 # MAUVE: reference vs ours on the same embeddings
 "$V/bin/python" scripts/mauve_crosscheck.py "$M" "$T/sentences.txt" "$CACHE/corpus/gensim/lee_background.cor" "$T/mx" 2>/dev/null | tee -a "$OUT"
 for c in same-source-500v500 docs-vs-news-300v300 docs-vs-half-news-300v300; do

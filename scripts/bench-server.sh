@@ -82,14 +82,21 @@ BW=$(python3 -c "print(round($t1-$t0,1))")
 python3 - "$T/backforth" "$BW" <<'EOF' | tee -a "$RES"
 import json, sys
 run, wall = sys.argv[1], float(sys.argv[2])
-def lines(name):
+def parsed(stage, key):
+    n = ok = 0
     try:
-        return sum(1 for _ in open(f"{run}/{name}"))
+        for l in open(f"{run}/stages/{stage}.jsonl"):
+            g = json.loads(l).get(key) or {}
+            n += 1
+            ok += (g.get("parse") or {}).get("status") == "ok"
     except FileNotFoundError:
-        return 0
-docs = sum(1 for _ in open(f"{run}/stages/backtranslate.jsonl"))
-print(json.dumps({"client": "backforth", "documents": docs, "kept": lines("curated.jsonl"),
-  "rewrites": lines("dataset.jsonl"), "distilled": lines("distilled.jsonl"), "wall_s": wall,
+        pass
+    return n, ok
+docs = parsed("backtranslate", "backtranslation")[0]
+# counted before the checks (distilabel has none): pairs kept by curation, parsed rewrites and distillations
+kept, rewrites = parsed("rewrite", "rewrite")
+print(json.dumps({"client": "backforth", "documents": docs, "kept": kept, "rewrites": rewrites,
+  "distilled": parsed("distill", "distillation")[1], "wall_s": wall,
   "documents_per_minute": round(docs / wall * 60, 2)}))
 EOF
 counters "$T/backforth.m0" "$T/backforth.m1" "$BW" backforth | tee -a "$RES"
@@ -112,4 +119,8 @@ counters "$T/distilabel.m0" "$T/distilabel.m1" "$DW" distilabel | tee -a "$RES"
 "$BATCHED" -m "$MODEL" -c $((NP * CTX)) -b 512 -ub 512 -t "$THREADS" -tb "$THREADS" \
   -npp 256,512 -ntg 32,128 -npl "$NP" --output-format jsonl 2>/dev/null | grep '^{' \
   | sed 's/^{/{"what":"llama-batched-bench",/' | tee -a "$RES"
+# 4. utilisation: each client's server tokens/s against the ceiling for its own
+# mix of prefilled and generated tokens (time = P / best prefill speed + G / best
+# generation speed, both from llama-batched-bench at NP sequences)
+python3 scripts/bench_server_summary.py "$RES" | tee "$T/summary.md"
 echo "results: $RES"

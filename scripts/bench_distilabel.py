@@ -1,6 +1,6 @@
 """The peer side of scripts/bench-server.sh: the same four stages as
 `backforth run` (backtranslate -> curate -> keep score >= K -> rewrite ->
-distill), written as a distilabel 1.5 pipeline that drives the same
+distill), written as distilabel 1.5 pipelines that drive the same
 OpenAI-compatible server.
 
 Equivalent work, not a copy of ours: the prompts are rendered from
@@ -67,39 +67,24 @@ KEEP_MIN = int(sys.argv[7]) if len(sys.argv) > 7 else 4
 
 @step(inputs=["generation"], outputs=["instruction", "messages"])
 def ToCurate(inputs: StepInput):
-    for batch in inputs:
-        rows = []
-        for r in batch:
-            ins = (r.get("generation") or "").strip().strip('"').strip()
-            if ins:
-                rows.append({**r, "instruction": ins,
-                             "messages": messages(CURATE.render(instruction=ins, text=r["text"]))})
-        yield rows
-
-
-@step(inputs=["generation"], outputs=["score", "messages"])
-def KeepBest(inputs: StepInput):
-    for batch in inputs:
-        rows = []
-        for r in batch:
-            lines = [l for l in (r.get("generation") or "").splitlines() if l.strip()]
-            m = SCORE.match(lines[-1]) if lines else None
-            if m and int(m.group(1)) >= KEEP_MIN:
-                rows.append({**r, "score": int(m.group(1)),
-                             "messages": messages(REWRITE.render(instruction=r["instruction"], text=r["text"]))})
-        yield rows
+    rows = []
+    for r in inputs:
+        ins = (r.get("generation") or "").strip().strip('"').strip()
+        if ins:
+            rows.append({**r, "instruction": ins,
+                         "messages": messages(CURATE.render(instruction=ins, text=r["text"]))})
+    yield rows
 
 
 @step(inputs=["generation"], outputs=["rewrite", "messages"])
 def ToDistill(inputs: StepInput):
-    for batch in inputs:
-        rows = []
-        for r in batch:
-            g = r.get("generation") or ""
-            a, b = g.find("[RES]"), g.find("[/RES]")
-            rows.append({**r, "rewrite": g[a + 5:b].strip() if 0 <= a < b else None,
-                         "messages": messages(DISTILL.render(instruction=r["instruction"]))})
-        yield rows
+    rows = []
+    for r in inputs:
+        g = r.get("generation") or ""
+        a, b = g.find("[RES]"), g.find("[/RES]")
+        rows.append({**r, "rewrite": g[a + 5:b].strip() if 0 <= a < b else None,
+                     "messages": messages(DISTILL.render(instruction=r["instruction"]))})
+    yield rows
 
 
 def main():
@@ -129,21 +114,37 @@ def main():
         return OpenAILLM(model=model, base_url=base_url, api_key="none", timeout=600,
                          generation_kwargs=kw)
 
-    with Pipeline(name="backforth-peer") as pipe:
+    # Two pipelines: distilabel 1.5.3 stalls when a step passes on an empty
+    # batch (no pair kept), so curation's filter runs between them, in Python.
+    t0 = time.time()
+    with Pipeline(name="backforth-peer-1") as first:
         load = LoadDataFromDicts(data=rows)
         bt = ChatGeneration(name="backtranslate", llm=llm(96, 1.0, 0.9))
         cur = ChatGeneration(name="curate", llm=llm(160, 0.0, 1.0, CURATE_GBNF))
-        rw = ChatGeneration(name="rewrite", llm=llm(640, 1.0, 0.9, REWRITE_GBNF))
-        ds = ChatGeneration(name="distill", llm=llm(512, 1.0, 0.9),
-                            output_mappings={"generation": "distilled"})
-        load >> bt >> ToCurate() >> cur >> KeepBest() >> rw >> ToDistill() >> ds
-    t0 = time.time()
-    dist = pipe.run(use_cache=False)
+        load >> bt >> ToCurate() >> cur
+    dist = first.run(use_cache=False)
+    scored = list(dist["default"]["train"]) if dist else []
+    kept = []
+    for r in scored:
+        lines = [l for l in (r.get("generation") or "").splitlines() if l.strip()]
+        m = SCORE.match(lines[-1]) if lines else None
+        if m and int(m.group(1)) >= KEEP_MIN:
+            kept.append({"id": r["id"], "text": r["text"], "instruction": r["instruction"],
+                         "messages": messages(REWRITE.render(instruction=r["instruction"], text=r["text"]))})
+    out = []
+    if kept:
+        with Pipeline(name="backforth-peer-2") as second:
+            load = LoadDataFromDicts(data=kept)
+            rw = ChatGeneration(name="rewrite", llm=llm(640, 1.0, 0.9, REWRITE_GBNF))
+            ds = ChatGeneration(name="distill", llm=llm(512, 1.0, 0.9),
+                                output_mappings={"generation": "distilled"})
+            load >> rw >> ToDistill() >> ds
+        dist = second.run(use_cache=False)
+        out = list(dist["default"]["train"]) if dist else []
     wall = time.time() - t0
-    out = dist["default"]["train"] if dist else []
     res = {
         "client": "distilabel", "version": __import__("distilabel").__version__,
-        "documents": len(docs), "kept": len(out),
+        "documents": len(docs), "instructions": len(scored), "kept": len(kept),
         "rewrites": sum(1 for r in out if r.get("rewrite")),
         "distilled": sum(1 for r in out if r.get("distilled")),
         "wall_s": round(wall, 1),
