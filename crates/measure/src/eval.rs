@@ -473,6 +473,58 @@ pub struct EvalSummary {
     /// (`None` in summaries written before it existed.)
     #[serde(default)]
     pub reliability: Option<judge::Reliability>,
+    /// With a probability-weighted win rate: the same pairs scored from the
+    /// discrete verdicts alone, so a judge whose verdict probabilities are
+    /// flatter than its verdicts (poorly calibrated) shows it. `None` when the
+    /// win rate above is already verdict-based.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict_win_rate: Option<VerdictWinRate>,
+}
+
+/// Win rate from discrete verdicts only (ties and split orders count half),
+/// × 100, with its percentile-bootstrap 95% interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct VerdictWinRate {
+    pub n: usize,
+    pub win_rate: f64,
+    pub ci95: Option<(f64, f64)>,
+}
+
+/// The verdict-only win rate of `results` when `reliability` says the win
+/// rate is probability-weighted; adds a warning to `reliability` when the
+/// two disagree: the weighted rate within 5 points of 50 while the
+/// verdicts' whole interval lies on one side of 50 (the judge prefers, its
+/// probabilities do not say so). `seed` makes the bootstrap deterministic.
+pub fn verdict_win_rate(
+    results: &[PairResult],
+    reliability: &mut judge::Reliability,
+    weighted_win_rate: f64,
+    seed: u64,
+) -> Option<VerdictWinRate> {
+    if reliability.basis != "weighted" {
+        return None;
+    }
+    let prefs: Vec<f64> = results
+        .iter()
+        .filter_map(|r| judge::pair_preference(r.verdict_model_first, r.verdict_model_second))
+        .collect();
+    if prefs.is_empty() {
+        return None;
+    }
+    let v = VerdictWinRate {
+        n: prefs.len(),
+        win_rate: 100.0 * prefs.iter().sum::<f64>() / prefs.len() as f64,
+        ci95: judge::bootstrap_ci(&prefs, 2000, seed),
+    };
+    if let Some((lo, hi)) = v.ci95 {
+        if (weighted_win_rate - 50.0).abs() < 5.0 && (lo > 50.0 || hi < 50.0) {
+            reliability.warnings.push(format!(
+                "the judge's verdict probabilities are flatter than its verdicts: weighted win rate {weighted_win_rate:.1}, verdicts alone {:.1} (95% CI {lo:.1}–{hi:.1}); this judge is poorly calibrated, read the verdict figure (eval --top-logprobs 0)",
+                v.win_rate
+            ));
+        }
+    }
+    Some(v)
 }
 
 /// Reliability and bootstrap interval of a set of per-pair results
@@ -700,6 +752,46 @@ pub fn check_judge_template(t: &PromptTemplate) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flat_weighted_judge_is_shown_beside_its_verdicts() {
+        // the judge always picks the model (A when first, B when second) but
+        // puts only 0.52 on it
+        let results: Vec<PairResult> = (0..30)
+            .map(|i| PairResult {
+                instruction: format!("q{i}"),
+                model_output: "m".into(),
+                baseline_output: "b".into(),
+                verdict_model_first: Some(Verdict::A),
+                verdict_model_second: Some(Verdict::B),
+                weighted_model_first: Some(0.52),
+                weighted_model_second: Some(0.52),
+                preference: Some(0.52),
+                model_chars: 1,
+                baseline_chars: 1,
+            })
+            .collect();
+        let (mut rel, _) = reliability_and_ci(&results, 1);
+        assert_eq!(rel.basis, "weighted");
+        let v = verdict_win_rate(&results, &mut rel, 52.0, 1).unwrap();
+        assert_eq!((v.n, v.win_rate), (30, 100.0));
+        assert!(
+            rel.warnings
+                .iter()
+                .any(|w| w.contains("flatter than its verdicts")),
+            "{:?}",
+            rel.warnings
+        );
+        // verdict-based summaries get no second figure
+        let mut plain = rel.clone();
+        plain.basis = "verdicts".into();
+        assert!(verdict_win_rate(&results, &mut plain, 100.0, 1).is_none());
+        // a weighted rate that says what the verdicts say draws no warning
+        let (mut rel2, _) = reliability_and_ci(&results, 1);
+        let before = rel2.warnings.len();
+        verdict_win_rate(&results, &mut rel2, 90.0, 1).unwrap();
+        assert_eq!(rel2.warnings.len(), before);
+    }
 
     fn out(i: &str, o: &str) -> EvalOutput {
         EvalOutput {

@@ -568,6 +568,7 @@ mod tests {
             win,
             win_rate_ci95: None,
             reliability: None,
+            verdict_win_rate: None,
         };
         let svg = win_rate_svg(&[EvalView {
             name: "m-vs-b".into(),

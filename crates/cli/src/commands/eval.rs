@@ -70,7 +70,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
             .unwrap_or_else(|| p.display().to_string())
     };
     let n = pairs.len() as f64;
-    let (reliability, ci) = eval::reliability_and_ci(&results, cfg.model.seed);
+    let (mut reliability, ci) = eval::reliability_and_ci(&results, cfg.model.seed);
+    let verdict_win_rate =
+        eval::verdict_win_rate(&results, &mut reliability, win.win_rate, cfg.model.seed);
     let summary = EvalSummary {
         model_generator: gen(&model_outs, &a.model_outputs),
         baseline_generator: gen(&base_outs, &a.baseline_outputs),
@@ -87,6 +89,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         win,
         win_rate_ci95: ci,
         reliability: Some(reliability.clone()),
+        verdict_win_rate,
     };
     let mut lines = String::new();
     for r in &results {
@@ -115,7 +118,17 @@ pub fn run(a: EvalArgs) -> Result<()> {
             w.lc_win_rate
                 .map(|x| format!("{x:.1}"))
                 .unwrap_or_else(|| "–".into()),
-        )
+        ) + &verdict_win_rate
+            .map(|v| {
+                format!(
+                    ", verdicts alone {:.1} (95% CI {})",
+                    v.win_rate,
+                    v.ci95
+                        .map(|(a, b)| format!("[{a:.1}, {b:.1}]"))
+                        .unwrap_or_else(|| "–".into())
+                )
+            })
+            .unwrap_or_default()
     } else {
         "judge uninformative: no win rate".to_string()
     };
