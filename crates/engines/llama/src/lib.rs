@@ -665,20 +665,12 @@ fn claim_prefix(
 fn copy_prefix(ctx: &mut LlamaContext<'_>, src: usize, dst: usize, n: usize) -> Result<usize> {
     ctx.clear_kv_cache_seq(Some(dst as u32), None, None)?;
     ctx.copy_kv_cache_seq(src as i32, dst as i32, None, None)?;
-    if ctx
-        .clear_kv_cache_seq(Some(dst as u32), Some(n as u32), None)
-        .unwrap_or(false)
-    {
-        return Ok(n);
-    }
-    ctx.clear_kv_cache_seq(Some(dst as u32), None, None)?;
-    Ok(0)
+    keep_first(ctx, dst, n)
 }
 
 /// Keep the KV cells of sequence `seq` that `prompt` shares with the tokens
 /// `held` there and drop the rest; returns how many prompt tokens are reused
-/// (0 when nothing is held, i.e. with prefix reuse off). A cache that cannot
-/// drop part of a sequence (recurrent models) is cleared instead.
+/// (0 when nothing is held, i.e. with prefix reuse off).
 /// Errors: llama.cpp refused to clear the sequence.
 fn keep_shared_prefix(
     ctx: &mut LlamaContext<'_>,
@@ -689,12 +681,18 @@ fn keep_shared_prefix(
     if held.is_empty() {
         return Ok(0);
     }
-    let reuse = reusable_prefix(held, prompt);
+    keep_first(ctx, seq, reusable_prefix(held, prompt))
+}
+
+/// Drop every cell of sequence `seq` from position `n` on; returns `n`. A
+/// cache that cannot drop part of a sequence (recurrent models) is cleared
+/// instead and 0 returned. Errors: llama.cpp refused to clear the sequence.
+fn keep_first(ctx: &mut LlamaContext<'_>, seq: usize, n: usize) -> Result<usize> {
     if ctx
-        .clear_kv_cache_seq(Some(seq as u32), Some(reuse as u32), None)
+        .clear_kv_cache_seq(Some(seq as u32), Some(n as u32), None)
         .unwrap_or(false)
     {
-        return Ok(reuse);
+        return Ok(n);
     }
     ctx.clear_kv_cache_seq(Some(seq as u32), None, None)?;
     Ok(0)
