@@ -107,14 +107,17 @@ pub fn run(a: EvalArgs) -> Result<()> {
         x.map(|v| format!("{:.0}%", 100.0 * v))
             .unwrap_or_else(|| "–".into())
     };
+    let fmt_ci = |ci: Option<(f64, f64)>| {
+        ci.map(|(a, b)| format!("[{a:.1}, {b:.1}]"))
+            .unwrap_or_else(|| "–".into())
+    };
     let result = if r.informative {
         format!(
             "win rate ({}) {:.1} ± {:.1} (SE), 95% CI {}, LC win rate {}",
             r.basis,
             w.win_rate,
             w.standard_error,
-            ci.map(|(a, b)| format!("[{a:.1}, {b:.1}]"))
-                .unwrap_or_else(|| "–".into()),
+            fmt_ci(ci),
             w.lc_win_rate
                 .map(|x| format!("{x:.1}"))
                 .unwrap_or_else(|| "–".into()),
@@ -123,9 +126,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
                 format!(
                     ", verdicts alone {:.1} (95% CI {})",
                     v.win_rate,
-                    v.ci95
-                        .map(|(a, b)| format!("[{a:.1}, {b:.1}]"))
-                        .unwrap_or_else(|| "–".into())
+                    fmt_ci(v.ci95)
                 )
             })
             .unwrap_or_default()

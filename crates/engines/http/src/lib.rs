@@ -480,7 +480,8 @@ impl HttpBackend {
         }
         match result {
             Ok(()) => {
-                let slow = sent.elapsed().as_secs_f64() > self.cfg.timeout_s / 2.0;
+                let took = sent.elapsed().as_secs_f64();
+                let slow = took > self.cfg.timeout_s / 2.0;
                 let fresh = r.last_cut.is_none_or(|t| sent > t);
                 if slow && fresh {
                     r.limit = (r.limit * 0.75).max(1.0);
@@ -488,7 +489,7 @@ impl HttpBackend {
                     tracing::debug!(
                         "replica {} answered in {:.1} s, over half the timeout; its concurrency limit is now {}",
                         r.url,
-                        sent.elapsed().as_secs_f64(),
+                        took,
                         r.limit as usize
                     );
                 } else if !slow {

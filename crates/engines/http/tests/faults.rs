@@ -399,29 +399,24 @@ fn a_replica_that_answers_429_gets_fewer_requests_at_once() {
 }
 
 /// A server whose answer time grows with the requests it holds (`per_request`
-/// each, as a server queueing behind its batch does). Returns the highest
-/// number held at once.
-fn queueing_server(l: TcpListener, per_request: Duration) -> Arc<AtomicUsize> {
+/// each, as a server queueing behind its batch does).
+fn queueing_server(l: TcpListener, per_request: Duration) {
     let inflight = Arc::new(AtomicUsize::new(0));
-    let peak = Arc::new(AtomicUsize::new(0));
-    let peak2 = peak.clone();
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
-            let (inflight, peak) = (inflight.clone(), peak2.clone());
+            let inflight = inflight.clone();
             std::thread::spawn(move || {
                 if read_request(&mut s).is_none() {
                     return;
                 }
                 let n = inflight.fetch_add(1, Ordering::SeqCst) + 1;
-                peak.fetch_max(n, Ordering::SeqCst);
                 std::thread::sleep(per_request * n as u32);
                 inflight.fetch_sub(1, Ordering::SeqCst);
                 respond(&mut s, 200, "", &ok_body("ok"));
             });
         }
     });
-    peak
 }
 
 #[test]
