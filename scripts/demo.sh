@@ -18,6 +18,7 @@ OUT="${BACKFORTH_DEMO_OUT:-runs/demo}"
   --model "$MODEL" \
   --input "$CACHE/corpus/gensim/lee_background.cor" \
   --seeds "$SEEDS" \
+  --set checks.embedding_model="\"$CACHE/models/all-MiniLM-L6-v2\"" \
   --out "$OUT" "$@"
 # Measure the data: rewritten vs distilled responses judged pairwise by the
 # same model (both orders), distribution analyses, one HTML report.

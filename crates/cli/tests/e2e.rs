@@ -202,6 +202,15 @@ fn stage_alone_from_file_and_humpback_threshold() {
             "curate.max_tokens=96",
             "-s",
             "curate.keep_min_score=4",
+            // the semantic relevance check with the real MiniLM (llama.cpp's BERT graph)
+            "-s",
+            &format!(
+                "checks.embedding_model={:?}",
+                cache()
+                    .join("models/all-MiniLM-L6-v2")
+                    .display()
+                    .to_string()
+            ),
         ])
         .env("BACKFORTH_LOG", "warn")
         .status()
@@ -222,6 +231,24 @@ fn stage_alone_from_file_and_humpback_threshold() {
         .filter(|l| l["passed"] == false)
         .count();
     assert_eq!(read_jsonl(&out2.join("curated.jsonl")).len(), kept - failed);
+    // every checked pair has its instruction-document similarity, and the rule acts on it
+    for l in read_jsonl(&out2.join("checks.jsonl")) {
+        let sim = l["checks"]["similarity"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{l}"));
+        assert!((-1.0..=1.0001).contains(&sim), "{l}");
+        let unrelated = l["checks"]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "instruction_unrelated");
+        assert_eq!(unrelated, sim < 0.25, "{l}");
+    }
+    let card = std::fs::read_to_string(out2.join("README.md")).unwrap();
+    assert!(
+        card.contains("semantic relevance: all-MiniLM-L6-v2, min similarity 0.25"),
+        "{card}"
+    );
 }
 
 /// The verify stage on rewrites whose grounding is known: the rewrite stage's

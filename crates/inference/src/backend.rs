@@ -149,4 +149,10 @@ pub trait BackendProvider {
     fn model_id(&mut self, model: &str) -> anyhow::Result<String>;
     /// The backend for a model path (loaded on first use, then reused).
     fn backend(&mut self, model: &str) -> anyhow::Result<&mut dyn Backend>;
+    /// The sentence embedder in folder `dir` (loaded on first use, then
+    /// reused), for the semantic relevance check. Errors: this provider has
+    /// none (the default), or the folder does not load.
+    fn embedder(&mut self, dir: &str) -> anyhow::Result<&mut dyn crate::encoder::SentenceEmbedder> {
+        anyhow::bail!("{dir}: this backend provider has no sentence embedder")
+    }
 }

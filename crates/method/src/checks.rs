@@ -61,6 +61,15 @@ pub struct ChecksConfig {
     pub use_verify: bool,
     /// Unsupported statements the verifier may list before a rewrite fails.
     pub max_unsupported_claims: usize,
+    /// Folder of a sentence-transformers model (e.g. all-MiniLM-L6-v2,
+    /// `scripts/fetch-assets.sh minilm`) for the semantic relevance check;
+    /// empty = off. The instruction is embedded once and each document in
+    /// overlapping windows of [`WINDOW_WORDS`] words; the pair's similarity
+    /// is the highest cosine over the windows.
+    pub embedding_model: String,
+    /// Pairs whose instruction–document similarity (cosine, −1–1) is under
+    /// this fail with `instruction_unrelated` (where `embedding_model` is set).
+    pub min_similarity: f64,
 }
 
 impl Default for ChecksConfig {
@@ -75,6 +84,8 @@ impl Default for ChecksConfig {
             non_instructions: true,
             use_verify: true,
             max_unsupported_claims: 0,
+            embedding_model: String::new(),
+            min_similarity: 0.25,
         }
     }
 }
@@ -85,6 +96,11 @@ pub struct CheckResult {
     /// Share of the instruction's topic words found in the source; `None`
     /// when the instruction has fewer topic words than `min_topic_words`.
     pub relevance: Option<f64>,
+    /// Highest cosine similarity between the instruction's sentence
+    /// embedding and a window of the source (`checks.embedding_model`);
+    /// `None` when no embedding model is set.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub similarity: Option<f64>,
     /// The instruction's topic words (stems) that the source lacks.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub off_topic_words: Vec<String>,
@@ -124,8 +140,14 @@ pub enum Reason {
     InstructionToReader,
     /// Text about the instruction or the document, not an instruction.
     InstructionMeta,
+    /// Points at a text the user does not have ("the given sentence", "the passage").
+    InstructionNeedsContext,
+    /// A statement copied from the document, not a request.
+    InstructionCopied,
     /// The instruction's topic words are mostly absent from the document.
     InstructionOffTopic,
+    /// The instruction's sentence embedding is far from every window of the document.
+    InstructionUnrelated,
     /// Too little of the response is supported by the source.
     ResponseUnsupported,
     /// The response states numbers the source does not contain.
@@ -147,7 +169,10 @@ impl Reason {
             Reason::InstructionFragment => "instruction_fragment",
             Reason::InstructionToReader => "instruction_to_reader",
             Reason::InstructionMeta => "instruction_meta",
+            Reason::InstructionNeedsContext => "instruction_needs_context",
+            Reason::InstructionCopied => "instruction_copied",
             Reason::InstructionOffTopic => "instruction_off_topic",
+            Reason::InstructionUnrelated => "instruction_unrelated",
             Reason::ResponseUnsupported => "response_unsupported",
             Reason::ResponseUnsupportedNumbers => "response_unsupported_numbers",
             Reason::ResponseUnsupportedNames => "response_unsupported_names",
@@ -295,15 +320,20 @@ fn names(s: &str, stop: &HashSet<&str>, task: &HashSet<&str>) -> Vec<String> {
 pub struct SourceIndex {
     stems: HashSet<String>,
     numbers: HashSet<String>,
+    /// Every run of [`COPY_RUN`] consecutive words (lower case, space-joined).
+    runs: HashSet<String>,
 }
 
 impl SourceIndex {
     /// Index a source text (the document y).
     pub fn new(text: &str) -> Self {
-        let stems = words(text).into_iter().map(|w| stem(&w)).collect();
+        let w = words(text);
+        let stems = w.iter().map(|w| stem(w)).collect();
+        let runs = w.windows(COPY_RUN).map(|r| r.join(" ")).collect();
         SourceIndex {
             stems,
             numbers: number_set(text),
+            runs,
         }
     }
 }
@@ -354,12 +384,65 @@ pub fn non_instruction(instruction: &str) -> Option<Reason> {
     if META.iter().any(|p| lower.starts_with(p)) {
         return Some(Reason::InstructionMeta);
     }
+    // refusals and talk about a conversation that does not exist
+    const META_ANYWHERE: [&str; 6] = [
+        "i'm sorry",
+        "i am sorry",
+        "i can't assist",
+        "i cannot assist",
+        "chat history",
+        "previous conversation",
+    ];
+    if META_ANYWHERE.iter().any(|p| lower.contains(p)) {
+        return Some(Reason::InstructionMeta);
+    }
+    // pointers to a text the user of a chat model does not have: the
+    // instruction only makes sense next to the document (or a seed's input)
+    // ("the story"/"the text" alone are left out: "the story behind X" is a fair request)
+    const NEEDS_CONTEXT: [&str; 13] = [
+        "the given",
+        "the passage",
+        "this passage",
+        "the above",
+        "the following",
+        "the specified",
+        "the provided",
+        "this story",
+        "the article",
+        "this article",
+        "this text",
+        "the document",
+        "the paragraph",
+    ];
+    if NEEDS_CONTEXT.iter().any(|p| {
+        lower
+            .match_indices(p)
+            .any(|(i, _)| !lower[i + p.len()..].starts_with(|c: char| c.is_alphanumeric()))
+    }) {
+        return Some(Reason::InstructionNeedsContext);
+    }
     None
 }
 
-/// Run every check on one triple. `response = None` checks the instruction
-/// only (the curated export, whose response is the source itself, and the
-/// distilled baseline, which is not meant to be grounded).
+/// Words of a run the instruction must share with the document to count as copied.
+const COPY_RUN: usize = 5;
+
+/// Share (0–1) of the instruction's words inside runs of [`COPY_RUN`] or
+/// more consecutive words that also occur, in order, in the document.
+fn copied_share(instruction: &str, source: &SourceIndex) -> f64 {
+    let w = words(instruction);
+    if w.len() < COPY_RUN {
+        return 0.0;
+    }
+    let mut covered = vec![false; w.len()];
+    for i in 0..=w.len() - COPY_RUN {
+        if source.runs.contains(&w[i..i + COPY_RUN].join(" ")) {
+            covered[i..i + COPY_RUN].iter_mut().for_each(|c| *c = true);
+        }
+    }
+    covered.iter().filter(|&&c| c).count() as f64 / w.len() as f64
+}
+
 /// Add the verify stage's verdict to a [`CheckResult`] (when
 /// `cfg.use_verify`): fails it with [`Reason::VerifyNotAnswered`] and/or
 /// [`Reason::VerifyUnsupportedClaims`] (more than `max_unsupported_claims`).
@@ -376,6 +459,101 @@ pub fn apply_verification(cfg: &ChecksConfig, r: &mut CheckResult, v: &crate::pa
     r.verification = Some(v.clone());
 }
 
+/// Words per document window for the semantic relevance check: about 130
+/// word-piece tokens of English, inside the 256-token context of MiniLM
+/// models (which were trained on 128-token inputs).
+pub const WINDOW_WORDS: usize = 96;
+/// Words by which consecutive windows advance (a third overlaps).
+pub const WINDOW_STRIDE: usize = 64;
+/// Texts per embedding call.
+const EMBED_BATCH: usize = 32;
+
+/// A document's windows for the semantic relevance check: runs of
+/// [`WINDOW_WORDS`] white-space-separated words every [`WINDOW_STRIDE`]
+/// words (the last window ends at the document's end); one window for a
+/// short document, none for an empty one.
+pub fn windows(text: &str) -> Vec<String> {
+    let w: Vec<&str> = text.split_whitespace().collect();
+    if w.len() <= WINDOW_WORDS {
+        return if w.is_empty() {
+            vec![]
+        } else {
+            vec![w.join(" ")]
+        };
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    loop {
+        let end = (start + WINDOW_WORDS).min(w.len());
+        out.push(w[start..end].join(" "));
+        if end == w.len() {
+            break;
+        }
+        start = (start + WINDOW_STRIDE).min(w.len() - WINDOW_WORDS);
+    }
+    out
+}
+
+/// The semantic relevance of each (instruction, document) pair: the highest
+/// cosine between the instruction's embedding and one of the document's
+/// [`windows`] (an empty document scores −1). Embeds in batches of 32 texts.
+/// Deterministic for a given embedder. Errors: the embedder failed.
+pub fn similarities(
+    emb: &mut dyn backforth_inference::encoder::SentenceEmbedder,
+    pairs: &[(&str, &str)],
+) -> anyhow::Result<Vec<f64>> {
+    // all texts of all pairs, embedded in batches; owner[i] = (pair, is_instruction)
+    let mut texts: Vec<String> = Vec::new();
+    let mut owner: Vec<(usize, bool)> = Vec::new();
+    for (i, (ins, doc)) in pairs.iter().enumerate() {
+        texts.push(ins.trim().to_string());
+        owner.push((i, true));
+        for w in windows(doc) {
+            texts.push(w);
+            owner.push((i, false));
+        }
+    }
+    let mut vecs: Vec<Vec<f32>> = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(EMBED_BATCH) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let v = emb.embed_texts(&refs)?;
+        anyhow::ensure!(
+            v.len() == refs.len(),
+            "the embedder returned {} vectors for {} texts",
+            v.len(),
+            refs.len()
+        );
+        vecs.extend(v);
+    }
+    let mut best = vec![-1.0f64; pairs.len()];
+    let mut ins_vec: Option<&Vec<f32>> = None;
+    for ((i, is_ins), v) in owner.iter().zip(&vecs) {
+        if *is_ins {
+            ins_vec = Some(v);
+            continue;
+        }
+        if let Some(q) = ins_vec {
+            let c: f32 = q.iter().zip(v).map(|(a, b)| a * b).sum();
+            best[*i] = best[*i].max(c as f64);
+        }
+    }
+    Ok(best)
+}
+
+/// Add the semantic relevance to a [`CheckResult`]: fails it with
+/// [`Reason::InstructionUnrelated`] under `cfg.min_similarity`.
+pub fn apply_similarity(cfg: &ChecksConfig, r: &mut CheckResult, similarity: f64) {
+    r.similarity = Some(similarity);
+    if similarity < cfg.min_similarity {
+        r.reasons.push(Reason::InstructionUnrelated);
+        r.reasons.sort();
+        r.reasons.dedup();
+    }
+}
+
+/// Run every lexical check on one triple. `response = None` checks the
+/// instruction only (the curated export, whose response is the source
+/// itself, and the distilled baseline, which is not meant to be grounded).
 pub fn check(
     cfg: &ChecksConfig,
     instruction: &str,
@@ -387,6 +565,13 @@ pub fn check(
     if cfg.non_instructions {
         if let Some(reason) = non_instruction(instruction) {
             r.reasons.push(reason);
+        }
+        // a statement lifted from the document: not a question, not opening
+        // with a task verb, mostly made of runs the document holds
+        let t = instruction.trim();
+        let first = words(t).into_iter().next().unwrap_or_default();
+        if !t.ends_with('?') && !task.contains(first.as_str()) && copied_share(t, source) >= 0.6 {
+            r.reasons.push(Reason::InstructionCopied);
         }
     }
     // topic words: content words that are neither function nor task words
@@ -528,6 +713,75 @@ The honours list was released on Monday and includes 23 other recipients.";
     }
 
     #[test]
+    fn windows_cover_the_document_with_overlap() {
+        assert!(windows("  ").is_empty());
+        assert_eq!(windows("one two three"), vec!["one two three".to_string()]);
+        let doc: Vec<String> = (0..200).map(|i| format!("w{i}")).collect();
+        let w = windows(&doc.join(" "));
+        assert_eq!(w.len(), 3, "0-96, 64-160, 104-200");
+        assert!(w[0].starts_with("w0 ") && w[0].ends_with(" w95"));
+        assert!(w[1].starts_with("w64 "));
+        assert!(w[2].ends_with(" w199") && w[2].starts_with("w104 "));
+        assert!(w.iter().all(|x| x.split(' ').count() == WINDOW_WORDS));
+    }
+
+    /// Bag-of-letters vectors: a deterministic stand-in that only exercises
+    /// the windowing and the max (the real model is tested in the CLI tests).
+    struct Letters;
+    impl backforth_inference::encoder::SentenceEmbedder for Letters {
+        fn embedder_id(&self) -> String {
+            "letters".into()
+        }
+        fn embed_texts(&mut self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+            Ok(texts
+                .iter()
+                .map(|t| {
+                    let mut v = vec![0f32; 26];
+                    for c in t.chars().filter(|c| c.is_ascii_lowercase()) {
+                        v[(c as u8 - b'a') as usize] += 1.0;
+                    }
+                    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-9);
+                    v.into_iter().map(|x| x / n).collect()
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn similarity_is_the_best_window_and_fails_under_the_threshold() {
+        // 150 words of z, then 120 of a/b: the first window is all z, the last all a/b
+        let doc = format!("{}{}", "zzz ".repeat(150), "aaa bbb ".repeat(60));
+        let only_z = "zzz ".repeat(50);
+        let s = similarities(
+            &mut Letters,
+            &[
+                ("aaa bbb", &doc),
+                ("zzz", &doc),
+                ("aaa bbb", &only_z),
+                ("q", ""),
+            ],
+        )
+        .unwrap();
+        assert!(
+            (s[0] - 1.0).abs() < 1e-6,
+            "the last window holds only a and b: {s:?}"
+        );
+        assert!(
+            (s[1] - 1.0).abs() < 1e-6,
+            "the first window holds only z: {s:?}"
+        );
+        assert!(s[2].abs() < 1e-6, "{s:?}");
+        assert_eq!(s[3], -1.0);
+        let cfg = ChecksConfig::default();
+        let mut r = CheckResult::default();
+        apply_similarity(&cfg, &mut r, 0.1);
+        assert_eq!(r.reasons, vec![Reason::InstructionUnrelated]);
+        let mut ok = CheckResult::default();
+        apply_similarity(&cfg, &mut ok, 0.5);
+        assert!(ok.passed() && ok.similarity == Some(0.5));
+    }
+
+    #[test]
     fn text_helpers() {
         assert_eq!(
             numbers("In 2001, 1,234.5 people and 3 dogs."),
@@ -548,5 +802,40 @@ The honours list was released on Monday and includes 23 other recipients.";
             non_instruction("Explain how the honours list is chosen."),
             None
         );
+        assert_eq!(
+            non_instruction("I'm sorry, but I can't assist with that."),
+            Some(Reason::InstructionMeta)
+        );
+        assert_eq!(
+            non_instruction("Identify the part of speech of the word in the given sentence."),
+            Some(Reason::InstructionNeedsContext)
+        );
+        assert_eq!(
+            non_instruction("Who wrote the documents of the Council?"),
+            None,
+            "'the documents' is not 'the document'"
+        );
+        let src = SourceIndex::new(DOC);
+        let cfg = ChecksConfig::default();
+        let copied = check(
+            &cfg,
+            "Jackson, who directed The Lord of the Rings, said he was delighted.",
+            None,
+            &src,
+        );
+        assert!(
+            copied.reasons.contains(&Reason::InstructionCopied),
+            "{copied:?}"
+        );
+        for ok in [
+            "Why was Jackson, who directed The Lord of the Rings, delighted?",
+            "Explain why Jackson, who directed The Lord of the Rings, said he was delighted.",
+        ] {
+            let r = check(&cfg, ok, None, &src);
+            assert!(
+                !r.reasons.contains(&Reason::InstructionCopied),
+                "{ok}: {r:?}"
+            );
+        }
     }
 }

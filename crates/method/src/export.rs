@@ -12,7 +12,9 @@
 //! Provenance in exports carries no local path: the document id and either
 //! the document's URL (a `url` field in its metadata) or `<file name>:<line>`.
 
-use crate::checks::{apply_verification, check, CheckResult, Reason, SourceIndex};
+use crate::checks::{
+    apply_similarity, apply_verification, check, similarities, CheckResult, Reason, SourceIndex,
+};
 use crate::config::Config;
 use crate::record::{Record, Stage};
 use crate::store::RunDir;
@@ -128,6 +130,10 @@ fn detail(c: &CheckResult, reason: Reason) -> String {
             c.relevance.unwrap_or_default(),
             c.off_topic_words.join(", ")
         ),
+        Reason::InstructionUnrelated => format!(
+            "similarity to the document {:.2}",
+            c.similarity.unwrap_or_default()
+        ),
         Reason::ResponseUnsupported => format!(
             "support {:.2}; e.g. {:?}",
             c.support.unwrap_or_default(),
@@ -178,11 +184,14 @@ pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -
 /// failing any check; the curated and distilled exports drop pairs whose
 /// *instruction* fails (the curated response is the document itself, and the
 /// distilled one is by design not grounded), so both baselines share the
-/// dataset's instructions. Errors: I/O.
+/// dataset's instructions. With `embedder` (`checks.embedding_model`), every
+/// kept pair's instruction–document similarity is computed once and checked
+/// in all three exports. Errors: I/O, the embedder failed.
 pub fn export(
     cfg: &Config,
     run: &RunDir,
     keys: &HashMap<Stage, String>,
+    embedder: Option<&mut dyn backforth_inference::encoder::SentenceEmbedder>,
 ) -> Result<BTreeMap<String, ExportSummary>> {
     let mut out = BTreeMap::new();
     let kept = |r: &Record| {
@@ -205,6 +214,25 @@ pub fn export(
             if let Some(v) = r.verification.and_then(|g| g.verdict) {
                 verdicts.insert(r.id, v);
             }
+        }
+    }
+    // semantic relevance by record id, once for the pairs curation kept
+    let mut similarity: HashMap<String, f64> = HashMap::new();
+    let cp = run.stage(Stage::Curate);
+    if let (true, Some(emb), true) = (cfg.checks.enabled, embedder, cp.exists()) {
+        let recs: Vec<Record> = crate::store::upstream_records(
+            &cp,
+            Some((Stage::Curate, keys[&Stage::Curate].clone())),
+        )?
+        .filter(|r| kept(r))
+        .collect();
+        let pairs: Vec<(&str, &str)> = recs
+            .iter()
+            .map(|r| (r.instruction().unwrap_or_default(), r.text.as_str()))
+            .collect();
+        let sims = similarities(emb, &pairs)?;
+        for (r, v) in recs.iter().zip(sims) {
+            similarity.insert(r.id.clone(), v);
         }
     }
     for (s, name, kind) in jobs {
@@ -232,6 +260,9 @@ pub fn export(
                     grounded,
                     &src,
                 );
+                if let Some(&v) = similarity.get(&r.id) {
+                    apply_similarity(&cfg.checks, &mut c, v);
+                }
                 if s == Stage::Rewrite {
                     if let Some(v) = verdicts.get(&r.id) {
                         apply_verification(&cfg.checks, &mut c, v);
@@ -472,6 +503,17 @@ pairs failing the relevance and grounding checks were left out.\n\n";
         cfg.checks.max_unsupported_numbers,
         cfg.checks.max_unsupported_names
     );
+    if !cfg.checks.embedding_model.is_empty() {
+        // the model's folder name only: no local paths in published cards
+        let m = std::path::Path::new(&cfg.checks.embedding_model)
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default();
+        b += &format!(
+            "- semantic relevance: {m}, min similarity {}\n",
+            cfg.checks.min_similarity
+        );
+    }
     for name in order.iter().filter(|n| outputs.contains_key(**n)) {
         if let Some(c) = &outputs[*name].checks {
             b += &format!(

@@ -25,9 +25,12 @@
 /// One labelled (instruction, response, source) triple.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelledItem {
-    /// One of [`CLASSES`].
-    pub class: &'static str,
+    /// One of [`CLASSES`] for the built set; for a hand-labelled file, its
+    /// own class names ("faithful" is the only good one).
+    pub class: String,
     pub instruction: String,
+    /// The response to check; empty = the instruction alone is labelled
+    /// (the pair was not kept, so it has no rewrite).
     pub response: String,
     /// The document the response should be grounded in.
     pub source: String,
@@ -161,7 +164,7 @@ pub fn build(docs: &[String], seed_questions: &[String]) -> Vec<LabelledItem> {
             ),
         };
         out.push(LabelledItem {
-            class,
+            class: class.to_string(),
             instruction,
             response,
             source: doc.to_string(),
@@ -177,7 +180,9 @@ pub struct Scores {
     pub items: usize,
     pub precision: f64,
     pub recall: f64,
-    /// (class, items, share flagged) in [`CLASSES`] order.
+    /// (class, items, share flagged): "faithful" first, then the other
+    /// classes in the order they first occur (= [`CLASSES`] order for the
+    /// built set).
     pub per_class: Vec<(String, usize, f64)>,
 }
 
@@ -187,7 +192,13 @@ pub fn score(items: &[LabelledItem], flagged: &[bool]) -> Scores {
     let tp = pairs.iter().filter(|(i, f)| i.bad() && *f).count() as f64;
     let fp = pairs.iter().filter(|(i, f)| !i.bad() && *f).count() as f64;
     let fnn = pairs.iter().filter(|(i, f)| i.bad() && !*f).count() as f64;
-    let per_class = CLASSES
+    let mut classes: Vec<&str> = vec!["faithful"];
+    for i in items {
+        if !classes.contains(&i.class.as_str()) {
+            classes.push(&i.class);
+        }
+    }
+    let per_class = classes
         .iter()
         .map(|c| {
             let it: Vec<_> = pairs.iter().filter(|(i, _)| i.class == *c).collect();
@@ -201,6 +212,124 @@ pub fn score(items: &[LabelledItem], flagged: &[bool]) -> Scores {
         recall: tp / (tp + fnn).max(1.0),
         per_class,
     }
+}
+
+/// A text in a hand-labelled file: literal, or parts that are literal text
+/// or `[start, end)` character ranges of the document (so model outputs
+/// that copy the document are stored without copying it).
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum LabelText {
+    Plain(String),
+    Parts(Vec<LabelPart>),
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum LabelPart {
+    Text(String),
+    Span([usize; 2]),
+}
+
+impl LabelText {
+    /// The text, with spans filled in from `doc`; `None` for a span outside it.
+    fn resolve(&self, doc: &[char]) -> Option<String> {
+        match self {
+            LabelText::Plain(s) => Some(s.clone()),
+            LabelText::Parts(ps) => {
+                let mut out = String::new();
+                for p in ps {
+                    match p {
+                        LabelPart::Text(t) => out.push_str(t),
+                        LabelPart::Span([a, b]) => out.extend(doc.get(*a..*b)?),
+                    }
+                }
+                Some(out)
+            }
+        }
+    }
+}
+
+/// One line of a hand-labelled file (see [`read_labels`]).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelLine {
+    /// 1-based line of the document in the corpus file.
+    line: usize,
+    instruction: LabelText,
+    #[serde(default)]
+    response: Option<LabelText>,
+    class: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    note: String,
+}
+
+/// Read a hand-labelled file of real pipeline outputs: JSONL lines
+/// `{"line": N, "instruction": T, "response": T | null, "class": …, "note": …}`
+/// where `line` is the document's 1-based line in `corpus` (one document per
+/// line, like gensim's `lee_background.cor`; the document is the trimmed
+/// line), `class` is `faithful` for a good pair and a failure name
+/// otherwise, and a missing `response` labels the instruction alone. A text
+/// `T` is a string or a list of strings and `[start, end)` character ranges
+/// of the document. Errors: unreadable files, a bad line or a range outside
+/// the document (with the line number), a document line out of range.
+pub fn read_labels(
+    labels: &std::path::Path,
+    corpus: &std::path::Path,
+) -> anyhow::Result<Vec<LabelledItem>> {
+    use anyhow::Context;
+    let docs: Vec<String> = std::fs::read_to_string(corpus)
+        .with_context(|| format!("reading {}", corpus.display()))?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let text =
+        std::fs::read_to_string(labels).with_context(|| format!("reading {}", labels.display()))?;
+    let mut out = Vec::new();
+    for (n, l) in text.lines().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        let v: LabelLine = serde_json::from_str(l)
+            .with_context(|| format!("{}:{}: not a label line", labels.display(), n + 1))?;
+        let source = docs
+            .get(v.line.wrapping_sub(1))
+            .filter(|d| !d.trim().is_empty())
+            .with_context(|| {
+                format!(
+                    "{}:{}: document line {} is not in {} ({} lines)",
+                    labels.display(),
+                    n + 1,
+                    v.line,
+                    corpus.display(),
+                    docs.len()
+                )
+            })?;
+        let source = source.trim().to_string();
+        let chars: Vec<char> = source.chars().collect();
+        let bad_span = || {
+            anyhow::anyhow!(
+                "{}:{}: a character range outside document line {} ({} characters)",
+                labels.display(),
+                n + 1,
+                v.line,
+                chars.len()
+            )
+        };
+        let instruction = v.instruction.resolve(&chars).ok_or_else(bad_span)?;
+        let response = match &v.response {
+            Some(t) => t.resolve(&chars).ok_or_else(bad_span)?,
+            None => String::new(),
+        };
+        out.push(LabelledItem {
+            class: v.class,
+            instruction,
+            response,
+            source,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -226,5 +355,43 @@ mod tests {
         assert_eq!(s.precision, 1.0);
         assert!((s.recall - 0.8).abs() < 1e-12, "{s:?}");
         assert_eq!(s.per_class[1], ("injected".to_string(), 2, 0.0));
+        let names: Vec<&str> = s.per_class.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(names, CLASSES);
+    }
+
+    #[test]
+    fn hand_labels_resolve_document_ranges() {
+        let dir = std::env::temp_dir().join(format!("bf-labels-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let corpus = dir.join("c.txt");
+        std::fs::write(
+            &corpus,
+            "Über alles. Second sentence here.\n  Other story.  \n",
+        )
+        .unwrap();
+        let labels = dir.join("l.jsonl");
+        std::fs::write(&labels, concat!(
+            r#"{"line": 1, "instruction": "Say it.", "response": ["So: ", [0, 11]], "class": "faithful"}"#, "\n",
+            r#"{"line": 2, "instruction": ["Copy ", [0, 5]], "class": "non_instruction", "note": "a copy"}"#, "\n"
+        )).unwrap();
+        let items = read_labels(&labels, &corpus).unwrap();
+        assert_eq!(items[0].response, "So: Über alles.");
+        assert_eq!(items[1].instruction, "Copy Other");
+        assert_eq!(items[1].source, "Other story.");
+        assert!(items[1].response.is_empty() && items[1].bad() && !items[0].bad());
+        std::fs::write(
+            &labels,
+            r#"{"line": 2, "instruction": [[0, 99]], "class": "x"}"#,
+        )
+        .unwrap();
+        let e = read_labels(&labels, &corpus).unwrap_err().to_string();
+        assert!(
+            e.contains(":1: a character range outside document line 2"),
+            "{e}"
+        );
+        std::fs::write(&labels, r#"{"line": 7, "instruction": "x", "class": "x"}"#).unwrap();
+        let e = format!("{:#}", read_labels(&labels, &corpus).unwrap_err());
+        assert!(e.contains("document line 7 is not in"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

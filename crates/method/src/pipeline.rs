@@ -414,7 +414,12 @@ pub fn run(
             }
         }
     }
-    summary.outputs = export(cfg, &run, &keys)?;
+    let embedder = if cfg.checks.enabled && !cfg.checks.embedding_model.is_empty() {
+        Some(provider.embedder(&cfg.checks.embedding_model)?)
+    } else {
+        None
+    };
+    summary.outputs = export(cfg, &run, &keys, embedder)?;
     summary.wall_s = start.elapsed().as_secs_f64();
     std::fs::write(run.summary(), serde_json::to_string_pretty(&summary)?)?;
     crate::export::write_card(

@@ -1,17 +1,21 @@
 //! `backforth bench-checks`: precision and recall of the relevance and
-//! grounding checks on the labelled set of [`backforth::labelled`] — the
-//! lexical checks alone, the verify stage alone (a real model through any
-//! backend: the config's `backend.kind`, the verify template and grammar the
-//! pipeline uses), and both combined as a run applies them. Per-item verdicts
-//! go to `<out>/bench-checks.jsonl`; the response cache under `<out>` makes
-//! a rerun free.
+//! grounding checks on the labelled set of [`backforth::labelled`] (or a
+//! hand-labelled file of real outputs, `--labels`) — the lexical checks
+//! alone, the semantic relevance check alone (`checks.embedding_model`), the
+//! verify stage alone (a real model through any backend: the config's
+//! `backend.kind`, the verify template and grammar the pipeline uses), and
+//! the combinations a run applies. Per-item verdicts go to
+//! `<out>/bench-checks.jsonl`; the response cache under `<out>` makes a
+//! rerun free.
 
 use crate::cli::ChecksBenchArgs;
 use crate::progress::{bar, progress_fn};
 use crate::provider::Provider;
 use anyhow::{Context, Result};
-use backforth::checks::{apply_verification, check, SourceIndex};
-use backforth::labelled::{build, score, Scores};
+use backforth::checks::{
+    apply_similarity, apply_verification, check, similarities, CheckResult, SourceIndex,
+};
+use backforth::labelled::{build, read_labels, score, Scores};
 use backforth::prompt::{PromptTemplate, VERIFY_GRAMMAR};
 use backforth::record::Stage;
 use backforth_inference::{BackendProvider, GenRequest, Sampling};
@@ -42,7 +46,10 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
             .into_iter()
             .map(|s| s.instruction)
             .collect();
-    let mut items = build(&docs, &seed_qs);
+    let mut items = match &a.labels {
+        Some(l) => read_labels(l, &corpus)?,
+        None => build(&docs, &seed_qs),
+    };
     if a.n > 0 {
         items.truncate(a.n);
     }
@@ -57,11 +64,23 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
             check(
                 &cfg.checks,
                 &it.instruction,
-                Some(&it.response),
+                Some(it.response.as_str()).filter(|r| !r.is_empty()),
                 &SourceIndex::new(&it.source),
             )
         })
         .collect();
+    let mut provider = Provider::new(&cfg);
+    // the semantic relevance check, where an embedding model is configured
+    let sims: Option<Vec<f64>> = if cfg.checks.embedding_model.is_empty() {
+        None
+    } else {
+        let emb = provider.embedder(&cfg.checks.embedding_model)?;
+        let pairs: Vec<(&str, &str)> = items
+            .iter()
+            .map(|it| (it.instruction.as_str(), it.source.as_str()))
+            .collect();
+        Some(similarities(emb, &pairs)?)
+    };
 
     // the verify stage's prompts, exactly as the pipeline renders them
     let template = PromptTemplate::load(&cfg.verify.template, "verify")?;
@@ -75,28 +94,33 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
             Ok(GenRequest { grammar: grammar.clone(), raw_prompt: cfg.model.raw_prompt, ..GenRequest::chat(i as u64, messages, sampling) })
         })
         .collect::<Result<_>>()?;
-    let mut provider = Provider::new(&cfg);
-    let model = cfg.model_path(Stage::Verify).to_string();
-    let model_id = provider.model_id(&model)?;
-    let backend = provider.backend(&model)?;
-    let pb = bar(a.common.quiet, items.len() as u64, "verify");
-    let mut prog = progress_fn(&pb, "verify");
     let mut raw: Vec<Option<Result<String, String>>> = vec![None; items.len()];
-    let (mut done, mut tokens) = (0usize, 0u64);
     let start = std::time::Instant::now();
-    backend.generate(&mut reqs.into_iter(), &mut |tag, res| {
-        done += 1;
-        if let Ok(o) = &res {
-            tokens += o.completion_tokens as u64;
-        }
-        raw[tag as usize] = Some(res.map(|o| o.text));
-        prog(done, items.len(), tokens);
-        Ok(())
-    })?;
-    pb.finish();
+    let model_id = if a.no_verify {
+        "none (--no-verify)".to_string()
+    } else {
+        let model = cfg.model_path(Stage::Verify).to_string();
+        let model_id = provider.model_id(&model)?;
+        let backend = provider.backend(&model)?;
+        let pb = bar(a.common.quiet, items.len() as u64, "verify");
+        let mut prog = progress_fn(&pb, "verify");
+        let (mut done, mut tokens) = (0usize, 0u64);
+        backend.generate(&mut reqs.into_iter(), &mut |tag, res| {
+            done += 1;
+            if let Ok(o) = &res {
+                tokens += o.completion_tokens as u64;
+            }
+            raw[tag as usize] = Some(res.map(|o| o.text));
+            prog(done, items.len(), tokens);
+            Ok(())
+        })?;
+        pb.finish();
+        model_id
+    };
     let wall = start.elapsed().as_secs_f64();
 
     let (mut f_lex, mut f_ver, mut f_both) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut f_sem, mut f_lex_sem) = (Vec::new(), Vec::new());
     let mut unparsed = 0usize;
     let out_dir = PathBuf::from(&cfg.output.dir);
     std::fs::create_dir_all(&out_dir)?;
@@ -109,12 +133,20 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
             None => "(no answer)".into(),
         };
         let verdict = backforth::parse::parse_verification(&text).ok();
-        if verdict.is_none() {
+        if verdict.is_none() && !a.no_verify {
             unparsed += 1;
         }
         let mut with_v = lex.clone();
-        let mut only_v = backforth::checks::CheckResult::default();
-        if let Some(v) = &verdict {
+        if let Some(s) = &sims {
+            let mut only_s = CheckResult::default();
+            apply_similarity(&cfg.checks, &mut only_s, s[i]);
+            apply_similarity(&cfg.checks, &mut with_v, s[i]);
+            f_sem.push(!only_s.passed());
+            f_lex_sem.push(!with_v.passed());
+        }
+        let mut only_v = CheckResult::default();
+        // the verifier reads rewrites; an instruction labelled alone has none
+        if let (Some(v), false) = (&verdict, it.response.is_empty()) {
             apply_verification(&cfg.checks, &mut with_v, v);
             apply_verification(&cfg.checks, &mut only_v, v);
         }
@@ -123,17 +155,27 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
         f_both.push(!with_v.passed());
         serde_json::to_writer(
             &mut w,
-            &serde_json::json!({"class": it.class, "instruction": it.instruction, "lexical_reasons": lex.reasons, "verify_raw": text, "verdict": verdict, "combined_reasons": with_v.reasons}),
+            &serde_json::json!({"class": it.class, "instruction": it.instruction, "lexical_reasons": lex.reasons, "similarity": sims.as_ref().map(|s| s[i]), "verify_raw": text, "verdict": verdict, "combined_reasons": with_v.reasons}),
         )?;
         w.write_all(b"\n")?;
     }
     w.flush()?;
-    let rows: [(&str, Scores); 3] = [
-        ("lexical checks", score(&items, &f_lex)),
-        ("verify stage", score(&items, &f_ver)),
-        ("combined", score(&items, &f_both)),
-    ];
-    println!("labelled set: {} items ({} good) from {}; verifier {model_id}; {unparsed} verdicts did not parse; {:.0} s", items.len(), items.iter().filter(|i| !i.bad()).count(), corpus.display(), wall);
+    let mut rows: Vec<(&str, Scores)> = vec![("lexical checks", score(&items, &f_lex))];
+    if sims.is_some() {
+        rows.push(("semantic relevance", score(&items, &f_sem)));
+        rows.push(("lexical + semantic", score(&items, &f_lex_sem)));
+    }
+    if !a.no_verify {
+        rows.push(("verify stage", score(&items, &f_ver)));
+        rows.push(("combined (all)", score(&items, &f_both)));
+    }
+    let set = a
+        .labels
+        .as_ref()
+        .map_or("built labelled set".to_string(), |l| {
+            format!("hand labels {}", l.display())
+        });
+    println!("{set}: {} items ({} good) from {}; verifier {model_id}; {unparsed} verdicts did not parse; {:.0} s", items.len(), items.iter().filter(|i| !i.bad()).count(), corpus.display(), wall);
     print!("| detector | precision | recall |");
     for (c, _, _) in &rows[0].1.per_class {
         print!(" {c} |");

@@ -429,3 +429,13 @@ pub fn write_gguf(dir: &Path, out: &Path) -> Result<()> {
     std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
     Ok(())
 }
+
+impl backforth_inference::encoder::SentenceEmbedder for Embedder {
+    fn embedder_id(&self) -> String {
+        self.id.clone()
+    }
+
+    fn embed_texts(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed_batch(texts)
+    }
+}
