@@ -3,7 +3,8 @@
 
 Reads JSONL label lines {"line", "instruction", "response"?, "class", "note"?}
 with plain texts and writes them to stdout with every run of 20 or more
-characters that also occurs in the document (line `line` of CORPUS, trimmed)
+characters that also occurs in the document (line `line` of CORPUS, trimmed;
+with a .jsonl CORPUS, the `text` of the record on that line, trimmed)
 replaced by its [start, end) character range, the format
 `backforth::labelled::read_labels` and `backforth bench-checks --labels` read.
 Each output line is checked to rebuild its input exactly. Standard library only.
@@ -37,11 +38,14 @@ def decode(t, doc):
 
 def main(corpus, labels):
     docs = open(corpus, encoding="utf-8").read().split("\n")
+    if corpus.endswith(".jsonl"):
+        docs = [json.loads(l)["text"] if l.strip() else "" for l in docs]
     for n, line in enumerate(open(labels, encoding="utf-8"), 1):
         if not line.strip():
             continue
         v = json.loads(line)
         doc = docs[v["line"] - 1].strip()
+        v["doc_chars"] = len(doc)
         for k in ("instruction", "response"):
             if v.get(k) is not None:
                 enc = encode(v[k], doc)

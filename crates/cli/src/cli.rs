@@ -74,6 +74,11 @@ pub enum Cmd {
     BenchGrammar(GrammarBenchArgs),
     /// Precision and recall of the relevance and grounding checks (lexical, verify stage, combined) on a labelled set built from real documents.
     BenchChecks(ChecksBenchArgs),
+    /// The learned grounding checker: train it on a corpus (weak labels made from the documents themselves).
+    Checks {
+        #[command(subcommand)]
+        cmd: ChecksCmd,
+    },
     /// OpenAI-compatible HTTP server over the embedded llama.cpp engine.
     Serve(ServeArgs),
     /// Offline batch files (OpenAI Batch API / vllm run-batch format).
@@ -579,7 +584,7 @@ pub struct BenchArgs {
 pub struct ChecksBenchArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// One document per line (default: gensim's lee_background.cor in the asset cache).
+    /// One document per line, or JSONL records with `text` (default: gensim's lee_background.cor in the asset cache).
     #[arg(long)]
     pub corpus: Option<PathBuf>,
     /// Seed pairs JSONL whose instructions make the seed_topic class (default: the Python-FAQ seeds).
@@ -592,9 +597,55 @@ pub struct ChecksBenchArgs {
     /// `line` = the document's line in --corpus) instead of the built set.
     #[arg(long)]
     pub labels: Option<PathBuf>,
-    /// Skip the verify stage (no LLM): only the lexical and, with checks.embedding_model, the semantic checks.
+    /// Skip the verify stage (no LLM): only the lexical and, with checks.embedding_model, the semantic checks
+    /// (and, with checks.grounding_model, the learned checker).
     #[arg(long)]
     pub no_verify: bool,
+    /// The near-document set instead of the built set: faithful pairs against a sentence of the nearest
+    /// document inserted, the nearest document's instruction, a name/identifier/number swapped from it.
+    #[arg(long, conflicts_with = "labels")]
+    pub near: bool,
+    /// Print the learned checker's thresholds with the best F1 on this set (lexical + semantic + learned),
+    /// to be used on other sets.
+    #[arg(long)]
+    pub choose_thresholds: bool,
+}
+
+/// `backforth checks …`.
+#[derive(Subcommand)]
+pub enum ChecksCmd {
+    /// Train the learned grounding checker on the documents of --input (any
+    /// format `run` reads): weak labels from rule-based changes of the
+    /// documents' own sentences and their near documents' (no human labels),
+    /// features over the sentence embedder of checks.embedding_model, a small
+    /// network per task. Writes <out>/grounding.json (set checks.grounding_model
+    /// to it); resumable: rerun the same command after a kill.
+    Train(ChecksTrainArgs),
+}
+
+/// Flags of `backforth checks train`.
+#[derive(Args)]
+pub struct ChecksTrainArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// checks.embedding_model: sentence-transformers folder (default: all-MiniLM-L6-v2 in the asset cache).
+    #[arg(long)]
+    pub embedding_model: Option<String>,
+    /// Documents used at most (the first N with 3 sentences or more).
+    #[arg(long, default_value_t = 2000)]
+    pub max_documents: usize,
+    /// Weak claims made per document (about a third good).
+    #[arg(long, default_value_t = 9)]
+    pub claims_per_document: usize,
+    /// Near documents each document takes its hard negatives from.
+    #[arg(long, default_value_t = 5)]
+    pub neighbours: usize,
+    /// Training epochs of each network.
+    #[arg(long, default_value_t = 40)]
+    pub epochs: usize,
+    /// Seed of the examples, the held-out split and the weights.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 /// `backforth bench-grammar`: seconds per generated token with and without

@@ -83,6 +83,7 @@ fn main() {
         Cmd::Eval(a) => eval::run(a),
         Cmd::Analyze(a) => analyze::run(a),
         Cmd::Report(a) => report::run(a),
+        Cmd::Checks { cmd } => checks::run(cmd),
         Cmd::Serve(a) => serve::run(a),
         Cmd::Batch { cmd } => batch::run(cmd),
         Cmd::Cache { cmd } => cache::run(cmd),

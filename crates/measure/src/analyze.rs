@@ -213,6 +213,56 @@ pub struct Example {
     pub rewrite: Option<String>,
     pub distilled: Option<String>,
     pub kept: bool,
+    /// The rewrite cut at the learned grounding checker's scored sentences
+    /// (from `checks.jsonl`), in order, covering the whole rewrite; empty
+    /// when the checker did not run on this pair.
+    #[serde(default)]
+    pub rewrite_spans: Vec<RewriteSpan>,
+    /// The learned checker's instruction relevance (0–1), where it ran.
+    #[serde(default)]
+    pub relevance: Option<f64>,
+    /// Why the rewrite export left this pair out (check reason codes).
+    #[serde(default)]
+    pub check_reasons: Vec<String>,
+}
+
+/// A piece of a rewrite for the report's example browser.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RewriteSpan {
+    pub text: String,
+    /// The learned checker's support (0–1) for a scored sentence.
+    pub support: Option<f64>,
+    /// Under `checks.min_sentence_support`: shown highlighted.
+    pub unsupported: bool,
+}
+
+/// Cut `text` at the scored sentences' byte ranges (`[{start, end,
+/// support}]` from `checks.jsonl`); ranges that do not fit the text (a
+/// stale file) give one plain span.
+pub fn rewrite_spans(text: &str, sentences: &[serde_json::Value], min_support: f64) -> Vec<RewriteSpan> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    for s in sentences {
+        let (Some(a), Some(b), Some(p)) = (
+            s["start"].as_u64().map(|v| v as usize),
+            s["end"].as_u64().map(|v| v as usize),
+            s["support"].as_f64(),
+        ) else {
+            continue;
+        };
+        if a < at || b > text.len() || a > b || !text.is_char_boundary(a) || !text.is_char_boundary(b) {
+            return vec![RewriteSpan { text: text.to_string(), support: None, unsupported: false }];
+        }
+        if a > at {
+            out.push(RewriteSpan { text: text[at..a].to_string(), support: None, unsupported: false });
+        }
+        out.push(RewriteSpan { text: text[a..b].to_string(), support: Some(p), unsupported: p < min_support });
+        at = b;
+    }
+    if at < text.len() {
+        out.push(RewriteSpan { text: text[at..].to_string(), support: None, unsupported: false });
+    }
+    out
 }
 
 /// A run read back from its folder: records of the current keys, merged by id.
@@ -232,9 +282,25 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
             .with_context(|| format!("{}: not a run folder (no summary.json)", dir.display()))?,
     )
     .with_context(|| format!("{}: invalid JSON", run.summary().display()))?;
-    let keep = Config::load(Some(&dir.join("config.toml")), &[])
-        .map(|c| c.curate.keep_min_score)
-        .unwrap_or(5);
+    let run_cfg = Config::load(Some(&dir.join("config.toml")), &[]).ok();
+    let keep = run_cfg.as_ref().map(|c| c.curate.keep_min_score).unwrap_or(5);
+    let min_support = run_cfg
+        .as_ref()
+        .map(|c| c.checks.min_sentence_support)
+        .unwrap_or(0.5);
+    // the rewrite export's checks by record id (learned scores, reasons)
+    let mut checks: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    if let Ok(t) = std::fs::read_to_string(dir.join("checks.jsonl")) {
+        for l in t.lines() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(l) {
+                if v["export"] == "dataset" {
+                    if let Some(id) = v["id"].as_str() {
+                        checks.insert(id.to_string(), v["checks"].clone());
+                    }
+                }
+            }
+        }
+    }
     let mut stats = RunStats {
         keep_min_score: keep,
         ..Default::default()
@@ -295,12 +361,24 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
         .into_values()
         .map(|r| {
             let val = |s: Stage| store::generation(&r, s).and_then(|g| g.value.clone());
+            let c = checks.get(&r.id);
+            let rewrite = val(Stage::Rewrite);
+            let rewrite_spans = match (c.and_then(|c| c["grounding"]["sentences"].as_array()), &rewrite) {
+                (Some(ss), Some(t)) if !ss.is_empty() => rewrite_spans(t, ss, min_support),
+                _ => vec![],
+            };
             Example {
+                rewrite_spans,
+                relevance: c.and_then(|c| c["grounding"]["relevance"].as_f64()),
+                check_reasons: c
+                    .and_then(|c| c["reasons"].as_array())
+                    .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                    .unwrap_or_default(),
                 id: r.id.clone(),
                 instruction: r.instruction().map(String::from),
                 score: r.score(),
                 curation: r.curation.as_ref().map(|g| g.raw.clone()),
-                rewrite: val(Stage::Rewrite),
+                rewrite,
                 distilled: val(Stage::Distill),
                 kept: r.score().is_some_and(|s| s >= keep),
                 document: r.text,

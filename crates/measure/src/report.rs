@@ -519,9 +519,19 @@ mod tests {
             instruction: Some("Explain <b>this</b>".into()),
             score: Some(5),
             curation: Some("Reasoning: fine\nScore: 5".into()),
-            rewrite: Some("answer".into()),
+            rewrite: Some("Grounded part. Made-up part.".into()),
             distilled: None,
             kept: true,
+            rewrite_spans: crate::analyze::rewrite_spans(
+                "Grounded part. Made-up part.",
+                &[
+                    serde_json::json!({"start": 0, "end": 14, "support": 0.9}),
+                    serde_json::json!({"start": 15, "end": 28, "support": 0.1}),
+                ],
+                0.5,
+            ),
+            relevance: Some(0.8),
+            check_reasons: vec!["response_not_grounded".into()],
         }];
         let html = render(&ReportInput {
             title: "t".into(),
@@ -546,6 +556,13 @@ mod tests {
         );
         assert!(html.contains("77.8%"), "share kept");
         assert!(html.contains("data-kept=\"1\" data-score=\"5\""));
+        // the learned checker's unsupported sentence is highlighted, the supported one is not
+        assert!(
+            html.contains("<mark class=\"unsupported\" title=\"support 0.1\">Made-up part.</mark>"),
+            "{html}"
+        );
+        assert!(!html.contains("<mark class=\"unsupported\" title=\"support 0.9\">"));
+        assert!(html.contains("response_not_grounded"));
         assert!(!html.contains("<script src") && !html.contains("<link "));
     }
 

@@ -70,6 +70,16 @@ pub struct ChecksConfig {
     /// Pairs whose instruction–document similarity (cosine, −1–1) is under
     /// this fail with `instruction_unrelated` (where `embedding_model` is set).
     pub min_similarity: f64,
+    /// A model file written by `backforth checks train` (`grounding.json`)
+    /// for the learned grounding checker ([`crate::grounding`]); empty = off.
+    /// Needs `embedding_model` (the embedder it was trained with).
+    pub grounding_model: String,
+    /// A response sentence whose support probability (0–1) from the learned
+    /// checker is under this fails the pair with `response_not_grounded`.
+    pub min_sentence_support: f64,
+    /// An instruction whose relevance probability (0–1) from the learned
+    /// checker is under this fails with `instruction_not_grounded`.
+    pub min_instruction_relevance: f64,
 }
 
 impl Default for ChecksConfig {
@@ -86,6 +96,9 @@ impl Default for ChecksConfig {
             max_unsupported_claims: 0,
             embedding_model: String::new(),
             min_similarity: 0.25,
+            grounding_model: String::new(),
+            min_sentence_support: 0.5,
+            min_instruction_relevance: 0.5,
         }
     }
 }
@@ -116,6 +129,12 @@ pub struct CheckResult {
     /// Capitalised names in the response missing from the source.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub unsupported_names: Vec<String>,
+    /// The learned grounding checker's scores, where it ran on this pair.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub grounding: Option<crate::grounding::Grounding>,
+    /// Why the learned checker could not score this pair (bad input).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub grounding_error: Option<String>,
     /// The verify stage's verdict, where it ran on this pair.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub verification: Option<crate::parse::Verification>,
@@ -156,6 +175,12 @@ pub enum Reason {
     ResponseUnsupportedNames,
     /// The response mentions none of the instruction's topic words.
     ResponseOffInstruction,
+    /// The learned checker gives a response sentence a support under `min_sentence_support`.
+    ResponseNotGrounded,
+    /// The learned checker gives the instruction a relevance under `min_instruction_relevance`.
+    InstructionNotGrounded,
+    /// The learned checker could not read the pair (empty text, over-long document).
+    GroundingUnchecked,
     /// The verify stage's LLM says the response does not do what the instruction asks.
     VerifyNotAnswered,
     /// The verify stage's LLM lists statements the source does not back.
@@ -177,6 +202,9 @@ impl Reason {
             Reason::ResponseUnsupportedNumbers => "response_unsupported_numbers",
             Reason::ResponseUnsupportedNames => "response_unsupported_names",
             Reason::ResponseOffInstruction => "response_off_instruction",
+            Reason::ResponseNotGrounded => "response_not_grounded",
+            Reason::InstructionNotGrounded => "instruction_not_grounded",
+            Reason::GroundingUnchecked => "grounding_unchecked",
             Reason::VerifyNotAnswered => "verify_not_answered",
             Reason::VerifyUnsupportedClaims => "verify_unsupported_claims",
         }
@@ -192,13 +220,13 @@ const NUMBER_WORDS: [&str; 13] = [
 ];
 
 /// The word lists as sets, built once per process (the checks run per pair).
-static STOP: std::sync::LazyLock<HashSet<&'static str>> =
+pub(crate) static STOP: std::sync::LazyLock<HashSet<&'static str>> =
     std::sync::LazyLock::new(|| STOPWORDS.split_whitespace().collect());
-static TASK: std::sync::LazyLock<HashSet<&'static str>> =
+pub(crate) static TASK: std::sync::LazyLock<HashSet<&'static str>> =
     std::sync::LazyLock::new(|| TASK_WORDS.split_whitespace().collect());
 
 /// Lower-case alphanumeric words (apostrophes inside words kept, then dropped with what follows: "Jackson's" → "jackson").
-fn words(s: &str) -> Vec<String> {
+pub(crate) fn words(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     for w in s.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’')) {
         let w = w.split(['\'', '’']).next().unwrap_or("");
@@ -219,7 +247,7 @@ pub fn stem(w: &str) -> String {
 }
 
 /// Numbers in a text, normalised (thousands separators dropped, "seven" → "7").
-fn numbers(s: &str) -> Vec<String> {
+pub(crate) fn numbers(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let chars: Vec<char> = s.chars().collect();
@@ -241,7 +269,7 @@ fn numbers(s: &str) -> Vec<String> {
     out
 }
 
-fn number_set(s: &str) -> HashSet<String> {
+pub(crate) fn number_set(s: &str) -> HashSet<String> {
     let mut n: HashSet<String> = numbers(s).into_iter().collect();
     for w in words(s) {
         if let Some(i) = NUMBER_WORDS.iter().position(|x| *x == w) {
@@ -252,7 +280,7 @@ fn number_set(s: &str) -> HashSet<String> {
 }
 
 /// Sentences: split after `.`, `!`, `?` followed by white space, and at line breaks.
-fn sentences(s: &str) -> Vec<&str> {
+pub(crate) fn sentences(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     for line in s.lines() {
         let mut start = 0;
@@ -271,7 +299,7 @@ fn sentences(s: &str) -> Vec<&str> {
 }
 
 /// Stems of a text's content words (no stopwords, no pure numbers, ≥ 3 chars).
-fn content_stems(s: &str, stop: &HashSet<&str>) -> Vec<String> {
+pub(crate) fn content_stems(s: &str, stop: &HashSet<&str>) -> Vec<String> {
     words(s)
         .into_iter()
         .filter(|w| {
@@ -285,7 +313,7 @@ fn content_stems(s: &str, stop: &HashSet<&str>) -> Vec<String> {
 
 /// Capitalised words that are not sentence-initial, not function words:
 /// a cheap stand-in for names of people, places and organisations.
-fn names(s: &str, stop: &HashSet<&str>, task: &HashSet<&str>) -> Vec<String> {
+pub(crate) fn names(s: &str, stop: &HashSet<&str>, task: &HashSet<&str>) -> Vec<String> {
     let mut out = Vec::new();
     for sent in sentences(s) {
         let toks: Vec<&str> = sent.split_whitespace().collect();
@@ -549,6 +577,41 @@ pub fn apply_similarity(cfg: &ChecksConfig, r: &mut CheckResult, similarity: f64
         r.reasons.sort();
         r.reasons.dedup();
     }
+}
+
+/// Add the learned checker's scores to a [`CheckResult`]: the instruction's
+/// relevance always, the sentences' support when `with_response` (the
+/// rewrite export; the curated and distilled exports judge the instruction
+/// only). Fails with [`Reason::InstructionNotGrounded`] /
+/// [`Reason::ResponseNotGrounded`] under the configured minimums.
+pub fn apply_grounding(
+    cfg: &ChecksConfig,
+    r: &mut CheckResult,
+    g: &crate::grounding::Grounding,
+    with_response: bool,
+) {
+    let mut g = g.clone();
+    if !with_response {
+        g.sentences.clear();
+    }
+    if g.relevance < cfg.min_instruction_relevance {
+        r.reasons.push(Reason::InstructionNotGrounded);
+    }
+    if g.sentences.iter().any(|s| s.support < cfg.min_sentence_support) {
+        r.reasons.push(Reason::ResponseNotGrounded);
+    }
+    r.grounding = Some(g);
+    r.reasons.sort();
+    r.reasons.dedup();
+}
+
+/// Record that the learned checker could not read a pair: fails it with
+/// [`Reason::GroundingUnchecked`] and keeps the message.
+pub fn apply_grounding_error(r: &mut CheckResult, message: &str) {
+    r.grounding_error = Some(message.to_string());
+    r.reasons.push(Reason::GroundingUnchecked);
+    r.reasons.sort();
+    r.reasons.dedup();
 }
 
 /// Run every lexical check on one triple. `response = None` checks the

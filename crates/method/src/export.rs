@@ -13,7 +13,8 @@
 //! the document's URL (a `url` field in its metadata) or `<file name>:<line>`.
 
 use crate::checks::{
-    apply_similarity, apply_verification, check, similarities, CheckResult, Reason, SourceIndex,
+    apply_grounding, apply_grounding_error, apply_similarity, apply_verification, check,
+    similarities, CheckResult, Reason, SourceIndex,
 };
 use crate::config::Config;
 use crate::record::{Record, Stage};
@@ -147,6 +148,15 @@ fn detail(c: &CheckResult, reason: Reason) -> String {
             "names not in the source: {}",
             c.unsupported_names.join(", ")
         ),
+        Reason::InstructionNotGrounded => format!(
+            "relevance {:.2} (learned checker)",
+            c.grounding.as_ref().map_or(0.0, |g| g.relevance)
+        ),
+        Reason::ResponseNotGrounded => format!(
+            "lowest sentence support {:.2} (learned checker)",
+            c.grounding.as_ref().map_or(0.0, |g| g.min_support())
+        ),
+        Reason::GroundingUnchecked => c.grounding_error.clone().unwrap_or_default(),
         Reason::VerifyUnsupportedClaims => format!(
             "the verifier found unsupported: {}",
             c.verification
@@ -191,7 +201,7 @@ pub fn export(
     cfg: &Config,
     run: &RunDir,
     keys: &HashMap<Stage, String>,
-    embedder: Option<&mut dyn backforth_inference::encoder::SentenceEmbedder>,
+    mut embedder: Option<&mut dyn backforth_inference::encoder::SentenceEmbedder>,
 ) -> Result<BTreeMap<String, ExportSummary>> {
     let mut out = BTreeMap::new();
     let kept = |r: &Record| {
@@ -219,7 +229,7 @@ pub fn export(
     // semantic relevance by record id, once for the pairs curation kept
     let mut similarity: HashMap<String, f64> = HashMap::new();
     let cp = run.stage(Stage::Curate);
-    if let (true, Some(emb), true) = (cfg.checks.enabled, embedder, cp.exists()) {
+    if let (true, Some(emb), true) = (cfg.checks.enabled, embedder.as_deref_mut(), cp.exists()) {
         let recs: Vec<Record> = crate::store::upstream_records(
             &cp,
             Some((Stage::Curate, keys[&Stage::Curate].clone())),
@@ -233,6 +243,38 @@ pub fn export(
         let sims = similarities(emb, &pairs)?;
         for (r, v) in recs.iter().zip(sims) {
             similarity.insert(r.id.clone(), v);
+        }
+    }
+    // the learned grounding checker by record id, once per kept pair (with
+    // its rewrite where one parsed): Ok(scores) or Err(why it could not read it)
+    let mut grounding: HashMap<String, std::result::Result<crate::grounding::Grounding, String>> =
+        HashMap::new();
+    if cfg.checks.enabled && !cfg.checks.grounding_model.is_empty() && cp.exists() {
+        let model = crate::grounding::GroundingModel::load(Path::new(&cfg.checks.grounding_model))?;
+        let emb = embedder.as_deref_mut().ok_or_else(|| {
+            anyhow::anyhow!(
+                "checks.grounding_model needs checks.embedding_model (the sentence embedder it was trained with: {})",
+                model.embedder
+            )
+        })?;
+        let mut rewrites: HashMap<String, String> = HashMap::new();
+        let rp = run.stage(Stage::Rewrite);
+        if rp.exists() {
+            for r in crate::store::upstream_records(&rp, Some((Stage::Rewrite, keys[&Stage::Rewrite].clone())))? {
+                if let Some(v) = crate::store::generation(&r, Stage::Rewrite).and_then(|g| g.value.clone()) {
+                    rewrites.insert(r.id.clone(), v);
+                }
+            }
+        }
+        for r in crate::store::upstream_records(&cp, Some((Stage::Curate, keys[&Stage::Curate].clone())))?
+            .filter(|r| kept(r))
+        {
+            let res = match model.check(emb, r.instruction().unwrap_or_default(), rewrites.get(&r.id).map(String::as_str), &r.text) {
+                Ok(g) => Ok(g),
+                Err(crate::grounding::GroundingError::Embedder(e)) => return Err(e.context("the grounding checker's sentence embedder")),
+                Err(e) => Err(e.to_string()),
+            };
+            grounding.insert(r.id.clone(), res);
         }
     }
     for (s, name, kind) in jobs {
@@ -262,6 +304,11 @@ pub fn export(
                 );
                 if let Some(&v) = similarity.get(&r.id) {
                     apply_similarity(&cfg.checks, &mut c, v);
+                }
+                match grounding.get(&r.id) {
+                    Some(Ok(g)) => apply_grounding(&cfg.checks, &mut c, g, s == Stage::Rewrite),
+                    Some(Err(e)) => apply_grounding_error(&mut c, e),
+                    None => {}
                 }
                 if s == Stage::Rewrite {
                     if let Some(v) = verdicts.get(&r.id) {
@@ -512,6 +559,12 @@ pairs failing the relevance and grounding checks were left out.\n\n";
         b += &format!(
             "- semantic relevance: {m}, min similarity {}\n",
             cfg.checks.min_similarity
+        );
+    }
+    if !cfg.checks.grounding_model.is_empty() {
+        b += &format!(
+            "- learned grounding checker (`backforth checks train`): min sentence support {}, min instruction relevance {}\n",
+            cfg.checks.min_sentence_support, cfg.checks.min_instruction_relevance
         );
     }
     for name in order.iter().filter(|n| outputs.contains_key(**n)) {

@@ -173,6 +173,93 @@ pub fn build(docs: &[String], seed_questions: &[String]) -> Vec<LabelledItem> {
     out
 }
 
+/// The classes of the near-document set ([`build_near`]), in report order.
+pub const NEAR_CLASSES: [&str; 4] = ["faithful", "near_injected", "near_instruction", "name_swapped"];
+
+/// A labelled set of the *hard* failures, from `docs` and each document's
+/// nearest document (TF-IDF cosine over word stems, as the grounding
+/// checker's weak labels use): one item per document with 4 sentences or
+/// more, classes round-robin, half good —
+/// - **faithful**: as in [`build`];
+/// - **near_injected**: the faithful answer with a sentence of the *nearest*
+///   document inserted in the middle (same topic, not backed: one whose
+///   content words this document holds less than 70% of);
+/// - **near_instruction**: the nearest document's instruction (one naming a
+///   word this document lacks) over this document's faithful answer;
+/// - **name_swapped**: the faithful answer with one name, identifier or
+///   number replaced by one of the nearest document's that this document
+///   lacks.
+///
+/// Items that cannot be made (no such sentence or name) fall back to the next
+/// neighbour, then are left out. Deterministic.
+pub fn build_near(docs: &[String]) -> Vec<LabelledItem> {
+    use crate::checks::{content_stems, names, numbers, stem, STOP, TASK};
+    use std::collections::HashSet;
+    let docs: Vec<&String> = docs.iter().filter(|d| sentences(d).len() >= 4).collect();
+    let owned: Vec<String> = docs.iter().map(|d| d.to_string()).collect();
+    let idf = crate::grounding::features::Idf::from_documents(owned.iter().map(String::as_str));
+    let nb = crate::grounding::weak::neighbours(&owned, &idf, 3);
+    let stems: Vec<HashSet<String>> = owned
+        .iter()
+        .map(|d| crate::checks::words(d).iter().map(|w| stem(w)).collect())
+        .collect();
+    let mut out = Vec::new();
+    for (i, doc) in owned.iter().enumerate() {
+        let class = NEAR_CLASSES[[0, 1, 0, 2, 0, 3][i % 6]];
+        let own = instruction_for(doc, i);
+        let answer = faithful_answer(doc);
+        let made: Option<(String, String)> = match class {
+            "faithful" => Some((own.clone(), answer.clone())),
+            "near_injected" => nb[i].iter().find_map(|&j| {
+                let ss = sentences(&owned[j]);
+                let pick = ss.iter().skip(1).find(|x| {
+                    let c = content_stems(x, &STOP);
+                    c.len() >= 5
+                        && c.iter().filter(|w| stems[i].contains(*w)).count() * 10 < c.len() * 7
+                })?;
+                let mut a = sentences(&answer);
+                let mid = a.len() / 2;
+                a.insert(mid, pick.clone());
+                Some((own.clone(), a.join(" ")))
+            }),
+            "near_instruction" => nb[i].iter().find_map(|&j| {
+                let theirs = instruction_for(&owned[j], i);
+                crate::grounding::features::topic_stems(&theirs)
+                    .iter()
+                    .any(|t| !stems[i].contains(t))
+                    .then(|| (theirs, answer.clone()))
+            }),
+            _ => nb[i].iter().find_map(|&j| {
+                let mine: Vec<String> = names(&answer, &STOP, &TASK)
+                    .into_iter()
+                    .chain(numbers(&answer))
+                    .collect();
+                let theirs: Vec<String> = names(&owned[j], &STOP, &TASK)
+                    .into_iter()
+                    .chain(numbers(&owned[j]))
+                    .filter(|n| !stems[i].contains(&stem(n)) && !doc.contains(n.as_str()))
+                    .collect();
+                // a name for a name, a number for a number
+                let is_num = |s: &str| s.chars().all(|c| c.is_ascii_digit() || c == '.');
+                mine.iter().find_map(|m| {
+                    let t = theirs.iter().find(|t| is_num(t) == is_num(m))?;
+                    let swapped = answer.replacen(m.as_str(), t, 1);
+                    (swapped != answer).then(|| (own.clone(), swapped))
+                })
+            }),
+        };
+        if let Some((instruction, response)) = made {
+            out.push(LabelledItem {
+                class: class.to_string(),
+                instruction,
+                response,
+                source: doc.to_string(),
+            });
+        }
+    }
+    out
+}
+
 /// Precision and recall of a detector on labelled items (bad = positive),
 /// and the share flagged per class.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -263,29 +350,68 @@ struct LabelLine {
     #[serde(default)]
     #[allow(dead_code)]
     note: String,
+    /// Characters of the (trimmed) document when labelled, when given: a
+    /// corpus that changed since labelling is refused, not misread.
+    #[serde(default)]
+    doc_chars: Option<usize>,
 }
 
 /// Read a hand-labelled file of real pipeline outputs: JSONL lines
 /// `{"line": N, "instruction": T, "response": T | null, "class": …, "note": …}`
 /// where `line` is the document's 1-based line in `corpus` (one document per
 /// line, like gensim's `lee_background.cor`; the document is the trimmed
-/// line), `class` is `faithful` for a good pair and a failure name
+/// line; with a `.jsonl`/`.ndjson` corpus, line N is a JSON record whose
+/// `text` is the document, e.g. `candidates.jsonl` of `backforth prepare`), `class` is `faithful` for a good pair and a failure name
 /// otherwise, and a missing `response` labels the instruction alone. A text
 /// `T` is a string or a list of strings and `[start, end)` character ranges
 /// of the document. Errors: unreadable files, a bad line or a range outside
-/// the document (with the line number), a document line out of range.
+/// the document (with the line number), a document line out of range, a
+/// file that is not UTF-8 (with the byte offset and line).
 pub fn read_labels(
     labels: &std::path::Path,
     corpus: &std::path::Path,
 ) -> anyhow::Result<Vec<LabelledItem>> {
     use anyhow::Context;
-    let docs: Vec<String> = std::fs::read_to_string(corpus)
-        .with_context(|| format!("reading {}", corpus.display()))?
+    let raw = std::fs::read(corpus).with_context(|| format!("reading {}", corpus.display()))?;
+    let raw = String::from_utf8(raw).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not UTF-8 (invalid byte at offset {})",
+            corpus.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let jsonl = corpus
+        .extension()
+        .is_some_and(|e| e == "jsonl" || e == "ndjson");
+    let docs: Vec<String> = raw
         .lines()
-        .map(str::to_string)
-        .collect();
-    let text =
-        std::fs::read_to_string(labels).with_context(|| format!("reading {}", labels.display()))?;
+        .enumerate()
+        .map(|(i, l)| {
+            if !jsonl {
+                return Ok(l.to_string());
+            }
+            let v: serde_json::Value = serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not a JSON record", corpus.display(), i + 1))?;
+            v.get("text")
+                .and_then(|t| t.as_str())
+                .map(str::to_string)
+                .with_context(|| format!("{}:{}: no string field \"text\"", corpus.display(), i + 1))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let bytes =
+        std::fs::read(labels).with_context(|| format!("reading {}", labels.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not UTF-8 (invalid byte at offset {}, line {})",
+            labels.display(),
+            e.utf8_error().valid_up_to(),
+            e.as_bytes()[..e.utf8_error().valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1
+        )
+    })?;
     let mut out = Vec::new();
     for (n, l) in text.lines().enumerate() {
         if l.trim().is_empty() {
@@ -308,6 +434,17 @@ pub fn read_labels(
             })?;
         let source = source.trim().to_string();
         let chars: Vec<char> = source.chars().collect();
+        if let Some(n_chars) = v.doc_chars {
+            anyhow::ensure!(
+                n_chars == chars.len(),
+                "{}:{}: document line {} of {} has {} characters, the labelled one had {n_chars}: the corpus changed since labelling",
+                labels.display(),
+                n + 1,
+                v.line,
+                corpus.display(),
+                chars.len()
+            );
+        }
         let bad_span = || {
             anyhow::anyhow!(
                 "{}:{}: a character range outside document line {} ({} characters)",
@@ -360,6 +497,29 @@ mod tests {
     }
 
     #[test]
+    fn the_near_set_swaps_within_a_topic() {
+        let topics = [("harbour", "Wellington", "ferry"), ("election", "Canberra", "ballot")];
+        let docs: Vec<String> = (0..24)
+            .map(|k| {
+                let (a, c, b) = topics[k % 2];
+                format!("The {a} of {c} reopened in {} after K{k}refurbishments by Mayor K{k}smith. The {b} service was affected by the storm for {} days. \
+                         K{k}inspector and K{k}quarrymaster reported K{k}lanterns and sediment near the {b} terminal. Engineers from K{k}firm inspected the {a} walls. \
+                         A {b} review is planned.", 1990 + k, k + 2)
+            })
+            .collect();
+        let items = build_near(&docs);
+        assert!(items.len() >= 20, "{}", items.len());
+        let classes: Vec<&str> = items.iter().map(|i| i.class.as_str()).collect();
+        for c in NEAR_CLASSES {
+            assert!(classes.contains(&c), "{c}");
+        }
+        for it in items.iter().filter(|i| i.class == "name_swapped") {
+            assert!(it.response != faithful_answer(&it.source), "{it:?}");
+        }
+        assert_eq!(items, build_near(&docs));
+    }
+
+    #[test]
     fn hand_labels_resolve_document_ranges() {
         let dir = std::env::temp_dir().join(format!("bf-labels-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -389,6 +549,14 @@ mod tests {
             e.contains(":1: a character range outside document line 2"),
             "{e}"
         );
+        std::fs::write(&labels, b"{\"line\": 1, \"instruction\": \"ok\", \"class\": \"x\"}\n{\"line\": 1, \"instruction\": \"\xff\"}\n").unwrap();
+        let e = format!("{:#}", read_labels(&labels, &corpus).unwrap_err());
+        assert!(e.contains("not UTF-8 (invalid byte at offset 75, line 2)"), "{e}");
+        // a JSONL corpus: line N is the record's text
+        let jc = dir.join("c.jsonl");
+        std::fs::write(&jc, "{\"id\": \"a\", \"text\": \"  Story one.  \"}\n").unwrap();
+        std::fs::write(&labels, r#"{"line": 1, "instruction": [[0, 5]], "class": "x"}"#).unwrap();
+        assert_eq!(read_labels(&labels, &jc).unwrap()[0].instruction, "Story");
         std::fs::write(&labels, r#"{"line": 7, "instruction": "x", "class": "x"}"#).unwrap();
         let e = format!("{:#}", read_labels(&labels, &corpus).unwrap_err());
         assert!(e.contains("document line 7 is not in"), "{e}");

@@ -17,6 +17,7 @@
 pub mod checks;
 pub mod config;
 pub mod export;
+pub mod grounding;
 pub mod hash;
 pub mod labelled;
 #[cfg(feature = "parquet")]

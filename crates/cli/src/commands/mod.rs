@@ -5,6 +5,7 @@
 pub mod analyze;
 pub mod batch;
 pub mod cache;
+pub mod checks;
 pub mod config;
 pub mod eval;
 mod eval_io;
