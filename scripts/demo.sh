@@ -14,11 +14,18 @@ scripts/fetch-assets.sh corpus minilm >/dev/null
 SEEDS=$(scripts/fetch-assets.sh seeds | tail -1)
 cargo build --release --locked -p backforth-cli
 OUT="${BACKFORTH_DEMO_OUT:-runs/demo}"
+# The learned grounding checker, trained once on the demo corpus itself (no
+# labels; seeded, resumable, about 1.5 minutes on 2 cores) and kept in the cache.
+GROUNDING="$CACHE/grounding/lee_background"
+./target/release/backforth checks train --quiet \
+  --input "$CACHE/corpus/gensim/lee_background.cor" \
+  --embedding-model "$CACHE/models/all-MiniLM-L6-v2" --out "$GROUNDING"
 ./target/release/backforth run --config configs/demo.toml \
   --model "$MODEL" \
   --input "$CACHE/corpus/gensim/lee_background.cor" \
   --seeds "$SEEDS" \
   --set checks.embedding_model="\"$CACHE/models/all-MiniLM-L6-v2\"" \
+  --set checks.grounding_model="\"$GROUNDING/grounding.json\"" \
   --out "$OUT" "$@"
 # Measure the data: rewritten vs distilled responses judged pairwise by the
 # same model (both orders), distribution analyses, one HTML report.

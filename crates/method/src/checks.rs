@@ -31,6 +31,8 @@
 //! document's instruction, non-instructions): see `tests/checks.rs` and
 //! BENCHMARKS.md.
 
+use crate::text::{content_stems, names, number_set, sentences, words, EMBED_BATCH, STOP, TASK};
+pub use crate::text::{stem, windows, WINDOW_STRIDE, WINDOW_WORDS};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -55,6 +57,9 @@ pub struct ChecksConfig {
     pub max_unsupported_names: usize,
     /// Reject fragments, questions to the reader and meta text as instructions.
     pub non_instructions: bool,
+    /// Reject responses that are not answers: the instruction repeated, the
+    /// document's first line (its heading) alone, or under 3 words.
+    pub non_answers: bool,
     /// Use the verify stage's verdicts where it ran: a rewrite the verifier
     /// says does not answer its instruction, or with more unsupported
     /// statements than `max_unsupported_claims`, fails.
@@ -92,13 +97,16 @@ impl Default for ChecksConfig {
             max_unsupported_numbers: 0,
             max_unsupported_names: 1,
             non_instructions: true,
+            non_answers: true,
             use_verify: true,
             max_unsupported_claims: 0,
             embedding_model: String::new(),
             min_similarity: 0.25,
             grounding_model: String::new(),
-            min_sentence_support: 0.5,
-            min_instruction_relevance: 0.5,
+            // chosen on the built news set (`bench-checks --choose-thresholds`,
+            // scripts/bench-checks.sh) and reported on the others in BENCHMARKS.md
+            min_sentence_support: 0.05,
+            min_instruction_relevance: 0.15,
         }
     }
 }
@@ -131,7 +139,7 @@ pub struct CheckResult {
     pub unsupported_names: Vec<String>,
     /// The learned grounding checker's scores, where it ran on this pair.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub grounding: Option<crate::grounding::Grounding>,
+    pub grounding: Option<crate::grounding::model::Grounding>,
     /// Why the learned checker could not score this pair (bad input).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub grounding_error: Option<String>,
@@ -175,6 +183,8 @@ pub enum Reason {
     ResponseUnsupportedNames,
     /// The response mentions none of the instruction's topic words.
     ResponseOffInstruction,
+    /// The response is the instruction repeated, the document's heading, or a fragment.
+    ResponseNotAnAnswer,
     /// The learned checker gives a response sentence a support under `min_sentence_support`.
     ResponseNotGrounded,
     /// The learned checker gives the instruction a relevance under `min_instruction_relevance`.
@@ -202,6 +212,7 @@ impl Reason {
             Reason::ResponseUnsupportedNumbers => "response_unsupported_numbers",
             Reason::ResponseUnsupportedNames => "response_unsupported_names",
             Reason::ResponseOffInstruction => "response_off_instruction",
+            Reason::ResponseNotAnAnswer => "response_not_an_answer",
             Reason::ResponseNotGrounded => "response_not_grounded",
             Reason::InstructionNotGrounded => "instruction_not_grounded",
             Reason::GroundingUnchecked => "grounding_unchecked",
@@ -211,145 +222,14 @@ impl Reason {
     }
 }
 
-// Function words and generic task words: neither says what an instruction is about.
-const STOPWORDS: &str = "a about above after again against all also am an and any are as at be because been before being below between both but by can could did do does doing down during each few for from further had has have having he her here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off on once only or other our ours out over own same she should so some such than that the their theirs them then there these they this those through to too under until up very was we were what when where which while who whom why will with would you your yours yourself also may might must shall us one two many much well like get got make made use used using way ways thing things something anything let lets new said says say according per via yet still however although though since within without upon among every either neither whether etc including";
-const TASK_WORDS: &str = "write explain describe summarize summarise summary discuss give provide list tell show outline detail details detailed information info article text story stories news report reported passage document paragraph post blog piece content key main point points brief briefly short overview analysis analyze analyse compare explainer help please question answer find learn know happen happened happening event events happens important significance significant role impact effect effects include includes regarding concerning related relate topic topics aspects aspect mention mentioned recent latest situation happenings recently reason reasons involving involve involves involved mentioning mention mentions concerning focusing focus";
-const NUMBER_WORDS: [&str; 13] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve",
-];
-
-/// The word lists as sets, built once per process (the checks run per pair).
-pub(crate) static STOP: std::sync::LazyLock<HashSet<&'static str>> =
-    std::sync::LazyLock::new(|| STOPWORDS.split_whitespace().collect());
-pub(crate) static TASK: std::sync::LazyLock<HashSet<&'static str>> =
-    std::sync::LazyLock::new(|| TASK_WORDS.split_whitespace().collect());
-
-/// Lower-case alphanumeric words (apostrophes inside words kept, then dropped with what follows: "Jackson's" → "jackson").
-pub(crate) fn words(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for w in s.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’')) {
-        let w = w.split(['\'', '’']).next().unwrap_or("");
-        if !w.is_empty() {
-            out.push(w.to_lowercase());
-        }
-    }
-    out
-}
-
-/// The crude stem used for matching (see the module docs).
-pub fn stem(w: &str) -> String {
-    let mut w: String = w.to_lowercase();
-    if w.chars().count() > 3 && w.ends_with('s') && !w.ends_with("ss") {
-        w.pop();
-    }
-    w.chars().take(6).collect()
-}
-
-/// Numbers in a text, normalised (thousands separators dropped, "seven" → "7").
-pub(crate) fn numbers(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let chars: Vec<char> = s.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        let inside = !cur.is_empty()
-            && (c == ',' || c == '.')
-            && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
-        if c.is_ascii_digit() || inside {
-            if c != ',' {
-                cur.push(c);
-            }
-        } else if !cur.is_empty() {
-            out.push(std::mem::take(&mut cur));
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
-pub(crate) fn number_set(s: &str) -> HashSet<String> {
-    let mut n: HashSet<String> = numbers(s).into_iter().collect();
-    for w in words(s) {
-        if let Some(i) = NUMBER_WORDS.iter().position(|x| *x == w) {
-            n.insert(i.to_string());
-        }
-    }
-    n
-}
-
-/// Sentences: split after `.`, `!`, `?` followed by white space, and at line breaks.
-pub(crate) fn sentences(s: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    for line in s.lines() {
-        let mut start = 0;
-        let b = line.as_bytes();
-        for i in 0..b.len() {
-            if matches!(b[i], b'.' | b'!' | b'?')
-                && b.get(i + 1).is_some_and(|c| c.is_ascii_whitespace())
-            {
-                out.push(line[start..=i].trim());
-                start = i + 1;
-            }
-        }
-        out.push(line[start..].trim());
-    }
-    out.into_iter().filter(|x| !x.is_empty()).collect()
-}
-
-/// Stems of a text's content words (no stopwords, no pure numbers, ≥ 3 chars).
-pub(crate) fn content_stems(s: &str, stop: &HashSet<&str>) -> Vec<String> {
-    words(s)
-        .into_iter()
-        .filter(|w| {
-            w.chars().count() >= 3
-                && !stop.contains(w.as_str())
-                && !w.chars().all(|c| c.is_ascii_digit())
-        })
-        .map(|w| stem(&w))
-        .collect()
-}
-
-/// Capitalised words that are not sentence-initial, not function words:
-/// a cheap stand-in for names of people, places and organisations.
-pub(crate) fn names(s: &str, stop: &HashSet<&str>, task: &HashSet<&str>) -> Vec<String> {
-    let mut out = Vec::new();
-    for sent in sentences(s) {
-        let toks: Vec<&str> = sent.split_whitespace().collect();
-        for (i, t) in toks.iter().enumerate() {
-            if i == 0 {
-                continue;
-            }
-            let t = t
-                .trim_matches(|c: char| !c.is_alphanumeric())
-                .split(['\'', '’'])
-                .next()
-                .unwrap_or("");
-            // "Saudi-born": each hyphen part is a word of its own
-            for w in t.split('-') {
-                let w = w.to_string();
-                let lw = w.to_lowercase();
-                if w.chars().count() >= 2
-                    && w.chars().next().is_some_and(|c| c.is_uppercase())
-                    && !stop.contains(lw.as_str())
-                    && !task.contains(lw.as_str())
-                    && !NUMBER_WORDS.contains(&lw.as_str())
-                {
-                    out.push(w);
-                }
-            }
-        }
-    }
-    out
-}
-
 /// The source side of the checks, precomputed once per document.
 pub struct SourceIndex {
     stems: HashSet<String>,
     numbers: HashSet<String>,
     /// Every run of [`COPY_RUN`] consecutive words (lower case, space-joined).
     runs: HashSet<String>,
+    /// The heading's words (lower case, space-joined; see [`first_heading`]).
+    first_line: String,
 }
 
 impl SourceIndex {
@@ -362,7 +242,19 @@ impl SourceIndex {
             stems,
             numbers: number_set(text),
             runs,
+            first_line: first_heading(text),
         }
+    }
+}
+
+/// The first non-blank line's words when it looks like a heading: at most
+/// 12 words, with more text below it; else empty (a one-line document has
+/// no heading).
+fn first_heading(text: &str) -> String {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    match (lines.next(), lines.next()) {
+        (Some(first), Some(_)) if words(first).len() <= 12 => words(first).join(" "),
+        _ => String::new(),
     }
 }
 
@@ -487,41 +379,6 @@ pub fn apply_verification(cfg: &ChecksConfig, r: &mut CheckResult, v: &crate::pa
     r.verification = Some(v.clone());
 }
 
-/// Words per document window for the semantic relevance check: about 130
-/// word-piece tokens of English, inside the 256-token context of MiniLM
-/// models (which were trained on 128-token inputs).
-pub const WINDOW_WORDS: usize = 96;
-/// Words by which consecutive windows advance (a third overlaps).
-pub const WINDOW_STRIDE: usize = 64;
-/// Texts per embedding call.
-const EMBED_BATCH: usize = 32;
-
-/// A document's windows for the semantic relevance check: runs of
-/// [`WINDOW_WORDS`] white-space-separated words every [`WINDOW_STRIDE`]
-/// words (the last window ends at the document's end); one window for a
-/// short document, none for an empty one.
-pub fn windows(text: &str) -> Vec<String> {
-    let w: Vec<&str> = text.split_whitespace().collect();
-    if w.len() <= WINDOW_WORDS {
-        return if w.is_empty() {
-            vec![]
-        } else {
-            vec![w.join(" ")]
-        };
-    }
-    let mut out = Vec::new();
-    let mut start = 0;
-    loop {
-        let end = (start + WINDOW_WORDS).min(w.len());
-        out.push(w[start..end].join(" "));
-        if end == w.len() {
-            break;
-        }
-        start = (start + WINDOW_STRIDE).min(w.len() - WINDOW_WORDS);
-    }
-    out
-}
-
 /// The semantic relevance of each (instruction, document) pair: the highest
 /// cosine between the instruction's embedding and one of the document's
 /// [`windows`] (an empty document scores −1). Embeds in batches of 32 texts.
@@ -587,7 +444,7 @@ pub fn apply_similarity(cfg: &ChecksConfig, r: &mut CheckResult, similarity: f64
 pub fn apply_grounding(
     cfg: &ChecksConfig,
     r: &mut CheckResult,
-    g: &crate::grounding::Grounding,
+    g: &crate::grounding::model::Grounding,
     with_response: bool,
 ) {
     let mut g = g.clone();
@@ -664,6 +521,15 @@ pub fn check(
         }
     }
     let Some(resp) = response else { return r };
+    if cfg.non_answers {
+        let said = words(resp).join(" ");
+        if said.split(' ').count() < 3
+            || said == words(instruction).join(" ")
+            || (!source.first_line.is_empty() && said == source.first_line)
+        {
+            r.reasons.push(Reason::ResponseNotAnAnswer);
+        }
+    }
 
     let (mut supported_w, mut total_w) = (0usize, 0usize);
     for s in sentences(resp) {
@@ -724,6 +590,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::numbers;
 
     const DOC: &str =
         "Film director Peter Jackson has been made a Companion of the New Zealand Order of Merit \
@@ -773,6 +640,23 @@ The honours list was released on Monday and includes 23 other recipients.";
         assert_eq!(r.unsupported_numbers, vec!["50000".to_string()]);
         assert!(r.unsupported_names.contains(&"Helen".to_string()), "{r:?}");
         assert!(r.reasons.contains(&Reason::ResponseUnsupportedNumbers));
+    }
+
+    #[test]
+    fn non_answers_are_caught() {
+        let src = SourceIndex::new("Key bindings\n\nIn this section, C refers to the Control key on Windows and Unix.");
+        let c = ChecksConfig::default();
+        let q = "Which key does C refer to in IDLE?";
+        for bad in ["Key bindings", "Which key does C refer to in IDLE?", "Control key."] {
+            let r = check(&c, q, Some(bad), &src);
+            assert!(r.reasons.contains(&Reason::ResponseNotAnAnswer), "{bad}: {r:?}");
+        }
+        let r = check(&c, q, Some("In this section, C refers to the Control key on Windows and Unix."), &src);
+        assert!(!r.reasons.contains(&Reason::ResponseNotAnAnswer), "{r:?}");
+        // a one-line document has no heading: copying it whole is an answer
+        let one = SourceIndex::new("Spain beat Argentina 3-0 in the Hopman Cup in Perth.");
+        let r = check(&c, "Who won?", Some("Spain beat Argentina 3-0 in the Hopman Cup in Perth."), &one);
+        assert!(!r.reasons.contains(&Reason::ResponseNotAnAnswer), "{r:?}");
     }
 
     #[test]

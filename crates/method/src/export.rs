@@ -168,20 +168,7 @@ fn detail(c: &CheckResult, reason: Reason) -> String {
     }
 }
 
-/// Write `path` through `f` into a temp file beside it, then rename it into
-/// place: readers see the old file or the whole new one, never a part.
-pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-    f(&mut w)?;
-    w.flush()?;
-    drop(w);
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
+pub use crate::store::write_atomic;
 
 /// Write the datasets, in input order:
 /// - `curated.jsonl`: kept (x̂, y) pairs — "filtering" only (Humpback-style);

@@ -193,7 +193,8 @@ pub const NEAR_CLASSES: [&str; 4] = ["faithful", "near_injected", "near_instruct
 /// Items that cannot be made (no such sentence or name) fall back to the next
 /// neighbour, then are left out. Deterministic.
 pub fn build_near(docs: &[String]) -> Vec<LabelledItem> {
-    use crate::checks::{content_stems, names, numbers, stem, STOP, TASK};
+    use crate::text::{names, numbers, STOP, TASK};
+    use crate::grounding::features::{content_terms, gstem as stem};
     use std::collections::HashSet;
     let docs: Vec<&String> = docs.iter().filter(|d| sentences(d).len() >= 4).collect();
     let owned: Vec<String> = docs.iter().map(|d| d.to_string()).collect();
@@ -201,7 +202,7 @@ pub fn build_near(docs: &[String]) -> Vec<LabelledItem> {
     let nb = crate::grounding::weak::neighbours(&owned, &idf, 3);
     let stems: Vec<HashSet<String>> = owned
         .iter()
-        .map(|d| crate::checks::words(d).iter().map(|w| stem(w)).collect())
+        .map(|d| crate::text::words(d).iter().map(|w| stem(w)).collect())
         .collect();
     let mut out = Vec::new();
     for (i, doc) in owned.iter().enumerate() {
@@ -213,7 +214,7 @@ pub fn build_near(docs: &[String]) -> Vec<LabelledItem> {
             "near_injected" => nb[i].iter().find_map(|&j| {
                 let ss = sentences(&owned[j]);
                 let pick = ss.iter().skip(1).find(|x| {
-                    let c = content_stems(x, &STOP);
+                    let c = content_terms(x);
                     c.len() >= 5
                         && c.iter().filter(|w| stems[i].contains(*w)).count() * 10 < c.len() * 7
                 })?;

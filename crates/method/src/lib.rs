@@ -30,6 +30,7 @@ pub mod record;
 pub mod seeds;
 pub mod stages;
 pub mod store;
+pub mod text;
 
 pub use backforth_inference::{
     Backend, BackendProvider, ChatMessage, FinishReason, GenOutput, GenRequest,

@@ -96,7 +96,7 @@ fn tf(text: &str) -> std::collections::HashMap<String, f32> {
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.chars().count() >= 3)
     {
-        *m.entry(crate::checks::stem(w)).or_insert(0.0) += 1.0;
+        *m.entry(crate::text::stem(w)).or_insert(0.0) += 1.0;
     }
     m
 }

@@ -126,7 +126,7 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
             Some(v)
         };
     if let (Some(l), true) = (&learned, a.choose_thresholds) {
-        choose_thresholds(&cfg.checks, &items, &lexical, sims.as_deref(), l);
+        choose_thresholds(&cfg.checks, &items, &lexical, l);
     }
 
     // the verify stage's prompts, exactly as the pipeline renders them
@@ -169,6 +169,7 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
     let (mut f_lex, mut f_ver, mut f_both) = (Vec::new(), Vec::new(), Vec::new());
     let (mut f_sem, mut f_lex_sem) = (Vec::new(), Vec::new());
     let (mut f_learn, mut f_lex_sem_learn, mut f_all_learn) = (Vec::new(), Vec::new(), Vec::new());
+    let mut f_lex_learn = Vec::new();
     let mut unparsed = 0usize;
     let out_dir = PathBuf::from(&cfg.output.dir);
     std::fs::create_dir_all(&out_dir)?;
@@ -208,6 +209,12 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
             }
             f_learn.push(!only_l.passed());
             f_lex_sem_learn.push(!with_l.passed());
+            let mut lex_l = lex.clone();
+            match &l[i] {
+                Ok(g) => apply_grounding(&cfg.checks, &mut lex_l, g, resp),
+                Err(e) => apply_grounding_error(&mut lex_l, e),
+            }
+            f_lex_learn.push(!lex_l.passed());
         }
         let mut only_v = CheckResult::default();
         // the verifier reads rewrites; an instruction labelled alone has none
@@ -238,6 +245,7 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
     }
     if learned.is_some() {
         rows.push(("learned checker", score(&items, &f_learn)));
+        rows.push(("lexical + learned", score(&items, &f_lex_learn)));
         rows.push(("lexical + semantic + learned", score(&items, &f_lex_sem_learn)));
     }
     if !a.no_verify {
@@ -292,14 +300,14 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
 }
 
 /// Print the (sentence support, instruction relevance) thresholds that give
-/// the lexical + semantic + learned detector its best F1 on these items
+/// the lexical + learned detector its best F1 on these items (the semantic
+/// relevance check is left out: the learned checker reads the same cosine)
 /// (grid of 0.05 steps; ties go to the lower thresholds, which flag less).
 /// For choosing thresholds on one labelled set and reporting on others.
 fn choose_thresholds(
     base: &backforth::checks::ChecksConfig,
     items: &[backforth::labelled::LabelledItem],
     lexical: &[CheckResult],
-    sims: Option<&[f64]>,
     learned: &[std::result::Result<backforth::grounding::Grounding, String>],
 ) {
     let mut best: Option<(f64, f64, f64, Scores)> = None;
@@ -315,9 +323,6 @@ fn choose_thresholds(
                 .enumerate()
                 .map(|(i, it)| {
                     let mut c = lexical[i].clone();
-                    if let Some(s) = sims {
-                        apply_similarity(&cfg, &mut c, s[i]);
-                    }
                     match &learned[i] {
                         Ok(g) => apply_grounding(&cfg, &mut c, g, !it.response.is_empty()),
                         Err(e) => apply_grounding_error(&mut c, e),

@@ -852,14 +852,15 @@ impl LlamaEncoder {
             let n = (part.iter().map(Vec::len).sum::<usize>().max(1) as u32)
                 .next_multiple_of(64)
                 .next_multiple_of(n_seq);
-            // llama.cpp pads the context to a multiple of 256 and warns (once
-            // per context, so once per chunk) when the padded size does not
-            // divide by the sequence count: size it so it does
-            let lcm = 256 / gcd(256, n_seq) * n_seq;
+            // llama.cpp pads each sequence's share of the context to a
+            // multiple of 256 and, when n_ctx is not that share times the
+            // sequence count, resets it and warns (once per context, so once
+            // per chunk): size it as llama.cpp will, without the warning
+            let per_seq = 256 * n_seq;
             let params = LlamaContextParams::default()
                 .with_embeddings(true)
                 .with_pooling_type(LlamaPoolingType::Mean)
-                .with_n_ctx(NonZeroU32::new(n.next_multiple_of(lcm)))
+                .with_n_ctx(NonZeroU32::new(n.next_multiple_of(per_seq)))
                 .with_n_batch(n)
                 .with_n_ubatch(n)
                 .with_n_seq_max(n_seq)
@@ -886,14 +887,6 @@ impl LlamaEncoder {
             }
         }
         Ok(out)
-    }
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
     }
 }
 

@@ -26,9 +26,34 @@
 //! against the best unit (FactCC's transformations, Kryściński et al. 2020,
 //! arXiv:1910.12840, are what these must catch).
 
-use crate::checks::{content_stems, names, number_set, sentences, stem, words, STOP, TASK};
+use crate::text::{names, number_set, sentences, words, STOP, TASK};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+
+/// The English Snowball stemmer (Porter 2): "started"/"start",
+/// "victories"/"victory" share a stem. The lexical checks keep their own
+/// cruder stem; the learned checker's features use this one.
+static STEMMER: std::sync::LazyLock<rust_stemmers::Stemmer> =
+    std::sync::LazyLock::new(|| rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English));
+
+/// The stem of a word (lower-cased first).
+pub fn gstem(w: &str) -> String {
+    STEMMER.stem(&w.to_lowercase()).into_owned()
+}
+
+/// Stems of a text's content words: ≥ 3 characters, not function words,
+/// not bare numbers, in order (repeats kept).
+pub fn content_terms(s: &str) -> Vec<String> {
+    words(s)
+        .into_iter()
+        .filter(|w| {
+            w.chars().count() >= 3
+                && !STOP.contains(w.as_str())
+                && !w.chars().all(|c| c.is_ascii_digit())
+        })
+        .map(|w| gstem(&w))
+        .collect()
+}
 
 /// Names of the claim features, in vector order (stored in the model file so
 /// a model trained on another feature list is refused).
@@ -82,7 +107,7 @@ impl Idf {
         let mut n = 0u32;
         for d in docs {
             n += 1;
-            let set: HashSet<String> = words(d).iter().map(|w| stem(w)).collect();
+            let set: HashSet<String> = words(d).iter().map(|w| gstem(w)).collect();
             for s in set {
                 *df.entry(s).or_default() += 1;
             }
@@ -131,7 +156,7 @@ fn word_bigrams(s: &str) -> HashSet<String> {
 
 /// Consecutive content stems joined by a space (the order view).
 fn content_bigrams(s: &str) -> Vec<String> {
-    let c = content_stems(s, &STOP);
+    let c = content_terms(s);
     c.windows(2).map(|p| format!("{} {}", p[0], p[1])).collect()
 }
 
@@ -185,7 +210,7 @@ fn best_cos(q: &[f32], vs: &[Vec<f32>]) -> f64 {
 
 impl DocView {
     /// Index `text` and embed its sentences and windows
-    /// ([`crate::checks::windows`]). Errors: more than [`MAX_UNITS`]
+    /// ([`crate::text::windows`]). Errors: more than [`MAX_UNITS`]
     /// sentences; the embedder failed.
     pub fn new(
         text: &str,
@@ -200,17 +225,17 @@ impl DocView {
         let units = sents
             .iter()
             .map(|s| Unit {
-                stems: content_stems(s, &STOP).into_iter().collect(),
+                stems: content_terms(s).into_iter().collect(),
                 bigrams: word_bigrams(s),
                 negated: negated(s),
             })
             .collect();
         let all_words = words(text);
-        let windows = crate::checks::windows(text);
+        let windows = crate::text::windows(text);
         let win_refs: Vec<&str> = windows.iter().map(String::as_str).collect();
         Ok(DocView {
             units,
-            stems: all_words.iter().map(|w| stem(w)).collect(),
+            stems: all_words.iter().map(|w| gstem(w)).collect(),
             words: all_words.into_iter().collect(),
             content_bigrams: sents
                 .iter()
@@ -270,7 +295,7 @@ fn best_unit(terms: &[String], doc: &DocView, idf: &Idf) -> (f64, f64, usize, bo
 /// [`CLAIM_FEATURES`] order. `claim_vec` is the claim's embedding.
 pub fn claim_features(claim: &str, claim_vec: &[f32], doc: &DocView, idf: &Idf) -> Vec<f32> {
     let mut seen = HashSet::new();
-    let terms: Vec<String> = content_stems(claim, &STOP)
+    let terms: Vec<String> = content_terms(claim)
         .into_iter()
         .filter(|s| seen.insert(s.clone()))
         .collect();
@@ -311,7 +336,7 @@ pub fn claim_features(claim: &str, claim_vec: &[f32], doc: &DocView, idf: &Idf) 
         .count();
     let mut nm = HashSet::new();
     for x in names(claim, &STOP, &TASK) {
-        let s = stem(&x);
+        let s = gstem(&x);
         if !doc.stems.contains(&s) {
             nm.insert(s);
         }
@@ -363,7 +388,7 @@ pub fn topic_stems(instruction: &str) -> Vec<String> {
                 && !TASK.contains(w.as_str())
                 && !w.chars().all(|c| c.is_ascii_digit())
         })
-        .map(|w| stem(&w))
+        .map(|w| gstem(&w))
         .filter(|s| seen.insert(s.clone()))
         .collect()
 }
@@ -412,7 +437,7 @@ pub fn instruction_features(instruction: &str, vec: &[f32], doc: &DocView, idf: 
         .count();
     let mut nm = HashSet::new();
     for x in names(instruction, &STOP, &TASK) {
-        let s = stem(&x);
+        let s = gstem(&x);
         if !doc.stems.contains(&s) {
             nm.insert(s);
         }
@@ -439,7 +464,7 @@ pub fn claims(response: &str) -> Vec<(usize, usize, &str)> {
     let base = response.as_ptr() as usize;
     sentences(response)
         .into_iter()
-        .filter(|s| content_stems(s, &STOP).len() >= 3)
+        .filter(|s| content_terms(s).len() >= 3)
         .map(|s| {
             let start = s.as_ptr() as usize - base;
             (start, start + s.len(), s)

@@ -16,7 +16,7 @@
 use super::features::{claim_features, embed_all, instruction_features, DocView, Idf};
 use super::mlp::{self, FitOptions, FitState};
 use super::weak::{self, Kind, WeakItem};
-use super::{GroundingModel, TrainingReport, FORMAT};
+use super::model::{GroundingModel, TrainingReport, FORMAT};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -80,7 +80,7 @@ fn held_out(doc: usize, seed: u64) -> bool {
 }
 
 fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
-    crate::export::write_atomic(path, |w| {
+    crate::store::write_atomic(path, |w| {
         serde_json::to_writer_pretty(&mut *w, v)?;
         Ok(())
     })
@@ -101,7 +101,7 @@ pub fn train(
 ) -> Result<GroundingModel> {
     let docs: Vec<String> = documents
         .iter()
-        .filter(|d| crate::checks::sentences(d).len() >= 3)
+        .filter(|d| crate::text::sentences(d).len() >= 3)
         .take(opts.max_documents)
         .cloned()
         .collect();
@@ -149,7 +149,7 @@ pub fn train(
     } else {
         let nb = weak::neighbours(&docs, &idf, opts.neighbours);
         let items = weak::generate(&docs, &nb, &idf, opts.claims_per_document, opts.seed);
-        crate::export::write_atomic(&items_path, |w| {
+        crate::store::write_atomic(&items_path, |w| {
             for it in &items {
                 serde_json::to_writer(&mut *w, it)?;
                 w.write_all(b"\n")?;

@@ -26,8 +26,8 @@
 //! index over each document's top terms), so a corpus of any size and
 //! language of prose gives same-topic neighbours without a model.
 
-use super::features::{topic_stems, Idf};
-use crate::checks::{content_stems, names, numbers, sentences, stem, words, STOP, TASK};
+use super::features::{content_terms, gstem, topic_stems, Idf};
+use crate::text::{names, numbers, sentences, words, STOP, TASK};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -72,7 +72,7 @@ pub fn neighbours(docs: &[String], idf: &Idf, k: usize) -> Vec<Vec<usize>> {
         .iter()
         .map(|d| {
             let mut tf: HashMap<String, f64> = HashMap::new();
-            for w in content_stems(d, &STOP) {
+            for w in content_terms(d) {
                 *tf.entry(w).or_default() += 1.0;
             }
             let mut v: Vec<(String, f64)> = tf
@@ -129,7 +129,7 @@ fn salient(doc: &str, idf: &Idf) -> Vec<String> {
         {
             continue;
         }
-        let e = tf.entry(stem(&lw)).or_insert((0.0, tok.to_string(), pos));
+        let e = tf.entry(gstem(&lw)).or_insert((0.0, tok.to_string(), pos));
         e.0 += 1.0;
     }
     let mut v: Vec<(f64, String, usize)> = tf
@@ -262,14 +262,98 @@ fn identifiers(s: &str) -> Vec<String> {
 const MIN_CLAIM_WORDS: usize = 5;
 
 fn stems_of(s: &str) -> HashSet<String> {
-    words(s).iter().map(|w| stem(w)).collect()
+    words(s).iter().map(|w| gstem(w)).collect()
 }
 
 /// Good variants of a document sentence.
+/// Common rewordings an assistant makes when it paraphrases (a small fixed
+/// thesaurus: the loose positives must not look like copies).
+const REWORD: [(&str, &str); 24] = [
+    ("said", "stated"),
+    ("says", "notes"),
+    ("told", "informed"),
+    ("big", "large"),
+    ("help", "assist"),
+    ("show", "demonstrate"),
+    ("shows", "indicates"),
+    ("use", "employ"),
+    ("start", "beginning"),
+    ("started", "began"),
+    ("many", "numerous"),
+    ("about", "approximately"),
+    ("get", "obtain"),
+    ("need", "require"),
+    ("try", "attempt"),
+    ("also", "additionally"),
+    ("but", "however"),
+    ("because", "since"),
+    ("after", "following"),
+    ("before", "prior to"),
+    ("more than", "over"),
+    ("people", "individuals"),
+    ("can", "is able to"),
+    ("will", "is expected to"),
+];
+
+/// Fillers an assistant adds that carry no fact.
+const FILLERS: [&str; 10] = [
+    "notably",
+    "in particular",
+    "reportedly",
+    "overall",
+    "specifically",
+    "essentially",
+    "as a result",
+    "in this case",
+    "meanwhile",
+    "in short",
+];
+
+/// A paraphrase-like good claim: words reworded ([`REWORD`]), some
+/// function and modifier words dropped, a filler added; numbers and
+/// capitalised words are never dropped, so no fact changes.
+fn loose(s: &str, rng: &mut impl Rng) -> String {
+    let mut t = format!(" {} ", s.trim_end_matches(['.', '!', '?']));
+    for (a, b) in REWORD {
+        if rng.gen_bool(0.7) {
+            t = t.replace(&format!(" {a} "), &format!(" {b} "));
+        }
+    }
+    let ws: Vec<&str> = t.split_whitespace().collect();
+    let mut out: Vec<String> = Vec::new();
+    for (k, w) in ws.iter().enumerate() {
+        let keep = k == 0
+            || w.chars().any(|c| c.is_ascii_digit() || c.is_uppercase())
+            || !rng.gen_bool(0.15);
+        if keep {
+            out.push(w.to_string());
+        }
+        if k > 0 && k + 1 < ws.len() && rng.gen_bool(0.06) {
+            out.push(format!("{},", FILLERS[rng.gen_range(0..FILLERS.len())]));
+        }
+    }
+    format!("{}.", out.join(" "))
+}
+
 fn good_variant(sents: &[&str], i: usize, rng: &mut impl Rng) -> String {
     let s = sents[i];
-    match rng.gen_range(0..6) {
+    match rng.gen_range(0..9) {
         0 => s.to_string(),
+        6 | 7 => loose(s, rng),
+        8 if sents.len() > 2 => {
+            // two sentences of the document that need not be adjacent, fused and loosened
+            let j = (i + rng.gen_range(2..sents.len().max(3))) % sents.len();
+            let a = s.trim_end_matches(['.', '!', '?']);
+            let b = sents[j];
+            let mut c = b.chars();
+            let b = match c.next() {
+                Some(f) if !c.clone().next().is_some_and(|n| n.is_uppercase()) => {
+                    f.to_lowercase().collect::<String>() + c.as_str()
+                }
+                _ => b.to_string(),
+            };
+            loose(&format!("{a}, while {b}"), rng)
+        }
         1 => {
             // drop a clause: keep the longer side of a comma
             match s.split_once(", ") {
@@ -358,7 +442,7 @@ pub fn generate(
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (d as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let near = &neighbours[d];
         let claimable: Vec<usize> = (0..doc_sents.len())
-            .filter(|&i| content_stems(doc_sents[i], &STOP).len() >= MIN_CLAIM_WORDS)
+            .filter(|&i| content_terms(doc_sents[i]).len() >= MIN_CLAIM_WORDS)
             .collect();
         let mut push = |class: &str, kind: Kind, text: String| {
             out.push(WeakItem { doc: d, kind, class: class.to_string(), text });
@@ -386,7 +470,7 @@ pub fn generate(
                             let cands: Vec<&&str> = sents[nd]
                                 .iter()
                                 .filter(|s| {
-                                    let c = content_stems(s, &STOP);
+                                    let c = content_terms(s);
                                     c.len() >= MIN_CLAIM_WORDS
                                         && c.iter().filter(|x| stems[d].contains(*x)).count() * 10 < c.len() * 7
                                 })
@@ -422,7 +506,7 @@ pub fn generate(
                             }).collect();
                             let mut theirs: Vec<String> = names(&docs[nd], &STOP, &TASK);
                             theirs.extend(identifiers(&docs[nd]));
-                            theirs.retain(|n| !stems[d].contains(&stem(n)) && !docs[d].contains(n.as_str()));
+                            theirs.retain(|n| !stems[d].contains(&gstem(n)) && !docs[d].contains(n.as_str()));
                             theirs.sort();
                             theirs.dedup();
                             match (mine.choose(&mut rng), theirs.choose(&mut rng)) {
@@ -437,9 +521,9 @@ pub fn generate(
                             let from = s
                                 .split(|c: char| !(c.is_alphanumeric() || c == '_'))
                                 .filter(|w| w.chars().count() >= 4 && !STOP.contains(w.to_lowercase().as_str()) && !w.chars().all(|c| c.is_ascii_digit()))
-                                .max_by(|a, b| idf.idf(&stem(a)).total_cmp(&idf.idf(&stem(b))).then(b.cmp(a)))
+                                .max_by(|a, b| idf.idf(&gstem(a)).total_cmp(&idf.idf(&gstem(b))).then(b.cmp(a)))
                                 .map(String::from);
-                            let to = sal[nd].iter().take(15).filter(|w| !stems[d].contains(&stem(w))).collect::<Vec<_>>().choose(&mut rng).map(|s| s.to_string());
+                            let to = sal[nd].iter().take(15).filter(|w| !stems[d].contains(&gstem(w))).collect::<Vec<_>>().choose(&mut rng).map(|s| s.to_string());
                             match (from, to) {
                                 (Some(f), Some(t)) => replace_word(s, &f, &t),
                                 _ => None,
@@ -469,8 +553,8 @@ pub fn generate(
             }
             if let Some(&nd) = near.first() {
                 let mine = own_instruction(&sal[d], &mut rng).unwrap_or_default();
-                let from = sal[d].iter().take(8).filter(|w| mine.contains(w.as_str())).max_by(|a, b| idf.idf(&stem(&a.to_lowercase())).total_cmp(&idf.idf(&stem(&b.to_lowercase()))));
-                let to = sal[nd].iter().take(10).find(|w| !stems[d].contains(&stem(&w.to_lowercase())));
+                let from = sal[d].iter().take(8).filter(|w| mine.contains(w.as_str())).max_by(|a, b| idf.idf(&gstem(&a.to_lowercase())).total_cmp(&idf.idf(&gstem(&b.to_lowercase()))));
+                let to = sal[nd].iter().take(10).find(|w| !stems[d].contains(&gstem(&w.to_lowercase())));
                 if let (Some(f), Some(t)) = (from, to) {
                     if let Some(x) = replace_word(&mine, f, t) {
                         push("instruction_term_swap", Kind::Instruction, x);
