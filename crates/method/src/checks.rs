@@ -18,7 +18,13 @@
 //!   supported when at least half of its content words occur in the source),
 //!   plus numbers and names in the response that the source never mentions;
 //! - **answer overlap** — whether the response mentions any of the
-//!   instruction's topic words at all (a response to another instruction).
+//!   instruction's topic words at all (a response to another instruction);
+//! - **non-answers** — a response that repeats the instruction, is the
+//!   document's heading alone, or has under 3 words.
+//!
+//! Beside these rules, [`apply_grounding`] turns the learned checker's
+//! scores ([`crate::grounding`]) into reasons, and [`apply_verification`]
+//! the verify stage's verdicts.
 //!
 //! Words are compared by a crude stem (lower case, at most 6 characters,
 //! plural `s` dropped) so "libraries"/"library" and "honoured"/"honour" match.
