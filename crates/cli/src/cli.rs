@@ -623,11 +623,30 @@ pub enum ChecksCmd {
     Train(ChecksTrainArgs),
 }
 
-/// Flags of `backforth checks train`.
+/// Flags of `backforth checks train` (only those it reads: no model, seeds or stages).
 #[derive(Args)]
 pub struct ChecksTrainArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
+    /// TOML configuration file (its [input] and [checks] sections are read).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Override a config key: --set section.key=value (repeatable).
+    #[arg(short = 's', long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// input.paths: the corpus (files, folders or globs; repeatable).
+    #[arg(short, long, required = true)]
+    pub input: Vec<String>,
+    /// Folder for the model (<out>/grounding.json) and its resumable training state.
+    #[arg(short, long)]
+    pub out: String,
+    /// input.limit: read at most N documents.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// model.threads: CPU threads of the sentence embedder (0 = all).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// checks.embedding_model: sentence-transformers folder (default: all-MiniLM-L6-v2 in the asset cache).
     #[arg(long)]
     pub embedding_model: Option<String>,

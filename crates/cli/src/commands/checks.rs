@@ -19,7 +19,20 @@ pub fn run(cmd: ChecksCmd) -> Result<()> {
 }
 
 fn train_cmd(a: ChecksTrainArgs) -> Result<()> {
-    let mut cfg = a.common.config()?;
+    let common = crate::cli::CommonArgs {
+        config: a.config.clone(),
+        set: a.set.clone(),
+        model: None,
+        input: a.input.clone(),
+        seeds: None,
+        out: Some(a.out.clone()),
+        limit: a.limit,
+        threads: a.threads,
+        batch_size: None,
+        stages: vec![],
+        quiet: a.quiet,
+    };
+    let mut cfg = common.config()?;
     if let Some(m) = &a.embedding_model {
         cfg.checks.embedding_model = m.clone();
     }
@@ -62,7 +75,7 @@ fn train_cmd(a: ChecksTrainArgs) -> Result<()> {
             ..Default::default()
         },
     };
-    let pb = if a.common.quiet {
+    let pb = if a.quiet {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(0)
@@ -74,7 +87,7 @@ fn train_cmd(a: ChecksTrainArgs) -> Result<()> {
         .expect("valid template"),
     );
     use std::io::IsTerminal;
-    let log = !std::io::stderr().is_terminal() && !a.common.quiet;
+    let log = !std::io::stderr().is_terminal() && !a.quiet;
     let mut last_pct = 0;
     let t0 = std::time::Instant::now();
     let model = train(&docs, &mut emb, &out, &opts, &mut |p| match p {
