@@ -37,7 +37,9 @@
 //! document's instruction, non-instructions): see `tests/checks.rs` and
 //! BENCHMARKS.md.
 
-use crate::text::{content_stems, names, number_set, sentences, words, EMBED_BATCH, STOP, TASK};
+use crate::text::{
+    content_stems, names, number_set, sentences, topic_words, words, EMBED_BATCH, STOP, TASK,
+};
 pub use crate::text::{stem, windows, WINDOW_STRIDE, WINDOW_WORDS};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -502,15 +504,9 @@ pub fn check(
     }
     // topic words: content words that are neither function nor task words
     let mut seen = HashSet::new();
-    let topic: Vec<String> = words(instruction)
-        .into_iter()
-        .filter(|w| {
-            w.chars().count() >= 3
-                && !stop.contains(w.as_str())
-                && !task.contains(w.as_str())
-                && !w.chars().all(|c| c.is_ascii_digit())
-        })
-        .map(|w| stem(&w))
+    let topic: Vec<String> = topic_words(instruction)
+        .iter()
+        .map(|w| stem(w))
         .filter(|s| seen.insert(s.clone()))
         .collect();
     if topic.len() >= cfg.min_topic_words.max(1) {
@@ -678,27 +674,7 @@ The honours list was released on Monday and includes 23 other recipients.";
         assert!(w.iter().all(|x| x.split(' ').count() == WINDOW_WORDS));
     }
 
-    /// Bag-of-letters vectors: a deterministic stand-in that only exercises
-    /// the windowing and the max (the real model is tested in the CLI tests).
-    struct Letters;
-    impl backforth_inference::encoder::SentenceEmbedder for Letters {
-        fn embedder_id(&self) -> String {
-            "letters".into()
-        }
-        fn embed_texts(&mut self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
-            Ok(texts
-                .iter()
-                .map(|t| {
-                    let mut v = vec![0f32; 26];
-                    for c in t.chars().filter(|c| c.is_ascii_lowercase()) {
-                        v[(c as u8 - b'a') as usize] += 1.0;
-                    }
-                    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-9);
-                    v.into_iter().map(|x| x / n).collect()
-                })
-                .collect())
-        }
-    }
+    use crate::test_embedder::Letters;
 
     #[test]
     fn similarity_is_the_best_window_and_fails_under_the_threshold() {

@@ -194,16 +194,13 @@ pub const NEAR_CLASSES: [&str; 4] = ["faithful", "near_injected", "near_instruct
 /// neighbour, then are left out. Deterministic.
 pub fn build_near(docs: &[String]) -> Vec<LabelledItem> {
     use crate::text::{names, numbers, STOP, TASK};
-    use crate::grounding::features::{content_terms, gstem as stem};
+    use crate::grounding::features::{content_terms, gstem as stem, stem_set};
     use std::collections::HashSet;
     let docs: Vec<&String> = docs.iter().filter(|d| sentences(d).len() >= 4).collect();
     let owned: Vec<String> = docs.iter().map(|d| d.to_string()).collect();
     let idf = crate::grounding::features::Idf::from_documents(owned.iter().map(String::as_str));
     let nb = crate::grounding::weak::neighbours(&owned, &idf, 3);
-    let stems: Vec<HashSet<String>> = owned
-        .iter()
-        .map(|d| crate::text::words(d).iter().map(|w| stem(w)).collect())
-        .collect();
+    let stems: Vec<HashSet<String>> = owned.iter().map(|d| stem_set(d)).collect();
     let mut out = Vec::new();
     for (i, doc) in owned.iter().enumerate() {
         let class = NEAR_CLASSES[[0, 1, 0, 2, 0, 3][i % 6]];

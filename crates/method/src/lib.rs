@@ -37,3 +37,6 @@ pub use backforth_inference::{
 };
 pub use config::Config;
 pub use record::{Record, Stage};
+
+#[cfg(test)]
+mod test_embedder;

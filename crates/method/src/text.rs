@@ -94,8 +94,9 @@ pub fn sentences(s: &str) -> Vec<&str> {
     out.into_iter().filter(|x| !x.is_empty()).collect()
 }
 
-/// Stems of a text's content words (no stopwords, no pure numbers, ≥ 3 chars).
-pub fn content_stems(s: &str, stop: &HashSet<&str>) -> Vec<String> {
+/// A text's content words, lower case, in order: ≥ 3 characters, not in
+/// `stop`, not bare numbers.
+pub fn content_words(s: &str, stop: &HashSet<&str>) -> Vec<String> {
     words(s)
         .into_iter()
         .filter(|w| {
@@ -103,8 +104,21 @@ pub fn content_stems(s: &str, stop: &HashSet<&str>) -> Vec<String> {
                 && !stop.contains(w.as_str())
                 && !w.chars().all(|c| c.is_ascii_digit())
         })
-        .map(|w| stem(&w))
         .collect()
+}
+
+/// An instruction's topic words: content words that are not generic task
+/// words ("explain", "article") either.
+pub fn topic_words(s: &str) -> Vec<String> {
+    content_words(s, &STOP)
+        .into_iter()
+        .filter(|w| !TASK.contains(w.as_str()))
+        .collect()
+}
+
+/// Stems of a text's content words (no stopwords, no pure numbers, ≥ 3 chars).
+pub fn content_stems(s: &str, stop: &HashSet<&str>) -> Vec<String> {
+    content_words(s, stop).iter().map(|w| stem(w)).collect()
 }
 
 /// Capitalised words that are not sentence-initial, not function words:

@@ -26,7 +26,7 @@
 //! against the best unit (FactCC's transformations, Kryściński et al. 2020,
 //! arXiv:1910.12840, are what these must catch).
 
-use crate::text::{names, number_set, sentences, words, STOP, TASK};
+use crate::text::{content_words, names, number_set, sentences, topic_words, words, STOP, TASK};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -44,15 +44,30 @@ pub fn gstem(w: &str) -> String {
 /// Stems of a text's content words: ≥ 3 characters, not function words,
 /// not bare numbers, in order (repeats kept).
 pub fn content_terms(s: &str) -> Vec<String> {
-    words(s)
-        .into_iter()
-        .filter(|w| {
-            w.chars().count() >= 3
-                && !STOP.contains(w.as_str())
-                && !w.chars().all(|c| c.is_ascii_digit())
-        })
-        .map(|w| gstem(&w))
-        .collect()
+    content_words(s, &STOP).iter().map(|w| gstem(w)).collect()
+}
+
+/// The set of stems of every word of a text.
+pub fn stem_set(s: &str) -> HashSet<String> {
+    words(s).iter().map(|w| gstem(w)).collect()
+}
+
+/// Share (0–1) of `ws` that `known` lacks; 0 for no words.
+fn missing_share(ws: &[String], known: &HashSet<String>) -> f64 {
+    if ws.is_empty() {
+        return 0.0;
+    }
+    ws.iter().filter(|w| !known.contains(*w)).count() as f64 / ws.len() as f64
+}
+
+/// Distinct stems of the capitalised names in `text` that `doc` lacks.
+fn missing_names(text: &str, doc: &DocView) -> usize {
+    names(text, &STOP, &TASK)
+        .iter()
+        .map(|x| gstem(x))
+        .filter(|s| !doc.stems.contains(s))
+        .collect::<HashSet<String>>()
+        .len()
 }
 
 /// Names of the claim features, in vector order (stored in the model file so
@@ -107,8 +122,7 @@ impl Idf {
         let mut n = 0u32;
         for d in docs {
             n += 1;
-            let set: HashSet<String> = words(d).iter().map(|w| gstem(w)).collect();
-            for s in set {
+            for s in stem_set(d) {
                 *df.entry(s).or_default() += 1;
             }
         }
@@ -325,22 +339,12 @@ pub fn claim_features(claim: &str, claim_vec: &[f32], doc: &DocView, idf: &Idf) 
         .into_iter()
         .filter(|w| w.chars().count() >= 3 && !STOP.contains(w.as_str()))
         .collect();
-    let exact_missing = if exact.is_empty() {
-        0.0
-    } else {
-        exact.iter().filter(|w| !doc.words.contains(*w)).count() as f64 / exact.len() as f64
-    };
+    let exact_missing = missing_share(&exact, &doc.words);
     let nums = number_set(claim)
         .into_iter()
         .filter(|x| !doc.numbers.contains(x) && !doc.numbers.contains(x.trim_end_matches(".0")))
         .count();
-    let mut nm = HashSet::new();
-    for x in names(claim, &STOP, &TASK) {
-        let s = gstem(&x);
-        if !doc.stems.contains(&s) {
-            nm.insert(s);
-        }
-    }
+    let nm = missing_names(claim, doc);
     let (neg_best, wb_best) = if doc.units.is_empty() {
         (false, HashSet::new())
     } else {
@@ -367,7 +371,7 @@ pub fn claim_features(claim: &str, claim_vec: &[f32], doc: &DocView, idf: &Idf) 
         bigram_cov as f32,
         exact_missing as f32,
         (nums.min(3) as f32) / 3.0,
-        (nm.len().min(3) as f32) / 3.0,
+        (nm.min(3) as f32) / 3.0,
         (negated(claim) != neg_best) as u8 as f32,
         best_cos(claim_vec, &doc.sentence_vecs) as f32,
         best_cos(claim_vec, &doc.window_vecs) as f32,
@@ -380,15 +384,9 @@ pub fn claim_features(claim: &str, claim_vec: &[f32], doc: &DocView, idf: &Idf) 
 /// nor generic task words ("explain", "article"), de-duplicated in order.
 pub fn topic_stems(instruction: &str) -> Vec<String> {
     let mut seen = HashSet::new();
-    words(instruction)
-        .into_iter()
-        .filter(|w| {
-            w.chars().count() >= 3
-                && !STOP.contains(w.as_str())
-                && !TASK.contains(w.as_str())
-                && !w.chars().all(|c| c.is_ascii_digit())
-        })
-        .map(|w| gstem(&w))
+    topic_words(instruction)
+        .iter()
+        .map(|w| gstem(w))
         .filter(|s| seen.insert(s.clone()))
         .collect()
 }
@@ -426,22 +424,12 @@ pub fn instruction_features(instruction: &str, vec: &[f32], doc: &DocView, idf: 
             w.chars().count() >= 3 && !STOP.contains(w.as_str()) && !TASK.contains(w.as_str())
         })
         .collect();
-    let exact_missing = if exact.is_empty() {
-        0.0
-    } else {
-        exact.iter().filter(|w| !doc.words.contains(*w)).count() as f64 / exact.len() as f64
-    };
+    let exact_missing = missing_share(&exact, &doc.words);
     let nums = number_set(instruction)
         .into_iter()
         .filter(|x| !doc.numbers.contains(x))
         .count();
-    let mut nm = HashSet::new();
-    for x in names(instruction, &STOP, &TASK) {
-        let s = gstem(&x);
-        if !doc.stems.contains(&s) {
-            nm.insert(s);
-        }
-    }
+    let nm = missing_names(instruction, doc);
     vec![
         cov as f32,
         idfcov as f32,
@@ -449,7 +437,7 @@ pub fn instruction_features(instruction: &str, vec: &[f32], doc: &DocView, idf: 
         bigram_cov as f32,
         exact_missing as f32,
         (nums.min(2) as f32) / 2.0,
-        (nm.len().min(2) as f32) / 2.0,
+        (nm.min(2) as f32) / 2.0,
         best_cos(vec, &doc.window_vecs) as f32,
         best_cos(vec, &doc.sentence_vecs) as f32,
         ((1.0 + n as f64).ln() / 20f64.ln()) as f32,

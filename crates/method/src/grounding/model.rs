@@ -187,27 +187,7 @@ impl GroundingModel {
 mod tests {
     use super::*;
 
-    /// Bag-of-letters vectors: deterministic, enough to exercise the plumbing
-    /// (the real embedder is tested in the CLI's tests).
-    struct Letters;
-    impl backforth_inference::encoder::SentenceEmbedder for Letters {
-        fn embedder_id(&self) -> String {
-            "letters".into()
-        }
-        fn embed_texts(&mut self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
-            Ok(texts
-                .iter()
-                .map(|t| {
-                    let mut v = vec![0f32; 26];
-                    for c in t.chars().filter(|c| c.is_ascii_lowercase()) {
-                        v[(c as u8 - b'a') as usize] += 1.0;
-                    }
-                    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-9);
-                    v.into_iter().map(|x| x / n).collect()
-                })
-                .collect())
-        }
-    }
+    use crate::test_embedder::Letters;
 
     fn model() -> GroundingModel {
         let net = |d: usize| mlp::init(&[vec![0.0; d], vec![1.0; d]], &Default::default()).net;

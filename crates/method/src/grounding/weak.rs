@@ -26,8 +26,8 @@
 //! index over each document's top terms), so a corpus of any size and
 //! language of prose gives same-topic neighbours without a model.
 
-use super::features::{content_terms, gstem, topic_stems, Idf};
-use crate::text::{names, numbers, sentences, words, STOP, TASK};
+use super::features::{content_terms, gstem, stem_set, topic_stems, Idf};
+use crate::text::{names, numbers, sentences, STOP, TASK};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -261,10 +261,6 @@ fn identifiers(s: &str) -> Vec<String> {
 /// Words a sentence must have (content words) to make a claim.
 const MIN_CLAIM_WORDS: usize = 5;
 
-fn stems_of(s: &str) -> HashSet<String> {
-    words(s).iter().map(|w| gstem(w)).collect()
-}
-
 /// Good variants of a document sentence.
 /// Common rewordings an assistant makes when it paraphrases (a small fixed
 /// thesaurus: the loose positives must not look like copies).
@@ -435,7 +431,7 @@ pub fn generate(
     seed: u64,
 ) -> Vec<WeakItem> {
     let sents: Vec<Vec<&str>> = docs.iter().map(|d| sentences(d)).collect();
-    let stems: Vec<HashSet<String>> = docs.iter().map(|d| stems_of(d)).collect();
+    let stems: Vec<HashSet<String>> = docs.iter().map(|d| stem_set(d)).collect();
     let sal: Vec<Vec<String>> = docs.iter().map(|d| salient(d, idf)).collect();
     let mut out = Vec::new();
     for (d, doc_sents) in sents.iter().enumerate() {
