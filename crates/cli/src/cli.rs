@@ -12,6 +12,7 @@ use std::path::PathBuf;
     name = "backforth",
     version,
     args_override_self = true,
+    disable_help_subcommand = true,
     about = "Instruction back-and-forth translation: web documents → instruction-tuning data"
 )]
 pub struct Cli {
@@ -21,6 +22,10 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Cmd {
+    /// Run the configured stages (run.stages, or --stages; built-in or defined in [stage.NAME]), then export the datasets.
+    Run(RunArgs),
+    /// Read → segment ([segment]) → filter ([filter]) → deduplicate ([dedup]); writes candidates.jsonl for `run`.
+    Prepare(CommonArgs),
     /// Fine-tune a LoRA adapter on a GGUF base model (llama / qwen2): the
     /// backward model M_yx (--data backward), the seed model M_0 or a
     /// curation model M_1 (--data forward); resumable, writes adapter.gguf + PEFT.
@@ -36,20 +41,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: AdapterCmd,
     },
-    /// Run the configured chain of stages (run.stages), then export the datasets.
-    Run(RunArgs),
-    /// Read → segment ([segment]) → filter ([filter]) → deduplicate ([dedup]); writes candidates.jsonl for `run`.
-    Prepare(CommonArgs),
-    /// Only backtranslation: document → instruction.
-    Backtranslate(StageArgs),
-    /// Only curation: (instruction, document) → reasoning + score 1–5.
-    Curate(StageArgs),
-    /// Only rewriting: (instruction, document) → response between [RES] … [/RES].
-    Rewrite(StageArgs),
-    /// Only distillation: instruction → response without the document (baseline).
-    Distill(StageArgs),
-    /// Only verification: an LLM checks each rewrite against its document and instruction.
-    Verify(StageArgs),
+    /// The learned grounding checker: train it on a corpus (weak labels made from the documents themselves).
+    Checks {
+        #[command(subcommand)]
+        cmd: ChecksCmd,
+    },
     /// Answer instructions with any backend (evaluation outputs, AlpacaEval JSON format).
     Generate(GenerateArgs),
     /// Pairwise judging of two output sets (both orders), win rate ± SE and length-controlled win rate.
@@ -58,26 +54,10 @@ pub enum Cmd {
     Analyze(AnalyzeArgs),
     /// One self-contained HTML report of a run and/or evaluations.
     Report(ReportArgs),
-    /// Print the full default configuration as TOML.
-    Config(CommonArgs),
-    /// Throughput of the embedded backend (prompt and generated tokens/s) at several batch sizes.
-    Bench(BenchArgs),
-    /// HTTP client overhead (requests/s) against a zero-latency local server, and cache lookup cost.
-    BenchClient(ClientBenchArgs),
-    /// HTML main-content extraction quality (token F1 against reference texts) and pages/s.
-    BenchExtract(ExtractBenchArgs),
-    /// Sentence-embedding throughput (sentences/s) and MAUVE time on real text lines.
-    BenchEmbed(EmbedBenchArgs),
-    /// MAUVE between two raw f32 embedding files, timed.
-    BenchMauve(MauveBenchArgs),
-    /// Cost of grammar-constrained decoding (curate, rewrite, judge) on a run's own prompts.
-    BenchGrammar(GrammarBenchArgs),
-    /// Precision and recall of the relevance and grounding checks (lexical, verify stage, combined) on a labelled set built from real documents.
-    BenchChecks(ChecksBenchArgs),
-    /// The learned grounding checker: train it on a corpus (weak labels made from the documents themselves).
-    Checks {
+    /// Sharded runs over many machines: plan, status, merge, dedup across shards, Slurm and Kubernetes launchers.
+    Shard {
         #[command(subcommand)]
-        cmd: ChecksCmd,
+        cmd: ShardCmd,
     },
     /// OpenAI-compatible HTTP server over the embedded llama.cpp engine.
     Serve(ServeArgs),
@@ -91,27 +71,132 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: CacheCmd,
     },
-    /// List the inputs once and cut them into N shards by size: <out>/plan.json and manifest.jsonl (`run --num-shards` makes it too).
+    /// Print the configuration in force as TOML (defaults, preset, file, flags), or list the presets.
+    Config(ConfigCmdArgs),
+    /// Benchmarks (for BENCHMARKS.md; not a user command).
+    #[command(hide = true, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Bench {
+        #[command(subcommand)]
+        cmd: Option<BenchCmd>,
+        /// `backforth bench --model …` as before: the engine benchmark.
+        #[command(flatten)]
+        engine: Option<BenchArgs>,
+    },
+    // ---- earlier names, kept working (hidden)
+    #[command(hide = true)]
+    Backtranslate(StageArgs),
+    #[command(hide = true)]
+    Curate(StageArgs),
+    #[command(hide = true)]
+    Rewrite(StageArgs),
+    #[command(hide = true)]
+    Distill(StageArgs),
+    #[command(hide = true)]
+    Verify(StageArgs),
+    #[command(hide = true)]
+    BenchClient(ClientBenchArgs),
+    #[command(hide = true)]
+    BenchExtract(ExtractBenchArgs),
+    #[command(hide = true)]
+    BenchEmbed(EmbedBenchArgs),
+    #[command(hide = true)]
+    BenchMauve(MauveBenchArgs),
+    #[command(hide = true)]
+    BenchGrammar(GrammarBenchArgs),
+    #[command(hide = true)]
+    BenchChecks(ChecksBenchArgs),
+    #[command(hide = true)]
     Plan(PlanArgs),
-    /// Merge the finished shards of a sharded run (<out>/shards/*) into the run folder; writes _SUCCESS last.
+    #[command(hide = true)]
     Merge(MergeArgs),
-    /// Which shards of a sharded run are done, running, stopped or missing.
+    #[command(hide = true)]
     Status(StatusArgs),
-    /// Slurm launcher: a job array of shards and an afterok merge job.
+    #[command(hide = true)]
     Slurm {
         #[command(subcommand)]
         cmd: SlurmCmd,
     },
-    /// Dedup across the shards of a sharded run, before any LLM call: `sign` per shard, then one `cluster`; shard runs then drop their remove lists.
+    #[command(hide = true)]
     Dedup {
         #[command(subcommand)]
         cmd: DedupCmd,
+    },
+    #[command(hide = true)]
+    K8s {
+        #[command(subcommand)]
+        cmd: K8sCmd,
+    },
+}
+
+/// `backforth shard …`: the verbs of a sharded run (a shard itself runs through `run --num-shards`).
+#[derive(Subcommand)]
+pub enum ShardCmd {
+    /// List the inputs once and cut them into N shards by size: <out>/plan.json and manifest.jsonl (`run --num-shards` makes it too).
+    Plan(PlanArgs),
+    /// Which shards of a sharded run are done, running, stopped or missing.
+    Status(StatusArgs),
+    /// Merge the finished shards (<out>/shards/*) into the run folder; writes _SUCCESS last.
+    Merge(MergeArgs),
+    /// Dedup across shards before any LLM call: `sign` per shard, `buckets` per band, one `cluster`; shard runs then drop their remove lists.
+    Dedup {
+        #[command(subcommand)]
+        cmd: DedupCmd,
+    },
+    /// Slurm launcher: a job array of shards and an afterok merge job.
+    Slurm {
+        #[command(subcommand)]
+        cmd: SlurmCmd,
     },
     /// Kubernetes launcher: an Indexed Job of shards and a merge Job.
     K8s {
         #[command(subcommand)]
         cmd: K8sCmd,
     },
+}
+
+/// `backforth bench …` (hidden): the measurements behind BENCHMARKS.md.
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Throughput of the embedded backend (prompt and generated tokens/s) at several batch sizes.
+    Engine(BenchArgs),
+    /// HTTP client overhead (requests/s) against a zero-latency local server, and cache lookup cost.
+    Client(ClientBenchArgs),
+    /// HTML main-content extraction quality (token F1 against reference texts) and pages/s.
+    Extract(ExtractBenchArgs),
+    /// Sentence-embedding throughput (sentences/s) and MAUVE time on real text lines.
+    Embed(EmbedBenchArgs),
+    /// MAUVE between two raw f32 embedding files, timed.
+    Mauve(MauveBenchArgs),
+    /// Cost of grammar-constrained decoding (curate, rewrite, judge) on a run's own prompts.
+    Grammar(GrammarBenchArgs),
+    /// Precision and recall of the relevance and grounding checks on labelled sets.
+    Checks(ChecksBenchArgs),
+}
+
+/// `backforth config`.
+#[derive(Args, Clone)]
+pub struct ConfigCmdArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub seeds: SeedsArgs,
+    #[command(flatten)]
+    pub stages: StagesArgs,
+    /// List the shipped presets (name, what it reproduces) instead.
+    #[arg(long)]
+    pub presets: bool,
+}
+
+/// A single built-in stage under its earlier command name (`backforth curate` = `backforth run --stages curate`).
+#[derive(Args, Clone)]
+pub struct StageArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub seeds: SeedsArgs,
+    /// Read this stage's input records from FILE (any earlier stage's JSONL) instead of the run folder.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
 }
 
 /// Flags of a sharded run.
@@ -130,7 +215,23 @@ pub struct RunArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]
+    pub seeds: SeedsArgs,
+    #[command(flatten)]
+    pub stages: StagesArgs,
+    /// Read the first stage's input records from FILE (any earlier stage's JSONL) instead of the run folder.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    #[command(flatten)]
     pub shard: ShardArgs,
+}
+
+impl RunArgs {
+    /// The configuration with every flag applied.
+    pub fn config(&self) -> Result<Config> {
+        let mut o = self.seeds.overrides();
+        o.extend(self.stages.overrides());
+        self.common.config_with(o)
+    }
 }
 
 #[derive(Args)]
@@ -196,6 +297,10 @@ pub enum SlurmCmd {
 pub struct SlurmArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub seeds: SeedsArgs,
+    #[command(flatten)]
+    pub stages: StagesArgs,
     #[arg(long)]
     pub num_shards: u32,
     /// At most this many shards at once (--array=…%K).
@@ -241,6 +346,10 @@ pub enum K8sCmd {
 pub struct K8sArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub seeds: SeedsArgs,
+    #[command(flatten)]
+    pub stages: StagesArgs,
     #[arg(long)]
     pub num_shards: u32,
     /// Container image with backforth on its PATH.
@@ -300,72 +409,75 @@ pub enum CacheCmd {
     },
 }
 
-/// Flags shared by all pipeline commands. Every config key can also be set with --set.
-#[derive(Args, Clone)]
-pub struct CommonArgs {
+/// Flags of every command that loads the configuration: the file, a shipped
+/// preset, key overrides and the engine settings most often changed.
+#[derive(Args, Clone, Default)]
+pub struct ConfigArgs {
     /// TOML configuration file.
     #[arg(short, long)]
     pub config: Option<PathBuf>,
+    /// A shipped configuration laid under the file and the flags (`backforth config --presets` lists them).
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
     /// Override any config key: --set section.key=value (repeatable; value is a TOML literal or a string).
     #[arg(short = 's', long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// model.path: GGUF model file.
+    /// model.path: GGUF model file (or the model name a server knows).
     #[arg(long)]
     pub model: Option<String>,
-    /// input.paths: input files, folders or globs (repeatable; replaces the config's list).
-    #[arg(short, long)]
-    pub input: Vec<String>,
-    /// seeds.path: seed pairs JSONL.
-    #[arg(long)]
-    pub seeds: Option<String>,
-    /// output.dir: run folder.
-    #[arg(short, long)]
-    pub out: Option<String>,
-    /// input.limit: stop after N documents.
-    #[arg(long)]
-    pub limit: Option<u64>,
     /// model.threads.
     #[arg(long)]
     pub threads: Option<usize>,
     /// model.batch_size: sequences decoded together.
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// run.stages, comma-separated (run only).
-    #[arg(long, value_delimiter = ',')]
-    pub stages: Vec<String>,
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
 }
 
-#[derive(Args, Clone)]
-pub struct StageArgs {
+/// Flags of the commands that read a corpus into a run folder.
+#[derive(Args, Clone, Default)]
+pub struct CommonArgs {
     #[command(flatten)]
-    pub common: CommonArgs,
-    /// Read this stage's input records from FILE (any earlier stage's JSONL) instead of the run folder.
+    pub base: ConfigArgs,
+    /// input.paths: input files, folders or globs (repeatable; replaces the config's list).
+    #[arg(short, long)]
+    pub input: Vec<String>,
+    /// output.dir: run folder.
+    #[arg(short, long)]
+    pub out: Option<String>,
+    /// input.limit: stop after N documents.
     #[arg(long)]
-    pub from: Option<PathBuf>,
+    pub limit: Option<u64>,
 }
 
-impl CommonArgs {
-    pub fn config(&self) -> Result<Config> {
+/// The seed pairs, for the commands that backtranslate.
+#[derive(Args, Clone, Default)]
+pub struct SeedsArgs {
+    /// seeds.path: seed pairs JSONL (few-shot backtranslation).
+    #[arg(long)]
+    pub seeds: Option<String>,
+}
+
+/// Flags that pick stages and their input.
+#[derive(Args, Clone, Default)]
+pub struct StagesArgs {
+    /// run.stages: stage names, comma-separated (built-in or defined in a [stage.NAME] section); run in plan order.
+    #[arg(long, value_delimiter = ',')]
+    pub stages: Vec<String>,
+}
+
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+impl ConfigArgs {
+    /// The configuration: preset, file, these flags, then `extra` overrides.
+    pub fn config_with(&self, extra: Vec<String>) -> Result<Config> {
         let mut o = self.set.clone();
-        let q = |s: &str| toml::Value::String(s.to_string()).to_string();
         if let Some(m) = &self.model {
-            o.push(format!("model.path={}", q(m)));
-        }
-        if !self.input.is_empty() {
-            let list: Vec<String> = self.input.iter().map(|s| q(s)).collect();
-            o.push(format!("input.paths=[{}]", list.join(",")));
-        }
-        if let Some(s) = &self.seeds {
-            o.push(format!("seeds.path={}", q(s)));
-        }
-        if let Some(s) = &self.out {
-            o.push(format!("output.dir={}", q(s)));
-        }
-        if let Some(n) = self.limit {
-            o.push(format!("input.limit={n}"));
+            o.push(format!("model.path={}", quote(m)));
         }
         if let Some(n) = self.threads {
             o.push(format!("model.threads={n}"));
@@ -373,11 +485,60 @@ impl CommonArgs {
         if let Some(n) = self.batch_size {
             o.push(format!("model.batch_size={n}"));
         }
-        if !self.stages.is_empty() {
-            let list: Vec<String> = self.stages.iter().map(|s| q(s)).collect();
-            o.push(format!("run.stages=[{}]", list.join(",")));
+        o.extend(extra);
+        Config::load_preset(self.preset.as_deref(), self.config.as_deref(), &o)
+    }
+    /// The configuration: preset, file, these flags.
+    pub fn config(&self) -> Result<Config> {
+        self.config_with(vec![])
+    }
+}
+
+impl SeedsArgs {
+    /// `seeds.path` as an override, when given.
+    pub fn overrides(&self) -> Vec<String> {
+        self.seeds
+            .iter()
+            .map(|s| format!("seeds.path={}", quote(s)))
+            .collect()
+    }
+}
+
+impl StagesArgs {
+    /// `run.stages` as an override, when given.
+    pub fn overrides(&self) -> Vec<String> {
+        if self.stages.is_empty() {
+            return vec![];
         }
-        Config::load(self.config.as_deref(), &o)
+        let list: Vec<String> = self.stages.iter().map(|s| quote(s)).collect();
+        vec![format!("run.stages=[{}]", list.join(","))]
+    }
+}
+
+impl CommonArgs {
+    /// The configuration with the corpus flags, then `extra` overrides.
+    pub fn config_with(&self, mut extra: Vec<String>) -> Result<Config> {
+        let mut o = Vec::new();
+        if !self.input.is_empty() {
+            let list: Vec<String> = self.input.iter().map(|s| quote(s)).collect();
+            o.push(format!("input.paths=[{}]", list.join(",")));
+        }
+        if let Some(s) = &self.out {
+            o.push(format!("output.dir={}", quote(s)));
+        }
+        if let Some(n) = self.limit {
+            o.push(format!("input.limit={n}"));
+        }
+        o.append(&mut extra);
+        self.base.config_with(o)
+    }
+    /// The configuration with the corpus flags.
+    pub fn config(&self) -> Result<Config> {
+        self.config_with(vec![])
+    }
+    /// No progress bars.
+    pub fn quiet(&self) -> bool {
+        self.base.quiet
     }
 }
 
@@ -385,8 +546,12 @@ impl CommonArgs {
 
 #[derive(Args)]
 pub struct GenerateArgs {
+    /// Backend and model (model.path / backend.kind / http.*); the response cache goes beside --outputs unless output.dir or cache.path is set.
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: ConfigArgs,
+    /// Answer only the first N instructions.
+    #[arg(long)]
+    pub limit: Option<usize>,
     /// Instructions: AlpacaEval JSON, MT-bench question.jsonl (first turns) or JSONL with `instruction`.
     #[arg(long)]
     pub instructions: PathBuf,
@@ -407,9 +572,15 @@ pub struct GenerateArgs {
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Judge backend and model (model.path / backend.kind / http.*), and --out: the evaluation folder.
+    /// Judge backend and model (model.path / backend.kind / http.*).
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: ConfigArgs,
+    /// The evaluation folder: judgements, results and summary are written there.
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Judge only the first N instruction pairs.
+    #[arg(long)]
+    pub limit: Option<usize>,
     /// Outputs of the model under test (AlpacaEval JSON or JSONL with instruction/output).
     #[arg(long)]
     pub model_outputs: PathBuf,
@@ -541,6 +712,8 @@ pub enum BatchCmd {
 pub struct BatchArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub seeds: SeedsArgs,
     /// Stage: backtranslate, curate, rewrite or distill.
     #[arg(long)]
     pub stage: String,
@@ -869,9 +1042,11 @@ pub enum AdapterCmd {
 
 #[derive(Args)]
 pub struct SelfAlignArgs {
-    /// Base model (--model), corpus (--input), seed pairs (--seeds), root folder (--out), run settings.
+    /// Base model (--model), corpus (--input), root folder (--out), run settings.
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub seeds: SeedsArgs,
     /// Curation rounds after M_0's (each trains M_i on seed + the curated pairs, then re-curates).
     #[arg(long, default_value_t = 1)]
     pub iterations: usize,
@@ -884,4 +1059,45 @@ pub struct SelfAlignArgs {
     /// Override a training setting: --train-set max_steps=100 (repeatable).
     #[arg(long = "train-set", value_name = "KEY=VALUE")]
     pub train_set: Vec<String>,
+}
+
+impl SlurmArgs {
+    /// The configuration every shard runs with.
+    pub fn config(&self) -> Result<Config> {
+        let mut o = self.seeds.overrides();
+        o.extend(self.stages.overrides());
+        self.common.config_with(o)
+    }
+}
+
+impl K8sArgs {
+    /// The configuration every shard runs with.
+    pub fn config(&self) -> Result<Config> {
+        let mut o = self.seeds.overrides();
+        o.extend(self.stages.overrides());
+        self.common.config_with(o)
+    }
+}
+
+impl BatchArgs {
+    /// The configuration with every flag applied.
+    pub fn config(&self) -> Result<Config> {
+        self.common.config_with(self.seeds.overrides())
+    }
+}
+
+impl SelfAlignArgs {
+    /// The configuration with every flag applied.
+    pub fn config(&self) -> Result<Config> {
+        self.common.config_with(self.seeds.overrides())
+    }
+}
+
+impl ConfigCmdArgs {
+    /// The configuration with every flag applied.
+    pub fn config(&self) -> Result<Config> {
+        let mut o = self.seeds.overrides();
+        o.extend(self.stages.overrides());
+        self.common.config_with(o)
+    }
 }

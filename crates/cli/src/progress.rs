@@ -2,7 +2,6 @@
 //! periodic log lines otherwise.
 
 use backforth::pipeline::ProgressFactory;
-use backforth::record::Stage;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Instant;
 
@@ -50,7 +49,7 @@ pub struct Bars {
 }
 
 impl ProgressFactory for Bars {
-    fn start(&mut self, stage: Stage, total: u64) -> Box<dyn FnMut(u64, u64, u64, f64)> {
+    fn start(&mut self, stage: &str, total: u64) -> Box<dyn FnMut(u64, u64, u64, f64)> {
         let pb = if self.quiet {
             ProgressBar::hidden()
         } else {
@@ -61,9 +60,9 @@ impl ProgressFactory for Bars {
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        pb.set_prefix(stage.name());
+        pb.set_prefix(stage.to_string());
         let log_every = (total / 20).max(1);
-        let name = stage.name();
+        let name = stage.to_string();
         let tty = !pb.is_hidden();
         Box::new(move |done, prompt_tokens, tokens, elapsed| {
             let tps = if elapsed > 0.0 {

@@ -224,6 +224,9 @@ pub struct Example {
     /// Why the rewrite export left this pair out (check reason codes).
     #[serde(default)]
     pub check_reasons: Vec<String>,
+    /// Parsed outputs of the stages defined in the config (`[stage.NAME]`), by stage name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
 }
 
 /// A piece of a rewrite for the report's example browser.
@@ -306,14 +309,19 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
         ..Default::default()
     };
     let mut by_id: BTreeMap<(u64, String), Record> = BTreeMap::new();
-    for stage in Stage::ALL {
-        let Some(key) = summary["keys"][stage.name()].as_str() else {
+    // built-in stages first, then those the config defined (every stage the summary keys)
+    let mut names: Vec<String> = Stage::ALL.iter().map(|s| s.name().to_string()).collect();
+    if let Some(k) = summary["keys"].as_object() {
+        names.extend(k.keys().filter(|n| Stage::builtin(n).is_none()).cloned());
+    }
+    for stage in names.iter().map(String::as_str) {
+        let Some(key) = summary["keys"][stage].as_str() else {
             continue;
         };
         let (recs, _) = store::read_records(&run.stage(stage), Some(stage), key)?;
         let mut pc = ParseCounts::default();
         for r in recs {
-            if let Some(g) = store::generation(&r, stage) {
+            if let Some(g) = r.generation(stage) {
                 pc.total += 1;
                 match &g.parse {
                     ParseStatus::Ok => pc.ok += 1,
@@ -325,13 +333,13 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
                     }
                     ParseStatus::Error { .. } => pc.errors += 1,
                 }
-                if stage == Stage::Curate {
+                if stage == Stage::Curate.name() {
                     stats.score_histogram[g.score.unwrap_or(0).min(5) as usize] += 1;
                 }
                 let entry = by_id
                     .entry((r.ordinal, r.id.clone()))
                     .or_insert_with(|| r.clone());
-                store::set_generation(entry, stage, g.clone());
+                entry.set_generation(stage, g.clone());
             }
         }
         pc.failure_rate = if pc.ok + pc.failed > 0 {
@@ -339,7 +347,7 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
         } else {
             0.0
         };
-        stats.parse.insert(stage.name().to_string(), pc);
+        stats.parse.insert(stage.to_string(), pc);
     }
     if let Some(outs) = summary["outputs"].as_object() {
         for (name, o) in outs {
@@ -360,7 +368,7 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
     let examples = by_id
         .into_values()
         .map(|r| {
-            let val = |s: Stage| store::generation(&r, s).and_then(|g| g.value.clone());
+            let val = |s: Stage| r.generation(s.name()).and_then(|g| g.value.clone());
             let c = checks.get(&r.id);
             let rewrite = val(Stage::Rewrite);
             let rewrite_spans = match (c.and_then(|c| c["grounding"]["sentences"].as_array()), &rewrite) {
@@ -380,6 +388,11 @@ pub fn read_run(dir: &Path) -> Result<RunData> {
                 curation: r.curation.as_ref().map(|g| g.raw.clone()),
                 rewrite,
                 distilled: val(Stage::Distill),
+                outputs: r
+                    .outputs
+                    .iter()
+                    .filter_map(|(k, g)| g.value.clone().map(|v| (k.clone(), v)))
+                    .collect(),
                 kept: r.score().is_some_and(|s| s >= keep),
                 document: r.text,
             }

@@ -521,6 +521,7 @@ mod tests {
             curation: Some("Reasoning: fine\nScore: 5".into()),
             rewrite: Some("Grounded part. Made-up part.".into()),
             distilled: None,
+            outputs: [("title".to_string(), "A title".to_string())].into(),
             kept: true,
             rewrite_spans: crate::analyze::rewrite_spans(
                 "Grounded part. Made-up part.",

@@ -6,10 +6,18 @@
 //! that owns it: `[input]`, `[segment]`, `[filter]`, `[dedup]`, `[decontam]`
 //! in `backforth-corpus`; `[model]`, `[backend]`, `[http]`, `[cache]` in
 //! `backforth-inference`; the method's own sections (`[run]`, `[seeds]`,
-//! `[output]`, `[export]` and one [`StageConfig`] per stage) here.
+//! `[output]`, `[export]`) here, the built-in stages' sections in
+//! [`crate::stage::settings`] (one type per stage, only the keys it reads)
+//! and stages defined in the config (`[stage.NAME]`) in
+//! [`crate::stage::custom`].
 
 pub use crate::checks::ChecksConfig;
 pub use crate::record::Stage;
+pub use crate::stage::custom::CustomStageConfig;
+pub use crate::stage::settings::{
+    BackwardMode, BacktranslateConfig, CurateConfig, DistillConfig, GenSettings, RewriteConfig,
+    VerifyConfig,
+};
 use anyhow::{bail, Context, Result};
 use backforth_corpus::decontam::DecontamConfig;
 use backforth_corpus::dedup::DedupConfig;
@@ -55,7 +63,9 @@ pub struct SeedsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
-    pub stages: Vec<Stage>,
+    /// Stage names, run in plan order: built-in (`backtranslate`, `curate`,
+    /// `rewrite`, `verify`, `distill`) or defined in a `[stage.NAME]` section.
+    pub stages: Vec<String>,
     /// Run `prepare` (segment, filter, decontaminate, deduplicate; the
     /// `[segment]`, `[filter]`, `[dedup]`, `[decontam]` sections) inline on
     /// the input before the stages; false = every input document is a record.
@@ -75,122 +85,10 @@ fn is_zero(x: &u64) -> bool {
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
-            stages: vec![Stage::Backtranslate, Stage::Curate, Stage::Rewrite],
+            stages: vec!["backtranslate".into(), "curate".into(), "rewrite".into()],
             prepare: false,
             ordinal_base: 0,
         }
-    }
-}
-
-/// How the backward model is realised (Li et al. 2023 §2.2).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum BackwardMode {
-    /// An instruct model prompted with k seed pairs shown as (response → instruction) turns.
-    #[default]
-    Fewshot,
-    /// A model fine-tuned on flipped seed pairs: the text alone is the prompt.
-    Finetuned,
-}
-
-/// Settings shared by every generating stage. Defaults differ per stage
-/// ([`StageConfig::defaults`]); [`Config::load`] fills missing keys from them.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct StageConfig {
-    /// Template file path; empty = the built-in template for the stage.
-    pub template: String,
-    /// GGUF path for this stage only; empty = `model.path`.
-    pub model: String,
-    /// LoRA adapters for this stage's model (embedded backend); empty =
-    /// `model.lora` when the stage runs on `model.path`, none otherwise.
-    #[serde(default)]
-    pub lora: Vec<String>,
-    pub temperature: f32,
-    pub top_p: f32,
-    pub max_tokens: u32,
-    /// Backtranslate: few-shot or fine-tuned backward model.
-    pub mode: BackwardMode,
-    /// Backtranslate (few-shot): number of seed pairs per prompt, drawn per record deterministically.
-    pub k: usize,
-    /// Backtranslate (few-shot): how the k seed pairs are chosen per document
-    /// (`random`, or `nearest`: the most similar by TF-IDF).
-    #[serde(default)]
-    pub seed_selection: crate::seeds::SeedSelection,
-    /// Backtranslate (few-shot): seeds whose response is longer than this many chars are not used as examples.
-    pub max_seed_chars: usize,
-    /// Backtranslate: instructions longer than this many chars are parse failures.
-    pub max_instruction_chars: usize,
-    /// Curate and rewrite: constrain the output with a GBNF grammar
-    /// (`Reasoning:`/`Score: N`; `[RES]…[/RES]`). Embedded backend, or HTTP
-    /// servers that accept grammars (`http.grammar_field`).
-    pub grammar: bool,
-    /// Curate/rewrite/distill: records with a curation score ≥ this are kept
-    /// (back-and-forth keeps 5; Humpback A4 = 4, A5 = 5).
-    pub keep_min_score: u8,
-}
-
-impl StageConfig {
-    /// The defaults of one stage (METHOD: B&F sampling T=1.0, top-p 0.9 for
-    /// backtranslation and rewriting; greedy for scoring).
-    pub fn defaults(stage: Stage) -> Self {
-        let base = StageConfig {
-            template: String::new(),
-            model: String::new(),
-            lora: Vec::new(),
-            temperature: 1.0,
-            top_p: 0.9,
-            max_tokens: 1024,
-            mode: BackwardMode::Fewshot,
-            k: 3,
-            seed_selection: crate::seeds::SeedSelection::Random,
-            max_seed_chars: 1200,
-            max_instruction_chars: 1000,
-            grammar: true,
-            keep_min_score: 5,
-        };
-        match stage {
-            Stage::Backtranslate => StageConfig {
-                max_tokens: 128,
-                ..base
-            },
-            Stage::Curate => StageConfig {
-                temperature: 0.0,
-                top_p: 1.0,
-                max_tokens: 256,
-                ..base
-            },
-            Stage::Verify => StageConfig {
-                temperature: 0.0,
-                top_p: 1.0,
-                max_tokens: 192,
-                ..base
-            },
-            Stage::Rewrite | Stage::Distill => base,
-        }
-    }
-
-    /// The fields that change what the model generates, as a stable string for hashing.
-    pub fn generation_fingerprint(&self, stage: Stage) -> String {
-        let mut s = format!(
-            "t={};p={};max={}",
-            self.temperature, self.top_p, self.max_tokens
-        );
-        match stage {
-            Stage::Backtranslate => {
-                s += &format!(
-                    ";mode={:?};k={};seedchars={};maxinstr={}",
-                    self.mode, self.k, self.max_seed_chars, self.max_instruction_chars
-                );
-                // only when not the default, so keys of existing runs stay valid
-                if self.seed_selection != crate::seeds::SeedSelection::Random {
-                    s += &format!(";seeds={:?}", self.seed_selection);
-                }
-            }
-            Stage::Curate | Stage::Verify => s += &format!(";grammar={}", self.grammar),
-            _ => {}
-        }
-        s
     }
 }
 
@@ -223,19 +121,6 @@ impl Default for ExportConfig {
     }
 }
 
-macro_rules! stage_default {
-    ($f:ident, $s:expr) => {
-        fn $f() -> StageConfig {
-            StageConfig::defaults($s)
-        }
-    };
-}
-stage_default!(bt_default, Stage::Backtranslate);
-stage_default!(cu_default, Stage::Curate);
-stage_default!(rw_default, Stage::Rewrite);
-stage_default!(di_default, Stage::Distill);
-stage_default!(ve_default, Stage::Verify);
-
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -250,16 +135,19 @@ pub struct Config {
     pub output: OutputConfig,
     #[serde(default)]
     pub run: RunConfig,
-    #[serde(default = "bt_default")]
-    pub backtranslate: StageConfig,
-    #[serde(default = "cu_default")]
-    pub curate: StageConfig,
-    #[serde(default = "rw_default")]
-    pub rewrite: StageConfig,
-    #[serde(default = "di_default")]
-    pub distill: StageConfig,
-    #[serde(default = "ve_default")]
-    pub verify: StageConfig,
+    #[serde(default)]
+    pub backtranslate: BacktranslateConfig,
+    #[serde(default)]
+    pub curate: CurateConfig,
+    #[serde(default)]
+    pub rewrite: RewriteConfig,
+    #[serde(default)]
+    pub distill: DistillConfig,
+    #[serde(default)]
+    pub verify: VerifyConfig,
+    /// Stages defined in the config, by name (`[stage.NAME]`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub stage: std::collections::BTreeMap<String, CustomStageConfig>,
     #[serde(default)]
     pub export: ExportConfig,
     /// Relevance and grounding checks applied before export.
@@ -289,11 +177,12 @@ impl Default for Config {
             seeds: SeedsConfig::default(),
             output: OutputConfig::default(),
             run: RunConfig::default(),
-            backtranslate: bt_default(),
-            curate: cu_default(),
-            rewrite: rw_default(),
-            distill: di_default(),
-            verify: ve_default(),
+            backtranslate: BacktranslateConfig::default(),
+            curate: CurateConfig::default(),
+            rewrite: RewriteConfig::default(),
+            distill: DistillConfig::default(),
+            verify: VerifyConfig::default(),
+            stage: Default::default(),
             export: ExportConfig::default(),
             checks: ChecksConfig::default(),
             backend: BackendConfig::default(),
@@ -381,19 +270,176 @@ pub fn layered<T: Serialize + serde::de::DeserializeOwned>(
     v.try_into().context("invalid configuration")
 }
 
+/// Shipped presets: (name, TOML). Each file's comment names the paper,
+/// the table row it reproduces and which export is the training set.
+pub const PRESETS: &[(&str, &str)] = &[
+    ("bf-filter-rewrite", include_str!("../presets/bf-filter-rewrite.toml")),
+    ("bf-filter-only", include_str!("../presets/bf-filter-only.toml")),
+    ("bf-rewrite-only", include_str!("../presets/bf-rewrite-only.toml")),
+    ("bf-distill", include_str!("../presets/bf-distill.toml")),
+    ("humpback-a4", include_str!("../presets/humpback-a4.toml")),
+    ("humpback-a5", include_str!("../presets/humpback-a5.toml")),
+];
+
+/// The TOML of a shipped preset. Errors: unknown name (the message lists them).
+pub fn preset_source(name: &str) -> Result<&'static str> {
+    PRESETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| *s)
+        .with_context(|| {
+            format!(
+                "unknown preset `{name}` (presets: {})",
+                PRESETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            )
+        })
+}
+
+/// Keys of the built-in stage sections, for the messages about misplaced keys.
+fn section_keys(stage: Stage) -> Vec<String> {
+    let v = match stage {
+        Stage::Backtranslate => toml::Value::try_from(BacktranslateConfig::default()),
+        Stage::Curate => toml::Value::try_from(CurateConfig::default()),
+        Stage::Rewrite => toml::Value::try_from(RewriteConfig::default()),
+        Stage::Distill => toml::Value::try_from(DistillConfig::default()),
+        Stage::Verify => toml::Value::try_from(VerifyConfig::default()),
+    };
+    v.ok()
+        .and_then(|v| v.as_table().map(|t| t.keys().cloned().collect()))
+        .unwrap_or_default()
+}
+
+/// For `section.key` naming a key of another built-in stage: where it belongs.
+fn misplaced_key(dotted: &str) -> Option<String> {
+    let (section, key) = dotted.split_once('.')?;
+    let stage = Stage::builtin(section)?;
+    if section_keys(stage).iter().any(|k| k == key) {
+        return None;
+    }
+    let owners: Vec<&str> = Stage::ALL
+        .into_iter()
+        .filter(|s| section_keys(*s).iter().any(|k| k == key))
+        .map(|s| s.name())
+        .collect();
+    if owners.is_empty() {
+        return None; // an unknown key: serde names it
+    }
+    Some(format!(
+        "the {section} stage does not read `{key}`; it belongs to [{}]",
+        owners.join("], [")
+    ))
+}
+
+/// The value every stage section printed for `key` in the release before
+/// per-stage sections (one shared type), when that release had the key.
+fn legacy_default(key: &str) -> Option<toml::Value> {
+    use toml::Value as V;
+    Some(match key {
+        "mode" => V::String("fewshot".into()),
+        "k" => V::Integer(3),
+        "seed_selection" => V::String("random".into()),
+        "max_seed_chars" => V::Integer(1200),
+        "max_instruction_chars" => V::Integer(1000),
+        "grammar" => V::Boolean(true),
+        "keep_min_score" => V::Integer(5),
+        _ => return None,
+    })
+}
+
+/// Drop from a config file's built-in stage sections the keys the section
+/// does not read but the release before per-stage sections printed there
+/// with its default value (one warning each). Errors: such a key with any
+/// other value (it was meant to act, and never did): the message names
+/// where it belongs.
+fn drop_legacy_keys(t: &mut toml::Value, file: &str) -> Result<()> {
+    for stage in Stage::ALL {
+        let Some(sec) = t.get_mut(stage.name()).and_then(|v| v.as_table_mut()) else {
+            continue;
+        };
+        let own = section_keys(stage);
+        let stray: Vec<String> = sec
+            .keys()
+            .filter(|k| !own.contains(k) && legacy_default(k).is_some())
+            .cloned()
+            .collect();
+        for k in stray {
+            let dotted = format!("{}.{k}", stage.name());
+            let msg = misplaced_key(&dotted).unwrap_or_default();
+            if sec.get(&k) == legacy_default(&k).as_ref() {
+                tracing::warn!("{file}: `{dotted}` ignored: {msg} (printed by an earlier release; it never had an effect)");
+                sec.remove(&k);
+            } else {
+                bail!("{file}: `{dotted}`: {msg}");
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     /// Defaults, then the TOML file (if any), then `overrides` (`key=value`) in order.
-    /// Errors: unreadable file, TOML syntax, unknown keys, wrong types, bad override syntax.
+    ///
+    /// A key a built-in stage does not read is refused with the section it
+    /// belongs to — except that a file printed by a release before per-stage
+    /// sections (which printed every stage key in every stage section) still
+    /// loads: such a key with the value that release printed by default is
+    /// dropped with one warning. Errors: unreadable file, TOML syntax,
+    /// unknown keys, wrong types, bad override syntax, bad values.
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config> {
-        let cfg: Config = layered(Config::default(), file, overrides)?;
+        Config::load_preset(None, file, overrides)
+    }
+
+    /// [`Config::load`] with a shipped preset ([`PRESETS`]) laid over the
+    /// defaults, under the file and the overrides. Errors: an unknown
+    /// preset, and those of [`Config::load`].
+    pub fn load_preset(
+        preset: Option<&str>,
+        file: Option<&Path>,
+        overrides: &[String],
+    ) -> Result<Config> {
+        for o in overrides {
+            if let Some((k, _)) = o.split_once('=') {
+                if let Some(msg) = misplaced_key(k.trim()) {
+                    bail!("--set {o}: {msg}");
+                }
+            }
+        }
+        let text = match file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("reading config {}", f.display()))?,
+            ),
+            None => None,
+        };
+        let mut v = toml::Value::try_from(Config::default())?;
+        if let Some(name) = preset {
+            let src = preset_source(name)?;
+            let t: toml::Value =
+                toml::from_str(src).with_context(|| format!("preset {name}"))?;
+            merge(&mut v, t);
+        }
+        if let (Some(f), Some(text)) = (file, text) {
+            let mut t: toml::Value =
+                toml::from_str(&text).with_context(|| format!("config {}", f.display()))?;
+            drop_legacy_keys(&mut t, &f.display().to_string())?;
+            merge(&mut v, t);
+        }
+        for o in overrides {
+            let (k, val) = o
+                .split_once('=')
+                .with_context(|| format!("override `{o}` is not key=value"))?;
+            set_path(&mut v, k.trim(), val.trim())?;
+        }
+        let cfg: Config = v.try_into().context("invalid configuration")?;
         cfg.validate()?;
         Ok(cfg)
     }
 
-    /// Range checks. Errors: the first bad value, named by key.
+    /// Range checks, and every name in `run.stages` a stage. Errors: the
+    /// first bad value, named by key.
     pub fn validate(&self) -> Result<()> {
         for st in Stage::ALL {
-            let c = self.stage(st);
+            let c = self.gen(st.name()).expect("built-in");
             let n = st.name();
             anyhow::ensure!(c.temperature >= 0.0, "{n}.temperature must be ≥ 0");
             anyhow::ensure!(
@@ -401,32 +447,58 @@ impl Config {
                 "{n}.top_p must be in (0, 1]"
             );
             anyhow::ensure!(c.max_tokens > 0, "{n}.max_tokens must be > 0");
-            anyhow::ensure!(
-                (1..=5).contains(&c.keep_min_score),
-                "{n}.keep_min_score must be 1..=5"
-            );
+        }
+        anyhow::ensure!(
+            (1..=5).contains(&self.curate.keep_min_score),
+            "curate.keep_min_score must be 1..=5"
+        );
+        for n in &self.run.stages {
+            if Stage::builtin(n).is_none() && !self.stage.contains_key(n) {
+                bail!(
+                    "run.stages: unknown stage `{n}` (built-in: backtranslate, curate, rewrite, verify, distill; or define it in a [stage.{n}] section)"
+                );
+            }
         }
         anyhow::ensure!(self.model.batch_size >= 1, "model.batch_size must be ≥ 1");
         anyhow::ensure!(self.model.context >= 256, "model.context must be ≥ 256");
         Ok(())
     }
 
-    /// The settings of one stage.
-    pub fn stage(&self, s: Stage) -> &StageConfig {
-        match s {
-            Stage::Backtranslate => &self.backtranslate,
-            Stage::Curate => &self.curate,
-            Stage::Rewrite => &self.rewrite,
-            Stage::Distill => &self.distill,
-            Stage::Verify => &self.verify,
+    /// The generation settings of the stage named `stage` (built-in or
+    /// defined in the config); `None` for an unknown name.
+    pub fn gen(&self, stage: &str) -> Option<GenSettings> {
+        match Stage::builtin(stage) {
+            Some(Stage::Backtranslate) => Some(self.backtranslate.gen()),
+            Some(Stage::Curate) => Some(self.curate.gen()),
+            Some(Stage::Rewrite) => Some(self.rewrite.gen()),
+            Some(Stage::Distill) => Some(self.distill.gen()),
+            Some(Stage::Verify) => Some(self.verify.gen()),
+            None => self.stage.get(stage).map(|c| GenSettings {
+                template: c.template.clone(),
+                model: c.model.clone(),
+                lora: c.lora.clone(),
+                temperature: c.temperature,
+                top_p: c.top_p,
+                max_tokens: c.max_tokens,
+                grammar: !c.grammar.is_empty(),
+            }),
         }
     }
 
     /// The model a stage runs on: its GGUF path (or the model name a server
     /// knows), followed by `+lora:<adapter>` for each LoRA adapter
     /// (`<stage>.lora`, else `model.lora` when the stage uses `model.path`).
-    pub fn model_path(&self, s: Stage) -> String {
-        let st = self.stage(s);
+    /// An unknown stage name gets `model.path`.
+    pub fn model_path(&self, stage: impl AsRef<str>) -> String {
+        let st = self.gen(stage.as_ref()).unwrap_or(GenSettings {
+            template: String::new(),
+            model: String::new(),
+            lora: vec![],
+            temperature: 0.0,
+            top_p: 1.0,
+            max_tokens: 1,
+            grammar: false,
+        });
         let (base, inherited) = if st.model.is_empty() {
             (&self.model.path, &self.model.lora)
         } else {
@@ -480,7 +552,7 @@ mod tests {
         assert_eq!(c.curate.temperature, 0.0); // stage default kept
         assert_eq!(c.rewrite.temperature, 0.5);
         assert_eq!(c.output.dir, "runs/x");
-        assert_eq!(c.run.stages, vec![Stage::Backtranslate, Stage::Curate]);
+        assert_eq!(c.run.stages, vec!["backtranslate", "curate"]);
         assert_eq!(c.input.paths, vec!["a.jsonl"]);
         let again: Config = toml::from_str(&c.to_toml().unwrap()).unwrap();
         assert_eq!(again, c);
@@ -499,22 +571,52 @@ mod tests {
 
     #[test]
     fn fingerprint_ignores_keep_threshold() {
-        let a = StageConfig::defaults(Stage::Curate);
-        let b = StageConfig {
-            keep_min_score: 4,
-            ..a.clone()
-        };
-        assert_eq!(
-            a.generation_fingerprint(Stage::Curate),
-            b.generation_fingerprint(Stage::Curate)
-        );
-        let c = StageConfig {
-            temperature: 0.7,
-            ..a.clone()
-        };
-        assert_ne!(
-            a.generation_fingerprint(Stage::Curate),
-            c.generation_fingerprint(Stage::Curate)
-        );
+        use crate::stage::def::StageDef;
+        let mut cfg = Config::default();
+        let a = StageDef::builtin(Stage::Curate, &cfg).fingerprint(&cfg);
+        cfg.curate.keep_min_score = 4;
+        assert_eq!(a, StageDef::builtin(Stage::Curate, &cfg).fingerprint(&cfg));
+        cfg.curate.temperature = 0.7;
+        assert_ne!(a, StageDef::builtin(Stage::Curate, &cfg).fingerprint(&cfg));
+    }
+
+    #[test]
+    fn keys_of_other_stages_are_refused_with_where_they_belong() {
+        let e = Config::load(None, &["rewrite.k=9".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("[backtranslate]"), "{e:#}");
+        let e = Config::load(None, &["rewrite.keep_min_score=2".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("[curate]"), "{e:#}");
+        assert!(Config::load(None, &["distill.grammar=false".into()]).is_err());
+        assert!(Config::load(None, &["curate.mode=\"finetuned\"".into()]).is_err());
+        // a file of the earlier layout: defaults dropped, anything else refused
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[rewrite]\nk = 3\nkeep_min_score = 5\ngrammar = false\n").unwrap();
+        let c = Config::load(Some(&f), &[]).unwrap();
+        assert!(!c.rewrite.grammar);
+        std::fs::write(&f, "[rewrite]\nkeep_min_score = 2\n").unwrap();
+        assert!(format!("{:#}", Config::load(Some(&f), &[]).unwrap_err()).contains("[curate]"));
+    }
+
+    #[test]
+    fn presets_load_and_differ_from_the_defaults() {
+        for (name, _) in PRESETS {
+            let c = Config::load_preset(Some(name), None, &[]).unwrap();
+            c.validate().unwrap();
+        }
+        let a4 = Config::load_preset(Some("humpback-a4"), None, &[]).unwrap();
+        assert_eq!(a4.curate.keep_min_score, 4);
+        assert_eq!(a4.backtranslate.mode, BackwardMode::Finetuned);
+        // the file and the flags still win over the preset
+        let c = Config::load_preset(Some("humpback-a4"), None, &["curate.keep_min_score=3".into()]).unwrap();
+        assert_eq!(c.curate.keep_min_score, 3);
+        assert!(Config::load_preset(Some("nope"), None, &[]).is_err());
+    }
+
+    #[test]
+    fn floats_print_as_written() {
+        let t = Config::default().to_toml().unwrap();
+        assert!(t.contains("top_p = 0.9\n"), "{t}");
+        assert!(!t.contains("0.89999"), "{t}");
     }
 }

@@ -18,6 +18,8 @@ use crate::checks::{
 };
 use crate::config::Config;
 use crate::record::{Record, Stage};
+use crate::stage::custom::ExportAs;
+use crate::stage::def::StagePlan;
 use crate::store::RunDir;
 use anyhow::Result;
 use backforth_inference::ChatMessage;
@@ -186,28 +188,33 @@ pub use crate::store::write_atomic;
 /// in all three exports. Errors: I/O, the embedder failed.
 pub fn export(
     cfg: &Config,
+    plan: &StagePlan,
     run: &RunDir,
-    keys: &HashMap<Stage, String>,
+    keys: &BTreeMap<String, String>,
     mut embedder: Option<&mut dyn backforth_inference::encoder::SentenceEmbedder>,
 ) -> Result<BTreeMap<String, ExportSummary>> {
     let mut out = BTreeMap::new();
     let kept = |r: &Record| {
         r.score().is_some_and(|s| s >= cfg.curate.keep_min_score) && r.instruction().is_some()
     };
-    let jobs: [(Stage, &str, &str); 3] = [
-        (Stage::Curate, "curated", "original"),
-        (Stage::Rewrite, "dataset", "rewrite"),
-        (Stage::Distill, "distilled", "distill"),
+    // (stage, export name, response kind, grounded in the document: checked like rewrites)
+    let mut jobs: Vec<(String, String, String, bool)> = vec![
+        ("curate".into(), "curated".into(), "original".into(), false),
+        ("rewrite".into(), "dataset".into(), "rewrite".into(), true),
+        ("distill".into(), "distilled".into(), "distill".into(), false),
     ];
+    for d in &plan.defs {
+        if d.export_as() == Some(ExportAs::Pairs) {
+            jobs.push((d.name.clone(), d.name.clone(), d.name.clone(), true));
+        }
+    }
+    let filt = |s: &str| Some((s.to_string(), keys[s].clone()));
     let mut check_lines: Vec<(u64, serde_json::Value)> = Vec::new();
     // the verify stage's verdicts by record id, where it ran on the current rewrites
     let mut verdicts: HashMap<String, crate::parse::Verification> = HashMap::new();
-    let vp = run.stage(Stage::Verify);
+    let vp = run.stage("verify");
     if cfg.checks.enabled && cfg.checks.use_verify && vp.exists() {
-        for r in crate::store::upstream_records(
-            &vp,
-            Some((Stage::Verify, keys[&Stage::Verify].clone())),
-        )? {
+        for r in crate::store::upstream_records(&vp, filt("verify"))? {
             if let Some(v) = r.verification.and_then(|g| g.verdict) {
                 verdicts.insert(r.id, v);
             }
@@ -215,12 +222,9 @@ pub fn export(
     }
     // semantic relevance by record id, once for the pairs curation kept
     let mut similarity: HashMap<String, f64> = HashMap::new();
-    let cp = run.stage(Stage::Curate);
+    let cp = run.stage("curate");
     if let (true, Some(emb), true) = (cfg.checks.enabled, embedder.as_deref_mut(), cp.exists()) {
-        let recs: Vec<Record> = crate::store::upstream_records(
-            &cp,
-            Some((Stage::Curate, keys[&Stage::Curate].clone())),
-        )?
+        let recs: Vec<Record> = crate::store::upstream_records(&cp, filt("curate"))?
         .filter(|r| kept(r))
         .collect();
         let pairs: Vec<(&str, &str)> = recs
@@ -245,15 +249,15 @@ pub fn export(
             )
         })?;
         let mut rewrites: HashMap<String, String> = HashMap::new();
-        let rp = run.stage(Stage::Rewrite);
+        let rp = run.stage("rewrite");
         if rp.exists() {
-            for r in crate::store::upstream_records(&rp, Some((Stage::Rewrite, keys[&Stage::Rewrite].clone())))? {
-                if let Some(v) = crate::store::generation(&r, Stage::Rewrite).and_then(|g| g.value.clone()) {
+            for r in crate::store::upstream_records(&rp, filt("rewrite"))? {
+                if let Some(v) = r.generation("rewrite").and_then(|g| g.value.clone()) {
                     rewrites.insert(r.id.clone(), v);
                 }
             }
         }
-        for r in crate::store::upstream_records(&cp, Some((Stage::Curate, keys[&Stage::Curate].clone())))?
+        for r in crate::store::upstream_records(&cp, filt("curate"))?
             .filter(|r| kept(r))
         {
             let res = match model.check(emb, r.instruction().unwrap_or_default(), rewrites.get(&r.id).map(String::as_str), &r.text) {
@@ -264,25 +268,26 @@ pub fn export(
             grounding.insert(r.id.clone(), res);
         }
     }
-    for (s, name, kind) in jobs {
+    for (s, name, kind, is_grounded) in &jobs {
+        let (s, name, kind, is_grounded) = (s.as_str(), name.as_str(), kind.as_str(), *is_grounded);
         let p = run.stage(s);
         if !p.exists() {
             continue;
         }
         let mut ex: Vec<(u64, Example)> = Vec::new();
         let mut cs = ChecksSummary::default();
-        for r in crate::store::upstream_records(&p, Some((s, keys[&s].clone())))? {
+        for r in crate::store::upstream_records(&p, filt(s))? {
             if !kept(&r) {
                 continue;
             }
             let resp = match s {
-                Stage::Curate => Some(r.text.trim().to_string()),
-                _ => crate::store::generation(&r, s).and_then(|g| g.value.clone()),
+                "curate" => Some(r.text.trim().to_string()),
+                _ => r.generation(s).and_then(|g| g.value.clone()),
             };
             let Some(resp) = resp else { continue };
             if cfg.checks.enabled {
                 let src = SourceIndex::new(&r.text);
-                let grounded = (s == Stage::Rewrite).then_some(resp.as_str());
+                let grounded = is_grounded.then_some(resp.as_str());
                 let mut c = check(
                     &cfg.checks,
                     r.instruction().unwrap_or_default(),
@@ -293,11 +298,12 @@ pub fn export(
                     apply_similarity(&cfg.checks, &mut c, v);
                 }
                 match grounding.get(&r.id) {
-                    Some(Ok(g)) => apply_grounding(&cfg.checks, &mut c, g, s == Stage::Rewrite),
+                    // the checker scored the rewrite's sentences: only the rewrite export takes them
+                    Some(Ok(g)) => apply_grounding(&cfg.checks, &mut c, g, s == "rewrite"),
                     Some(Err(e)) => apply_grounding_error(&mut c, e),
                     None => {}
                 }
-                if s == Stage::Rewrite {
+                if s == "rewrite" {
                     if let Some(v) = verdicts.get(&r.id) {
                         apply_verification(&cfg.checks, &mut c, v);
                     }
@@ -371,6 +377,14 @@ pub fn export(
             },
         );
     }
+    for d in &plan.defs {
+        if d.export_as() == Some(ExportAs::Outputs) {
+            let p = run.stage(&d.name);
+            if p.exists() {
+                out.insert(d.name.clone(), export_outputs(run, &d.name, &p, filt(&d.name))?);
+            }
+        }
+    }
     if cfg.checks.enabled {
         check_lines.sort_by_key(|(o, _)| *o);
         write_atomic(&run.0.join("checks.jsonl"), |w| {
@@ -382,6 +396,63 @@ pub fn export(
         })?;
     }
     Ok(out)
+}
+
+/// One line of a user-defined stage's `<name>.jsonl` (`export = "outputs"`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StageOutput {
+    /// The document (or segment) id.
+    pub id: String,
+    /// See [`Example::source`].
+    pub source: String,
+    /// The record's instruction, where backtranslation ran before the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<String>,
+    /// The stage's parsed output.
+    pub output: String,
+    /// The parsed score, for score parsers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<u8>,
+}
+
+/// Write `<name>.jsonl` of a user-defined stage: its parsed outputs under
+/// the current key, in input order. Errors: I/O.
+fn export_outputs(
+    run: &RunDir,
+    name: &str,
+    stage_file: &Path,
+    filter: Option<(String, String)>,
+) -> Result<ExportSummary> {
+    let mut rows: Vec<(u64, StageOutput)> = Vec::new();
+    for r in crate::store::upstream_records(stage_file, filter)? {
+        let Some(g) = r.generation(name) else { continue };
+        let Some(v) = g.value.clone() else { continue };
+        rows.push((
+            r.ordinal,
+            StageOutput {
+                id: r.id.clone(),
+                source: provenance(&r),
+                instruction: r.instruction().map(String::from),
+                output: v,
+                score: g.score,
+            },
+        ));
+    }
+    rows.sort_by_key(|(o, _)| *o);
+    let path = run.0.join(format!("{name}.jsonl"));
+    write_atomic(&path, |w| {
+        for (_, o) in &rows {
+            serde_json::to_writer(&mut *w, o)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
+    Ok(ExportSummary {
+        path: path.display().to_string(),
+        examples: rows.len() as u64,
+        also: vec![],
+        checks: None,
+    })
 }
 
 /// ShareGPT lines: `{"id", "conversations": [{"from": "system"|"human"|"gpt", "value"}]}`.
@@ -455,7 +526,9 @@ pub fn write_card(
     let mut y = String::from("---\n");
     // configs named after the files; the first non-empty one (rewrites when
     // rewriting ran) is the default `load_dataset(<folder>)` loads
-    let order = ["dataset", "curated", "distilled"];
+    let mut order: Vec<&str> = vec!["dataset", "curated", "distilled"];
+    // then the exports of stages defined in the config
+    order.extend(outputs.keys().map(String::as_str).filter(|n| !["dataset", "curated", "distilled"].contains(n)));
     let present: Vec<&str> = order
         .iter()
         .copied()
@@ -489,7 +562,9 @@ pairs failing the relevance and grounding checks were left out.\n\n";
         let what = match *name {
             "dataset" => "instruction + rewritten response (filtering + rewriting)",
             "curated" => "instruction + the original document (filtering only)",
-            _ => "instruction + a response written without the document (distillation baseline)",
+            "distilled" => "instruction + a response written without the document (distillation baseline)",
+            _ if outputs[*name].also.is_empty() && outputs[*name].checks.is_none() => "outputs of a stage defined in the config",
+            _ => "instruction + the response of a stage defined in the config",
         };
         b += &format!(
             "| {name} | `{name}.jsonl` | {} | {what} |\n",
@@ -498,7 +573,7 @@ pairs failing the relevance and grounding checks were left out.\n\n";
     }
     b += "\nShareGPT (`*.sharegpt.jsonl`) and Parquet (`*.parquet`) copies sit beside each JSONL file when `export.formats` asks for them.\n\n";
     b += "## How it was made\n\n";
-    let model = |s: Stage| {
+    let model = |s: &str| {
         // file names only (no local folders), adapters after the base
         cfg.model_path(s)
             .split(backforth_inference::model_ref::LORA_SEP)
@@ -511,12 +586,13 @@ pairs failing the relevance and grounding checks were left out.\n\n";
             .collect::<Vec<_>>()
             .join(" + LoRA ")
     };
-    for s in Stage::ALL {
-        let c = cfg.stage(s);
+    let names = Stage::ALL.iter().map(|s| s.name().to_string()).chain(cfg.stage.keys().cloned());
+    for s in names {
+        let Some(c) = cfg.gen(&s) else { continue };
         b += &format!(
             "- {}: model `{}`, temperature {}, top-p {}, max {} tokens\n",
-            s.name(),
-            model(s),
+            s,
+            model(&s),
             c.temperature,
             c.top_p,
             c.max_tokens

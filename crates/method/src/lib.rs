@@ -28,6 +28,7 @@ pub mod prepare;
 pub mod prompt;
 pub mod record;
 pub mod seeds;
+pub mod stage;
 pub mod stages;
 pub mod store;
 pub mod text;

@@ -9,7 +9,8 @@ use crate::hash;
 use crate::prompt::PromptTemplate;
 use crate::record::{Record, Stage};
 use crate::seeds::{read_seeds, Seed};
-use crate::stages::{eligible, run_stage, totals, StageReport, StageSpec, StageTotals};
+use crate::stage::def::{StageDef, StagePlan};
+use crate::stages::{run_stage, totals, StageReport, StageSpec, StageTotals};
 use crate::store::{RunDir, StageFile};
 use anyhow::{bail, Context, Result};
 use backforth_corpus::readers::{input_parts, DocumentStream, InputStats};
@@ -20,16 +21,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Progress display for one stage: `(stage, total_pending) -> callback`.
+/// Progress display for one stage: `(stage name, total_pending) -> callback`.
 pub trait ProgressFactory {
-    /// Start a display for `stage` with `total` records to generate.
-    fn start(&mut self, stage: Stage, total: u64) -> Box<dyn FnMut(u64, u64, u64, f64)>;
+    /// Start a display for the stage named `stage` with `total` records to generate.
+    fn start(&mut self, stage: &str, total: u64) -> Box<dyn FnMut(u64, u64, u64, f64)>;
 }
 
 /// No progress display.
 pub struct NoProgress;
 impl ProgressFactory for NoProgress {
-    fn start(&mut self, _: Stage, _: u64) -> Box<dyn FnMut(u64, u64, u64, f64)> {
+    fn start(&mut self, _: &str, _: u64) -> Box<dyn FnMut(u64, u64, u64, f64)> {
         Box::new(|_, _, _, _| {})
     }
 }
@@ -69,16 +70,13 @@ struct DocumentsDone {
     stats: InputStats,
 }
 
-/// Read the corpus into `documents.jsonl` (once per input-config key): ids
-/// deduplicated, ordinals assigned, limit applied. Returns (key, stats).
-/// Errors: missing inputs, I/O on the run folder.
-pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputStats)> {
-    // The key names the logical input (the same for every shard of a run, so
-    // stage keys and per-record seeds match a single-process run); the done
-    // marker also names this run folder's share of it (a shard's parts and
-    // ordinal base), so a folder never reuses documents read for another share.
+/// The documents key: a hash of the `[input]` settings (without this
+/// shard's parts) and, with `run.prepare`, of `[segment]`, `[filter]`,
+/// `[dedup]` and `[decontam]`. The first link of the stage-key chain.
+/// Errors: serialisation.
+pub fn documents_key(cfg: &Config) -> Result<String> {
     let whole_input = cfg.input.without_parts();
-    let key = if cfg.run.prepare {
+    Ok(if cfg.run.prepare {
         let settings = (
             &whole_input,
             &cfg.segment,
@@ -89,7 +87,18 @@ pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputSta
         hash::key(&["documents+prepare", &serde_json::to_string(&settings)?])
     } else {
         hash::key(&["documents", &serde_json::to_string(&whole_input)?])
-    };
+    })
+}
+
+/// Read the corpus into `documents.jsonl` (once per input-config key): ids
+/// deduplicated, ordinals assigned, limit applied. Returns (key, stats).
+/// Errors: missing inputs, I/O on the run folder.
+pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputStats)> {
+    // The key names the logical input (the same for every shard of a run, so
+    // stage keys and per-record seeds match a single-process run); the done
+    // marker also names this run folder's share of it (a shard's parts and
+    // ordinal base), so a folder never reuses documents read for another share.
+    let key = documents_key(cfg)?;
     let share = hash::key(&[
         &key,
         &serde_json::to_string(&cfg.input.parts)?,
@@ -232,46 +241,46 @@ pub fn load_seeds(cfg: &Config) -> Result<(Vec<Seed>, SeedSummary)> {
     Ok((usable, s))
 }
 
-/// Templates per stage (user file or built-in).
-pub fn load_template(cfg: &Config, s: Stage) -> Result<PromptTemplate> {
-    let default = match (s, cfg.backtranslate.mode) {
-        (Stage::Backtranslate, BackwardMode::Fewshot) => "backtranslate_fewshot",
-        (Stage::Backtranslate, BackwardMode::Finetuned) => "backtranslate_finetuned",
-        (s, _) => s.name(),
-    };
-    PromptTemplate::load(&cfg.stage(s).template, default)
+/// A stage's template (its file, or the built-in one). Errors: unreadable
+/// file, template syntax.
+pub fn load_template(cfg: &Config, def: &StageDef) -> Result<PromptTemplate> {
+    PromptTemplate::load(&def.gen.template, def.default_template(cfg))
 }
 
 /// The key chain: each stage's key hashes its generation settings, template,
-/// model id, run seed, the seeds (few-shot backtranslation) and its upstream key.
+/// model id, run seed, the seeds (few-shot backtranslation), its grammar and
+/// its input's key. Returns keys by stage name, for every stage of `plan`.
 pub fn stage_keys(
     cfg: &Config,
+    plan: &StagePlan,
     docs_key: &str,
     seeds: &[Seed],
-    templates: &HashMap<Stage, PromptTemplate>,
+    templates: &HashMap<String, PromptTemplate>,
     provider: &mut dyn BackendProvider,
-) -> Result<HashMap<Stage, String>> {
-    let mut keys = HashMap::new();
+) -> Result<BTreeMap<String, String>> {
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
     let seeds_hash = hash::key(&[&serde_json::to_string(seeds)?]);
-    for s in Stage::ALL {
-        let up = match s.upstream() {
+    for d in &plan.defs {
+        let up = match &d.input {
             None => docs_key.to_string(),
-            Some(u) => keys.get(&u).cloned().context("upstream key")?,
+            Some(u) => keys.get(u).cloned().context("upstream key")?,
         };
-        let model_id = provider.model_id(&cfg.model_path(s))?;
-        let c = cfg.stage(s);
-        let seeds_part = if s == Stage::Backtranslate && c.mode == BackwardMode::Fewshot {
+        let model_id = provider.model_id(&cfg.model_path(&d.name))?;
+        let seeds_part = if d.builtin_stage() == Some(Stage::Backtranslate)
+            && cfg.backtranslate.mode == BackwardMode::Fewshot
+        {
             seeds_hash.as_str()
         } else {
             ""
         };
-        let grammar_part = crate::stages::stage_grammar(s, c)
+        let grammar_part = d
+            .grammar()
             .map(|g| hash::hex(g.as_bytes(), 16))
             .unwrap_or_default();
         let k = hash::key(&[
-            s.name(),
-            &c.generation_fingerprint(s),
-            &templates[&s].hash,
+            &d.name,
+            &d.fingerprint(cfg),
+            &templates[&d.name].hash,
             &model_id,
             &cfg.model.seed.to_string(),
             if cfg.model.raw_prompt { "raw" } else { "chat" },
@@ -279,7 +288,7 @@ pub fn stage_keys(
             &grammar_part,
             &up,
         ]);
-        keys.insert(s, k);
+        keys.insert(d.name.clone(), k);
     }
     Ok(keys)
 }
@@ -293,23 +302,29 @@ pub struct RunOptions {
     pub from: Option<PathBuf>,
 }
 
-/// Run `stages` (in pipeline order) and export. Returns the summary (also written to `summary.json`).
-/// Errors: configuration, I/O, fatal backend errors; bad input lines are counted, not errors.
+/// Run the stages named `stages` (in plan order: each after its input)
+/// and export. Returns the summary (also written to `summary.json`).
+/// Errors: configuration (unknown stage names included), I/O, fatal
+/// backend errors; bad input lines are counted, not errors.
 pub fn run(
     cfg: &Config,
-    stages: &[Stage],
+    stages: &[String],
     provider: &mut dyn BackendProvider,
     progress: &mut dyn ProgressFactory,
     opts: RunOptions,
 ) -> Result<Summary> {
     let start = Instant::now();
+    let plan = StagePlan::new(cfg)?;
+    let selected: Vec<&StageDef> = plan.select(stages)?;
+    for d in &plan.defs {
+        if d.builtin_stage().is_none() && !cfg.run.stages.contains(&d.name) && !stages.contains(&d.name) {
+            tracing::warn!("[stage.{}] is defined but not in run.stages: it does not run (add it to run.stages, or run it alone with `backforth run --stages {}`)", d.name, d.name);
+        }
+    }
     let run = RunDir(PathBuf::from(&cfg.output.dir));
     std::fs::create_dir_all(run.0.join("stages"))
         .with_context(|| format!("creating {}", run.0.display()))?;
     std::fs::write(run.0.join("config.toml"), cfg.to_toml()?)?;
-    let mut stages: Vec<Stage> = stages.to_vec();
-    stages.sort();
-    stages.dedup();
 
     // a stage run alone on a given file (`from`) needs no corpus unless one was read before
     let (docs_key, input_stats) = if opts.from.is_none() || run.documents().exists() {
@@ -318,7 +333,7 @@ pub fn run(
         ("none".to_string(), InputStats::default())
     };
     let (seeds, seed_summary) = load_seeds(cfg)?;
-    if stages.contains(&Stage::Backtranslate)
+    if selected.iter().any(|d| d.builtin_stage() == Some(Stage::Backtranslate))
         && cfg.backtranslate.mode == BackwardMode::Fewshot
         && seeds.is_empty()
     {
@@ -328,21 +343,22 @@ pub fn run(
         && !seeds.is_empty())
     .then(|| crate::seeds::SeedIndex::new(&seeds));
     let mut templates = HashMap::new();
-    for s in Stage::ALL {
+    for d in &plan.defs {
         templates.insert(
-            s,
-            load_template(cfg, s).with_context(|| format!("{} template", s.name()))?,
+            d.name.clone(),
+            load_template(cfg, d).with_context(|| format!("{} template", d.name))?,
         );
     }
-    let mut keys = stage_keys(cfg, &docs_key, &seeds, &templates, provider)?;
-    if let (Some(from), Some(first)) = (&opts.from, stages.first()) {
+    let mut keys = stage_keys(cfg, &plan, &docs_key, &seeds, &templates, provider)?;
+    if let (Some(from), Some(first)) = (&opts.from, selected.first()) {
         // a stage run alone on a given file: its key and those after it also
         // hash the file's content, so another input file never counts as done
         let content = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
         let fk = hash::key(&["from", &hash::hex(&content, 32)]);
-        for s in Stage::ALL.into_iter().filter(|s| s >= first) {
-            let k = hash::key(&[&keys[&s], &fk]);
-            keys.insert(s, k);
+        let pos = plan.defs.iter().position(|d| d.name == first.name).unwrap_or(0);
+        for d in &plan.defs[pos..] {
+            let k = hash::key(&[&keys[&d.name], &fk]);
+            keys.insert(d.name.clone(), k);
         }
     }
 
@@ -352,45 +368,45 @@ pub fn run(
         seeds: seed_summary,
         ..Default::default()
     };
-    for (i, &s) in stages.iter().enumerate() {
-        let (upstream_path, upstream): (PathBuf, Option<(Stage, String)>) = match (&opts.from, i) {
+    for (i, d) in selected.iter().enumerate() {
+        let (upstream_path, upstream): (PathBuf, Option<(String, String)>) = match (&opts.from, i) {
             (Some(f), 0) => (f.clone(), None),
-            _ => match s.upstream() {
+            _ => match &d.input {
                 None => (run.documents(), None),
-                Some(u) => (run.stage(u), Some((u, keys[&u].clone()))),
+                Some(u) => (run.stage(u), Some((u.clone(), keys[u].clone()))),
             },
         };
         if !upstream_path.exists() {
             bail!(
                 "{} needs {} (run the earlier stage first, or pass --from FILE)",
-                s.name(),
+                d.name,
                 upstream_path.display()
             );
         }
-        let model_path = cfg.model_path(s).to_string();
+        let model_path = cfg.model_path(&d.name);
         let model_id = provider.model_id(&model_path)?;
         let spec = StageSpec {
-            stage: s,
+            def: d,
             cfg,
-            template: &templates[&s],
+            template: &templates[&d.name],
             seeds: &seeds,
-            key: &keys[&s],
+            key: &keys[&d.name],
             model_id: &model_id,
             seed_index: seed_index.as_ref(),
         };
         // pending count for the progress bar (cheap next to generation)
-        let file = StageFile::open(&run.stage(s), s, &keys[&s])?;
+        let file = StageFile::open(&run.stage(&d.name), &d.name, &keys[&d.name])?;
         let pending = upstream_records(&upstream_path, upstream.clone())?
-            .filter(|r| !file.done.contains(&r.id) && eligible(s, r, cfg))
+            .filter(|r| !file.done.contains(&r.id) && d.eligible(r, cfg))
             .count() as u64;
-        tracing::info!("{}: {pending} records to generate", s.name());
-        let mut bar = progress.start(s, pending);
+        tracing::info!("{}: {pending} records to generate", d.name);
+        let mut bar = progress.start(&d.name, pending);
         let report = if pending == 0 {
             // nothing to do: still account for the input
             let mut rep = StageReport::default();
             for r in upstream_records(&upstream_path, upstream.clone())? {
                 rep.input += 1;
-                if eligible(s, &r, cfg) {
+                if d.eligible(&r, cfg) {
                     rep.resumed += 1;
                 } else {
                     rep.not_eligible += 1;
@@ -402,15 +418,15 @@ pub fn run(
             let input = upstream_records(&upstream_path, upstream)?;
             run_stage(&spec, backend, input, file, &mut *bar)?
         };
-        summary.invocation.insert(s.name().into(), report);
+        summary.invocation.insert(d.name.clone(), report);
     }
-    for s in Stage::ALL {
-        summary.keys.insert(s.name().into(), keys[&s].clone());
-        let p = run.stage(s);
+    for d in &plan.defs {
+        summary.keys.insert(d.name.clone(), keys[&d.name].clone());
+        let p = run.stage(&d.name);
         if p.exists() {
-            let t = totals(&p, s, &keys[&s], cfg)?;
-            if t.done > 0 || stages.contains(&s) {
-                summary.stages.insert(s.name().into(), t);
+            let t = totals(&p, &d.name, &keys[&d.name], cfg)?;
+            if t.done > 0 || stages.contains(&d.name) {
+                summary.stages.insert(d.name.clone(), t);
             }
         }
     }
@@ -419,7 +435,7 @@ pub fn run(
     } else {
         None
     };
-    summary.outputs = export(cfg, &run, &keys, embedder)?;
+    summary.outputs = export(cfg, &plan, &run, &keys, embedder)?;
     summary.wall_s = start.elapsed().as_secs_f64();
     std::fs::write(run.summary(), serde_json::to_string_pretty(&summary)?)?;
     crate::export::write_card(

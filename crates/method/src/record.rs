@@ -13,7 +13,8 @@ pub use backforth_corpus::SourceLoc;
 pub use backforth_inference::Sampling;
 use serde::{Deserialize, Serialize};
 
-/// A pipeline stage.
+/// A built-in pipeline stage (stages defined in the config are known by
+/// name only: [`crate::stage::StageDef`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
@@ -49,7 +50,11 @@ impl Stage {
             Stage::Distill => "distill",
         }
     }
-    /// Parse a stage name. Errors: unknown name.
+    /// The built-in stage of this name, if it is one.
+    pub fn builtin(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|st| st.name() == name)
+    }
+    /// Parse a built-in stage name. Errors: unknown name.
     pub fn parse(s: &str) -> Result<Stage> {
         Stage::ALL
             .into_iter()
@@ -66,6 +71,12 @@ impl Stage {
             Stage::Rewrite | Stage::Distill => Some(Stage::Curate),
             Stage::Verify => Some(Stage::Rewrite),
         }
+    }
+}
+
+impl AsRef<str> for Stage {
+    fn as_ref(&self) -> &str {
+        self.name()
     }
 }
 
@@ -154,6 +165,11 @@ pub struct Record {
     /// Verification of the rewrite by an LLM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Generation>,
+    /// Outputs of stages defined in the config (`[stage.NAME]`), by stage
+    /// name. Absent from records no such stage touched, so files of the
+    /// built-in stages keep their layout.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub outputs: std::collections::BTreeMap<String, Generation>,
 }
 
 impl Record {
@@ -176,6 +192,34 @@ impl Record {
             rewrite: None,
             distillation: None,
             verification: None,
+            outputs: Default::default(),
+        }
+    }
+
+    /// The generation of the stage named `stage`: a built-in stage's own
+    /// field, else the user-defined stage's entry in [`Record::outputs`].
+    pub fn generation(&self, stage: &str) -> Option<&Generation> {
+        match Stage::builtin(stage) {
+            Some(Stage::Backtranslate) => self.backtranslation.as_ref(),
+            Some(Stage::Curate) => self.curation.as_ref(),
+            Some(Stage::Rewrite) => self.rewrite.as_ref(),
+            Some(Stage::Distill) => self.distillation.as_ref(),
+            Some(Stage::Verify) => self.verification.as_ref(),
+            None => self.outputs.get(stage),
+        }
+    }
+
+    /// Set the generation of the stage named `stage` (see [`Record::generation`]).
+    pub fn set_generation(&mut self, stage: &str, g: Generation) {
+        match Stage::builtin(stage) {
+            Some(Stage::Backtranslate) => self.backtranslation = Some(g),
+            Some(Stage::Curate) => self.curation = Some(g),
+            Some(Stage::Rewrite) => self.rewrite = Some(g),
+            Some(Stage::Distill) => self.distillation = Some(g),
+            Some(Stage::Verify) => self.verification = Some(g),
+            None => {
+                self.outputs.insert(stage.to_string(), g);
+            }
         }
     }
 

@@ -4,13 +4,13 @@
 
 use crate::config::{BackwardMode, Config};
 use crate::hash;
-use crate::parse;
-use crate::prompt::{curate_grammar, PromptTemplate, REWRITE_GRAMMAR, VERIFY_GRAMMAR};
+use crate::prompt::PromptTemplate;
 use crate::record::{Generation, ParseStatus, Record, Sampling, Stage};
 use crate::seeds::Seed;
-use crate::store::{set_generation, StageFile};
+use crate::stage::def::StageDef;
+use crate::store::StageFile;
 use anyhow::{Context, Result};
-use backforth_inference::{Backend, FinishReason, GenOutput, GenRequest};
+use backforth_inference::{Backend, GenOutput, GenRequest};
 use rand::SeedableRng;
 use serde::Serialize;
 use std::cell::RefCell;
@@ -49,34 +49,10 @@ pub struct StageReport {
     pub total_tokens_per_s: f64,
 }
 
-/// The GBNF grammar a stage's requests carry (curate, rewrite and verify, when `grammar` is on).
-pub fn stage_grammar(stage: Stage, c: &crate::config::StageConfig) -> Option<String> {
-    match stage {
-        Stage::Curate if c.grammar => Some(curate_grammar(c.max_tokens)),
-        Stage::Rewrite if c.grammar => Some(REWRITE_GRAMMAR.to_string()),
-        Stage::Verify if c.grammar => Some(VERIFY_GRAMMAR.to_string()),
-        _ => None,
-    }
-}
-
-/// Whether `stage` applies to a record (given the upstream outputs it carries).
-pub fn eligible(stage: Stage, r: &Record, cfg: &Config) -> bool {
-    match stage {
-        Stage::Backtranslate => true,
-        Stage::Curate => r.instruction().is_some(),
-        Stage::Rewrite | Stage::Distill => {
-            r.score().is_some_and(|s| s >= cfg.curate.keep_min_score) && r.instruction().is_some()
-        }
-        Stage::Verify => {
-            eligible(Stage::Rewrite, r, cfg)
-                && r.rewrite.as_ref().is_some_and(|g| g.value.is_some())
-        }
-    }
-}
-
 /// Everything a stage needs besides its input and backend.
 pub struct StageSpec<'a> {
-    pub stage: Stage,
+    /// The stage's definition (input, eligibility, template variables, parser).
+    pub def: &'a StageDef,
     pub cfg: &'a Config,
     pub template: &'a PromptTemplate,
     /// Seed pairs usable as few-shot examples (already length-filtered).
@@ -123,48 +99,33 @@ impl StageSpec<'_> {
 
     /// Render the prompt for a record. Errors: template rendering (a config problem).
     pub fn request(&self, r: &Record, tag: u64) -> Result<GenRequest> {
-        let c = self.cfg.stage(self.stage);
-        let messages = match self.stage {
-            Stage::Backtranslate => match c.mode {
-                BackwardMode::Fewshot => {
-                    self.template.render(serde_json::json!({"text": r.text, "seeds": self.seeds_for(r)}))?
-                }
-                BackwardMode::Finetuned => self.template.render(serde_json::json!({"text": r.text}))?,
-            },
-            Stage::Curate | Stage::Rewrite => {
-                self.template.render(serde_json::json!({"text": r.text, "instruction": r.instruction().unwrap_or_default()}))?
-            }
-            Stage::Distill => self.template.render(serde_json::json!({"instruction": r.instruction().unwrap_or_default()}))?,
-            Stage::Verify => self.template.render(serde_json::json!({
-                "text": r.text,
-                "instruction": r.instruction().unwrap_or_default(),
-                "response": r.rewrite.as_ref().and_then(|g| g.value.as_deref()).unwrap_or_default(),
-            }))?,
-        };
+        let fewshot = self.def.builtin_stage() == Some(Stage::Backtranslate)
+            && self.cfg.backtranslate.mode == BackwardMode::Fewshot;
+        let seeds = if fewshot { self.seeds_for(r) } else { vec![] };
+        let messages = self.template.render(self.def.context(r, &seeds, self.cfg))?;
         Ok(GenRequest {
             tag,
             messages,
             sampling: self.sampling(&r.id),
-            grammar: stage_grammar(self.stage, c),
+            grammar: self.def.grammar(),
             raw_prompt: self.cfg.model.raw_prompt,
             top_logprobs: 0,
         })
     }
 
     fn sampling(&self, id: &str) -> Sampling {
-        let c = self.cfg.stage(self.stage);
+        let g = &self.def.gen;
         Sampling {
-            temperature: c.temperature,
-            top_p: c.top_p,
-            max_tokens: c.max_tokens,
-            seed: hash::derive_seed(self.cfg.model.seed, self.stage.name(), id),
+            temperature: g.temperature as f32,
+            top_p: g.top_p as f32,
+            max_tokens: g.max_tokens,
+            seed: hash::derive_seed(self.cfg.model.seed, &self.def.name, id),
             stop: vec![],
         }
     }
 
     /// Turn a backend result into a [`Generation`] (parsing strictly; raw text always kept).
     pub fn interpret(&self, id: &str, res: Result<GenOutput, String>) -> Generation {
-        let c = self.cfg.stage(self.stage);
         let mut g = Generation {
             value: None,
             score: None,
@@ -190,33 +151,11 @@ impl StageSpec<'_> {
         g.prompt_tokens = out.prompt_tokens;
         g.completion_tokens = out.completion_tokens;
         g.finish_reason = out.finish.as_str().into();
-        let parsed: Result<(String, Option<u8>), String> = match self.stage {
-            Stage::Backtranslate => {
-                parse::clean_instruction(&out.text, out.finish, c.max_instruction_chars)
-                    .map(|s| (s, None))
-            }
-            Stage::Curate => parse::parse_score(&out.text).map(|p| (p.reasoning, Some(p.score))),
-            Stage::Rewrite => parse::extract_res(&out.text, out.finish).map(|s| (s, None)),
-            Stage::Verify => parse::parse_verification(&out.text).map(|v| {
-                let value = if v.answers { "yes" } else { "no" }.to_string();
-                g.verdict = Some(v);
-                (value, None)
-            }),
-            Stage::Distill => {
-                let t = out.text.trim();
-                if out.finish == FinishReason::Length {
-                    Err("output cut at max_tokens".into())
-                } else if t.is_empty() {
-                    Err("empty response".into())
-                } else {
-                    Ok((t.to_string(), None))
-                }
-            }
-        };
-        match parsed {
-            Ok((v, score)) => {
-                g.value = Some(v);
-                g.score = score;
+        match self.def.interpret(&out, self.cfg) {
+            Ok(i) => {
+                g.value = Some(i.value);
+                g.score = i.score;
+                g.verdict = i.verdict;
             }
             Err(reason) => g.parse = ParseStatus::Failed { reason },
         }
@@ -257,7 +196,7 @@ pub fn run_stage(
             rep.resumed += 1;
             continue;
         }
-        if !eligible(spec.stage, &r, spec.cfg) {
+        if !spec.def.eligible(&r, spec.cfg) {
             rep.not_eligible += 1;
             continue;
         }
@@ -271,7 +210,7 @@ pub fn run_stage(
             Err(e) => {
                 *build_error.borrow_mut() = Some(e.context(format!(
                     "building the {} prompt for record {}",
-                    spec.stage.name(),
+                    spec.def.name,
                     r.id
                 )));
                 return None;
@@ -306,7 +245,7 @@ pub fn run_stage(
                 start.elapsed().as_secs_f64(),
             );
         }
-        set_generation(&mut r, spec.stage, g);
+        r.set_generation(&spec.def.name, g);
         file.append(&r)
     };
     backend.generate(&mut requests, &mut sink)?;
@@ -319,7 +258,7 @@ pub fn run_stage(
     if rep.left_pending > 0 {
         tracing::warn!(
             "{}: {} records got no answer and stay pending",
-            spec.stage.name(),
+            spec.def.name,
             rep.left_pending
         );
     }
@@ -343,10 +282,10 @@ pub struct StageTotals {
     pub completion_tokens: u64,
     /// Parse-failure and error reasons with counts.
     pub failure_reasons: BTreeMap<String, u64>,
-    /// Curate only: records per score "1".."5".
+    /// Scoring stages: records per score.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub score_histogram: BTreeMap<String, u64>,
-    /// Curate only: records with score ≥ keep_min_score.
+    /// Curate only: records with score ≥ curate.keep_min_score.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept: Option<u64>,
     /// Curate only: kept / done.
@@ -360,15 +299,15 @@ pub struct StageTotals {
     pub cost_usd: Option<f64>,
 }
 
-/// Recount a stage file. Errors: I/O.
-pub fn totals(path: &Path, stage: Stage, key: &str, cfg: &Config) -> Result<StageTotals> {
+/// Recount a stage file (`stage`: its name). Errors: I/O.
+pub fn totals(path: &Path, stage: &str, key: &str, cfg: &Config) -> Result<StageTotals> {
     // streamed: one record at a time, first occurrence per id under `key`
     let mut t = StageTotals::default();
     let mut seen = std::collections::HashSet::new();
-    let mut hist = [0u64; 5];
+    let mut hist: BTreeMap<u8, u64> = BTreeMap::new();
     let mut kept = 0u64;
     for r in crate::store::RecordLines::open(path)?.flatten() {
-        let Some(g) = crate::store::generation(&r, stage).filter(|g| g.stage_key == key) else {
+        let Some(g) = r.generation(stage).filter(|g| g.stage_key == key) else {
             continue;
         };
         if !seen.insert(r.id.clone()) {
@@ -390,8 +329,8 @@ pub fn totals(path: &Path, stage: Stage, key: &str, cfg: &Config) -> Result<Stag
                     .or_default() += 1;
             }
         }
-        if let Some(s) = r.score() {
-            hist[(s.clamp(1, 5) - 1) as usize] += 1;
+        if let Some(s) = g.score.filter(|_| g.parse.is_ok()) {
+            *hist.entry(s).or_default() += 1;
             if s >= cfg.curate.keep_min_score {
                 kept += 1;
             }
@@ -405,14 +344,16 @@ pub fn totals(path: &Path, stage: Stage, key: &str, cfg: &Config) -> Result<Stag
                 / 1e6,
         );
     }
-    if stage == Stage::Curate {
-        for (i, n) in hist.iter().enumerate() {
-            t.score_histogram.insert((i + 1).to_string(), *n);
+    if stage == Stage::Curate.name() {
+        for i in 1..=5u8 {
+            t.score_histogram.insert(i.to_string(), hist.get(&i).copied().unwrap_or(0));
         }
         t.kept = Some(kept);
         let d = t.done.max(1) as f64;
         t.kept_share = Some(kept as f64 / d);
         t.parsed_share = Some(t.parsed_ok as f64 / d);
+    } else {
+        t.score_histogram = hist.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     }
     Ok(t)
 }

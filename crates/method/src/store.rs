@@ -6,7 +6,6 @@
 //! id + stage key, so a rerun skips exactly the work already on disk and a
 //! config change (new key) redoes it without touching the old lines.
 
-use crate::record::Stage;
 use crate::record::{Generation, Record};
 use anyhow::{Context, Result};
 use std::collections::HashSet;
@@ -22,9 +21,9 @@ impl RunDir {
     pub fn documents(&self) -> PathBuf {
         self.0.join("documents.jsonl")
     }
-    /// One stage's output file.
-    pub fn stage(&self, s: Stage) -> PathBuf {
-        self.0.join("stages").join(format!("{}.jsonl", s.name()))
+    /// One stage's output file, by stage name.
+    pub fn stage(&self, name: &str) -> PathBuf {
+        self.0.join("stages").join(format!("{name}.jsonl"))
     }
     /// The run summary.
     pub fn summary(&self) -> PathBuf {
@@ -32,26 +31,9 @@ impl RunDir {
     }
 }
 
-/// The stage's generation on a record.
-pub fn generation(r: &Record, s: Stage) -> Option<&Generation> {
-    match s {
-        Stage::Backtranslate => r.backtranslation.as_ref(),
-        Stage::Curate => r.curation.as_ref(),
-        Stage::Rewrite => r.rewrite.as_ref(),
-        Stage::Distill => r.distillation.as_ref(),
-        Stage::Verify => r.verification.as_ref(),
-    }
-}
-
-/// Set the stage's generation on a record.
-pub fn set_generation(r: &mut Record, s: Stage, g: Generation) {
-    match s {
-        Stage::Backtranslate => r.backtranslation = Some(g),
-        Stage::Curate => r.curation = Some(g),
-        Stage::Rewrite => r.rewrite = Some(g),
-        Stage::Distill => r.distillation = Some(g),
-        Stage::Verify => r.verification = Some(g),
-    }
+/// The generation of the stage named `stage` on a record ([`Record::generation`]).
+pub fn generation<'a>(r: &'a Record, stage: &str) -> Option<&'a Generation> {
+    r.generation(stage)
 }
 
 /// Cut a partial trailing line (no final `\n`) left by a killed writer. Returns bytes removed.
@@ -88,10 +70,10 @@ pub fn truncate_partial_tail(path: &Path) -> Result<u64> {
     }
 }
 
-/// Read the records of a stage file that carry `key` for `stage` (or, with
+/// Read the records of a stage file that carry `key` for the stage named `stage` (or, with
 /// `stage = None`, all records), first occurrence of each id, in file order.
 /// Lines that are not valid records are counted in the returned tuple's second field.
-pub fn read_records(path: &Path, stage: Option<Stage>, key: &str) -> Result<(Vec<Record>, u64)> {
+pub fn read_records(path: &Path, stage: Option<&str>, key: &str) -> Result<(Vec<Record>, u64)> {
     let mut out = Vec::new();
     let mut bad = 0;
     let mut seen = HashSet::new();
@@ -180,7 +162,7 @@ pub struct StageFile {
 
 impl StageFile {
     /// Open (creating) `path`, repair a partial tail, and collect ids done under `key`.
-    pub fn open(path: &Path, stage: Stage, key: &str) -> Result<StageFile> {
+    pub fn open(path: &Path, stage: &str, key: &str) -> Result<StageFile> {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d)?;
         }
@@ -276,7 +258,7 @@ mod tests {
     fn resume_after_partial_write() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s/backtranslate.jsonl");
-        let mut f = StageFile::open(&p, Stage::Backtranslate, "k1").unwrap();
+        let mut f = StageFile::open(&p, "backtranslate", "k1").unwrap();
         f.append(&rec("a", "k1")).unwrap();
         f.append(&rec("b", "k0")).unwrap(); // stale key
         drop(f);
@@ -284,12 +266,12 @@ mod tests {
         let mut raw = OpenOptions::new().append(true).open(&p).unwrap();
         raw.write_all(b"{\"id\":\"c\",\"ordin").unwrap();
         drop(raw);
-        let mut f = StageFile::open(&p, Stage::Backtranslate, "k1").unwrap();
+        let mut f = StageFile::open(&p, "backtranslate", "k1").unwrap();
         assert!(f.truncated_bytes > 0);
         assert_eq!(f.done, HashSet::from(["a".to_string()]));
         f.append(&rec("c", "k1")).unwrap();
         drop(f);
-        let (recs, bad) = read_records(&p, Some(Stage::Backtranslate), "k1").unwrap();
+        let (recs, bad) = read_records(&p, Some("backtranslate"), "k1").unwrap();
         assert_eq!(bad, 0);
         assert_eq!(
             recs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
@@ -315,13 +297,13 @@ mod tests {
 /// records; first occurrence per id; unreadable lines logged and skipped.
 pub fn upstream_records(
     path: &Path,
-    filter: Option<(Stage, String)>,
+    filter: Option<(String, String)>,
 ) -> Result<impl Iterator<Item = Record>> {
     let mut seen = HashSet::new();
     Ok(RecordLines::open(path)?.filter_map(move |r| match r {
         Ok(rec) => {
             if let Some((s, k)) = &filter {
-                if !generation(&rec, *s).is_some_and(|g| &g.stage_key == k) {
+                if !generation(&rec, s).is_some_and(|g| &g.stage_key == k) {
                     return None;
                 }
             }

@@ -3,6 +3,7 @@
 //! real GGUF in the CLI tests): per-request errors and unparseable outputs are
 //! recorded with their raw text and reason, counted, and nothing is lost.
 
+use backforth::stage::def::StageDef;
 use backforth::config::{Config, Stage};
 use backforth::prompt::PromptTemplate;
 use backforth::record::{ParseStatus, Record, SourceLoc};
@@ -57,8 +58,9 @@ fn record(i: usize) -> Record {
         format!("DOC{i} text"),
         serde_json::Value::Null,
     );
+    let def = StageDef::builtin(Stage::Backtranslate, &Config::default());
     let mut g = backforth::stages::StageSpec {
-        stage: Stage::Backtranslate,
+        def: &def,
         cfg: &Config::default(),
         template: &PromptTemplate::builtin("backtranslate_finetuned").unwrap(),
         seeds: &[],
@@ -88,8 +90,9 @@ fn faults_are_recorded_not_lost() {
     let out = dir.path().join("curate.jsonl");
     let cfg = Config::default();
     let tpl = PromptTemplate::builtin("curate").unwrap();
+    let def = StageDef::builtin(Stage::Curate, &cfg);
     let spec = StageSpec {
-        stage: Stage::Curate,
+        def: &def,
         cfg: &cfg,
         template: &tpl,
         seeds: &[],
@@ -102,7 +105,7 @@ fn faults_are_recorded_not_lost() {
         &spec,
         &mut Scripted,
         (0..5).map(record),
-        StageFile::open(&out, Stage::Curate, "ck").unwrap(),
+        StageFile::open(&out, "curate", "ck").unwrap(),
         &mut no_progress,
     )
     .unwrap();
@@ -154,13 +157,13 @@ fn faults_are_recorded_not_lost() {
     assert!(matches!(by_id("d4").parse, ParseStatus::Failed { .. }));
     assert_eq!(by_id("d4").finish_reason, "length");
 
-    let t = totals(&out, Stage::Curate, "ck", &cfg).unwrap();
+    let t = totals(&out, "curate", "ck", &cfg).unwrap();
     assert_eq!(t.cost_usd, None);
     let mut priced = cfg.clone();
     priced.http.usd_per_million_prompt_tokens = 2.0;
     priced.http.usd_per_million_completion_tokens = 10.0;
     // 4 answered requests × (10 prompt, 5 completion) tokens
-    let c = totals(&out, Stage::Curate, "ck", &priced)
+    let c = totals(&out, "curate", "ck", &priced)
         .unwrap()
         .cost_usd
         .unwrap();
@@ -176,7 +179,7 @@ fn faults_are_recorded_not_lost() {
         &spec,
         &mut Scripted,
         (0..5).map(record),
-        StageFile::open(&out, Stage::Curate, "ck").unwrap(),
+        StageFile::open(&out, "curate", "ck").unwrap(),
         &mut no_progress,
     )
     .unwrap();
@@ -194,8 +197,9 @@ fn fewshot_draws_are_deterministic_per_record() {
             response: format!("a{i}"),
         })
         .collect();
+    let def = StageDef::builtin(Stage::Backtranslate, &cfg);
     let spec = StageSpec {
-        stage: Stage::Backtranslate,
+        def: &def,
         cfg: &cfg,
         template: &tpl,
         seeds: &seeds,
@@ -252,8 +256,9 @@ fn nearest_seed_selection_shows_seeds_on_the_documents_topic() {
     })
     .collect();
     let ix = backforth::seeds::SeedIndex::new(&seeds);
+    let def = StageDef::builtin(Stage::Backtranslate, &cfg);
     let spec = StageSpec {
-        stage: Stage::Backtranslate,
+        def: &def,
         cfg: &cfg,
         template: &tpl,
         seeds: &seeds,
@@ -278,13 +283,9 @@ fn nearest_seed_selection_shows_seeds_on_the_documents_topic() {
         req.messages
     );
     // the choice is part of the stage key; the default adds nothing (old runs keep their keys)
-    let random = cfg
-        .backtranslate
-        .generation_fingerprint(Stage::Backtranslate);
+    let random = StageDef::builtin(Stage::Backtranslate, &cfg).fingerprint(&cfg);
     cfg.backtranslate.seed_selection = backforth::seeds::SeedSelection::Nearest;
-    let nearest = cfg
-        .backtranslate
-        .generation_fingerprint(Stage::Backtranslate);
+    let nearest = StageDef::builtin(Stage::Backtranslate, &cfg).fingerprint(&cfg);
     assert_ne!(random, nearest);
     assert!(!random.contains("seeds="));
 }

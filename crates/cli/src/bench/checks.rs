@@ -110,7 +110,7 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
             );
             let emb = provider.embedder(&cfg.checks.embedding_model)?;
             let t0 = std::time::Instant::now();
-            let pb = bar(a.common.quiet, items.len() as u64, "grounding");
+            let pb = bar(a.common.quiet(), items.len() as u64, "grounding");
             let mut v = Vec::with_capacity(items.len());
             for it in &items {
                 let resp = Some(it.response.as_str()).filter(|r| !r.is_empty());
@@ -137,7 +137,7 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
         .enumerate()
         .map(|(i, it)| {
             let messages = template.render(serde_json::json!({"text": it.source, "instruction": it.instruction, "response": it.response}))?;
-            let sampling = Sampling { temperature: cfg.verify.temperature, top_p: cfg.verify.top_p, max_tokens: cfg.verify.max_tokens, seed: cfg.model.seed, stop: vec![] };
+            let sampling = Sampling { temperature: cfg.verify.temperature as f32, top_p: cfg.verify.top_p as f32, max_tokens: cfg.verify.max_tokens, seed: cfg.model.seed, stop: vec![] };
             Ok(GenRequest { grammar: grammar.clone(), raw_prompt: cfg.model.raw_prompt, ..GenRequest::chat(i as u64, messages, sampling) })
         })
         .collect::<Result<_>>()?;
@@ -149,7 +149,7 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
         let model = cfg.model_path(Stage::Verify).to_string();
         let model_id = provider.model_id(&model)?;
         let backend = provider.backend(&model)?;
-        let pb = bar(a.common.quiet, items.len() as u64, "verify");
+        let pb = bar(a.common.quiet(), items.len() as u64, "verify");
         let mut prog = progress_fn(&pb, "verify");
         let (mut done, mut tokens) = (0usize, 0u64);
         backend.generate(&mut reqs.into_iter(), &mut |tag, res| {

@@ -27,7 +27,7 @@ pub fn run(a: GrammarBenchArgs) -> Result<()> {
     let path = a.run.join("stages/rewrite.jsonl");
     let mut pairs = Vec::new();
     for r in backforth::store::RecordLines::open(&path)?.flatten() {
-        let Some(g) = backforth::store::generation(&r, Stage::Rewrite) else {
+        let Some(g) = r.generation(Stage::Rewrite.name()) else {
             continue;
         };
         if !matches!(g.parse, ParseStatus::Ok) {

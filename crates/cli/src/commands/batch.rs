@@ -11,7 +11,6 @@ use crate::cli::{BatchArgs, BatchCmd};
 use crate::provider::Provider;
 use anyhow::{Context, Result};
 use backforth::pipeline::{self, NoProgress, RunOptions};
-use backforth::record::Stage;
 use backforth_inference::cache::{request_key, CachedBackend, ResponseCache};
 use backforth_inference::{Backend, BackendProvider, GenRequest, Sink};
 use std::io::{BufRead, Write};
@@ -60,10 +59,11 @@ pub fn run(cmd: BatchCmd) -> Result<()> {
     }
 }
 
-fn setup(a: &BatchArgs) -> Result<(backforth::Config, Stage, String, String)> {
-    let cfg = a.common.config()?;
-    let stage = Stage::parse(&a.stage)?;
-    let model = cfg.model_path(stage).to_string();
+fn setup(a: &BatchArgs) -> Result<(backforth::Config, String, String, String)> {
+    let cfg = a.config()?;
+    // any stage of the plan, built-in or defined in the config
+    let stage = backforth::stage::def::StagePlan::new(&cfg)?.require(&a.stage)?.name.clone();
+    let model = cfg.model_path(&stage);
     let id = Provider::new(&cfg).model_id(&model)?;
     Ok((cfg, stage, model, id))
 }
@@ -99,7 +99,7 @@ fn export(a: BatchArgs) -> Result<()> {
     };
     pipeline::run(
         &cfg,
-        &[stage],
+        &[stage.clone()],
         &mut p,
         &mut NoProgress,
         RunOptions::default(),
@@ -107,7 +107,7 @@ fn export(a: BatchArgs) -> Result<()> {
     drop(backend);
     eprintln!(
         "{}: {n} pending requests written to {}",
-        stage.name(),
+        stage,
         a.file.display()
     );
     Ok(())
@@ -174,15 +174,15 @@ fn import(a: BatchArgs) -> Result<()> {
     };
     let summary = pipeline::run(
         &cfg,
-        &[stage],
+        &[stage.clone()],
         &mut p,
         &mut NoProgress,
         RunOptions::default(),
     )?;
-    let rep = &summary.invocation[stage.name()];
+    let rep = &summary.invocation[&stage];
     eprintln!(
         "{}: {ok} result lines read, {failed} failed, {bad} unreadable; {} records imported, {} left pending",
-        stage.name(),
+        stage,
         rep.generated,
         rep.left_pending
     );

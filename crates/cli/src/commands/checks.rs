@@ -20,17 +20,16 @@ pub fn run(cmd: ChecksCmd) -> Result<()> {
 
 fn train_cmd(a: ChecksTrainArgs) -> Result<()> {
     let common = crate::cli::CommonArgs {
-        config: a.config.clone(),
-        set: a.set.clone(),
-        model: None,
+        base: crate::cli::ConfigArgs {
+            config: a.config.clone(),
+            set: a.set.clone(),
+            threads: a.threads,
+            quiet: a.quiet,
+            ..Default::default()
+        },
         input: a.input.clone(),
-        seeds: None,
         out: Some(a.out.clone()),
         limit: a.limit,
-        threads: a.threads,
-        batch_size: None,
-        stages: vec![],
-        quiet: a.quiet,
     };
     let mut cfg = common.config()?;
     if let Some(m) = &a.embedding_model {

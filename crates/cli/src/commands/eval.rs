@@ -7,17 +7,14 @@ use crate::provider::Provider;
 use anyhow::{bail, Result};
 use backforth_inference::BackendProvider;
 use backforth_measure::eval::{self, EvalSummary, WorkFile};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: EvalArgs) -> Result<()> {
-    let cfg = a.common.config()?;
-    if a.common.out.is_none() {
-        bail!(
-            "--out DIR: the evaluation folder (judgements, results and summary are written there)"
-        );
-    }
-    let dir = PathBuf::from(&cfg.output.dir);
+    let cfg = a
+        .common
+        .config_with(vec![format!("output.dir={}", toml::Value::String(a.out.display().to_string()))])?;
+    let dir = a.out.clone();
     std::fs::create_dir_all(&dir)?;
     let (model_outs, i1) = eval::read_outputs(&a.model_outputs)?;
     let (base_outs, i2) = eval::read_outputs(&a.baseline_outputs)?;
@@ -32,8 +29,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
         None => None,
     };
     let (mut pairs, unmatched) = eval::pair_outputs(&model_outs, &base_outs, only.as_deref());
-    if cfg.input.limit > 0 {
-        pairs.truncate(cfg.input.limit as usize);
+    if let Some(n) = a.limit {
+        pairs.truncate(n);
     }
     if pairs.is_empty() {
         bail!(

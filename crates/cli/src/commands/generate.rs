@@ -12,7 +12,7 @@ use std::path::Path;
 /// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: GenerateArgs) -> Result<()> {
     let mut cfg = a.common.config()?;
-    if a.common.out.is_none() {
+    if cfg.output.dir == backforth::config::OutputConfig::default().dir {
         // The response cache goes beside the outputs.
         cfg.output.dir = a
             .outputs
@@ -24,8 +24,8 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     }
     let (mut ins, issues) = eval::read_instructions(&a.instructions)?;
     report_issues(&issues);
-    if cfg.input.limit > 0 {
-        ins.truncate(cfg.input.limit as usize);
+    if let Some(n) = a.limit {
+        ins.truncate(n);
     }
     let template = eval::generate_template(&a.template)?;
     let model = cfg.model.path.clone();

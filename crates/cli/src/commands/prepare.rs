@@ -7,7 +7,7 @@ use anyhow::Result;
 
 /// Run prepare with a progress display and print what it did.
 pub fn run(a: &CommonArgs) -> Result<()> {
-    let st = prepare_with_progress(&a.config()?, a.quiet)?;
+    let st = prepare_with_progress(&a.config()?, a.quiet())?;
     eprintln!(
         "documents: {} read, {} skipped | candidates: {} segmented, {} kept → {} | dropped {:?} | {:.0} documents/s",
         st.input.documents,

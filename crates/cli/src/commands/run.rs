@@ -1,25 +1,23 @@
-//! `backforth run` and the single-stage commands (`backtranslate`, `curate`,
-//! `rewrite`, `distill`): the configured chain of stages, then the exports.
+//! `backforth run` (and the earlier single-stage command names, which are
+//! `run --stages NAME`): the configured stages, then the exports.
 
-use crate::cli::{CommonArgs, ShardArgs};
+use crate::cli::ShardArgs;
 use crate::progress::Bars;
 use crate::provider::Provider;
 use anyhow::Result;
 use backforth::pipeline::{self, RunOptions};
-use backforth::record::Stage;
 use backforth::store::RunDir;
 use std::path::PathBuf;
 
 /// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 /// With `--num-shards`, run one shard of a sharded run (see `backforth_shard`).
 pub fn run(
-    common: &CommonArgs,
-    stages: Option<Vec<Stage>>,
+    mut cfg: backforth::Config,
+    quiet: bool,
     from: Option<PathBuf>,
     shard: &ShardArgs,
 ) -> Result<()> {
-    let mut cfg = common.config()?;
-    let stages = stages.unwrap_or_else(|| cfg.run.stages.clone());
+    let stages = cfg.run.stages.clone();
     let mut job = None;
     // an output in object storage is written by a one-shard run and a merge
     let remote = backforth_shard::remote::is_url(&cfg.output.dir);
@@ -73,7 +71,7 @@ pub fn run(
     }
     let mut provider = Provider::new(&cfg);
     let mut bars = Bars {
-        quiet: common.quiet,
+        quiet,
     };
     let summary = pipeline::run(&cfg, &stages, &mut provider, &mut bars, RunOptions { from })?;
     if let Some(j) = job {

@@ -25,7 +25,6 @@ use crate::provider::Provider;
 use anyhow::{Context, Result};
 use backforth::config::{BackwardMode, Config};
 use backforth::pipeline::{self, RunOptions};
-use backforth::record::Stage;
 use backforth_train::data::{self, Example};
 use backforth_train::trainer::{self, TrainConfig};
 use std::collections::{BTreeMap, BTreeSet};
@@ -104,7 +103,7 @@ fn exported_ids(path: &Path) -> Result<BTreeSet<String>> {
 
 /// Run the loop.
 pub fn run(args: SelfAlignArgs) -> Result<()> {
-    let cfg = args.common.config()?;
+    let cfg = args.config()?;
     let tcfg: TrainConfig = backforth::config::layered(
         TrainConfig::default(),
         args.train_config.as_deref(),
@@ -129,7 +128,7 @@ pub fn run(args: SelfAlignArgs) -> Result<()> {
     let seeds =
         backforth::seeds::read_seeds(Path::new(&cfg.seeds.path), data::MAX_LINE_BYTES, &mut stats)?;
     anyhow::ensure!(!seeds.is_empty(), "no seed pairs in {}", cfg.seeds.path);
-    let quiet = args.common.quiet;
+    let quiet = args.common.quiet();
     super::train::set_threads(cfg.model.threads);
 
     let myx = ensure_model(
@@ -159,10 +158,10 @@ pub fn run(args: SelfAlignArgs) -> Result<()> {
         let dir = root.join(format!("iter-{i}"));
         let c = run_cfg(&dir, &curator);
         let (stages, from) = if i == 0 {
-            (vec![Stage::Backtranslate, Stage::Curate], None)
+            (vec!["backtranslate".to_string(), "curate".to_string()], None)
         } else {
             (
-                vec![Stage::Curate],
+                vec!["curate".to_string()],
                 Some(root.join("iter-0/stages/backtranslate.jsonl")),
             )
         };

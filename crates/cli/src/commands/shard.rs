@@ -2,7 +2,7 @@
 //! sharded-run commands over `backforth_shard` (a shard itself runs through
 //! `backforth run --num-shards`).
 
-use crate::cli::{DedupCmd, K8sArgs, K8sCmd, MergeArgs, PlanArgs, SlurmArgs, SlurmCmd, StatusArgs};
+use crate::cli::{DedupCmd, K8sArgs, K8sCmd, MergeArgs, PlanArgs, ShardCmd, SlurmArgs, SlurmCmd, StatusArgs};
 use anyhow::{Context, Result};
 use backforth_shard::merge::{ranks_to_launch, ShardState};
 use backforth_shard::plan::ensure_plan_at;
@@ -11,6 +11,19 @@ use backforth_shard::OutDir;
 use std::path::{Path, PathBuf};
 
 /// `backforth plan`: make (or check) the plan and print its shape.
+/// `backforth shard …`.
+pub fn run(cmd: ShardCmd) -> Result<()> {
+    match cmd {
+        ShardCmd::Plan(a) => plan(a),
+        ShardCmd::Status(a) => status(a),
+        ShardCmd::Merge(a) => merge(a),
+        ShardCmd::Dedup { cmd } => dedup(cmd),
+        ShardCmd::Slurm { cmd } => slurm(cmd),
+        ShardCmd::K8s { cmd } => k8s(cmd),
+    }
+}
+
+/// `backforth shard plan`.
 pub fn plan(a: PlanArgs) -> Result<()> {
     let cfg = a.common.config()?;
     let run = OutDir::open(&cfg.output.dir)?;
@@ -138,7 +151,7 @@ pub fn slurm(cmd: SlurmCmd) -> Result<()> {
 }
 
 fn submit(a: SlurmArgs) -> Result<()> {
-    let mut cfg = a.common.config()?;
+    let mut cfg = a.config()?;
     let workdir = std::env::current_dir()?;
     if !backforth_shard::remote::is_url(&cfg.output.dir) {
         cfg.output.dir = std::path::absolute(&cfg.output.dir)
@@ -242,7 +255,7 @@ pub fn k8s(cmd: K8sCmd) -> Result<()> {
 }
 
 fn manifest(a: K8sArgs) -> Result<()> {
-    let cfg = a.common.config()?;
+    let cfg = a.config()?;
     let out = cfg.output.dir.clone();
     let remote = backforth_shard::remote::is_url(&out);
     anyhow::ensure!(
@@ -288,7 +301,7 @@ fn manifest(a: K8sArgs) -> Result<()> {
 pub fn dedup(cmd: DedupCmd) -> Result<()> {
     match cmd {
         DedupCmd::Sign(a) => {
-            let cfg = a.common.config()?;
+            let cfg = a.config()?;
             let n = a
                 .shard
                 .num_shards
