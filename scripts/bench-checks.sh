@@ -36,19 +36,19 @@ lee=(-s checks.grounding_model="\"$OUT/model-lee/grounding.json\"")
 py=(-s checks.grounding_model="\"$OUT/model-pydoc/grounding.json\"")
 
 echo "== thresholds chosen on the built news set"
-$B bench-checks "${common[@]}" "${lee[@]}" --choose-thresholds --out "$OUT/lee-built" | tee "$OUT/lee-built.md"
+$B bench checks "${common[@]}" "${lee[@]}" --choose-thresholds --out "$OUT/lee-built" | tee "$OUT/lee-built.md"
 T=$(grep -o -- '-s checks.min_sentence_support=[0-9.]* -s checks.min_instruction_relevance=[0-9.]*' "$OUT/lee-built.md")
 # shellcheck disable=SC2206
 T=($T)
 echo "== with those thresholds (${T[*]}): news, near-document set"
-$B bench-checks "${common[@]}" "${lee[@]}" "${T[@]}" --near --out "$OUT/lee-near" | tee "$OUT/lee-near.md"
+$B bench checks "${common[@]}" "${lee[@]}" "${T[@]}" --near --out "$OUT/lee-near" | tee "$OUT/lee-near.md"
 echo "== news, 117 hand-labelled real outputs"
-$B bench-checks "${common[@]}" "${lee[@]}" "${T[@]}" --labels crates/method/tests/data/lee-real-labels.jsonl --out "$OUT/lee-real" | tee "$OUT/lee-real.md"
+$B bench checks "${common[@]}" "${lee[@]}" "${T[@]}" --labels crates/method/tests/data/lee-real-labels.jsonl --out "$OUT/lee-real" | tee "$OUT/lee-real.md"
 echo "== Python manual, 108 hand-labelled real outputs"
-$B bench-checks "${common[@]}" "${py[@]}" "${T[@]}" --corpus "$PY" --labels crates/method/tests/data/pydoc-real-labels.jsonl --out "$OUT/pydoc-real" | tee "$OUT/pydoc-real.md"
+$B bench checks "${common[@]}" "${py[@]}" "${T[@]}" --corpus "$PY" --labels crates/method/tests/data/pydoc-real-labels.jsonl --out "$OUT/pydoc-real" | tee "$OUT/pydoc-real.md"
 echo "== Python manual, near-document set"
-$B bench-checks "${common[@]}" "${py[@]}" "${T[@]}" --corpus "$PY" --near --out "$OUT/pydoc-near" | tee "$OUT/pydoc-near.md"
+$B bench checks "${common[@]}" "${py[@]}" "${T[@]}" --corpus "$PY" --near --out "$OUT/pydoc-near" | tee "$OUT/pydoc-near.md"
 echo "== cost: the verify stage (demo model) and the learned checker on the same 40 pairs"
-$B bench-checks --quiet -s checks.embedding_model="\"$M\"" "${lee[@]}" "${T[@]}" --n 40 \
+$B bench checks --quiet -s checks.embedding_model="\"$M\"" "${lee[@]}" "${T[@]}" --n 40 \
   --model "$CACHE/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" --batch-size 4 -s model.context=3072 \
   --out "$OUT/cost" | tee "$OUT/cost.md"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Planning cost of a large sharded run: FILES sparse JSONL files of SIZE each
 # (truncate -s: the listing is real — glob, stat, assignment — but the disk
-# holds nothing), cut into SHARDS shards by `backforth plan`. Prints wall time
+# holds nothing), cut into SHARDS shards by `backforth shard plan`. Prints wall time
 # and peak memory (GNU time), and the plan's size.
 #   scripts/bench-plan.sh [FILES=10000] [SIZE=100M] [SHARDS=1000]
 set -euo pipefail
@@ -13,7 +13,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/in"
 ( cd "$tmp/in" && seq -f "part-%05g.jsonl" 0 $((FILES - 1)) | xargs truncate -s "$SIZE" )
 echo "inputs: $FILES files × $SIZE = $(du -sh --apparent-size "$tmp/in" | cut -f1) apparent, $(du -sh "$tmp/in" | cut -f1) on disk"
-/usr/bin/time -f "plan: %e s wall, %M KiB peak RSS" "$BIN" plan --input "$tmp/in/*.jsonl" --out "$tmp/run" --num-shards "$SHARDS"
+/usr/bin/time -f "plan: %e s wall, %M KiB peak RSS" "$BIN" shard plan --input "$tmp/in/*.jsonl" --out "$tmp/run" --num-shards "$SHARDS"
 echo "plan.json $(du -h "$tmp/run/plan.json" | cut -f1), manifest.jsonl $(du -h "$tmp/run/manifest.jsonl" | cut -f1)"
 python3 - "$tmp/run/plan.json" <<'PY'
 import json, sys

@@ -34,7 +34,7 @@ for i in $(seq 0 $((SHARDS - 1))); do
 done
 wait
 t2=$(date +%s.%N)
-"$BIN" merge --out "$tmp/sharded" 2>/dev/null
+"$BIN" shard merge --out "$tmp/sharded" 2>/dev/null
 t3=$(date +%s.%N)
 python3 - "$DOCS" "$SHARDS" "$CORES" "$t0" "$t1" "$t2" "$t3" <<'PY'
 import sys

@@ -13,8 +13,8 @@ cargo build --release --locked -p backforth-cli >&2
 OUT="bench-results/$(date -u +%Y%m%dT%H%M%SZ)"; mkdir -p "$OUT"
 MAXB=$(echo "$NPL" | tr , '\n' | sort -n | tail -1)
 CTX_SEQ=$(( ( (PP + TG + 16 + 255) / 256 ) * 256 ))
-echo "== backforth bench (model $(basename "$MODEL"), threads $THREADS)"
-./target/release/backforth bench --model "$MODEL" --threads "$THREADS" --batch-sizes "$NPL" \
+echo "== backforth bench engine (model $(basename "$MODEL"), threads $THREADS)"
+./target/release/backforth bench engine --model "$MODEL" --threads "$THREADS" --batch-sizes "$NPL" \
   --prompt-tokens "$PP" --gen-tokens "$TG" --n-batch 512 --json "$OUT/backforth.json" | tee "$OUT/backforth.txt"
 echo "== llama-batched-bench (same llama.cpp family, same settings)"
 "$PEER" -m "$MODEL" -t "$THREADS" -c $((CTX_SEQ * MAXB)) -b 512 -ub 512 -npp "$PP" -ntg "$TG" -npl "$NPL" 2>/dev/null | tee "$OUT/llama-batched-bench.txt"

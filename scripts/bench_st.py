@@ -1,4 +1,4 @@
-"""Peer for `backforth bench-embed`: sentence-transformers on the same
+"""Peer for `backforth bench embed`: sentence-transformers on the same
 all-MiniLM-L6-v2 folder, same sentences, same batch size, CPU threads as
 given. Prints one JSON line. Usage: bench_st.py MODEL_DIR TEXTS N BATCH [DUMP]"""
 import json, sys, time

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build one of llama.cpp's own programs (TARGET, default llama-batched-bench:
-# the peer for `backforth bench`; llama-server: the real server of
+# the peer for `backforth bench engine`; llama-server: the real server of
 # scripts/bench-server.sh) from the llama.cpp source that ships in the
 # llama-cpp-python sdist on PyPI (pinned by hash; the llama-cpp-sys-2 crate
 # vendors llama.cpp without its tools/). AMX-safe build: native detection off,

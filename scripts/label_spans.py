@@ -6,7 +6,7 @@ with plain texts and writes them to stdout with every run of 20 or more
 characters that also occurs in the document (line `line` of CORPUS, trimmed;
 with a .jsonl CORPUS, the `text` of the record on that line, trimmed)
 replaced by its [start, end) character range, the format
-`backforth::labelled::read_labels` and `backforth bench-checks --labels` read.
+`backforth::labelled::read_labels` and `backforth bench checks --labels` read.
 Each output line is checked to rebuild its input exactly. Standard library only.
 
 usage: label_spans.py CORPUS LABELS.jsonl > labels-with-spans.jsonl

@@ -1,4 +1,4 @@
-"""One-off cross-check of `backforth bench-mauve` against the reference
+"""One-off cross-check of `backforth bench mauve` against the reference
 `mauve-text` package on the same embeddings (sentence-transformers
 all-MiniLM-L6-v2, which our candle embeddings match to 1e-6).
 Writes P/Q embedding files and prints the reference MAUVE for each case.

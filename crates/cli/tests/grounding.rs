@@ -202,7 +202,7 @@ fn python_manual_labels_resolve_against_prepare() {
     assert!(st.success());
     let labels = Path::new(env!("CARGO_MANIFEST_DIR")).join("../method/tests/data/pydoc-real-labels.jsonl");
     let o = Command::new(env!("CARGO_BIN_EXE_backforth"))
-        .args(["bench-checks", "--quiet", "--no-verify"])
+        .args(["bench", "checks", "--quiet", "--no-verify"])
         .args(["--corpus", prep.join("candidates.jsonl").to_str().unwrap()])
         .args(["--labels", labels.to_str().unwrap()])
         .args(["--out", dir.path().join("bc").to_str().unwrap()])

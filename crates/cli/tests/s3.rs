@@ -90,7 +90,7 @@ fn s3_inputs_and_run_folder_give_the_local_result() {
     // dedup across shards, every step on the bucket
     for i in ["0", "1"] {
         ok(
-            &cmd(&["dedup", "sign", "--num-shards", "2", "--shard", i], run)
+            &cmd(&["shard", "dedup", "sign", "--num-shards", "2", "--shard", i], run)
                 .output()
                 .unwrap(),
             "dedup sign",
@@ -98,7 +98,7 @@ fn s3_inputs_and_run_folder_give_the_local_result() {
     }
     ok(
         &cmd(
-            &["dedup", "buckets", "--num-shards", "2", "--band", "0"],
+            &["shard", "dedup", "buckets", "--num-shards", "2", "--band", "0"],
             run,
         )
         .output()
@@ -106,7 +106,7 @@ fn s3_inputs_and_run_folder_give_the_local_result() {
         "dedup buckets",
     );
     ok(
-        &cmd(&["dedup", "cluster", "--num-shards", "2"], run)
+        &cmd(&["shard", "dedup", "cluster", "--num-shards", "2"], run)
             .output()
             .unwrap(),
         "dedup cluster",
@@ -161,7 +161,7 @@ fn s3_inputs_and_run_folder_give_the_local_result() {
             .output()
             .unwrap()
     };
-    let st = on_run(&["status"]);
+    let st = on_run(&["shard", "status"]);
     ok(&st, "status");
     assert!(
         String::from_utf8_lossy(&st.stdout).contains("done:     2 of 2"),

@@ -93,7 +93,7 @@ fn on_run(out: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn status_json(out: &Path) -> Vec<String> {
-    let o = on_run(out, &["status", "--json"]);
+    let o = on_run(out, &["shard", "status", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
     v.into_iter()
@@ -185,7 +185,7 @@ fn local_shards_killed_and_relaunched_merge_to_the_single_process_run() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(status_json(&out), ["missing", "stopped", "stopped"]);
-    let o = on_run(&out, &["merge"]);
+    let o = on_run(&out, &["shard", "merge"]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -210,7 +210,7 @@ fn local_shards_killed_and_relaunched_merge_to_the_single_process_run() {
     let o = shard("0").output().unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("already done"));
 
-    let o = on_run(&out, &["merge", "--with-stages"]);
+    let o = on_run(&out, &["shard", "merge", "--with-stages"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_same_as_reference(&out, reference);
     assert_eq!(read_jsonl(&out.join("documents.jsonl")).len(), 8);
@@ -219,7 +219,7 @@ fn local_shards_killed_and_relaunched_merge_to_the_single_process_run() {
     let mut t = std::fs::read(&f).unwrap();
     t.extend_from_slice(b"{\"id\": \"x\"}\n");
     std::fs::write(&f, t).unwrap();
-    let o = on_run(&out, &["merge"]);
+    let o = on_run(&out, &["merge"]); // the earlier command name, kept as a hidden alias
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("changed after its shard finished"));
 }
@@ -383,7 +383,7 @@ fn slurm_array_with_a_cancelled_task_relaunched_merges_to_the_single_process_run
     let slurm = Slurm::start(&dir.path().join("slurm"));
     let out = dir.path().join("sharded");
     let submit = |extra: &[&str]| -> Value {
-        let o = cmd(&["slurm", "submit"], &out, ins)
+        let o = cmd(&["shard", "slurm", "submit"], &out, ins)
             .args(["--num-shards", "4", "--throttle", "1"])
             .args(extra)
             .env("SLURM_CONF", &slurm.conf)
@@ -457,7 +457,7 @@ fn slurm_array_with_the_run_folder_in_s3_merges_to_the_single_process_run() {
     };
     let slurm = Slurm::start(&dir.path().join("slurm"));
     let out = "s3://runs/sharded";
-    let o = cmd(&["slurm", "submit"], Path::new(out), ins)
+    let o = cmd(&["shard", "slurm", "submit"], Path::new(out), ins)
         .args(["--num-shards", "2"])
         .args([
             "-s",
@@ -623,7 +623,7 @@ fn dedup_across_shards_removes_what_one_shard_removes_before_any_llm_call() {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    let o = on_run(out, &["merge", "--with-stages"]);
+    let o = on_run(out, &["shard", "merge", "--with-stages"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ids: Vec<String> = read_jsonl(&out.join("stages/backtranslate.jsonl"))
         .iter()

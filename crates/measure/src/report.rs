@@ -564,6 +564,8 @@ mod tests {
         );
         assert!(!html.contains("<mark class=\"unsupported\" title=\"support 0.9\">"));
         assert!(html.contains("response_not_grounded"));
+        // outputs of a stage defined in the config sit beside the distilled response
+        assert!(html.contains("<b>title:</b> A title"), "{html}");
         assert!(!html.contains("<script src") && !html.contains("<link "));
     }
 

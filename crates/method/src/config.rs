@@ -270,6 +270,35 @@ pub fn layered<T: Serialize + serde::de::DeserializeOwned>(
     v.try_into().context("invalid configuration")
 }
 
+/// Keys (or whole sections) that change neither what is generated (the
+/// stage keys) nor the exports of a given set of stage files, with what they
+/// do instead. `tests/config_keys.rs` checks that every other key printed by
+/// `backforth config` changes one of the two, and that these change neither.
+pub const KEYS_OUTSIDE_OUTPUTS: &[(&str, &str)] = &[
+    ("model.threads", "CPU threads: speed only"),
+    ("model.batch_size", "sequences decoded together: speed (outputs are bit-reproducible across runs only at 1)"),
+    ("model.n_batch", "tokens per llama.cpp decode call: speed only"),
+    ("model.prefix_reuse", "reuse of shared prompt prefixes in the KV cache: speed only"),
+    ("model.context", "context per sequence: a prompt that does not fit fails (counted) instead of being answered"),
+    ("output.dir", "where the run folder is"),
+    ("output.candidates_parquet", "`prepare` also writes candidates.parquet"),
+    ("run.stages", "which stages this invocation runs; a stage's key does not depend on which others run"),
+    ("backend", "which engine answers: the model id it reports enters the stage keys"),
+    ("http", "server address, protocol and client behaviour: the model id the server reports enters the stage keys; prices only fill summary costs"),
+    ("cache", "the response cache: answers are the same, faster"),
+];
+
+/// Keys that act only where a model-backed check runs, so no stage files
+/// alone can show them: (key, what it needs). Covered by the tests that run
+/// those checks (`crates/cli/tests/grounding.rs`, `tests/e2e.rs`).
+pub const KEYS_ACTING_WITH_A_CHECK_MODEL: &[(&str, &str)] = &[
+    ("checks.use_verify", "the verify stage's verdicts (a verify stage ran)"),
+    ("checks.max_unsupported_claims", "the verify stage's verdicts (a verify stage ran)"),
+    ("checks.min_similarity", "checks.embedding_model"),
+    ("checks.min_sentence_support", "checks.grounding_model"),
+    ("checks.min_instruction_relevance", "checks.grounding_model"),
+];
+
 /// Shipped presets: (name, TOML). Each file's comment names the paper,
 /// the table row it reproduces and which export is the training set.
 pub const PRESETS: &[(&str, &str)] = &[

@@ -149,7 +149,7 @@ pub fn drop_remove_list(job: &ShardJob) -> Result<Option<u64>> {
     }
     anyhow::ensure!(
         cluster_done(&job.out).exists(),
-        "shard {} signed its documents for dedup across shards, but `backforth dedup cluster` has not run",
+        "shard {} signed its documents for dedup across shards, but `backforth shard dedup cluster` has not run",
         job.index
     );
     let remove = read_remove_list(&job.out, job.index)?;
@@ -213,7 +213,7 @@ impl Signed {
             .collect();
         if !missing.is_empty() {
             bail!(
-                "shards {} have not signed their documents (backforth dedup sign)",
+                "shards {} have not signed their documents (backforth shard dedup sign)",
                 missing.join(", ")
             );
         }

@@ -4,7 +4,7 @@
 //! - an Indexed Job (`completionMode: Indexed`, `completions` = shards,
 //!   `parallelism` = the throttle, `backoffLimitPerIndex`): pod `I` gets
 //!   `JOB_COMPLETION_INDEX=I` and runs `backforth run --num-shards N`;
-//! - a merge Job running `backforth merge --wait`, which waits for every
+//! - a merge Job running `backforth shard merge --wait`, which waits for every
 //!   shard's marker (Kubernetes has no `afterok` between Jobs).
 //!
 //! The run folder must be on a volume every pod mounts (a ReadWriteMany
@@ -12,7 +12,7 @@
 
 use serde_json::{json, Value};
 
-/// Settings of the manifest (what `backforth k8s manifest` takes).
+/// Settings of the manifest (what `backforth shard k8s manifest` takes).
 #[derive(Debug, Clone)]
 pub struct K8sOptions {
     pub name: String,
@@ -103,6 +103,7 @@ pub fn manifest(config_toml: &str, o: &K8sOptions) -> Value {
         o.num_shards.to_string(),
     ]);
     let merge = container(vec![
+        "shard".into(),
         "merge".into(),
         "--out".into(),
         o.out.clone(),

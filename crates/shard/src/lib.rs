@@ -11,7 +11,7 @@
 //! <out>/shards/<I>/         shard I's own run folder (documents, stages/, exports, summary.json)
 //! <out>/shards/<I>/.lock    held (flock) while shard I runs
 //! <out>/shards/<I>/_DONE.json  completion marker: counts, stage keys, blake3 of every output (create-only)
-//! <out>/dataset.jsonl …     merged exports, summary.json, README.md      (`backforth merge`)
+//! <out>/dataset.jsonl …     merged exports, summary.json, README.md      (`backforth shard merge`)
 //! <out>/_SUCCESS            written last by merge
 //! ```
 //!

@@ -1,4 +1,4 @@
-//! `backforth status` and `backforth merge`.
+//! `backforth shard status` and `backforth shard merge`.
 //!
 //! Merge reads only finished shards (every shard needs its marker), checks
 //! that they ran under one plan and one set of stage keys, and streams each
@@ -227,7 +227,7 @@ pub fn merge(out: &Path, with_stages: bool) -> Result<MergeReport> {
         .collect();
     if !not_done.is_empty() {
         bail!(
-            "{} of {} shards are not done: {}; relaunch them (backforth slurm submit --missing, or run --shard I), then merge",
+            "{} of {} shards are not done: {}; relaunch them (backforth shard slurm submit --missing, or run --shard I), then merge",
             not_done.len(),
             plan.num_shards,
             not_done.join(", ")

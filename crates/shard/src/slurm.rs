@@ -12,17 +12,17 @@
 //!   each part's tasks add `BACKFORTH_SHARD_OFFSET` to `SLURM_ARRAY_TASK_ID`;
 //! - with `dedup`: `sign-<offset>.sbatch` (the same arrays running `backforth
 //!   dedup sign`), `buckets.sbatch` (an array over the bands running
-//!   `backforth dedup buckets`) and `cluster.sbatch` (`backforth dedup
+//!   `backforth shard dedup buckets`) and `cluster.sbatch` (`backforth shard dedup
 //!   cluster`), chained before the shards: sign → buckets → cluster → shards
 //!   → merge, each `afterok`;
-//! - `merge.sbatch`: `backforth merge`;
+//! - `merge.sbatch`: `backforth shard merge`;
 //! - `logs/%A_%a.log` (per task), `logs/merge-%j.log`.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Settings of the array (what `backforth slurm submit` takes).
+/// Settings of the array (what `backforth shard slurm submit` takes).
 #[derive(Debug, Clone, Default)]
 pub struct SlurmOptions {
     pub num_shards: u32,
@@ -202,13 +202,13 @@ pub fn write_scripts(
     };
     let scripts = arrays("shards", "run", &opts.job_name)?;
     let (sign, buckets, cluster) = if opts.dedup {
-        let sign = arrays("sign", "dedup sign", &format!("{}-sign", opts.job_name))?;
+        let sign = arrays("sign", "shard dedup sign", &format!("{}-sign", opts.job_name))?;
         let mut c = header(
             &format!("{}-cluster", opts.job_name),
             format!("{}/cluster-%j.log", logs.display()),
         );
         c += &format!(
-            "set -euo pipefail\nexec {exe} dedup cluster --config {cfg} --num-shards {}\n",
+            "set -euo pipefail\nexec {exe} shard dedup cluster --config {cfg} --num-shards {}\n",
             opts.num_shards
         );
         let p = dir.join("cluster.sbatch");
@@ -218,7 +218,7 @@ pub fn write_scripts(
             format!("{}/buckets-%A_%a.log", logs.display()),
         );
         bk += &format!(
-            "#SBATCH --array=0-{}\nset -euo pipefail\nexec {exe} dedup buckets --config {cfg} --num-shards {}\n",
+            "#SBATCH --array=0-{}\nset -euo pipefail\nexec {exe} shard dedup buckets --config {cfg} --num-shards {}\n",
             opts.dedup_bands.max(1) - 1,
             opts.num_shards
         );
@@ -233,7 +233,7 @@ pub fn write_scripts(
         format!("{}/merge-%j.log", logs.display()),
     );
     m += &format!(
-        "set -euo pipefail\nexec {} merge --out {}\n",
+        "set -euo pipefail\nexec {} shard merge --out {}\n",
         sh_quote(&backforth.display().to_string()),
         sh_quote(out)
     );
@@ -394,7 +394,7 @@ mod tests {
             "{s1}"
         );
         let m = std::fs::read_to_string(merge).unwrap();
-        assert!(m.contains(" merge --out '/run'\n"), "{m}");
+        assert!(m.contains(" shard merge --out '/run'\n"), "{m}");
         assert_eq!(
             scripts_dir("/run", Path::new("/w")),
             Path::new("/run/slurm")
@@ -428,7 +428,7 @@ mod tests {
         );
         let sign = std::fs::read_to_string(&with_dedup.sign[0].path).unwrap();
         assert!(
-            sign.contains("exec '/b' dedup sign --config '/c' --num-shards 3\n"),
+            sign.contains("exec '/b' shard dedup sign --config '/c' --num-shards 3\n"),
             "{sign}"
         );
         let cluster = std::fs::read_to_string(with_dedup.cluster.unwrap()).unwrap();
