@@ -77,8 +77,8 @@ fn main() {
         Cmd::Plan(a) => shard::plan(a),
         Cmd::Merge(a) => shard::merge(a),
         Cmd::Status(a) => shard::status(a),
-        Cmd::Slurm { cmd } => shard::slurm(cmd),
-        Cmd::K8s { cmd } => shard::k8s(cmd),
+        Cmd::Slurm { cmd } => launch::slurm(cmd),
+        Cmd::K8s { cmd } => launch::k8s(cmd),
         Cmd::Dedup { cmd } => shard::dedup(cmd),
     };
     if let Err(e) = res {

@@ -2,11 +2,11 @@
 //! embedded llama.cpp engine or OpenAI-compatible servers, as `backend.kind`
 //! says. The only place that knows which engine runs a stage.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use backforth::config::{BackendKind, Config};
 use backforth_inference::BackendProvider;
 use backforth_llama::{LlamaOptions, LlamaProvider};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Backends by model name, each behind the shared response cache.
 pub struct Provider {
@@ -81,7 +81,7 @@ impl BackendProvider for Provider {
         dir: &str,
     ) -> Result<&mut dyn backforth_inference::encoder::SentenceEmbedder> {
         if !self.embedders.contains_key(dir) {
-            let e = crate::commands::analyze::load_embedder(
+            let e = load_embedder(
                 std::path::Path::new(dir),
                 "llama",
                 self.cfg.model.threads,
@@ -91,4 +91,39 @@ impl BackendProvider for Provider {
         }
         Ok(self.embedders.get_mut(dir).expect("inserted above"))
     }
+}
+
+/// Load the sentence encoder of a model folder, run by `engine`: `candle`
+/// (in process) or `llama` (llama.cpp's bert graph on
+/// `<folder>.f32.gguf`, written from the folder on first use).
+/// Errors: unknown engine, missing files, conversion or load failures.
+pub fn load_embedder(dir: &Path, engine: &str, threads: usize) -> Result<backforth_embed::Embedder> {
+    match engine {
+        "candle" => backforth_embed::Embedder::load(dir),
+        "llama" => {
+            let gguf = dir.with_extension("f32.gguf");
+            if !gguf.is_file() {
+                backforth_embed::write_gguf(dir, &gguf)
+                    .with_context(|| format!("writing {}", gguf.display()))?;
+            }
+            let enc = backforth_llama::LlamaEncoder::load(&gguf, threads)?;
+            backforth_embed::Embedder::with_encoder(dir, Box::new(enc))
+        }
+        other => anyhow::bail!("unknown embedding engine {other:?} (candle or llama)"),
+    }
+}
+
+/// The asset cache `scripts/fetch-assets.sh` fills: `$BACKFORTH_CACHE`
+/// when set and non-empty, else `~/.cache/backforth`.
+pub fn asset_cache() -> PathBuf {
+    std::env::var("BACKFORTH_CACHE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/backforth"))
+}
+
+/// `$BACKFORTH_CACHE/models/all-MiniLM-L6-v2` (where `fetch-assets.sh minilm` puts it).
+pub fn default_embedder() -> PathBuf {
+    asset_cache().join("models/all-MiniLM-L6-v2")
 }

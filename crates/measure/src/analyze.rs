@@ -225,7 +225,7 @@ pub struct Example {
     #[serde(default)]
     pub check_reasons: Vec<String>,
     /// Parsed outputs of the stages defined in the config (`[stage.NAME]`), by stage name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub outputs: BTreeMap<String, String>,
 }
 

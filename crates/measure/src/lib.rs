@@ -13,6 +13,7 @@
 //! Embeddings come in as vectors: this crate links no model.
 
 pub mod analyze;
+pub mod distance;
 pub mod eval;
 pub mod judge;
 pub mod mauve;

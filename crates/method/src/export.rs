@@ -398,6 +398,18 @@ pub fn export(
     Ok(out)
 }
 
+/// Record ids in an exported JSONL file (the `id` of each line; lines
+/// without one are skipped). Errors: I/O.
+pub fn exported_ids(path: &Path) -> Result<std::collections::BTreeSet<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["id"].as_str().map(String::from))
+        .collect())
+}
+
 /// One line of a user-defined stage's `<name>.jsonl` (`export = "outputs"`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StageOutput {

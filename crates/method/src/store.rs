@@ -29,6 +29,32 @@ impl RunDir {
     pub fn summary(&self) -> PathBuf {
         self.0.join("summary.json")
     }
+    /// An export by name (`dataset`, `curated`, `distilled`, a defined stage's): `<name>.jsonl`.
+    pub fn export(&self, name: &str) -> PathBuf {
+        self.0.join(format!("{name}.jsonl"))
+    }
+    /// The per-pair check results.
+    pub fn checks(&self) -> PathBuf {
+        self.0.join("checks.jsonl")
+    }
+    /// The saved configuration of the run.
+    pub fn config(&self) -> PathBuf {
+        self.0.join("config.toml")
+    }
+}
+
+/// Curation score per record id of a run's `stages/curate.jsonl` (the last
+/// record per id: the file is append-only, so a rerun under a new key comes
+/// after the old lines; unparsed scores and unreadable lines left out).
+/// Errors: I/O.
+pub fn curation_scores(run: &RunDir) -> Result<std::collections::BTreeMap<String, u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in RecordLines::open(&run.stage("curate"))?.flatten() {
+        if let Some(s) = r.score() {
+            out.insert(r.id, s);
+        }
+    }
+    Ok(out)
 }
 
 /// The generation of the stage named `stage` on a record ([`Record::generation`]).

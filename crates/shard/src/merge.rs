@@ -77,6 +77,32 @@ pub fn status(out: &Path) -> Result<(Plan, Vec<ShardState>)> {
     Ok((plan, states))
 }
 
+/// Block until every shard of the run is done (polling every `poll_s`
+/// seconds; a run whose plan does not exist yet has not started). Errors:
+/// `limit_s` seconds passed first (the message says how to see which
+/// shards are missing), the store's.
+pub fn wait_until_done(run: &OutDir, limit_s: Option<u64>, poll_s: u64) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let done = match status_at(run) {
+            Ok((_, st)) => st.iter().all(|s| *s == ShardState::Done),
+            Err(_) => false, // no plan yet: the shards have not started
+        };
+        if done {
+            return Ok(());
+        }
+        if let Some(limit) = limit_s {
+            if t0.elapsed().as_secs() >= limit {
+                bail!(
+                    "waited {limit} s and the shards are not all done (backforth shard status --out {})",
+                    run.name
+                );
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs(poll_s.max(1)));
+    }
+}
+
 /// Whether merge takes the shard file `name`: the exports always, the
 /// documents and stage files only `with_stages`.
 fn merged(name: &str, with_stages: bool) -> bool {

@@ -19,6 +19,7 @@ pub mod gguf;
 pub mod model;
 pub mod optim;
 pub mod peft;
+pub mod selfalign;
 pub mod trainer;
 pub mod trl;
 

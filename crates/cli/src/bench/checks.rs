@@ -26,7 +26,7 @@ use std::path::PathBuf;
 /// Run this command with its parsed flags. Errors go back to `main`, which prints them and exits with status 1.
 pub fn run(a: ChecksBenchArgs) -> Result<()> {
     let cfg = a.common.config()?;
-    let cache = crate::commands::analyze::asset_cache();
+    let cache = crate::provider::asset_cache();
     let corpus = a
         .corpus
         .clone()

@@ -8,8 +8,8 @@ pub fn run(a: EmbedBenchArgs) -> Result<()> {
     let dir = a
         .embedder
         .clone()
-        .unwrap_or_else(crate::commands::analyze::default_embedder);
-    let emb = crate::commands::analyze::load_embedder(&dir, &a.engine, 0)?;
+        .unwrap_or_else(crate::provider::default_embedder);
+    let emb = crate::provider::load_embedder(&dir, &a.engine, 0)?;
     let lines: Vec<String> = std::fs::read_to_string(&a.texts)?
         .lines()
         .filter(|l| !l.trim().is_empty())

@@ -36,7 +36,7 @@ fn train_cmd(a: ChecksTrainArgs) -> Result<()> {
         cfg.checks.embedding_model = m.clone();
     }
     if cfg.checks.embedding_model.is_empty() {
-        cfg.checks.embedding_model = crate::commands::analyze::default_embedder()
+        cfg.checks.embedding_model = crate::provider::default_embedder()
             .display()
             .to_string();
     }
@@ -62,7 +62,7 @@ fn train_cmd(a: ChecksTrainArgs) -> Result<()> {
         stream.stats.skipped
     );
     let dir = std::path::Path::new(&cfg.checks.embedding_model);
-    let mut emb = crate::commands::analyze::load_embedder(dir, "llama", cfg.model.threads)
+    let mut emb = crate::provider::load_embedder(dir, "llama", cfg.model.threads)
         .with_context(|| format!("checks.embedding_model = {}", dir.display()))?;
     let opts = TrainOptions {
         claims_per_document: a.claims_per_document,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod eval;
 mod eval_io;
 pub mod generate;
+pub mod launch;
 pub mod prepare;
 pub mod report;
 pub mod run;

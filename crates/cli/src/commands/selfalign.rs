@@ -22,15 +22,16 @@
 use crate::cli::SelfAlignArgs;
 use crate::progress::Bars;
 use crate::provider::Provider;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use backforth::config::{BackwardMode, Config};
 use backforth::pipeline::{self, RunOptions};
 use backforth_train::data::{self, Example};
-use backforth_train::trainer::{self, TrainConfig};
-use std::collections::{BTreeMap, BTreeSet};
+use backforth_train::selfalign::{self, Ensured, Round};
+use backforth_train::trainer::TrainConfig;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// Train (or reuse) the adapter in `dir`; returns the adapter path.
+/// Train (or reuse) the adapter in `dir`, saying which; returns the adapter path.
 fn ensure_model(
     base: &Path,
     dir: &Path,
@@ -39,66 +40,19 @@ fn ensure_model(
     quiet: bool,
     what: &str,
 ) -> Result<PathBuf> {
-    let enc = super::train::encode_all(base, examples)?;
-    let adapter = dir.join("adapter.gguf");
-    match trainer::same_run(dir, base, &enc, cfg)? {
-        Some(true) if adapter.exists() => {
-            eprintln!("{what}: {} is up to date", dir.display());
-            return Ok(adapter);
-        }
-        Some(false) => {
-            eprintln!(
-                "{what}: data or settings changed; retraining in {}",
-                dir.display()
-            );
-            std::fs::remove_dir_all(dir)?;
-        }
-        _ => {}
+    let enc = selfalign::encode_all(base, examples)?;
+    eprintln!("{what}: {} examples → {}", enc.len(), dir.display());
+    let (adapter, done) = selfalign::ensure_model(base, dir, &enc, cfg, !quiet)?;
+    match done {
+        Ensured::UpToDate => eprintln!("{what}: {} is up to date", dir.display()),
+        Ensured::Trained { summary: s, replaced } => eprintln!(
+            "{what}: {}held-out loss {} → {}",
+            if replaced { "data or settings changed, retrained; " } else { "" },
+            s.eval_loss_start.map(|v| format!("{v:.3}")).unwrap_or("-".into()),
+            s.eval_loss_end.map(|v| format!("{v:.3}")).unwrap_or("-".into())
+        ),
     }
-    eprintln!(
-        "{what}: training on {} examples → {}",
-        enc.len(),
-        dir.display()
-    );
-    let s = trainer::train(base, &enc, cfg, dir, !quiet)?;
-    eprintln!(
-        "{what}: held-out loss {} → {}",
-        s.eval_loss_start
-            .map(|v| format!("{v:.3}"))
-            .unwrap_or("-".into()),
-        s.eval_loss_end
-            .map(|v| format!("{v:.3}"))
-            .unwrap_or("-".into())
-    );
     Ok(adapter)
-}
-
-/// Curation score per record id of a run (`stages/curate.jsonl`; unparsed scores left out).
-fn scores(run: &Path) -> Result<BTreeMap<String, u8>> {
-    let p = run.join("stages/curate.jsonl");
-    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-    let mut out = BTreeMap::new();
-    for l in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
-            continue;
-        };
-        let (Some(id), Some(score)) = (v["id"].as_str(), v["curation"]["score"].as_u64()) else {
-            continue;
-        };
-        out.insert(id.to_string(), score as u8);
-    }
-    Ok(out)
-}
-
-/// Record ids in an exported JSONL file (`id` of each example).
-fn exported_ids(path: &Path) -> Result<BTreeSet<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["id"].as_str().map(String::from))
-        .collect())
 }
 
 /// Run the loop.
@@ -178,43 +132,29 @@ pub fn run(args: SelfAlignArgs) -> Result<()> {
             &mut Bars { quiet },
             RunOptions { from },
         )?;
-        let sc = scores(&dir)?;
-        let at_keep = sc.values().filter(|s| **s >= args.keep).count();
-        // what the next model trains on: the exported pairs (score ≥ keep and passing the checks)
-        let kept = exported_ids(&dir.join("curated.jsonl"))?;
-        let mut hist = BTreeMap::new();
-        for s in sc.values() {
-            *hist.entry(*s).or_insert(0u64) += 1;
-        }
-        let change = prev.as_ref().map(|p| {
-            serde_json::json!({
-                "added": kept.difference(p).count(),
-                "dropped": p.difference(&kept).count(),
-                "stayed": kept.intersection(p).count(),
-            })
-        });
+        let round = Round::read(&dir, args.keep)?;
+        let kept = round.kept.clone();
+        let change = prev.as_ref().map(|p| round.change(p));
         println!(
-            "iteration {i}: {at_keep} of {} pairs scored ≥ {} (scores {:?}); {} passed the checks and were exported{}",
-            sc.len(),
+            "iteration {i}: {} of {} pairs scored ≥ {} (scores {:?}); {} passed the checks and were exported{}",
+            round.scored_at_keep,
+            round.scored,
             args.keep,
-            hist,
+            round.scores,
             kept.len(),
             change
                 .as_ref()
-                .map(|c| format!(
-                    "; vs previous: +{} −{} ={}",
-                    c["added"], c["dropped"], c["stayed"]
-                ))
+                .map(|c| format!("; vs previous: +{} −{} ={}", c.added, c.dropped, c.stayed))
                 .unwrap_or_default()
         );
         summary.push(serde_json::json!({
             "iteration": i,
             "curation_model": curator.display().to_string(),
             "run": dir.display().to_string(),
-            "scored": sc.len(),
-            "scored_at_keep": at_keep,
+            "scored": round.scored,
+            "scored_at_keep": round.scored_at_keep,
             "kept": kept.len(),
-            "scores": hist,
+            "scores": round.scores,
             "change": change,
         }));
         prev = Some(kept);
@@ -225,7 +165,7 @@ pub fn run(args: SelfAlignArgs) -> Result<()> {
         let mut examples = seed_examples.clone();
         let mut ds = backforth_corpus::readers::InputStats::default();
         let curated = data::from_messages_jsonl(
-            &dir.join("curated.jsonl"),
+            &backforth::store::RunDir(dir.clone()).export("curated"),
             Some(data::WEB_TAG),
             data::MAX_LINE_BYTES,
             &mut ds,

@@ -5,72 +5,18 @@
 use crate::cli::{AdapterCmd, TrainArgs, TrainData, TrainEngine};
 use anyhow::{bail, Context, Result};
 use backforth_corpus::readers::InputStats;
-use backforth_llama::{LlamaEngine, LlamaOptions};
-use backforth_train::data::{self, ChatTokenizer, Encoded, Example};
+use backforth_train::data::Example;
+use backforth_train::selfalign;
 use backforth_train::trainer::{self, TrainConfig};
 use std::path::Path;
 
 /// Examples for `args.data`, with the counts of skipped input lines.
 pub fn examples(args: &TrainArgs) -> Result<(Vec<Example>, InputStats)> {
-    let mut stats = InputStats::default();
-    let seeds = match &args.seeds {
-        Some(p) => backforth::seeds::read_seeds(p, data::MAX_LINE_BYTES, &mut stats)?,
-        None => vec![],
+    let direction = match args.data {
+        TrainData::Backward => selfalign::Direction::Backward,
+        TrainData::Forward => selfalign::Direction::Forward,
     };
-    let out = match args.data {
-        TrainData::Backward => {
-            if seeds.is_empty() {
-                bail!("--data backward needs --seeds (seed pairs JSONL)");
-            }
-            if !args.dataset.is_empty() {
-                bail!("--dataset is for --data forward");
-            }
-            data::backward(&seeds, None)?
-        }
-        TrainData::Forward => {
-            if seeds.is_empty() && args.dataset.is_empty() {
-                bail!("--data forward needs --seeds and/or --dataset");
-            }
-            let tag = |t: &'static str| args.system_tags.then_some(t);
-            let mut v = data::forward(&seeds, tag(data::SEED_TAG));
-            for d in &args.dataset {
-                v.extend(data::from_messages_jsonl(
-                    d,
-                    tag(data::WEB_TAG),
-                    data::MAX_LINE_BYTES,
-                    &mut stats,
-                )?);
-            }
-            v
-        }
-    };
-    Ok((out, stats))
-}
-
-/// Tokenize examples with the base model's own tokenizer and chat template.
-/// Errors: the model does not load; a template cannot be applied (named by source).
-pub fn encode_all(model: &Path, examples: &[Example]) -> Result<Vec<Encoded>> {
-    let engine = one_sequence_engine(model)?;
-    examples
-        .iter()
-        .map(|e| {
-            engine
-                .encode(e)
-                .with_context(|| format!("tokenizing {}", e.source))
-        })
-        .collect()
-}
-
-/// The model in llama.cpp with room for one sequence: for its tokenizer and
-/// chat template, or to prove an adapter loads.
-fn one_sequence_engine(model: &Path) -> Result<LlamaEngine> {
-    LlamaEngine::load(
-        model,
-        LlamaOptions {
-            batch_size: 1,
-            ..Default::default()
-        },
-    )
+    selfalign::examples(direction, args.seeds.as_deref(), &args.dataset, args.system_tags)
 }
 
 /// Tell the user how to use a trained or imported adapter.
@@ -104,7 +50,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.engine == TrainEngine::Trl {
         return run_trl(&args, &cfg, &examples, &stats);
     }
-    let encoded = encode_all(&args.model, &examples)?;
+    let encoded = selfalign::encode_all(&args.model, &examples)?;
     let skipped = stats.skipped_total();
     eprintln!(
         "train: {} examples ({} input lines skipped{}) → {}",
@@ -204,7 +150,7 @@ fn import_peft(peft: &Path, model: &Path, out: &Path) -> Result<()> {
     let hp = backforth_train::gguf::read_hparams(model)?;
     let (tensors, alpha) = backforth_train::peft::read_peft(peft, &hp)?;
     backforth_train::gguf::write_adapter(out, hp.arch, alpha, &tensors)?;
-    one_sequence_engine(model)?.set_adapter(out, 1.0)?;
+    selfalign::one_sequence_engine(model)?.set_adapter(out, 1.0)?;
     println!(
         "{}: {} LoRA pairs, alpha {alpha}; loads in llama.cpp on {}",
         out.display(),

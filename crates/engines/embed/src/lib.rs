@@ -252,6 +252,52 @@ impl Embedder {
     }
 }
 
+impl Embedder {
+    /// [`Embedder::embed_all`], reusing `<cache_dir>/<name>-<hash>.f32`
+    /// (little-endian f32 rows) when the same texts were embedded by the same
+    /// model before, so a killed analysis resumes per set. Errors: the
+    /// encoder's, I/O.
+    pub fn embed_cached(
+        &self,
+        name: &str,
+        texts: &[String],
+        batch: usize,
+        cache_dir: &Path,
+        progress: impl FnMut(usize),
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut h = blake3::Hasher::new();
+        h.update(self.model_id().as_bytes());
+        for t in texts {
+            h.update(&(t.len() as u64).to_le_bytes());
+            h.update(t.as_bytes());
+        }
+        let safe: String = name
+            .chars()
+            .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        let path = cache_dir.join(format!("{safe}-{}.f32", &h.finalize().to_hex()[..16]));
+        let d = self.dim();
+        if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.len() == texts.len() * d * 4 {
+                let flat: Vec<f32> = bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                return Ok(flat.chunks(d).map(|c| c.to_vec()).collect());
+            }
+        }
+        let v = self.embed_all(texts, batch, progress)?;
+        let mut bytes = Vec::with_capacity(texts.len() * d * 4);
+        for x in v.iter().flatten() {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(v)
+    }
+}
+
 /// Cosine similarity of two equal-length vectors (dot product / norms).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();

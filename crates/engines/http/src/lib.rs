@@ -24,6 +24,8 @@
 //! The API key comes from an environment variable, is sent only as a bearer
 //! header, and is scrubbed from every error message.
 
+pub mod server;
+
 use anyhow::{Context, Result};
 use backforth_inference::backend::{
     Backend, FinishReason, GenOutput, GenRequest, Sink, TokenLogprobs,
