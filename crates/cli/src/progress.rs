@@ -135,3 +135,33 @@ pub fn progress_fn<'a>(
         }
     }
 }
+
+/// [`backforth_inference::progress::Progress`] on an indicatif bar; when the
+/// bar is hidden (quiet, or not a terminal) a log line every 10% instead.
+pub struct BarProgress {
+    pb: ProgressBar,
+    name: String,
+    last_log: u64,
+}
+
+impl BarProgress {
+    /// A bar labelled `name` (hidden when `quiet`).
+    pub fn new(quiet: bool, name: &str) -> Self {
+        BarProgress { pb: bar(quiet, 0, name), name: name.to_string(), last_log: 0 }
+    }
+}
+
+impl backforth_inference::progress::Progress for BarProgress {
+    fn update(&mut self, done: u64, total: u64, message: &str) {
+        self.pb.set_length(total);
+        self.pb.set_position(done);
+        self.pb.set_message(message.to_string());
+        if self.pb.is_hidden() && (done >= self.last_log + total.div_ceil(10).max(1) || done == total) {
+            self.last_log = done;
+            tracing::info!("{}: {done}/{total} {message}", self.name);
+        }
+    }
+    fn finish(&mut self) {
+        self.pb.finish_and_clear();
+    }
+}

@@ -18,6 +18,7 @@ pub mod cache;
 pub mod config;
 pub mod encoder;
 pub mod model_ref;
+pub mod progress;
 
 pub use backend::{
     Backend, BackendProvider, ChatMessage, FinishReason, GenOutput, GenRequest, Sampling, Sink,

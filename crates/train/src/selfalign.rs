@@ -106,14 +106,14 @@ pub enum Ensured {
 
 /// The adapter in `dir` for `base` trained on `enc` under `cfg`, training
 /// it only when the folder holds none for the same inputs (a changed one is
-/// retrained from scratch). `progress`: draw the trainer's progress.
+/// retrained from scratch). `progress`: where the trainer reports its steps.
 /// Returns the adapter path. Errors: training's.
 pub fn ensure_model(
     base: &Path,
     dir: &Path,
     enc: &[Encoded],
     cfg: &TrainConfig,
-    progress: bool,
+    progress: &mut dyn backforth_inference::progress::Progress,
 ) -> Result<(PathBuf, Ensured)> {
     let adapter = dir.join("adapter.gguf");
     let mut replaced = false;

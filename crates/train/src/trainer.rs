@@ -442,7 +442,7 @@ pub fn train(
     examples: &[Encoded],
     cfg: &TrainConfig,
     out: &Path,
-    show_progress: bool,
+    progress: &mut dyn backforth_inference::progress::Progress,
 ) -> Result<TrainSummary> {
     let started = Instant::now();
     let device = default_device();
@@ -536,19 +536,7 @@ pub fn train(
         None
     };
 
-    let bar = if show_progress {
-        let b = indicatif::ProgressBar::new(total);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "train {bar:30} {pos}/{len} steps · {msg} · ETA {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b.set_position(start);
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    progress.update(start, total, "");
     let mut tokens_this_run = 0u64;
     let mut completion_tokens = 0u64;
     let loop_start = Instant::now();
@@ -602,14 +590,11 @@ pub fn train(
                 eval_loss: None,
             },
         )?;
-        bar.set_message(format!("loss {step_loss:.3} · {tps:.0} tok/s"));
-        bar.inc(1);
-        if (step + 1) % 10 == 0 && !show_progress {
-            tracing::info!(
-                "step {}/{total} loss {step_loss:.4} lr {lr:.2e} {tps:.0} tok/s",
-                step + 1
-            );
-        }
+        progress.update(
+            step + 1,
+            total,
+            &format!("loss {step_loss:.4} · lr {lr:.2e} · {tps:.0} tok/s"),
+        );
         let last = step + 1 == total;
         if !eval.is_empty() && (last || (cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0)) {
             let l = eval_loss(&model, &eval, cfg, &device)?;
@@ -622,7 +607,7 @@ pub fn train(
             save_checkpoint(out, step + 1, &opt, &model)?;
         }
     }
-    bar.finish_and_clear();
+    progress.finish();
     if eval_loss_end.is_none() && !eval.is_empty() {
         eval_loss_end = Some(eval_loss(&model, &eval, cfg, &device)?);
     }

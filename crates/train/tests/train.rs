@@ -225,7 +225,7 @@ fn training_lowers_the_held_out_loss_and_the_adapter_runs_in_llama_cpp() {
         },
         ..Default::default()
     };
-    let s = trainer::train(&model_path(), &enc, &cfg, &out, false).unwrap();
+    let s = trainer::train(&model_path(), &enc, &cfg, &out, &mut backforth_inference::progress::Silent).unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&s).unwrap());
     let (start, end) = (s.eval_loss_start.unwrap(), s.eval_loss_end.unwrap());
     assert!(end < start - 0.1, "held-out loss {start:.3} → {end:.3}");

@@ -42,7 +42,7 @@ fn ensure_model(
 ) -> Result<PathBuf> {
     let enc = selfalign::encode_all(base, examples)?;
     eprintln!("{what}: {} examples → {}", enc.len(), dir.display());
-    let (adapter, done) = selfalign::ensure_model(base, dir, &enc, cfg, !quiet)?;
+    let (adapter, done) = selfalign::ensure_model(base, dir, &enc, cfg, &mut crate::progress::BarProgress::new(quiet, "train"))?;
     match done {
         Ensured::UpToDate => eprintln!("{what}: {} is up to date", dir.display()),
         Ensured::Trained { summary: s, replaced } => eprintln!(

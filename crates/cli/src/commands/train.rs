@@ -63,7 +63,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         },
         args.out.display()
     );
-    let s = trainer::train(&args.model, &encoded, &cfg, &args.out, !args.quiet)?;
+    let s = trainer::train(&args.model, &encoded, &cfg, &args.out, &mut crate::progress::BarProgress::new(args.quiet, "train"))?;
     let fmt = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
     println!(
         "trained {} steps on {} examples ({} held out{}): train loss {:.3} → {:.3}, held-out loss {} → {}, {:.0} tokens/s{}",
