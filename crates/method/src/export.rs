@@ -75,6 +75,31 @@ pub struct ChecksSummary {
     pub examples: BTreeMap<String, Vec<serde_json::Value>>,
 }
 
+impl ExportSummary {
+    /// Add another shard's export: example counts and check counts add,
+    /// check examples stay at most 3 per reason; paths stay this one's.
+    pub fn absorb(&mut self, o: &ExportSummary) {
+        self.examples += o.examples;
+        match (&mut self.checks, &o.checks) {
+            (Some(a), Some(b)) => {
+                a.checked += b.checked;
+                a.passed += b.passed;
+                a.failed += b.failed;
+                for (k, v) in &b.reasons {
+                    *a.reasons.entry(k.clone()).or_default() += v;
+                }
+                for (k, v) in &b.examples {
+                    let l = a.examples.entry(k.clone()).or_default();
+                    l.extend(v.iter().cloned());
+                    l.truncate(3);
+                }
+            }
+            (None, Some(b)) => self.checks = Some(b.clone()),
+            _ => {}
+        }
+    }
+}
+
 /// The provenance string of a record (see [`Example::source`]).
 pub fn provenance(r: &Record) -> String {
     let url = ["url", "URL", "WARC-Target-URI"].iter().find_map(|k| {

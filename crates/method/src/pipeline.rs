@@ -35,8 +35,10 @@ impl ProgressFactory for NoProgress {
     }
 }
 
-/// The run summary written to `summary.json`.
-#[derive(Debug, Clone, Serialize, Default)]
+/// The run summary written to `summary.json` (and read back through this
+/// type by the merge of a sharded run, the analyses and the report).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct Summary {
     pub run_dir: String,
     /// Wall time of this invocation, seconds.
@@ -52,10 +54,53 @@ pub struct Summary {
     pub stages: BTreeMap<String, StageTotals>,
     /// Exported files and their example counts.
     pub outputs: BTreeMap<String, ExportSummary>,
+    /// A merged sharded run only: the shards it was merged from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardsSummary>,
+}
+
+/// The shards a merged summary was made from.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct ShardsSummary {
+    pub count: u64,
+    /// The slowest shard's wall time, seconds.
+    pub wall_s_max: f64,
+    /// All shards' wall time, seconds (machine time spent).
+    pub wall_s_sum: f64,
+    /// Export lines dropped because an earlier shard had the same id, by file.
+    pub duplicate_ids_dropped: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    /// Fold another shard's summary into this one: counts add, shares are
+    /// recomputed from the added counts, problem messages and check
+    /// examples stay capped, keys and seeds stay the first shard's (the
+    /// merge checks that the shards' keys agree), per-invocation reports and
+    /// wall times are not added (wall time goes to [`ShardsSummary`]).
+    pub fn absorb(&mut self, o: &Summary) {
+        self.input.absorb(&o.input);
+        for (k, t) in &o.stages {
+            self.stages.entry(k.clone()).or_default().absorb(t);
+        }
+        for (k, e) in &o.outputs {
+            match self.outputs.get_mut(k) {
+                Some(a) => a.absorb(e),
+                None => {
+                    self.outputs.insert(k.clone(), e.clone());
+                }
+            }
+        }
+        if self.keys.is_empty() {
+            self.keys = o.keys.clone();
+            self.seeds = o.seeds.clone();
+        }
+    }
 }
 
 /// Seed-pair statistics.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct SeedSummary {
     pub read: u64,
     pub usable: u64,

@@ -12,7 +12,7 @@ use crate::store::StageFile;
 use anyhow::{Context, Result};
 use backforth_inference::{Backend, GenOutput, GenRequest};
 use rand::SeedableRng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -20,7 +20,8 @@ use std::time::Instant;
 
 /// What one invocation of a stage did (counts for this invocation only; the
 /// run summary recounts totals from the stage file).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct StageReport {
     /// Upstream records read.
     pub input: u64,
@@ -271,7 +272,8 @@ pub fn run_stage(
 }
 
 /// Totals recounted from a stage file for the current key (resume-proof).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct StageTotals {
     /// Records in the file under the current key.
     pub done: u64,
@@ -297,6 +299,41 @@ pub struct StageTotals {
     /// Cost in USD of all tokens of this stage, when `http.usd_per_million_*` are set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+}
+
+impl StageTotals {
+    /// Add another shard's totals: counts and maps add, shares are
+    /// recomputed from the sums (never added).
+    pub fn absorb(&mut self, o: &StageTotals) {
+        self.done += o.done;
+        self.parsed_ok += o.parsed_ok;
+        self.parse_failed += o.parse_failed;
+        self.backend_errors += o.backend_errors;
+        self.prompt_tokens += o.prompt_tokens;
+        self.completion_tokens += o.completion_tokens;
+        for (k, v) in &o.failure_reasons {
+            *self.failure_reasons.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.score_histogram {
+            *self.score_histogram.entry(k.clone()).or_default() += v;
+        }
+        let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        };
+        self.kept = add(self.kept, o.kept);
+        self.cost_usd = match (self.cost_usd, o.cost_usd) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+        };
+        let d = self.done.max(1) as f64;
+        if self.kept.is_some() {
+            self.kept_share = self.kept.map(|k| k as f64 / d);
+        }
+        if self.parsed_share.is_some() || o.parsed_share.is_some() {
+            self.parsed_share = Some(self.parsed_ok as f64 / d);
+        }
+    }
 }
 
 /// Recount a stage file (`stage`: its name). Errors: I/O.

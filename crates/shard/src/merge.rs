@@ -17,6 +17,7 @@ use crate::remote::OutDir;
 use crate::shard::{read_marker, shard_dir, Marker, LOCK_FILE, MARKER_FILE};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use backforth::pipeline::{ShardsSummary, Summary};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -327,7 +328,7 @@ pub fn merge(out: &Path, with_stages: bool) -> Result<MergeReport> {
     }
     let mut summary = merged_summary(out, &markers, &report)?;
     // a file cut into ranges was opened by several shards: count it once
-    summary["input"]["files"] = plan.files.into();
+    summary.input.files = plan.files;
     std::fs::write(
         out.join("summary.json"),
         serde_json::to_vec_pretty(&summary)?,
@@ -404,135 +405,54 @@ fn merge_file(out: &Path, markers: &[Marker], name: &str, dedup: bool) -> Result
     Ok((written, dropped))
 }
 
-/// Add `b` into `a`: numbers summed, objects merged key by key, arrays
-/// concatenated, anything else kept from `a`.
-fn add(a: &mut Value, b: &Value) {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            for (k, v) in y {
-                match x.get_mut(k) {
-                    Some(av) => add(av, v),
-                    None => {
-                        x.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        (Value::Number(x), Value::Number(y)) => {
-            *x = match (x.as_u64(), y.as_u64()) {
-                (Some(p), Some(q)) => (p + q).into(),
-                _ => serde_json::Number::from_f64(
-                    x.as_f64().unwrap_or(0.0) + y.as_f64().unwrap_or(0.0),
-                )
-                .unwrap_or_else(|| 0.into()),
-            }
-        }
-        (Value::Array(x), Value::Array(y)) => x.extend(y.iter().cloned()),
-        _ => {}
-    }
-}
-
-fn ratio(num: Option<&Value>, den: Option<&Value>) -> Value {
-    match (num.and_then(Value::as_f64), den.and_then(Value::as_f64)) {
-        (Some(n), Some(d)) if d > 0.0 => serde_json::json!(n / d),
-        _ => Value::Null,
-    }
-}
-
-/// The merged `summary.json`: input and stage counts summed over shards
-/// (shares recomputed), exports counted from the merged files, the first
-/// shard's seeds and keys (checked equal), and the shards' wall times.
-fn merged_summary(out: &Path, markers: &[Marker], report: &MergeReport) -> Result<Value> {
-    let mut input = Value::Null;
-    let mut stages = Value::Null;
-    let mut outputs = Value::Null;
-    let mut seeds = Value::Null;
-    let mut keys = Value::Null;
+/// The merged `summary.json`: every shard's [`Summary`] folded in rank
+/// order ([`Summary::absorb`]: counts add, shares are recomputed, keys and
+/// seeds are the first shard's — checked equal before), export counts taken
+/// from the merged files, and the shards' wall times. Errors: a marker whose
+/// summary does not read as a run summary.
+fn merged_summary(out: &Path, markers: &[Marker], report: &MergeReport) -> Result<Summary> {
+    let mut merged = Summary::default();
     let mut walls = Vec::new();
     for m in markers {
-        let s = &m.summary;
-        if s.get("input").is_none() {
-            continue;
+        if m.summary.get("input").is_none() {
+            continue; // a shard with no input
         }
-        for (acc, field) in [
-            (&mut input, "input"),
-            (&mut stages, "stages"),
-            (&mut outputs, "outputs"),
-        ] {
-            if acc.is_null() {
-                *acc = s[field].clone();
-            } else {
-                add(acc, &s[field]);
-            }
-        }
-        if seeds.is_null() {
-            seeds = s["seeds"].clone();
-            keys = s["keys"].clone();
-        }
-        walls.push(s["wall_s"].as_f64().unwrap_or(0.0));
+        let s: Summary = serde_json::from_value(m.summary.clone())
+            .with_context(|| format!("shard {}: its marker's summary", m.shard))?;
+        merged.absorb(&s);
+        walls.push(s.wall_s);
     }
-    if let Some(msgs) = input.get_mut("messages").and_then(Value::as_array_mut) {
-        msgs.truncate(backforth_corpus::readers::MAX_MESSAGES);
+    merged.run_dir = out.display().to_string();
+    merged.wall_s = 0.0;
+    merged.invocation.clear();
+    for (name, e) in merged.outputs.iter_mut() {
+        let file = format!("{name}.jsonl");
+        e.path = out.join(&file).display().to_string();
+        e.examples = report.files.get(&file).copied().unwrap_or(0);
+        e.also = [format!("{name}.sharegpt.jsonl")]
+            .into_iter()
+            .filter(|f| report.files.contains_key(f))
+            .map(|f| out.join(f).display().to_string())
+            .chain(
+                report
+                    .parquet
+                    .iter()
+                    .filter(|p| p.contains(&format!("/{name}-")))
+                    .cloned(),
+            )
+            .collect();
     }
-    if let Some(st) = stages.as_object_mut() {
-        for t in st.values_mut() {
-            if t.get("kept").is_some() {
-                t["kept_share"] = ratio(t.get("kept"), t.get("done"));
-            }
-            if t.get("parsed_share").is_some() {
-                t["parsed_share"] = ratio(t.get("parsed_ok"), t.get("done"));
-            }
-        }
-    }
-    if let Some(o) = outputs.as_object_mut() {
-        for (name, e) in o.iter_mut() {
-            let file = format!("{name}.jsonl");
-            e["path"] = out.join(&file).display().to_string().into();
-            e["examples"] = report.files.get(&file).copied().unwrap_or(0).into();
-            let also: Vec<Value> = [format!("{name}.sharegpt.jsonl")]
-                .into_iter()
-                .filter(|f| report.files.contains_key(f))
-                .map(|f| Value::from(out.join(f).display().to_string()))
-                .chain(
-                    report
-                        .parquet
-                        .iter()
-                        .filter(|p| p.contains(&format!("/{name}-")))
-                        .map(|p| Value::from(p.as_str())),
-                )
-                .collect();
-            e["also"] = also.into();
-            if let Some(ex) = e
-                .pointer_mut("/checks/examples")
-                .and_then(Value::as_object_mut)
-            {
-                for v in ex.values_mut() {
-                    if let Some(a) = v.as_array_mut() {
-                        a.truncate(3);
-                    }
-                }
-            }
-        }
-    }
-    let wall_max = walls.iter().cloned().fold(0.0, f64::max);
-    Ok(serde_json::json!({
-        "run_dir": out.display().to_string(),
-        "shards": {
-            "count": markers.len(),
-            "wall_s_max": wall_max,
-            "wall_s_sum": walls.iter().sum::<f64>(),
-            "duplicate_ids_dropped": report.duplicate_ids,
-        },
-        "input": input,
-        "seeds": seeds,
-        "keys": keys,
-        "stages": stages,
-        "outputs": outputs,
-    }))
+    merged.shards = Some(ShardsSummary {
+        count: markers.len() as u64,
+        wall_s_max: walls.iter().cloned().fold(0.0, f64::max),
+        wall_s_sum: walls.iter().sum(),
+        duplicate_ids_dropped: report.duplicate_ids.clone(),
+    });
+    Ok(merged)
 }
 
 /// The dataset card of the merged folder, from the first shard's config.
-fn write_card(out: &Path, summary: &Value) -> Result<()> {
+fn write_card(out: &Path, summary: &Summary) -> Result<()> {
     let cfg_path: PathBuf = shard_dir(out, 0).join("config.toml");
     if !cfg_path.exists() {
         return Ok(());
@@ -541,13 +461,11 @@ fn write_card(out: &Path, summary: &Value) -> Result<()> {
     cfg.output.dir = out.display().to_string();
     cfg.input.parts.clear();
     cfg.run.ordinal_base = 0;
-    let outputs: BTreeMap<String, backforth::export::ExportSummary> =
-        serde_json::from_value(summary["outputs"].clone()).unwrap_or_default();
     backforth::export::write_card(
         &cfg,
         &backforth::store::RunDir(out.to_path_buf()),
-        summary,
-        &outputs,
+        &serde_json::to_value(summary)?,
+        &summary.outputs,
     )
 }
 
@@ -556,15 +474,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn summaries_add_counts_and_keep_the_first_of_anything_else() {
-        let mut a = serde_json::json!({"n": 2, "x": 0.5, "m": {"k": 1}, "l": [1], "s": "a"});
-        add(
-            &mut a,
-            &serde_json::json!({"n": 3, "x": 0.25, "m": {"k": 1, "j": 4}, "l": [2], "s": "b"}),
-        );
-        assert_eq!(
-            a,
-            serde_json::json!({"n": 5, "x": 0.75, "m": {"k": 2, "j": 4}, "l": [1, 2], "s": "a"})
-        );
+    fn summaries_add_counts_and_recompute_shares() {
+        use backforth::stages::StageTotals;
+        let shard = |done: u64, kept: u64, wall: f64| {
+            let mut s = Summary { wall_s: wall, ..Default::default() };
+            s.input.documents = done;
+            s.keys.insert("curate".into(), "k".into());
+            s.stages.insert(
+                "curate".into(),
+                StageTotals {
+                    done,
+                    parsed_ok: done,
+                    kept: Some(kept),
+                    kept_share: Some(kept as f64 / done as f64),
+                    parsed_share: Some(1.0),
+                    score_histogram: [("5".to_string(), kept)].into(),
+                    ..Default::default()
+                },
+            );
+            s
+        };
+        let mut m = shard(4, 1, 10.0);
+        m.absorb(&shard(6, 6, 30.0));
+        let t = &m.stages["curate"];
+        assert_eq!((t.done, t.kept, t.score_histogram["5"]), (10, Some(7), 7));
+        // shares from the sums (0.7), not the sum of shares (1.25)
+        assert_eq!(t.kept_share, Some(0.7));
+        assert_eq!(t.parsed_share, Some(1.0));
+        assert_eq!(m.input.documents, 10);
+        assert_eq!(m.wall_s, 10.0, "wall times are not added");
     }
 }

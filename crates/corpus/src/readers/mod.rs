@@ -117,6 +117,7 @@ impl Default for ReaderOptions {
 
 /// Counts of what was read and skipped, with the first problem messages.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct InputStats {
     pub files: u64,
     pub documents: u64,
@@ -141,6 +142,20 @@ impl InputStats {
             tracing::warn!("{msg}");
             self.messages.push(msg);
         }
+    }
+    /// Add another part's counts (a shard's): counts and reasons add,
+    /// messages stay capped at [`MAX_MESSAGES`].
+    pub fn absorb(&mut self, o: &InputStats) {
+        self.files += o.files;
+        self.documents += o.documents;
+        for (k, v) in &o.skipped {
+            *self.skipped.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.ignored {
+            *self.ignored.entry(k.clone()).or_default() += v;
+        }
+        let room = MAX_MESSAGES.saturating_sub(self.messages.len());
+        self.messages.extend(o.messages.iter().take(room).cloned());
     }
     /// Total skipped items.
     pub fn skipped_total(&self) -> u64 {
