@@ -192,10 +192,10 @@ mod tests {
             c["env"][0].get("value").is_none(),
             "secrets are referenced, never inlined"
         );
-        assert_eq!(
-            items[2]["spec"]["template"]["spec"]["containers"][0]["args"][3],
-            "--wait"
-        );
+        let merge = &items[2]["spec"]["template"]["spec"]["containers"][0]["args"];
+        assert_eq!(merge[0], "shard");
+        assert_eq!(merge[1], "merge");
+        assert_eq!(merge[4], "--wait");
     }
 
     #[test]
