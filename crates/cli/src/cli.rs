@@ -612,7 +612,7 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub run: Option<PathBuf>,
     /// Another text set: NAME=PATH[:FIELD] (JSON list / JSONL field, default output|text|response|instruction; other files: one text per line). Repeatable.
-    #[arg(long = "set", value_name = "NAME=PATH[:FIELD]")]
+    #[arg(long = "text-set", visible_alias = "texts", alias = "set", value_name = "NAME=PATH[:FIELD]")]
     pub sets: Vec<String>,
     /// Sentence-transformers model folder (default: $BACKFORTH_CACHE/models/all-MiniLM-L6-v2).
     #[arg(long)]
@@ -623,7 +623,7 @@ pub struct AnalyzeArgs {
     /// What runs the sentence encoder: `llama` (llama.cpp's bert graph on a
     /// GGUF written next to the model folder on first use; about 3× candle's
     /// speed, same vectors to cosine ≥ 0.9999) or `candle`.
-    #[arg(long, default_value = "llama")]
+    #[arg(long, default_value = "llama", value_parser = ["llama", "candle"])]
     pub embed_engine: String,
     /// MAUVE between these sets: P,Q (repeatable). Default: every pair of response-like sets (all but `instructions`).
     #[arg(long = "mauve", value_name = "P,Q")]
@@ -923,7 +923,7 @@ pub struct EmbedBenchArgs {
     pub dump: Option<PathBuf>,
     /// What runs the encoder: `candle` (in process) or `llama` (llama.cpp's
     /// bert graph on a GGUF written from the same folder on first use).
-    #[arg(long, default_value = "candle")]
+    #[arg(long, default_value = "candle", value_parser = ["candle", "llama"])]
     pub engine: String,
 }
 

@@ -537,6 +537,17 @@ fn remove_set(out: &Path, shards: u32) -> Vec<Value> {
     all
 }
 
+/// `shard dedup buckets|cluster` with the run's input and folder (these steps
+/// take no stage or seed flags: they act on none).
+fn dedup_step(step: &str, out: &Path, (a, b): &(PathBuf, PathBuf)) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_backforth"));
+    c.args(["shard", "dedup", step, "--quiet"])
+        .args(["--input", a.to_str().unwrap(), "--input", b.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .env("BACKFORTH_LOG", "warn");
+    c
+}
+
 #[test]
 fn dedup_across_shards_removes_what_one_shard_removes_before_any_llm_call() {
     let dir = tempfile::tempdir().unwrap();
@@ -545,7 +556,7 @@ fn dedup_across_shards_removes_what_one_shard_removes_before_any_llm_call() {
     for n in [1u32, 3] {
         let out = dir.path().join(format!("n{n}"));
         for i in 0..n {
-            let o = cmd(&["dedup", "sign"], &out, &ins)
+            let o = cmd(&["shard", "dedup", "sign"], &out, &ins)
                 .args(["--num-shards", &n.to_string(), "--shard", &i.to_string()])
                 .output()
                 .unwrap();
@@ -564,7 +575,7 @@ fn dedup_across_shards_removes_what_one_shard_removes_before_any_llm_call() {
             // the bucket tasks as a scheduler would run them, one per band (with
             // one shard, cluster runs them itself)
             for band in 0..14 {
-                let o = cmd(&["dedup", "buckets"], &out, &ins)
+                let o = dedup_step("buckets", &out, &ins)
                     .args(["--num-shards", "3", "--band", &band.to_string()])
                     .output()
                     .unwrap();
@@ -572,7 +583,7 @@ fn dedup_across_shards_removes_what_one_shard_removes_before_any_llm_call() {
             }
             assert!(out.join("dedup/pairs/band13.done").exists());
         }
-        let o = cmd(&["dedup", "cluster"], &out, &ins)
+        let o = dedup_step("cluster", &out, &ins)
             .args(["--num-shards", &n.to_string()])
             .output()
             .unwrap();

@@ -48,6 +48,7 @@ pub struct Example {
 
 /// One exported file set.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct ExportSummary {
     /// The JSONL file.
     pub path: String,
@@ -63,6 +64,7 @@ pub struct ExportSummary {
 
 /// Counts of the relevance and grounding checks on one export.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct ChecksSummary {
     /// Kept pairs checked.
     pub checked: u64,

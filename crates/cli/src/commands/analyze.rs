@@ -23,20 +23,20 @@ pub fn run(a: AnalyzeArgs) -> Result<()> {
     for s in &a.sets {
         let (name, rest) = s
             .split_once('=')
-            .with_context(|| format!("--set {s}: want NAME=PATH[:FIELD]"))?;
+            .with_context(|| format!("--text-set {s}: want NAME=PATH[:FIELD]"))?;
         let (path, field) = match rest.rsplit_once(':') {
             Some((p, f)) if Path::new(p).exists() => (p, Some(f)),
             _ => (rest, None),
         };
         let (set, missing) = analyze::read_text_set(name, Path::new(path), field)?;
         if missing > 0 {
-            eprintln!("--set {name}: {missing} items without the text field (skipped)");
+            eprintln!("--text-set {name}: {missing} items without the text field (skipped)");
         }
         sets.retain(|x| x.name != name);
         sets.push(set);
     }
     if sets.is_empty() {
-        bail!("nothing to analyse: give --run DIR and/or --set NAME=PATH");
+        bail!("nothing to analyse: give --run DIR and/or --text-set NAME=PATH");
     }
     analysis.sets = sets.iter().map(analyze::text_stats).collect();
     let out = a.out.clone().unwrap_or_else(|| {
