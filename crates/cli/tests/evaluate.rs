@@ -240,9 +240,10 @@ fn generate_eval_analyze_report() {
         "--quiet",
         "--run",
         run.to_str().unwrap(),
-        "--set",
+        "--text-set",
         &format!("mt_long={}", long.display()),
     ])
+    // the earlier flag name, kept as a hidden alias
     .args(["--set", &format!("mt_short={}:output", short.display())]);
     ok(c);
     let a: serde_json::Value =
