@@ -10,15 +10,17 @@
 pub mod html;
 pub mod io;
 pub mod jsonl;
+pub mod lines;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod source;
+pub mod textdir;
 pub mod warc;
 pub mod wiki;
 
 use crate::document::{Document, SourceLoc};
 use anyhow::{Context, Result};
-use io::{file_label, open_decompressed, read_capped, read_line_counted, Line};
+use io::{open_decompressed, read_capped, read_line_counted};
 use serde::{Deserialize, Serialize};
 use source::NotDocument;
 use std::collections::{BTreeMap, VecDeque};
@@ -332,30 +334,14 @@ fn detect_format(path: &Path) -> InputFormat {
     }
 }
 
-enum Current {
-    LineFile {
-        path: PathBuf,
-        reader: BufReader<Box<dyn std::io::Read>>,
-        line: u64,
-        jsonl: bool,
-        /// Byte offset of the next line's start, and the end of the range
-        /// being read (lines starting at or after it belong to another part).
-        pos: u64,
-        end: Option<u64>,
-    },
-    Dir {
-        root: PathBuf,
-        files: VecDeque<PathBuf>,
-    },
-    Source(Box<dyn source::DocumentSource>),
-}
+/// The input being read: every format is a [`source::DocumentSource`].
+type Current = Box<dyn source::DocumentSource>;
 
 /// A streaming iterator of valid documents over many inputs; problems go to [`InputStats`].
 pub struct DocumentStream {
     opts: ReaderOptions,
     paths: VecDeque<InputPart>,
     cur: Option<Current>,
-    buf: Vec<u8>,
     /// What has been read and skipped so far.
     pub stats: InputStats,
 }
@@ -372,7 +358,6 @@ impl DocumentStream {
             opts,
             paths: parts.into(),
             cur: None,
-            buf: Vec::new(),
             stats: InputStats::default(),
         }
     }
@@ -394,14 +379,15 @@ impl DocumentStream {
             }
             match open_range(&path, range.0) {
                 Ok((reader, pos, line)) => {
-                    self.cur = Some(Current::LineFile {
+                    let fields = (fmt == InputFormat::Jsonl)
+                        .then_some((self.opts.text_field.as_str(), self.opts.id_field.as_str()));
+                    self.cur = Some(Box::new(lines::LineSource::new(
                         path,
                         reader,
-                        line,
-                        jsonl: fmt == InputFormat::Jsonl,
-                        pos,
-                        end: Some(range.1),
-                    })
+                        (line, pos, Some(range.1)),
+                        fields,
+                        self.opts.max_line_bytes,
+                    )))
                 }
                 Err(e) => self.stats.skip(
                     "open_error",
@@ -423,7 +409,11 @@ impl DocumentStream {
                     return;
                 }
                 files.sort();
-                self.cur = Some(Current::Dir { root: path, files: files.into() });
+                self.cur = Some(Box::new(textdir::TextDirSource::new(
+                    path,
+                    files,
+                    self.opts.max_line_bytes as u64,
+                )));
             }
             InputFormat::Html => {
                 let id = path.display().to_string();
@@ -432,21 +422,21 @@ impl DocumentStream {
                     message: format!("{}: {e}, file skipped", path.display()),
                 });
                 let item = item.and_then(|b| html::html_document(&b, id, &path));
-                self.cur = Some(Current::Source(Box::new(std::iter::once(item))));
+                self.cur = Some(Box::new(std::iter::once(item)));
             }
             InputFormat::Warc | InputFormat::Wiki => match open_decompressed(&path) {
                 Ok(r) => {
-                    self.cur = Some(Current::Source(if fmt == InputFormat::Warc {
+                    self.cur = Some(if fmt == InputFormat::Warc {
                         Box::new(warc::WarcSource::new(&path, r))
                     } else {
                         Box::new(wiki::WikiSource::new(&path, r, self.opts.max_line_bytes))
-                    }))
+                    })
                 }
                 Err(e) => self.stats.skip("open_error", format!("{}: cannot open: {e}", path.display())),
             },
             #[cfg(feature = "parquet")]
             InputFormat::Parquet => {
-                self.cur = Some(Current::Source(Box::new(parquet::ParquetSource::new(&path, &self.opts.text_field, &self.opts.id_field))))
+                self.cur = Some(Box::new(parquet::ParquetSource::new(&path, &self.opts.text_field, &self.opts.id_field)))
             }
             #[cfg(not(feature = "parquet"))]
             InputFormat::Parquet => self.stats.skip(
@@ -455,14 +445,15 @@ impl DocumentStream {
             ),
             _ => match open_decompressed(&path) {
                 Ok(r) => {
-                    self.cur = Some(Current::LineFile {
+                    let fields = (fmt == InputFormat::Jsonl)
+                        .then_some((self.opts.text_field.as_str(), self.opts.id_field.as_str()));
+                    self.cur = Some(Box::new(lines::LineSource::new(
                         path,
-                        reader: BufReader::with_capacity(1 << 16, r),
-                        line: 0,
-                        jsonl: fmt == InputFormat::Jsonl,
-                        pos: 0,
-                        end: None,
-                    })
+                        BufReader::with_capacity(1 << 16, r),
+                        (0, 0, None),
+                        fields,
+                        self.opts.max_line_bytes,
+                    )))
                 }
                 Err(e) => self.stats.skip("open_error", format!("{}: cannot open: {e}", path.display())),
             },
@@ -595,139 +586,11 @@ impl Iterator for DocumentStream {
                 self.open(p);
                 continue;
             };
-            match cur {
-                Current::LineFile {
-                    path,
-                    reader,
-                    line,
-                    jsonl,
-                    pos,
-                    end,
-                } => {
-                    if end.is_some_and(|e| *pos >= e) {
-                        self.cur = None;
-                        continue;
-                    }
-                    let pstr = path.display().to_string();
-                    *line += 1;
-                    let l = *line;
-                    let read = read_line_counted(reader, &mut self.buf, self.opts.max_line_bytes);
-                    let read = read.map(|(line, n)| {
-                        *pos += n;
-                        line
-                    });
-                    match read {
-                        Ok(Line::Eof) => self.cur = None,
-                        Ok(Line::TooLong(n)) => self.stats.skip(
-                            "line_too_long",
-                            format!(
-                                "{pstr}:{l}: line of {n} bytes is over max_line_bytes={}, skipped",
-                                self.opts.max_line_bytes
-                            ),
-                        ),
-                        Ok(Line::Full)
-                            if !*jsonl && self.buf.iter().all(|b| b.is_ascii_whitespace()) =>
-                        {
-                            // blank lines separate documents in `lines` format; not a skip
-                        }
-                        Ok(Line::Full) => {
-                            let doc = if *jsonl {
-                                jsonl::parse_jsonl(
-                                    &self.buf,
-                                    &pstr,
-                                    l,
-                                    &self.opts.text_field,
-                                    &self.opts.id_field,
-                                )
-                            } else {
-                                match std::str::from_utf8(&self.buf) {
-                                    Ok(t) => Ok(Document {
-                                        id: format!("{}:{l}", file_label(path)),
-                                        source: SourceLoc { path: pstr.clone(), line: Some(l) },
-                                        text: t.to_string(),
-                                        metadata: serde_json::Value::Null,
-                                    }),
-                                    Err(e) => Err(("invalid_utf8", format!("{pstr}:{l}: invalid UTF-8 at byte {} of the line, line skipped", e.valid_up_to()))),
-                                }
-                            };
-                            match doc {
-                                Ok(d) => {
-                                    if let Some(d) = self.admit(d) {
-                                        return Some(d);
-                                    }
-                                }
-                                Err((reason, msg)) => self.stats.skip(reason, msg),
-                            }
-                        }
-                        Err(e) => {
-                            self.stats.skip(
-                                "read_error",
-                                format!("{pstr}:{l}: read error ({e}); rest of the file skipped"),
-                            );
-                            self.cur = None;
-                        }
-                    }
-                }
-                Current::Source(src) => match src.next() {
-                    None => self.cur = None,
-                    Some(item) => {
-                        if let Some(d) = self.take(item) {
-                            return Some(d);
-                        }
-                    }
-                },
-                Current::Dir { root, files } => {
-                    let Some(f) = files.pop_front() else {
-                        self.cur = None;
-                        continue;
-                    };
-                    let rel = f
-                        .strip_prefix(&*root)
-                        .unwrap_or(&f)
-                        .to_string_lossy()
-                        .to_string();
-                    let pstr = f.display().to_string();
-                    let res = read_capped(&f, self.opts.max_line_bytes as u64);
-                    if matches!(detect_format(&f), InputFormat::Html) {
-                        let item = match res {
-                            Ok(b) => html::html_document(&b, rel, &f),
-                            Err(e) => Err(NotDocument::Skip {
-                                reason: "read_error",
-                                message: format!("{pstr}: {e}, file skipped"),
-                            }),
-                        };
-                        if let Some(d) = self.take(item) {
-                            return Some(d);
-                        }
-                        continue;
-                    }
-                    match res {
-                        Ok(bytes) => match String::from_utf8(bytes) {
-                            Ok(text) => {
-                                let doc = Document {
-                                    id: rel,
-                                    source: SourceLoc {
-                                        path: pstr,
-                                        line: None,
-                                    },
-                                    text,
-                                    metadata: serde_json::Value::Null,
-                                };
-                                if let Some(d) = self.admit(doc) {
-                                    return Some(d);
-                                }
-                            }
-                            Err(e) => self.stats.skip(
-                                "invalid_utf8",
-                                format!(
-                                    "{pstr}: invalid UTF-8 at byte {}, file skipped",
-                                    e.utf8_error().valid_up_to()
-                                ),
-                            ),
-                        },
-                        Err(e) => self
-                            .stats
-                            .skip("read_error", format!("{pstr}: {e}, file skipped")),
+            match cur.next() {
+                None => self.cur = None,
+                Some(item) => {
+                    if let Some(d) = self.take(item) {
+                        return Some(d);
                     }
                 }
             }
