@@ -308,6 +308,9 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("bf-distill", include_str!("../presets/bf-distill.toml")),
     ("humpback-a4", include_str!("../presets/humpback-a4.toml")),
     ("humpback-a5", include_str!("../presets/humpback-a5.toml")),
+    ("longform", include_str!("../presets/longform.toml")),
+    ("kun-polish", include_str!("../presets/kun-polish.toml")),
+    ("nemotron-rephrase", include_str!("../presets/nemotron-rephrase.toml")),
 ];
 
 /// The TOML of a shipped preset. Errors: unknown name (the message lists them).
@@ -640,6 +643,59 @@ mod tests {
         let c = Config::load_preset(Some("humpback-a4"), None, &["curate.keep_min_score=3".into()]).unwrap();
         assert_eq!(c.curate.keep_min_score, 3);
         assert!(Config::load_preset(Some("nope"), None, &[]).is_err());
+    }
+
+    #[test]
+    fn preset_stages_build_and_their_templates_render() {
+        use crate::stage::def::StagePlan;
+        for (name, _) in PRESETS {
+            let c = Config::load_preset(Some(name), None, &[]).unwrap();
+            let plan = StagePlan::new(&c).unwrap();
+            for st in &c.run.stages {
+                let d = plan.require(st).unwrap();
+                let t = crate::pipeline::load_template(&c, d).unwrap();
+                let mut r = crate::record::Record::new(
+                    "d1".into(),
+                    0,
+                    Default::default(),
+                    "A document about tides. The moon pulls the sea.".into(),
+                    serde_json::Value::Null,
+                );
+                // what the stages before it would have added
+                let g = |v: &str, score: Option<u8>| crate::record::Generation {
+                    value: Some(v.into()),
+                    score,
+                    parse: crate::record::ParseStatus::Ok,
+                    raw: v.into(),
+                    model: "m".into(),
+                    sampling: crate::record::Sampling {
+                        temperature: 0.0,
+                        top_p: 1.0,
+                        max_tokens: 1,
+                        seed: 0,
+                        stop: vec![],
+                    },
+                    template: "t".into(),
+                    template_hash: "h".into(),
+                    stage_key: "k".into(),
+                    prompt_tokens: 0,
+                    completion_tokens: 0,
+                    finish_reason: "stop".into(),
+                    verdict: None,
+                };
+                r.backtranslation = Some(g("Why are there tides?", None));
+                r.curation = Some(g("fine", Some(5)));
+                let seeds = crate::seeds::Seed { instruction: "Q?".into(), response: "A.".into() };
+                let msgs = t.render(d.context(&r, &[&seeds], &c)).unwrap_or_else(|e| panic!("{name}/{st}: {e:#}"));
+                let all: String = msgs.iter().map(|m| m.content.clone()).collect();
+                // every stage sees the document, except distillation (by design: the instruction only)
+                let want = if st == "distill" { "Why are there tides?" } else { "The moon pulls the sea." };
+                assert!(all.contains(want), "{name}/{st}: {all}");
+            }
+        }
+        // no seeds needed for the zero-shot backward prompt
+        let lf = Config::load_preset(Some("longform"), None, &[]).unwrap();
+        assert_eq!(lf.backtranslate.mode, BackwardMode::Zeroshot);
     }
 
     #[test]

@@ -27,7 +27,20 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("rewrite", include_str!("../prompts/rewrite.j2")),
     ("distill", include_str!("../prompts/distill.j2")),
     ("verify", include_str!("../prompts/verify.j2")),
+    (
+        "backtranslate_zeroshot",
+        include_str!("../prompts/backtranslate_zeroshot.j2"),
+    ),
+    ("polish", include_str!("../prompts/polish.j2")),
+    ("rephrase_qa", include_str!("../prompts/rephrase_qa.j2")),
+    ("rephrase_wiki", include_str!("../prompts/rephrase_wiki.j2")),
+    ("rephrase_distill", include_str!("../prompts/rephrase_distill.j2")),
+    ("rephrase_knowledge", include_str!("../prompts/rephrase_knowledge.j2")),
 ];
+
+/// Prefix of a template setting that names a built-in template instead of a
+/// file (`template = "builtin:polish"`), so presets need no files.
+pub const BUILTIN_PREFIX: &str = "builtin:";
 
 const CURATE_GRAMMAR: &str = include_str!("../prompts/curate.gbnf");
 
@@ -83,10 +96,15 @@ impl PromptTemplate {
         Self::from_source(name, src.to_string())
     }
 
-    /// `path` if non-empty, else the built-in `default`.
+    /// `path` if non-empty (`builtin:NAME` names a built-in template),
+    /// else the built-in `default`. Errors: unreadable file, unknown
+    /// built-in name, template syntax.
     pub fn load(path: &str, default: &str) -> Result<Self> {
         if path.is_empty() {
             return Self::builtin(default);
+        }
+        if let Some(name) = path.strip_prefix(BUILTIN_PREFIX) {
+            return Self::builtin(name);
         }
         let src = std::fs::read_to_string(Path::new(path))
             .with_context(|| format!("reading template {path}"))?;

@@ -184,7 +184,7 @@ pub struct CustomStageConfig {
     /// Which input records the stage takes.
     #[serde(default)]
     pub when: When,
-    /// Template file (minijinja; variables: `text`, `id`, `metadata`,
+    /// Template file, or `builtin:NAME` for a shipped one (minijinja; variables: `text`, `id`, `metadata`,
     /// `instruction`, `score`, `response` (the rewrite), `distillation`,
     /// `outputs.<stage>`: values of earlier stages, none where absent). Required.
     pub template: String,

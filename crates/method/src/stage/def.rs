@@ -166,6 +166,7 @@ impl StageDef {
             StageKind::Builtin(Stage::Backtranslate) => match cfg.backtranslate.mode {
                 BackwardMode::Fewshot => "backtranslate_fewshot",
                 BackwardMode::Finetuned => "backtranslate_finetuned",
+                BackwardMode::Zeroshot => "backtranslate_zeroshot",
             },
             StageKind::Builtin(s) => s.name(),
             StageKind::Custom(..) => "",
@@ -231,7 +232,7 @@ impl StageDef {
         match &self.kind {
             StageKind::Builtin(Stage::Backtranslate) => match cfg.backtranslate.mode {
                 BackwardMode::Fewshot => serde_json::json!({"text": r.text, "seeds": seeds}),
-                BackwardMode::Finetuned => serde_json::json!({"text": r.text}),
+                BackwardMode::Finetuned | BackwardMode::Zeroshot => serde_json::json!({"text": r.text}),
             },
             StageKind::Builtin(Stage::Curate | Stage::Rewrite) => {
                 serde_json::json!({"text": r.text, "instruction": instruction})

@@ -21,6 +21,9 @@ pub enum BackwardMode {
     Fewshot,
     /// A model fine-tuned on flipped seed pairs: the text alone is the prompt.
     Finetuned,
+    /// An instruct model asked with no seed pairs (LongForm's reverse
+    /// instructions, Köksal et al. 2023): needs no seeds.
+    Zeroshot,
 }
 
 /// The generation keys every stage has, as one view (what the runner,
