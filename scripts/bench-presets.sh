@@ -15,10 +15,23 @@ SEEDS=$(scripts/fetch-assets.sh seeds | tail -1)
 scripts/fetch-assets.sh corpus minilm >/dev/null
 B=./target/release/backforth
 mkdir -p "$OUT"
+# the demo's settings (configs/demo.toml) as flags, so that each preset's own
+# run.stages stays in force (a config file would override it); one keep
+# threshold (4: the 0.5B scorer gives few 5s) and one response budget for all
+common=(-s model.context=3072 -s model.batch_size=4 -s input.min_chars=200 -s input.max_chars=6000
+  -s backtranslate.k=2 -s backtranslate.max_seed_chars=700 -s backtranslate.max_tokens=96
+  -s curate.max_tokens=160 -s curate.keep_min_score=4 -s rewrite.max_tokens=640)
+extra() {
+  case "$1" in
+    kun-polish) echo "-s stage.polish.max_tokens=640" ;;
+    nemotron-rephrase) for s in qa wiki distill knowledge; do echo "-s stage.rephrase_$s.max_tokens=640"; done ;;
+  esac
+}
 for p in "${PRESETS[@]}"; do
   echo "== $p ($N documents)" >&2
-  $B run --quiet --preset "$p" --config configs/demo.toml --model "$MODEL" --threads 2 \
-    --input "$CACHE/corpus/gensim/lee_background.cor" --seeds "$SEEDS" --limit "$N" \
+  # shellcheck disable=SC2046
+  $B run --quiet --preset "$p" --model "$MODEL" --threads 2 \
+    --input "$CACHE/corpus/gensim/lee_background.cor" --seeds "$SEEDS" --limit "$N" "${common[@]}" $(extra "$p") \
     -s checks.embedding_model="\"$CACHE/models/all-MiniLM-L6-v2\"" \
     --out "$OUT/$p" 2> "$OUT/$p.log"
 done
