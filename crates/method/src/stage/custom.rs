@@ -188,7 +188,9 @@ pub struct CustomStageConfig {
     /// `instruction`, `score`, `response` (the rewrite), `distillation`,
     /// `outputs.<stage>`: values of earlier stages, none where absent). Required.
     pub template: String,
-    /// GBNF grammar file; empty = none.
+    /// GBNF grammar file, or a built-in one (`builtin:res`: one
+    /// `[RES]…[/RES]` block; `builtin:score`: `Reasoning:` / `Score: N`;
+    /// `builtin:verify`); empty = none.
     #[serde(default)]
     pub grammar: String,
     /// How the output is read.

@@ -91,6 +91,13 @@ impl StageDef {
         }
         let grammar = if c.grammar.is_empty() {
             None
+        } else if let Some(b) = c.grammar.strip_prefix(crate::prompt::BUILTIN_PREFIX) {
+            Some(match b {
+                "res" => REWRITE_GRAMMAR.to_string(),
+                "score" => curate_grammar(c.max_tokens),
+                "verify" => VERIFY_GRAMMAR.to_string(),
+                other => bail!("stage.{name}.grammar: no built-in grammar `{other}` (res, score, verify)"),
+            })
         } else {
             Some(
                 std::fs::read_to_string(&c.grammar)
