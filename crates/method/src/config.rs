@@ -255,19 +255,28 @@ pub fn layered<T: Serialize + serde::de::DeserializeOwned>(
 ) -> Result<T> {
     let mut v = toml::Value::try_from(defaults)?;
     if let Some(f) = file {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("reading config {}", f.display()))?;
-        let t: toml::Value =
-            toml::from_str(&text).with_context(|| format!("config {}", f.display()))?;
-        merge(&mut v, t);
+        merge(&mut v, read_toml(f)?);
     }
+    apply_overrides(&mut v, overrides)?;
+    v.try_into().context("invalid configuration")
+}
+
+/// A TOML file as a tree. Errors: unreadable file, TOML syntax (named by file).
+fn read_toml(f: &Path) -> Result<toml::Value> {
+    let text =
+        std::fs::read_to_string(f).with_context(|| format!("reading config {}", f.display()))?;
+    toml::from_str(&text).with_context(|| format!("config {}", f.display()))
+}
+
+/// Apply `dotted.key=value` overrides in order. Errors: not key=value, a bad key.
+fn apply_overrides(v: &mut toml::Value, overrides: &[String]) -> Result<()> {
     for o in overrides {
         let (k, val) = o
             .split_once('=')
             .with_context(|| format!("override `{o}` is not key=value"))?;
-        set_path(&mut v, k.trim(), val.trim())?;
+        set_path(v, k.trim(), val.trim())?;
     }
-    v.try_into().context("invalid configuration")
+    Ok(())
 }
 
 /// Keys (or whole sections) that change neither what is generated (the
@@ -436,13 +445,6 @@ impl Config {
                 }
             }
         }
-        let text = match file {
-            Some(f) => Some(
-                std::fs::read_to_string(f)
-                    .with_context(|| format!("reading config {}", f.display()))?,
-            ),
-            None => None,
-        };
         let mut v = toml::Value::try_from(Config::default())?;
         if let Some(name) = preset {
             let src = preset_source(name)?;
@@ -450,18 +452,12 @@ impl Config {
                 toml::from_str(src).with_context(|| format!("preset {name}"))?;
             merge(&mut v, t);
         }
-        if let (Some(f), Some(text)) = (file, text) {
-            let mut t: toml::Value =
-                toml::from_str(&text).with_context(|| format!("config {}", f.display()))?;
+        if let Some(f) = file {
+            let mut t = read_toml(f)?;
             drop_legacy_keys(&mut t, &f.display().to_string())?;
             merge(&mut v, t);
         }
-        for o in overrides {
-            let (k, val) = o
-                .split_once('=')
-                .with_context(|| format!("override `{o}` is not key=value"))?;
-            set_path(&mut v, k.trim(), val.trim())?;
-        }
+        apply_overrides(&mut v, overrides)?;
         let cfg: Config = v.try_into().context("invalid configuration")?;
         cfg.validate()?;
         Ok(cfg)
@@ -505,15 +501,7 @@ impl Config {
             Some(Stage::Rewrite) => Some(self.rewrite.gen()),
             Some(Stage::Distill) => Some(self.distill.gen()),
             Some(Stage::Verify) => Some(self.verify.gen()),
-            None => self.stage.get(stage).map(|c| GenSettings {
-                template: c.template.clone(),
-                model: c.model.clone(),
-                lora: c.lora.clone(),
-                temperature: c.temperature,
-                top_p: c.top_p,
-                max_tokens: c.max_tokens,
-                grammar: !c.grammar.is_empty(),
-            }),
+            None => self.stage.get(stage).map(CustomStageConfig::gen),
         }
     }
 
@@ -522,25 +510,16 @@ impl Config {
     /// (`<stage>.lora`, else `model.lora` when the stage uses `model.path`).
     /// An unknown stage name gets `model.path`.
     pub fn model_path(&self, stage: impl AsRef<str>) -> String {
-        let st = self.gen(stage.as_ref()).unwrap_or(GenSettings {
-            template: String::new(),
-            model: String::new(),
-            lora: vec![],
-            temperature: 0.0,
-            top_p: 1.0,
-            max_tokens: 1,
-            grammar: false,
-        });
-        let (base, inherited) = if st.model.is_empty() {
+        let (model, lora) = self
+            .gen(stage.as_ref())
+            .map(|g| (g.model, g.lora))
+            .unwrap_or_default();
+        let (base, inherited) = if model.is_empty() {
             (&self.model.path, &self.model.lora)
         } else {
-            (&st.model, &Vec::new())
+            (&model, &Vec::new())
         };
-        let lora = if st.lora.is_empty() {
-            inherited
-        } else {
-            &st.lora
-        };
+        let lora = if lora.is_empty() { inherited } else { &lora };
         backforth_inference::model_ref::model_ref(base, lora)
     }
 

@@ -221,9 +221,7 @@ pub fn export(
     mut embedder: Option<&mut dyn backforth_inference::encoder::SentenceEmbedder>,
 ) -> Result<BTreeMap<String, ExportSummary>> {
     let mut out = BTreeMap::new();
-    let kept = |r: &Record| {
-        r.score().is_some_and(|s| s >= cfg.curate.keep_min_score) && r.instruction().is_some()
-    };
+    let kept = |r: &Record| r.kept(cfg.curate.keep_min_score);
     // (stage, export name, response kind, grounded in the document: checked like rewrites)
     let mut jobs: Vec<(String, String, String, bool)> = vec![
         ("curate".into(), "curated".into(), "original".into(), false),

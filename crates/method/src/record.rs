@@ -8,7 +8,6 @@
 //! verification (an LLM's check that ŷ answers x̂ within y; ours).
 //! Records only ever gain fields: a stage never edits what an earlier stage wrote.
 
-use anyhow::{Context, Result};
 pub use backforth_corpus::SourceLoc;
 pub use backforth_inference::Sampling;
 use serde::{Deserialize, Serialize};
@@ -53,15 +52,6 @@ impl Stage {
     /// The built-in stage of this name, if it is one.
     pub fn builtin(name: &str) -> Option<Stage> {
         Stage::ALL.into_iter().find(|st| st.name() == name)
-    }
-    /// Parse a built-in stage name. Errors: unknown name.
-    pub fn parse(s: &str) -> Result<Stage> {
-        Stage::ALL
-            .into_iter()
-            .find(|st| st.name() == s.trim())
-            .with_context(|| {
-                format!("unknown stage `{s}` (expected backtranslate, curate, rewrite, verify or distill)")
-            })
     }
     /// The stage whose output this stage reads (`None` = the documents).
     pub fn upstream(self) -> Option<Stage> {
@@ -233,5 +223,10 @@ impl Record {
     /// The curation score, if curation parsed.
     pub fn score(&self) -> Option<u8> {
         self.curation.as_ref().and_then(|g| g.score)
+    }
+
+    /// A pair the method keeps: an instruction and a curation score ≥ `min_score`.
+    pub fn kept(&self, min_score: u8) -> bool {
+        self.score().is_some_and(|s| s >= min_score) && self.instruction().is_some()
     }
 }

@@ -6,7 +6,7 @@
 //! id + stage key, so a rerun skips exactly the work already on disk and a
 //! config change (new key) redoes it without touching the old lines.
 
-use crate::record::{Generation, Record};
+use crate::record::Record;
 use anyhow::{Context, Result};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -57,11 +57,6 @@ pub fn curation_scores(run: &RunDir) -> Result<std::collections::BTreeMap<String
     Ok(out)
 }
 
-/// The generation of the stage named `stage` on a record ([`Record::generation`]).
-pub fn generation<'a>(r: &'a Record, stage: &str) -> Option<&'a Generation> {
-    r.generation(stage)
-}
-
 /// Cut a partial trailing line (no final `\n`) left by a killed writer. Returns bytes removed.
 pub fn truncate_partial_tail(path: &Path) -> Result<u64> {
     let mut f = match OpenOptions::new().read(true).write(true).open(path) {
@@ -108,7 +103,7 @@ pub fn read_records(path: &Path, stage: Option<&str>, key: &str) -> Result<(Vec<
             Ok(rec) => {
                 let matches = match stage {
                     None => true,
-                    Some(s) => generation(&rec, s).is_some_and(|g| g.stage_key == key),
+                    Some(s) => rec.generation(s).is_some_and(|g| g.stage_key == key),
                 };
                 if matches && seen.insert(rec.id.clone()) {
                     out.push(rec);
@@ -199,7 +194,7 @@ impl StageFile {
         // only the ids are kept, so a stage file of any size fits in memory
         let mut done = HashSet::new();
         for rec in RecordLines::open(path)?.flatten() {
-            if generation(&rec, stage).is_some_and(|g| g.stage_key == key) {
+            if rec.generation(stage).is_some_and(|g| g.stage_key == key) {
                 done.insert(rec.id);
             }
         }
@@ -329,7 +324,7 @@ pub fn upstream_records(
     Ok(RecordLines::open(path)?.filter_map(move |r| match r {
         Ok(rec) => {
             if let Some((s, k)) = &filter {
-                if !generation(&rec, s).is_some_and(|g| &g.stage_key == k) {
+                if !rec.generation(s).is_some_and(|g| &g.stage_key == k) {
                     return None;
                 }
             }

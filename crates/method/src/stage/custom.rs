@@ -213,6 +213,21 @@ pub struct CustomStageConfig {
     pub export: ExportAs,
 }
 
+impl CustomStageConfig {
+    /// The generation keys as one view (`grammar`: a grammar file is set).
+    pub fn gen(&self) -> crate::stage::settings::GenSettings {
+        crate::stage::settings::GenSettings {
+            template: self.template.clone(),
+            model: self.model.clone(),
+            lora: self.lora.clone(),
+            temperature: self.temperature,
+            top_p: self.top_p,
+            max_tokens: self.max_tokens,
+            grammar: !self.grammar.is_empty(),
+        }
+    }
+}
+
 fn documents() -> String {
     "documents".into()
 }

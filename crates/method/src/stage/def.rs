@@ -111,15 +111,7 @@ impl StageDef {
         Ok(StageDef {
             name: name.to_string(),
             input,
-            gen: GenSettings {
-                template: c.template.clone(),
-                model: c.model.clone(),
-                lora: c.lora.clone(),
-                temperature: c.temperature,
-                top_p: c.top_p,
-                max_tokens: c.max_tokens,
-                grammar: grammar.is_some(),
-            },
+            gen: c.gen(),
             kind: StageKind::Custom(Box::new(c.clone()), grammar),
         })
     }
@@ -142,9 +134,7 @@ impl StageDef {
 
     /// Whether the stage applies to an input record (given the outputs it carries).
     pub fn eligible(&self, r: &Record, cfg: &Config) -> bool {
-        let kept = |r: &Record| {
-            r.score().is_some_and(|s| s >= cfg.curate.keep_min_score) && r.instruction().is_some()
-        };
+        let kept = |r: &Record| r.kept(cfg.curate.keep_min_score);
         match &self.kind {
             StageKind::Builtin(s) => match s {
                 Stage::Backtranslate => true,
