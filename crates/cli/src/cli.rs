@@ -41,7 +41,7 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: AdapterCmd,
     },
-    /// The learned grounding checker: train it on a corpus (weak labels made from the documents themselves).
+    /// Learned checks: the grounding checker (weak labels made from the documents themselves) and the document filter.
     Checks {
         #[command(subcommand)]
         cmd: ChecksCmd,
@@ -794,6 +794,51 @@ pub enum ChecksCmd {
     /// network per task. Writes <out>/grounding.json (set checks.grounding_model
     /// to it); resumable: rerun the same command after a kill.
     Train(ChecksTrainArgs),
+    /// Train the learned document filter (FineWeb-Edu's recipe) on documents
+    /// an LLM rated: the stage files of runs with the `doc-rubric` preset.
+    /// Writes <out>/doc_filter.json (set doc_filter.model to it, with
+    /// doc_filter.embedding_model) and prints its agreement with the LLM on
+    /// held-out documents and on any --eval files (never trained on).
+    TrainFilter(TrainFilterArgs),
+}
+
+/// Flags of `backforth checks train-filter`.
+#[derive(Args)]
+pub struct TrainFilterArgs {
+    /// Stage files of rated documents (`<run>/stages/doc_rubric.jsonl`; repeatable).
+    #[arg(long, required = true)]
+    pub labels: Vec<PathBuf>,
+    /// Stage files rated the same way, only to measure agreement (repeatable).
+    #[arg(long)]
+    pub eval: Vec<PathBuf>,
+    /// The stage whose scores are the ratings.
+    #[arg(long, default_value = "doc_rubric")]
+    pub stage: String,
+    /// A rating ≥ this is a document worth keeping (1–5).
+    #[arg(long, default_value_t = 3)]
+    pub min_rating: u8,
+    /// Share of the --labels documents held out of training to measure agreement.
+    #[arg(long, default_value_t = 0.25)]
+    pub held_out: f64,
+    /// Folder for doc_filter.json.
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Sentence embedder folder (default: the MiniLM of the asset cache).
+    #[arg(long)]
+    pub embedding_model: Option<String>,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Hidden units of the classifier.
+    #[arg(long, default_value_t = 8)]
+    pub hidden: usize,
+    /// Training epochs.
+    #[arg(long, default_value_t = 60)]
+    pub epochs: usize,
+    /// L2 weight decay (0.1: chosen on the held-out quarter of news stories 41–300, BENCHMARKS.md).
+    #[arg(long, default_value_t = 0.1)]
+    pub l2: f32,
 }
 
 /// Flags of `backforth checks train` (only those it reads: no model, seeds or stages).

@@ -27,7 +27,9 @@ pub fn prepare_with_progress(
     );
     let t0 = std::time::Instant::now();
     let mut last_log = 0u64;
-    let st = backforth::prepare::prepare_with_progress(cfg, &mut |docs, kept| {
+    let mut provider = crate::provider::Provider::new(cfg);
+    let embedder = backforth::pipeline::doc_filter_embedder(cfg, &mut provider)?;
+    let st = backforth::prepare::prepare_with_progress(cfg, embedder, &mut |docs, kept| {
         pb.set_position(docs);
         pb.set_message(format!("{kept} candidates kept"));
         if !tty && !quiet && docs >= last_log + 100_000 {

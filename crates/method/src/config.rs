@@ -167,6 +167,9 @@ pub struct Config {
     pub dedup: DedupConfig,
     #[serde(default)]
     pub decontam: DecontamConfig,
+    /// The learned document filter applied by `prepare` (`[doc_filter]`).
+    #[serde(default)]
+    pub doc_filter: crate::docfilter::DocFilterConfig,
 }
 
 impl Default for Config {
@@ -192,6 +195,7 @@ impl Default for Config {
             filter: FilterConfig::default(),
             dedup: DedupConfig::default(),
             decontam: DecontamConfig::default(),
+            doc_filter: Default::default(),
         }
     }
 }
@@ -306,6 +310,8 @@ pub const KEYS_ACTING_WITH_A_CHECK_MODEL: &[(&str, &str)] = &[
     ("checks.min_similarity", "checks.embedding_model"),
     ("checks.min_sentence_support", "checks.grounding_model"),
     ("checks.min_instruction_relevance", "checks.grounding_model"),
+    ("doc_filter.embedding_model", "doc_filter.model (tests/doc_filter.rs)"),
+    ("doc_filter.min_probability", "doc_filter.model (tests/doc_filter.rs)"),
 ];
 
 /// Shipped presets: (name, TOML). Each file's comment names the paper,
@@ -320,6 +326,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("longform", include_str!("../presets/longform.toml")),
     ("kun-polish", include_str!("../presets/kun-polish.toml")),
     ("nemotron-rephrase", include_str!("../presets/nemotron-rephrase.toml")),
+    ("doc-rubric", include_str!("../presets/doc-rubric.toml")),
 ];
 
 /// The TOML of a shipped preset. Errors: unknown name (the message lists them).

@@ -16,6 +16,7 @@
 
 pub mod checks;
 pub mod config;
+pub mod docfilter;
 pub mod export;
 pub mod grounding;
 pub mod hash;
@@ -36,6 +37,7 @@ pub mod text;
 pub use backforth_inference::{
     Backend, BackendProvider, ChatMessage, FinishReason, GenOutput, GenRequest,
 };
+pub use backforth_inference::encoder::SentenceEmbedder;
 pub use config::Config;
 pub use record::{Record, Stage};
 

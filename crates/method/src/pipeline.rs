@@ -15,6 +15,7 @@ use crate::store::{RunDir, StageFile};
 use anyhow::{bail, Context, Result};
 use backforth_corpus::readers::{input_parts, DocumentStream, InputStats};
 pub use backforth_inference::BackendProvider;
+use backforth_inference::encoder::SentenceEmbedder;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -129,16 +130,51 @@ pub fn documents_key(cfg: &Config) -> Result<String> {
             &cfg.dedup,
             &cfg.decontam,
         );
-        hash::key(&["documents+prepare", &serde_json::to_string(&settings)?])
+        let base = hash::key(&["documents+prepare", &serde_json::to_string(&settings)?]);
+        if cfg.doc_filter.model.is_empty() {
+            base
+        } else {
+            // the filter's settings and the model file's bytes (a model
+            // retrained at the same path filters differently)
+            let bytes = std::fs::read(&cfg.doc_filter.model).unwrap_or_default();
+            hash::key(&[
+                &base,
+                &serde_json::to_string(&cfg.doc_filter)?,
+                blake3::hash(&bytes).to_hex().as_str(),
+            ])
+        }
     } else {
         hash::key(&["documents", &serde_json::to_string(&whole_input)?])
     })
 }
 
+/// The sentence embedder the document filter needs (`doc_filter.embedding_model`
+/// from `provider`), or `None` when `doc_filter.model` is empty. Errors: the filter is set without its
+/// embedder, or the embedder does not load.
+pub fn doc_filter_embedder<'p>(
+    cfg: &Config,
+    provider: &'p mut dyn BackendProvider,
+) -> Result<Option<&'p mut dyn SentenceEmbedder>> {
+    if cfg.doc_filter.model.is_empty() {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        !cfg.doc_filter.embedding_model.is_empty(),
+        "doc_filter.model needs doc_filter.embedding_model (the sentence embedder it was trained with)"
+    );
+    Ok(Some(provider.embedder(&cfg.doc_filter.embedding_model)?))
+}
+
 /// Read the corpus into `documents.jsonl` (once per input-config key): ids
 /// deduplicated, ordinals assigned, limit applied. Returns (key, stats).
+/// `embedder` runs the document filter of `run.prepare` (needed when
+/// `doc_filter.model` is set; see [`doc_filter_embedder`]).
 /// Errors: missing inputs, I/O on the run folder.
-pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputStats)> {
+pub fn prepare_documents(
+    cfg: &Config,
+    run: &RunDir,
+    embedder: Option<&mut dyn SentenceEmbedder>,
+) -> Result<(String, InputStats)> {
     // The key names the logical input (the same for every shard of a run, so
     // stage keys and per-record seeds match a single-process run); the done
     // marker also names this run folder's share of it (a shard's parts and
@@ -158,7 +194,7 @@ pub fn prepare_documents(cfg: &Config, run: &RunDir) -> Result<(String, InputSta
         }
     }
     if cfg.run.prepare {
-        let st = crate::prepare::prepare_to(cfg, &run.documents())?;
+        let st = crate::prepare::prepare_to(cfg, &run.documents(), embedder)?;
         std::fs::write(
             run.0.join("prepare_stats.json"),
             serde_json::to_string_pretty(&st)?,
@@ -373,7 +409,12 @@ pub fn run(
 
     // a stage run alone on a given file (`from`) needs no corpus unless one was read before
     let (docs_key, input_stats) = if opts.from.is_none() || run.documents().exists() {
-        prepare_documents(cfg, &run)?
+        let embedder = if cfg.run.prepare {
+            doc_filter_embedder(cfg, provider)?
+        } else {
+            None
+        };
+        prepare_documents(cfg, &run, embedder)?
     } else {
         ("none".to_string(), InputStats::default())
     };

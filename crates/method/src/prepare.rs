@@ -4,7 +4,9 @@
 //! stage reads, so `run` can take it as input) and `prepare_stats.json`.
 
 use crate::config::Config;
+use crate::docfilter::DocFilterModel;
 use crate::record::Record;
+use backforth_inference::encoder::SentenceEmbedder;
 use anyhow::{Context, Result};
 pub use backforth_corpus::prepare::PrepareStats;
 use backforth_corpus::prepare::{prepare_stream, PrepareSettings};
@@ -12,21 +14,24 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Run prepare with `cfg` into `<output.dir>/candidates.jsonl` and
-/// `<output.dir>/prepare_stats.json`. Errors: inputs missing, I/O.
-pub fn prepare(cfg: &Config) -> Result<PrepareStats> {
-    prepare_with_progress(cfg, &mut |_, _| {})
+/// `<output.dir>/prepare_stats.json`; `embedder` runs the document filter
+/// (`[doc_filter]`, needed when `doc_filter.model` is set). Errors: inputs
+/// missing, I/O, a document filter without its embedder.
+pub fn prepare(cfg: &Config, embedder: Option<&mut dyn SentenceEmbedder>) -> Result<PrepareStats> {
+    prepare_with_progress(cfg, embedder, &mut |_, _| {})
 }
 
 /// [`prepare`], calling `progress(documents read, candidates kept)` every
 /// 1,000 documents and once at the end (for a progress display).
 pub fn prepare_with_progress(
     cfg: &Config,
+    embedder: Option<&mut dyn SentenceEmbedder>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<PrepareStats> {
     let dir = PathBuf::from(&cfg.output.dir);
     std::fs::create_dir_all(&dir)?;
     #[allow(unused_mut)] // only the `parquet` feature amends it
-    let mut st = prepare_inner(cfg, &dir.join("candidates.jsonl"), progress)?;
+    let mut st = prepare_inner(cfg, &dir.join("candidates.jsonl"), embedder, progress)?;
     if cfg.output.candidates_parquet {
         #[cfg(feature = "parquet")]
         {
@@ -44,12 +49,17 @@ pub fn prepare_with_progress(
     Ok(st)
 }
 
-/// Read → segment → filter → decontaminate → deduplicate into `out` (JSONL of
-/// [`Record`]s, written to `<out>.tmp` and renamed when complete, so a killed
-/// run leaves no partial file). `input.limit` caps the documents read.
-/// Errors: inputs missing, I/O.
-pub fn prepare_to(cfg: &Config, out: &Path) -> Result<PrepareStats> {
-    prepare_inner(cfg, out, &mut |_, _| {})
+/// Read → segment → filter → decontaminate → deduplicate (→ document
+/// filter) into `out` (JSONL of [`Record`]s, written to `<out>.tmp` and
+/// renamed when complete, so a killed run leaves no partial file).
+/// `input.limit` caps the documents read. Errors: inputs missing, I/O, a
+/// document filter without its embedder.
+pub fn prepare_to(
+    cfg: &Config,
+    out: &Path,
+    embedder: Option<&mut dyn SentenceEmbedder>,
+) -> Result<PrepareStats> {
+    prepare_inner(cfg, out, embedder, &mut |_, _| {})
 }
 
 /// The corpus sections of `cfg` that prepare reads.
@@ -63,26 +73,93 @@ pub fn settings(cfg: &Config) -> PrepareSettings<'_> {
     }
 }
 
+/// Candidates scored by the document filter together (the embedder batches their windows).
+const FILTER_BATCH: usize = 32;
+
+/// The document filter of `cfg` with its embedder, or `None` when
+/// `doc_filter.model` is empty. Errors: the model does not load, or no
+/// embedder was given.
+fn document_filter<'e>(
+    cfg: &Config,
+    embedder: Option<&'e mut dyn SentenceEmbedder>,
+) -> Result<Option<(DocFilterModel, &'e mut dyn SentenceEmbedder)>> {
+    if cfg.doc_filter.model.is_empty() {
+        return Ok(None);
+    }
+    let m = DocFilterModel::load(Path::new(&cfg.doc_filter.model))?;
+    let e = embedder.with_context(|| {
+        format!(
+            "doc_filter.model needs doc_filter.embedding_model (the sentence embedder it was trained with: {})",
+            m.embedder
+        )
+    })?;
+    Ok(Some((m, e)))
+}
+
 fn prepare_inner(
     cfg: &Config,
     out: &Path,
+    embedder: Option<&mut dyn SentenceEmbedder>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<PrepareStats> {
+    let mut filter = document_filter(cfg, embedder)?;
     let tmp = out.with_extension("jsonl.tmp");
     let mut w = std::io::BufWriter::new(
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
     );
     let mut ordinal = cfg.run.ordinal_base;
+    let mut pending: Vec<Record> = Vec::new();
+    let mut filtered = 0u64;
+    // Score the pending candidates (when a filter is set) and write those it
+    // keeps, with their probability in `metadata.doc_filter`; ordinals count
+    // written records only, so they stay contiguous.
+    let mut flush = |pending: &mut Vec<Record>, filtered: &mut u64| -> Result<()> {
+        let scores: Vec<Option<f32>> = match filter.as_mut() {
+            Some((m, e)) => {
+                let texts: Vec<&str> = pending.iter().map(|r| r.text.as_str()).collect();
+                m.score(&mut **e, &texts)?.into_iter().map(Some).collect()
+            }
+            None => vec![None; pending.len()],
+        };
+        for (mut r, p) in pending.drain(..).zip(scores) {
+            if let Some(p) = p {
+                if (p as f64) < cfg.doc_filter.min_probability {
+                    *filtered += 1;
+                    continue;
+                }
+                if let Some(o) = r.metadata.as_object_mut() {
+                    // unrounded, so that a threshold read back from it selects exactly
+                    o.insert("doc_filter".into(), serde_json::json!(p as f64));
+                }
+            }
+            r.ordinal = ordinal;
+            ordinal += 1;
+            serde_json::to_writer(&mut w, &r)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    };
     let mut st = prepare_stream(&settings(cfg), progress, &mut |d| {
-        let r = Record::new(d.id, ordinal, d.source, d.text, d.metadata);
-        ordinal += 1;
-        serde_json::to_writer(&mut w, &r)?;
-        w.write_all(b"\n")?;
+        if !cfg.doc_filter.model.is_empty() && d.text.trim().is_empty() {
+            // nothing to rate (the corpus filters normally drop these first)
+            filtered += 1;
+            return Ok(());
+        }
+        pending.push(Record::new(d.id, 0, d.source, d.text, d.metadata));
+        if pending.len() >= FILTER_BATCH {
+            flush(&mut pending, &mut filtered)?;
+        }
         Ok(())
     })?;
+    flush(&mut pending, &mut filtered)?;
+    drop(flush);
     w.flush()?;
     std::mem::drop(w);
     std::fs::rename(&tmp, out)?;
+    if filtered > 0 {
+        *st.dropped.entry("doc_filter".into()).or_insert(0) += filtered;
+        st.kept -= filtered;
+    }
     st.output = out.display().to_string();
     Ok(st)
 }

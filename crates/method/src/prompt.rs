@@ -36,6 +36,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("rephrase_wiki", include_str!("../prompts/rephrase_wiki.j2")),
     ("rephrase_distill", include_str!("../prompts/rephrase_distill.j2")),
     ("rephrase_knowledge", include_str!("../prompts/rephrase_knowledge.j2")),
+    ("doc_rubric", include_str!("../prompts/doc_rubric.j2")),
 ];
 
 /// Prefix of a template setting that names a built-in template instead of a

@@ -48,7 +48,7 @@ fn headings_mode_filters_and_dedups() {
         ],
     )
     .unwrap();
-    let st = prepare(&cfg).unwrap();
+    let st = prepare(&cfg, None).unwrap();
     assert_eq!(st.dropped.get("navigation_heading"), Some(&1));
     assert_eq!(st.dropped.get("all_caps_heading"), Some(&1));
     assert_eq!(
@@ -76,7 +76,7 @@ fn headings_mode_filters_and_dedups() {
     {
         let mut c2 = cfg.clone();
         c2.output.candidates_parquet = true;
-        prepare(&c2).unwrap();
+        prepare(&c2, None).unwrap();
         let pq = dir.path().join("out/candidates.parquet");
         let docs: Vec<_> =
             backforth_corpus::readers::DocumentStream::new(vec![pq], Default::default()).collect();
@@ -93,7 +93,7 @@ fn headings_mode_filters_and_dedups() {
     cfg.run.prepare = true;
     let run = backforth::store::RunDir(dir.path().join("run"));
     std::fs::create_dir_all(&run.0).unwrap();
-    let (k1, _) = backforth::pipeline::prepare_documents(&cfg, &run).unwrap();
+    let (k1, _) = backforth::pipeline::prepare_documents(&cfg, &run, None).unwrap();
     let docs: Vec<Record> = std::fs::read_to_string(run.documents())
         .unwrap()
         .lines()
@@ -105,7 +105,7 @@ fn headings_mode_filters_and_dedups() {
     );
     assert!(run.0.join("prepare_stats.json").exists());
     cfg.filter.min_chars = 100_000;
-    let (k2, _) = backforth::pipeline::prepare_documents(&cfg, &run).unwrap();
+    let (k2, _) = backforth::pipeline::prepare_documents(&cfg, &run, None).unwrap();
     assert_ne!(k1, k2);
     assert_eq!(std::fs::read_to_string(run.documents()).unwrap(), "");
 }

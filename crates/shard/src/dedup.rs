@@ -72,13 +72,18 @@ struct SignDone {
 
 /// Sign a shard that has not run yet: read its documents as its run will
 /// (`documents.jsonl` in its folder; none for a shard with no input), then
-/// [`sign`] them. Returns the number signed. Errors: as [`sign`], reading the input.
-pub fn sign_shard(job: &ShardJob) -> Result<u64> {
+/// [`sign`] them. `embedder` runs the document filter when `run.prepare`
+/// and `doc_filter.model` are set ([`backforth::pipeline::doc_filter_embedder`]).
+/// Returns the number signed. Errors: as [`sign`], reading the input.
+pub fn sign_shard(
+    job: &ShardJob,
+    embedder: Option<&mut dyn backforth::SentenceEmbedder>,
+) -> Result<u64> {
     let docs = job.dir.join("documents.jsonl");
     if job.empty {
         std::fs::write(&docs, b"")?;
     } else {
-        prepare_documents(&job.config, &RunDir(job.dir.clone()))?;
+        prepare_documents(&job.config, &RunDir(job.dir.clone()), embedder)?;
     }
     let n = sign(&job.out, job.index, &docs, &job.config.dedup)?;
     // in object storage: the signature files, then the `.done` that says they are whole
@@ -154,7 +159,8 @@ pub fn drop_remove_list(job: &ShardJob) -> Result<Option<u64>> {
     );
     let remove = read_remove_list(&job.out, job.index)?;
     let run = RunDir(job.dir.clone());
-    prepare_documents(&job.config, &run)?;
+    // signing read the documents (and ran any document filter): this finds them done
+    prepare_documents(&job.config, &run, None)?;
     Ok(Some(exclude_documents(&run, &remove)?))
 }
 

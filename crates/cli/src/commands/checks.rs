@@ -15,6 +15,7 @@ use std::path::PathBuf;
 pub fn run(cmd: ChecksCmd) -> Result<()> {
     match cmd {
         ChecksCmd::Train(a) => train_cmd(a),
+        ChecksCmd::TrainFilter(a) => crate::commands::doc_filter::train(a),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod batch;
 pub mod cache;
 pub mod checks;
 pub mod config;
+pub mod doc_filter;
 pub mod eval;
 mod eval_io;
 pub mod generate;

@@ -134,7 +134,13 @@ pub fn dedup(cmd: DedupCmd) -> Result<()> {
                 ),
                 backforth_shard::ShardStart::Run(j) => j,
             };
-            let docs = backforth_shard::dedup::sign_shard(&job)?;
+            let mut provider = crate::provider::Provider::new(&job.config);
+            let embedder = if job.config.run.prepare {
+                backforth::pipeline::doc_filter_embedder(&job.config, &mut provider)?
+            } else {
+                None
+            };
+            let docs = backforth_shard::dedup::sign_shard(&job, embedder)?;
             eprintln!(
                 "shard {i} of {n}: {docs} documents signed → {}",
                 job.run.show("dedup/sig")
