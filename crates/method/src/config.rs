@@ -668,6 +668,7 @@ mod tests {
                     completion_tokens: 0,
                     finish_reason: "stop".into(),
                     verdict: None,
+                    salvaged: false,
                 };
                 r.backtranslation = Some(g("Why are there tides?", None));
                 r.curation = Some(g("fine", Some(5)));

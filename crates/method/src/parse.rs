@@ -188,6 +188,59 @@ pub fn extract_res(raw: &str, finish: FinishReason) -> Result<String, String> {
     Ok(text.to_string())
 }
 
+/// Keep what can be kept of a rewrite cut at its token budget (no closing
+/// `[/RES]`): the text after `[RES]` up to the first stray tag a model
+/// writes when it means to stop (`[END]`, `[_RES]`, `[ RES]`: `[`, at most
+/// one of `/`, `_` or a space, then two or more capitals), or without one up
+/// to the end of its last complete sentence; an unclosed code fence is cut
+/// off. Ours: small models that lose the closing marker mostly end this
+/// way (BENCHMARKS.md "Rewrites cut at max_tokens").
+///
+/// Errors: no `[RES]`, or nothing left that ends a sentence.
+pub fn salvage_res(raw: &str) -> Result<String, String> {
+    let Some(start) = raw.find(RES_OPEN) else {
+        return Err("no [RES] marker".into());
+    };
+    let mut body = &raw[start + RES_OPEN.len()..];
+    if let Some(i) = stray_tag(body) {
+        body = &body[..i];
+    } else {
+        // the end of the last complete sentence: . ! ? then whitespace (or a closing fence line)
+        let b = body.as_bytes();
+        let mut end = None;
+        for i in 0..b.len() {
+            if matches!(b[i], b'.' | b'!' | b'?') && b.get(i + 1).is_some_and(|c| c.is_ascii_whitespace()) {
+                end = Some(i + 1);
+            }
+        }
+        body = &body[..end.ok_or("no complete sentence")?];
+    }
+    if body.matches("```").count() % 2 == 1 {
+        body = &body[..body.rfind("```").expect("counted")];
+    }
+    let text = body.trim();
+    if text.split_whitespace().count() < 4 {
+        return Err("fewer than four words before the cut".into());
+    }
+    Ok(text.to_string())
+}
+
+/// Byte offset of the first stray tag in `s` (see [`salvage_res`]).
+fn stray_tag(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    for (i, _) in s.match_indices('[') {
+        let mut j = i + 1;
+        if matches!(b.get(j), Some(b'/' | b'_' | b' ')) {
+            j += 1;
+        }
+        let caps = b[j..].iter().take_while(|c| c.is_ascii_uppercase()).count();
+        if caps >= 2 && matches!(b.get(j + caps), Some(b']' | b' ') | None) {
+            return Some(i);
+        }
+    }
+    None
+}
+
 /// Labels a model may put before the instruction; stripped once, case-insensitive.
 const LABELS: &[&str] = &[
     "instruction:",
@@ -318,6 +371,33 @@ mod tests {
             extract_res("[RES]a[/RES][RES]b[/RES]", FinishReason::Stop).unwrap(),
             "a"
         );
+    }
+
+    #[test]
+    fn salvage_of_cut_rewrites() {
+        // a stray tag where the model meant to stop
+        assert_eq!(
+            salvage_res("[RES] The tourists were found. They walked back. [END] [ RES] The tourists").unwrap(),
+            "The tourists were found. They walked back."
+        );
+        assert_eq!(salvage_res("[RES]It is done here now. [_RES] again").unwrap(), "It is done here now.");
+        // no tag: up to the last complete sentence, an open fence dropped
+        assert_eq!(
+            salvage_res("[RES]Use `dir()` to list names. It returns a list.\n\n```python\nx = dir(").unwrap(),
+            "Use `dir()` to list names. It returns a list."
+        );
+        assert_eq!(
+            salvage_res("[RES]Call it like this:\n```\nf(1)\n```\nThen it works. And then the").unwrap(),
+            "Call it like this:\n```\nf(1)\n```\nThen it works."
+        );
+        // lists and lower-case brackets are not tags
+        assert_eq!(
+            salvage_res("[RES]Use a[0] or [1, 2] in Python. More text without end").unwrap(),
+            "Use a[0] or [1, 2] in Python."
+        );
+        assert!(salvage_res("[RES] no sentence ends here").is_err());
+        assert!(salvage_res("[RES] Ok. [END]").is_err());
+        assert!(salvage_res("nothing").is_err());
     }
 
     #[test]

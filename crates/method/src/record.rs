@@ -124,6 +124,9 @@ pub struct Generation {
     /// Verify stage only: the parsed verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<crate::parse::Verification>,
+    /// The output was cut at its budget and kept in part (`rewrite.salvage_cut`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub salvaged: bool,
 }
 
 /// A document or segment plus everything the stages added to it.

@@ -34,6 +34,12 @@ pub struct StageReport {
     pub parsed_ok: u64,
     pub parse_failed: u64,
     pub backend_errors: u64,
+    /// Outputs cut at their budget and kept in part (`rewrite.salvage_cut`; among `parsed_ok`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub salvaged: u64,
+    /// Generated tokens of outputs that did not parse (the waste).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_completion_tokens: u64,
     pub prompt_tokens: u64,
     /// Of `prompt_tokens`, those the engine did not prefill (KV-cache prefix
     /// reuse, server prefix caches that report it, response-cache hits).
@@ -107,33 +113,33 @@ impl StageSpec<'_> {
         Ok(GenRequest {
             tag,
             messages,
-            sampling: self.sampling(&r.id),
+            sampling: self.sampling(r),
             grammar: self.def.grammar(),
             raw_prompt: self.cfg.model.raw_prompt,
             top_logprobs: 0,
         })
     }
 
-    fn sampling(&self, id: &str) -> Sampling {
+    fn sampling(&self, r: &Record) -> Sampling {
         let g = &self.def.gen;
         Sampling {
             temperature: g.temperature as f32,
             top_p: g.top_p as f32,
-            max_tokens: g.max_tokens,
-            seed: hash::derive_seed(self.cfg.model.seed, &self.def.name, id),
+            max_tokens: self.def.max_tokens(r, self.cfg),
+            seed: hash::derive_seed(self.cfg.model.seed, &self.def.name, &r.id),
             stop: vec![],
         }
     }
 
     /// Turn a backend result into a [`Generation`] (parsing strictly; raw text always kept).
-    pub fn interpret(&self, id: &str, res: Result<GenOutput, String>) -> Generation {
+    pub fn interpret(&self, r: &Record, res: Result<GenOutput, String>) -> Generation {
         let mut g = Generation {
             value: None,
             score: None,
             parse: ParseStatus::Ok,
             raw: String::new(),
             model: self.model_id.to_string(),
-            sampling: self.sampling(id),
+            sampling: self.sampling(r),
             template: self.template.name.clone(),
             template_hash: self.template.hash.clone(),
             stage_key: self.key.to_string(),
@@ -141,6 +147,7 @@ impl StageSpec<'_> {
             completion_tokens: 0,
             finish_reason: "error".into(),
             verdict: None,
+            salvaged: false,
         };
         let out = match res {
             Ok(o) => o,
@@ -157,6 +164,7 @@ impl StageSpec<'_> {
                 g.value = Some(i.value);
                 g.score = i.score;
                 g.verdict = i.verdict;
+                g.salvaged = i.salvaged;
             }
             Err(reason) => g.parse = ParseStatus::Failed { reason },
         }
@@ -227,7 +235,7 @@ pub fn run_stage(
             .as_ref()
             .map(|o| o.cached_prompt_tokens.min(o.prompt_tokens))
             .unwrap_or(0);
-        let g = spec.interpret(&r.id, res);
+        let g = spec.interpret(&r, res);
         {
             let mut rep = report.borrow_mut();
             rep.generated += 1;
@@ -280,6 +288,12 @@ pub struct StageTotals {
     pub parsed_ok: u64,
     pub parse_failed: u64,
     pub backend_errors: u64,
+    /// Outputs cut at their budget and kept in part (`rewrite.salvage_cut`; among `parsed_ok`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub salvaged: u64,
+    /// Generated tokens of outputs that did not parse (the waste).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_completion_tokens: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     /// Parse-failure and error reasons with counts.
@@ -309,6 +323,8 @@ impl StageTotals {
         self.parsed_ok += o.parsed_ok;
         self.parse_failed += o.parse_failed;
         self.backend_errors += o.backend_errors;
+        self.salvaged += o.salvaged;
+        self.failed_completion_tokens += o.failed_completion_tokens;
         self.prompt_tokens += o.prompt_tokens;
         self.completion_tokens += o.completion_tokens;
         for (k, v) in &o.failure_reasons {
@@ -336,6 +352,10 @@ impl StageTotals {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Recount a stage file (`stage`: its name). Errors: I/O.
 pub fn totals(path: &Path, stage: &str, key: &str, cfg: &Config) -> Result<StageTotals> {
     // streamed: one record at a time, first occurrence per id under `key`
@@ -353,10 +373,12 @@ pub fn totals(path: &Path, stage: &str, key: &str, cfg: &Config) -> Result<Stage
         t.done += 1;
         t.prompt_tokens += g.prompt_tokens as u64;
         t.completion_tokens += g.completion_tokens as u64;
+        t.salvaged += g.salvaged as u64;
         match &g.parse {
             ParseStatus::Ok => t.parsed_ok += 1,
             ParseStatus::Failed { reason } => {
                 t.parse_failed += 1;
+                t.failed_completion_tokens += g.completion_tokens as u64;
                 *t.failure_reasons.entry(reason.clone()).or_default() += 1;
             }
             ParseStatus::Error { error } => {

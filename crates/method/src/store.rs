@@ -271,6 +271,7 @@ mod tests {
             completion_tokens: 1,
             finish_reason: "stop".into(),
             verdict: None,
+            salvaged: false,
         });
         r
     }

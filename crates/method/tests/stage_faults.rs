@@ -69,7 +69,7 @@ fn record(i: usize) -> Record {
         seed_index: None,
     }
     .interpret(
-        "x",
+        &backforth::Record::new("x".into(), 0, Default::default(), "text".into(), serde_json::json!({})),
         Ok(GenOutput {
             text: "What is it?".into(),
             prompt_tokens: 1,

@@ -51,6 +51,8 @@ pub struct Interpreted {
     pub value: String,
     pub score: Option<u8>,
     pub verdict: Option<parse::Verification>,
+    /// A cut output kept in part (`rewrite.salvage_cut`).
+    pub salvaged: bool,
 }
 
 impl StageDef {
@@ -210,6 +212,16 @@ impl StageDef {
             StageKind::Builtin(Stage::Curate | Stage::Verify) => {
                 s += &format!(";grammar={}", g.grammar)
             }
+            StageKind::Builtin(Stage::Rewrite) => {
+                // only when not the default, so keys of existing runs stay valid
+                let r = &cfg.rewrite;
+                if r.max_tokens_per_document_token > 0.0 {
+                    s += &format!(";budget={}", r.max_tokens_per_document_token);
+                }
+                if r.salvage_cut {
+                    s += ";salvage";
+                }
+            }
             StageKind::Builtin(_) => {}
             StageKind::Custom(c, _) => {
                 s += &format!(
@@ -219,6 +231,21 @@ impl StageDef {
             }
         }
         s
+    }
+
+    /// The generation budget for one record: `gen.max_tokens`, or for the
+    /// rewrite with `rewrite.max_tokens_per_document_token` > 0 a budget
+    /// that follows the document's length (characters / 4 as its tokens),
+    /// at least 128 and at most `gen.max_tokens`.
+    pub fn max_tokens(&self, r: &Record, cfg: &Config) -> u32 {
+        let ratio = cfg.rewrite.max_tokens_per_document_token;
+        if self.builtin_stage() == Some(Stage::Rewrite) && ratio > 0.0 {
+            let doc_tokens = r.text.chars().count() as f64 / 4.0;
+            let budget = (ratio * doc_tokens).ceil().max(128.0);
+            (budget as u32).min(self.gen.max_tokens)
+        } else {
+            self.gen.max_tokens
+        }
     }
 
     /// The template variables for one record. `seeds`: the few-shot
@@ -262,7 +289,7 @@ impl StageDef {
 
     /// Read one output strictly. Errors: the reason, kept with the raw text.
     pub fn interpret(&self, out: &GenOutput, cfg: &Config) -> Result<Interpreted, String> {
-        let plain = |value: String| Interpreted { value, score: None, verdict: None };
+        let plain = |value: String| Interpreted { value, score: None, verdict: None, salvaged: false };
         match &self.kind {
             StageKind::Builtin(Stage::Backtranslate) => parse::clean_instruction(
                 &out.text,
@@ -274,12 +301,21 @@ impl StageDef {
                 value: p.reasoning,
                 score: Some(p.score),
                 verdict: None,
+                salvaged: false,
             }),
-            StageKind::Builtin(Stage::Rewrite) => parse::extract_res(&out.text, out.finish).map(plain),
+            StageKind::Builtin(Stage::Rewrite) => match parse::extract_res(&out.text, out.finish) {
+                Err(e) if cfg.rewrite.salvage_cut && out.finish == FinishReason::Length => {
+                    parse::salvage_res(&out.text)
+                        .map(|value| Interpreted { value, score: None, verdict: None, salvaged: true })
+                        .map_err(|why| format!("{e}; not salvaged: {why}"))
+                }
+                r => r.map(plain),
+            },
             StageKind::Builtin(Stage::Verify) => parse::parse_verification(&out.text).map(|v| Interpreted {
                 value: if v.answers { "yes" } else { "no" }.to_string(),
                 score: None,
                 verdict: Some(v),
+                salvaged: false,
             }),
             StageKind::Builtin(Stage::Distill) => {
                 let t = out.text.trim();
@@ -295,6 +331,7 @@ impl StageDef {
                 value: p.value,
                 score: p.score,
                 verdict: None,
+                salvaged: false,
             }),
         }
     }
@@ -367,5 +404,33 @@ impl StagePlan {
             self.require(n)?;
         }
         Ok(self.defs.iter().filter(|d| names.contains(&d.name)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(chars: usize) -> Record {
+        Record::new("d".into(), 0, Default::default(), "x".repeat(chars), serde_json::json!({}))
+    }
+
+    #[test]
+    fn the_rewrite_budget_follows_the_document() {
+        let mut cfg = Config::default();
+        cfg.rewrite.max_tokens = 640;
+        let off = StageDef::builtin(Stage::Rewrite, &cfg);
+        assert_eq!(off.max_tokens(&doc(400), &cfg), 640);
+        let before = off.fingerprint(&cfg);
+        assert!(!before.contains("budget"), "keys of existing runs stay");
+        cfg.rewrite.max_tokens_per_document_token = 1.5;
+        let on = StageDef::builtin(Stage::Rewrite, &cfg);
+        assert_eq!(on.max_tokens(&doc(400), &cfg), 150); // 100 tokens × 1.5
+        assert_eq!(on.max_tokens(&doc(40), &cfg), 128); // the floor
+        assert_eq!(on.max_tokens(&doc(40_000), &cfg), 640); // the cap
+        assert_ne!(on.fingerprint(&cfg), before);
+        // other stages keep their own max_tokens
+        let curate = StageDef::builtin(Stage::Curate, &cfg);
+        assert_eq!(curate.max_tokens(&doc(400), &cfg), cfg.curate.max_tokens);
     }
 }

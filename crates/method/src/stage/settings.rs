@@ -129,6 +129,17 @@ stage_section!(
     RewriteConfig, grammar: yes {
         /// Constrain the output to one `[RES]…[/RES]` block (GBNF).
         grammar: bool,
+        /// Token budget that follows the document: a rewrite may generate at
+        /// most `max(128, ceil(this × document characters / 4))` tokens, and
+        /// never more than `max_tokens` (0 = off: always `max_tokens`). A
+        /// faithful rewrite is about as long as its document (≤ 1.4× on the
+        /// Python run, BENCHMARKS.md "Rewrites cut at max_tokens"); longer ones run away.
+        max_tokens_per_document_token: f64,
+        /// Keep a rewrite cut at its budget instead of failing it: the text
+        /// before the first stray tag (`[END]`, `[_RES]`, …) or, without one,
+        /// up to its last complete sentence; marked `salvaged` in the record
+        /// and counted in the summary. Off = the papers' strict parse.
+        salvage_cut: bool,
     }
 );
 
@@ -190,6 +201,8 @@ impl Default for RewriteConfig {
             top_p: 0.9,
             max_tokens: 1024,
             grammar: true,
+            max_tokens_per_document_token: 0.0,
+            salvage_cut: false,
         }
     }
 }
