@@ -17,7 +17,11 @@ use std::process::Command;
 
 fn minilm() -> PathBuf {
     let p = cache().join("models/all-MiniLM-L6-v2");
-    assert!(p.exists(), "{} is missing: scripts/fetch-assets.sh minilm", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: scripts/fetch-assets.sh minilm",
+        p.display()
+    );
     p
 }
 
@@ -79,12 +83,26 @@ fn a_trained_filter_drops_candidates_in_prepare_and_run() {
     let dir = tempfile::tempdir().unwrap();
     let fdir = dir.path().join("filter");
     let stdout = ok(bin()
-        .args(["checks", "train-filter", "--labels", rated().to_str().unwrap()])
-        .args(["--embedding-model", minilm().to_str().unwrap(), "--threads", "2"])
+        .args([
+            "checks",
+            "train-filter",
+            "--labels",
+            rated().to_str().unwrap(),
+        ])
+        .args([
+            "--embedding-model",
+            minilm().to_str().unwrap(),
+            "--threads",
+            "2",
+        ])
         .args(["--out", fdir.to_str().unwrap()]));
-    assert!(stdout.contains("held out:") && stdout.contains("agreement"), "{stdout}");
+    assert!(
+        stdout.contains("held out:") && stdout.contains("agreement"),
+        "{stdout}"
+    );
     let model: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fdir.join("doc_filter.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fdir.join("doc_filter.json")).unwrap())
+            .unwrap();
     let held = model["held_out"]["documents"].as_u64().unwrap();
     assert!((10..=35).contains(&held), "held out {held} of 80");
 
@@ -94,19 +112,51 @@ fn a_trained_filter_drops_candidates_in_prepare_and_run() {
     let prep = |name: &str, min_p: &str| -> (serde_json::Value, Vec<serde_json::Value>) {
         let out = dir.path().join(name);
         ok(bin()
-            .args(["prepare", "--quiet", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()])
-            .args(["-s", &format!("doc_filter.model={:?}", fdir.join("doc_filter.json").display().to_string())])
-            .args(["-s", &format!("doc_filter.embedding_model={:?}", minilm().display().to_string())])
-            .args(["-s", &format!("doc_filter.min_probability={min_p}"), "--threads", "2"]));
-        let st = serde_json::from_str(&std::fs::read_to_string(out.join("prepare_stats.json")).unwrap()).unwrap();
+            .args([
+                "prepare",
+                "--quiet",
+                "--input",
+                input.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .args([
+                "-s",
+                &format!(
+                    "doc_filter.model={:?}",
+                    fdir.join("doc_filter.json").display().to_string()
+                ),
+            ])
+            .args([
+                "-s",
+                &format!(
+                    "doc_filter.embedding_model={:?}",
+                    minilm().display().to_string()
+                ),
+            ])
+            .args([
+                "-s",
+                &format!("doc_filter.min_probability={min_p}"),
+                "--threads",
+                "2",
+            ]));
+        let st =
+            serde_json::from_str(&std::fs::read_to_string(out.join("prepare_stats.json")).unwrap())
+                .unwrap();
         (st, read_jsonl(&out.join("candidates.jsonl")))
     };
     let (all_st, all) = prep("all", "0.0");
     // prepare's own rules drop a few (too short); the filter at 0 drops none
     let n = all.len();
-    assert!(n >= 40 && all_st["kept"].as_u64().unwrap() as usize == n, "{all_st}");
+    assert!(
+        n >= 40 && all_st["kept"].as_u64().unwrap() as usize == n,
+        "{all_st}"
+    );
     assert!(all_st["dropped"].get("doc_filter").is_none(), "{all_st}");
-    let p: Vec<f64> = all.iter().map(|r| r["metadata"]["doc_filter"].as_f64().unwrap()).collect();
+    let p: Vec<f64> = all
+        .iter()
+        .map(|r| r["metadata"]["doc_filter"].as_f64().unwrap())
+        .collect();
     assert!(p.iter().all(|x| (0.0..=1.0).contains(x)));
     // a threshold between the scores: those under it leave, counted, ordinals stay contiguous
     let mut sorted = p.clone();
@@ -122,7 +172,11 @@ fn a_trained_filter_drops_candidates_in_prepare_and_run() {
     let got: Vec<&str> = kept.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(got, expect);
     assert!(got.len() < n && got.len() >= n / 2, "{} of {n}", got.len());
-    assert_eq!(st["dropped"]["doc_filter"].as_u64().unwrap() as usize, n - got.len(), "{st}");
+    assert_eq!(
+        st["dropped"]["doc_filter"].as_u64().unwrap() as usize,
+        n - got.len(),
+        "{st}"
+    );
     assert_eq!(st["kept"].as_u64().unwrap() as usize, got.len());
     for (i, r) in kept.iter().enumerate() {
         assert_eq!(r["ordinal"].as_u64().unwrap() as usize, i);
@@ -134,16 +188,29 @@ fn a_trained_filter_drops_candidates_in_prepare_and_run() {
         "-s".to_string(),
         "run.prepare=true".into(),
         "-s".into(),
-        format!("doc_filter.model={:?}", fdir.join("doc_filter.json").display().to_string()),
+        format!(
+            "doc_filter.model={:?}",
+            fdir.join("doc_filter.json").display().to_string()
+        ),
         "-s".into(),
         format!("doc_filter.min_probability={cut}"),
     ];
     // without its embedder: a clear error, nothing generated
-    let err = failure(backforth_cmd(&["run"], &out, &input).args(&filter_set).args(["--stages", "backtranslate"]));
+    let err = failure(
+        backforth_cmd(&["run"], &out, &input)
+            .args(&filter_set)
+            .args(["--stages", "backtranslate"]),
+    );
     assert!(err.contains("doc_filter.embedding_model"), "{err}");
     ok(backforth_cmd(&["run"], &out, &input)
         .args(&filter_set)
-        .args(["-s", &format!("doc_filter.embedding_model={:?}", minilm().display().to_string())])
+        .args([
+            "-s",
+            &format!(
+                "doc_filter.embedding_model={:?}",
+                minilm().display().to_string()
+            ),
+        ])
         .args(["--stages", "backtranslate", "--limit", "60"])
         .args(["-s", "backtranslate.max_tokens=8", "--batch-size", "4"]));
     let docs: Vec<String> = read_jsonl(&out.join("documents.jsonl"))
@@ -151,7 +218,10 @@ fn a_trained_filter_drops_candidates_in_prepare_and_run() {
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(docs, expect);
-    assert_eq!(read_jsonl(&out.join("stages/backtranslate.jsonl")).len(), expect.len());
+    assert_eq!(
+        read_jsonl(&out.join("stages/backtranslate.jsonl")).len(),
+        expect.len()
+    );
 }
 
 #[test]
@@ -161,14 +231,28 @@ fn bad_label_files_get_clear_errors() {
     let mut bytes = std::fs::read(rated()).unwrap();
     bytes.extend_from_slice(b"{\"id\": \"x\", \"text\": \"\xff\xfe\"}\n");
     std::fs::write(&bad, bytes).unwrap();
-    let err = failure(bin()
-        .args(["checks", "train-filter", "--labels", bad.to_str().unwrap()])
-        .args(["--embedding-model", minilm().to_str().unwrap()])
-        .args(["--out", dir.path().join("f").to_str().unwrap()]));
-    assert!(err.contains("bad.jsonl:81") && err.contains("UTF-8"), "{err}");
-    let err = failure(bin()
-        .args(["checks", "train-filter", "--labels", rated().to_str().unwrap(), "--stage", "nothing"])
-        .args(["--embedding-model", minilm().to_str().unwrap()])
-        .args(["--out", dir.path().join("f").to_str().unwrap()]));
+    let err = failure(
+        bin()
+            .args(["checks", "train-filter", "--labels", bad.to_str().unwrap()])
+            .args(["--embedding-model", minilm().to_str().unwrap()])
+            .args(["--out", dir.path().join("f").to_str().unwrap()]),
+    );
+    assert!(
+        err.contains("bad.jsonl:81") && err.contains("UTF-8"),
+        "{err}"
+    );
+    let err = failure(
+        bin()
+            .args([
+                "checks",
+                "train-filter",
+                "--labels",
+                rated().to_str().unwrap(),
+                "--stage",
+                "nothing",
+            ])
+            .args(["--embedding-model", minilm().to_str().unwrap()])
+            .args(["--out", dir.path().join("f").to_str().unwrap()]),
+    );
     assert!(err.contains("0 training documents"), "{err}");
 }

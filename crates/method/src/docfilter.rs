@@ -170,7 +170,10 @@ pub fn features(emb: &mut dyn SentenceEmbedder, texts: &[&str]) -> Result<Vec<Ve
     let mut all: Vec<&str> = Vec::new();
     for (i, t) in texts.iter().enumerate() {
         let w = windows(t);
-        anyhow::ensure!(!w.is_empty(), "document {i} of the batch is empty: nothing to rate");
+        anyhow::ensure!(
+            !w.is_empty(),
+            "document {i} of the batch is empty: nothing to rate"
+        );
         for s in w {
             owner.push(i);
             all.push(s);
@@ -220,7 +223,11 @@ pub fn agreement(p: &[f32], ys: &[bool], threshold: f64) -> Agreement {
         accuracy: right / n,
         precision,
         recall,
-        f1: if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 },
+        f1: if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        },
         auc: mlp::auc(p, ys),
         kept_share: kept / n,
     }
@@ -238,7 +245,10 @@ pub fn train(
     let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
     let xs = features(emb, &texts)?;
     let ys: Vec<bool> = docs.iter().map(|d| d.rating >= opts.min_rating).collect();
-    let test: Vec<bool> = docs.iter().map(|d| held_out(&d.id, opts.held_out)).collect();
+    let test: Vec<bool> = docs
+        .iter()
+        .map(|d| held_out(&d.id, opts.held_out))
+        .collect();
     let pick = |want: bool| -> (Vec<Vec<f32>>, Vec<bool>) {
         xs.iter()
             .zip(&ys)
@@ -304,7 +314,10 @@ impl DocFilterModel {
             self.embedder,
             emb.embedder_id()
         );
-        Ok(features(emb, texts)?.iter().map(|x| self.net.predict(x)).collect())
+        Ok(features(emb, texts)?
+            .iter()
+            .map(|x| self.net.predict(x))
+            .collect())
     }
 }
 

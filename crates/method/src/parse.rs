@@ -194,7 +194,7 @@ pub fn extract_res(raw: &str, finish: FinishReason) -> Result<String, String> {
 /// one of `/`, `_` or a space, then two or more capitals), or without one up
 /// to the end of its last complete sentence; an unclosed code fence is cut
 /// off. Ours: small models that lose the closing marker mostly end this
-/// way (BENCHMARKS.md "Rewrites cut at max_tokens").
+/// way (BENCHMARKS.md "Work not spent").
 ///
 /// Errors: no `[RES]`, or nothing left that ends a sentence.
 pub fn salvage_res(raw: &str) -> Result<String, String> {

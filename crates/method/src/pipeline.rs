@@ -454,6 +454,8 @@ pub fn run(
         seeds: seed_summary,
         ..Default::default()
     };
+    // curate's pairs sent no request, by stage: (count, reasons)
+    let mut skipped: BTreeMap<String, (u64, BTreeMap<String, u64>)> = BTreeMap::new();
     for (i, d) in selected.iter().enumerate() {
         let (upstream_path, upstream): (PathBuf, Option<(String, String)>) = match (&opts.from, i) {
             (Some(f), 0) => (f.clone(), None),
@@ -462,6 +464,7 @@ pub fn run(
                 Some(u) => (run.stage(u), Some((u.clone(), keys[u].clone()))),
             },
         };
+        let upstream_for_skips = upstream.clone();
         if !upstream_path.exists() {
             bail!(
                 "{} needs {} (run the earlier stage first, or pass --from FILE)",
@@ -505,12 +508,31 @@ pub fn run(
             run_stage(&spec, backend, input, file, &mut *bar)?
         };
         summary.invocation.insert(d.name.clone(), report);
+        if cfg.curate.skip_failing_instructions && d.builtin_stage() == Some(Stage::Curate) {
+            let mut n = 0u64;
+            let mut why: BTreeMap<String, u64> = BTreeMap::new();
+            for r in upstream_records(&upstream_path, upstream_for_skips.clone())? {
+                let reasons = d.skip_reasons(&r, cfg);
+                if !reasons.is_empty() {
+                    n += 1;
+                    for c in reasons {
+                        *why.entry(c.to_string()).or_default() += 1;
+                    }
+                }
+            }
+            tracing::info!("{}: {n} pairs sent no request (the instruction checks drop them): {why:?}", d.name);
+            skipped.insert(d.name.clone(), (n, why));
+        }
     }
     for d in &plan.defs {
         summary.keys.insert(d.name.clone(), keys[&d.name].clone());
         let p = run.stage(&d.name);
         if p.exists() {
-            let t = totals(&p, &d.name, &keys[&d.name], cfg)?;
+            let mut t = totals(&p, &d.name, &keys[&d.name], cfg)?;
+            if let Some((n, why)) = skipped.remove(&d.name) {
+                t.skipped_by_checks = n;
+                t.skip_reasons = why;
+            }
             if t.done > 0 || stages.contains(&d.name) {
                 summary.stages.insert(d.name.clone(), t);
             }

@@ -34,12 +34,6 @@ pub struct StageReport {
     pub parsed_ok: u64,
     pub parse_failed: u64,
     pub backend_errors: u64,
-    /// Outputs cut at their budget and kept in part (`rewrite.salvage_cut`; among `parsed_ok`).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub salvaged: u64,
-    /// Generated tokens of outputs that did not parse (the waste).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub failed_completion_tokens: u64,
     pub prompt_tokens: u64,
     /// Of `prompt_tokens`, those the engine did not prefill (KV-cache prefix
     /// reuse, server prefix caches that report it, response-cache hits).
@@ -291,6 +285,13 @@ pub struct StageTotals {
     /// Outputs cut at their budget and kept in part (`rewrite.salvage_cut`; among `parsed_ok`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub salvaged: u64,
+    /// Curate with `curate.skip_failing_instructions`: pairs sent no request
+    /// because the instruction checks would drop them, and why (a pair can
+    /// have several reasons).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_by_checks: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skip_reasons: BTreeMap<String, u64>,
     /// Generated tokens of outputs that did not parse (the waste).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed_completion_tokens: u64,
@@ -324,6 +325,10 @@ impl StageTotals {
         self.parse_failed += o.parse_failed;
         self.backend_errors += o.backend_errors;
         self.salvaged += o.salvaged;
+        self.skipped_by_checks += o.skipped_by_checks;
+        for (k, v) in &o.skip_reasons {
+            *self.skip_reasons.entry(k.clone()).or_default() += v;
+        }
         self.failed_completion_tokens += o.failed_completion_tokens;
         self.prompt_tokens += o.prompt_tokens;
         self.completion_tokens += o.completion_tokens;

@@ -19,7 +19,11 @@ fn read_all(files: &[std::path::PathBuf], stage: &str) -> Result<Vec<Rated>> {
     let mut out = Vec::new();
     for f in files {
         let (docs, skipped) = read_ratings(f, stage)?;
-        eprintln!("{}: {} rated documents, {skipped} without a parsed rating (skipped)", f.display(), docs.len());
+        eprintln!(
+            "{}: {} rated documents, {skipped} without a parsed rating (skipped)",
+            f.display(),
+            docs.len()
+        );
         out.extend(docs);
     }
     Ok(out)
@@ -96,7 +100,10 @@ pub fn train(a: TrainFilterArgs) -> Result<()> {
             documents_per_s: dps,
         });
     }
-    std::fs::write(a.out.join("eval.json"), serde_json::to_string_pretty(&reports)?)?;
+    std::fs::write(
+        a.out.join("eval.json"),
+        serde_json::to_string_pretty(&reports)?,
+    )?;
     println!(
         "use it: --set run.prepare=true --set doc_filter.model='\"{}\"' --set doc_filter.embedding_model='\"{}\"'",
         path.display(),

@@ -134,13 +134,33 @@ impl StageDef {
         }
     }
 
+    /// Curate with `curate.skip_failing_instructions` (and the checks on):
+    /// the codes of the lexical instruction checks the export would fail
+    /// this record's instruction on, so no request is sent for it; empty
+    /// otherwise, and for every other stage.
+    pub fn skip_reasons(&self, r: &Record, cfg: &Config) -> Vec<&'static str> {
+        if self.builtin_stage() != Some(Stage::Curate)
+            || !cfg.curate.skip_failing_instructions
+            || !cfg.checks.enabled
+        {
+            return vec![];
+        }
+        let Some(instruction) = r.instruction() else { return vec![] };
+        let source = crate::checks::SourceIndex::new(&r.text);
+        crate::checks::check(&cfg.checks, instruction, None, &source)
+            .reasons
+            .iter()
+            .map(|x| x.code())
+            .collect()
+    }
+
     /// Whether the stage applies to an input record (given the outputs it carries).
     pub fn eligible(&self, r: &Record, cfg: &Config) -> bool {
         let kept = |r: &Record| r.kept(cfg.curate.keep_min_score);
         match &self.kind {
             StageKind::Builtin(s) => match s {
                 Stage::Backtranslate => true,
-                Stage::Curate => r.instruction().is_some(),
+                Stage::Curate => r.instruction().is_some() && self.skip_reasons(r, cfg).is_empty(),
                 Stage::Rewrite | Stage::Distill => kept(r),
                 Stage::Verify => kept(r) && r.rewrite.as_ref().is_some_and(|g| g.value.is_some()),
             },
@@ -209,9 +229,19 @@ impl StageDef {
                     s += &format!(";seeds={:?}", b.seed_selection);
                 }
             }
-            StageKind::Builtin(Stage::Curate | Stage::Verify) => {
-                s += &format!(";grammar={}", g.grammar)
+            StageKind::Builtin(Stage::Curate) => {
+                s += &format!(";grammar={}", g.grammar);
+                // only when on (keys of existing runs stay): which pairs are
+                // curated then depends on the instruction checks' settings
+                if cfg.curate.skip_failing_instructions && cfg.checks.enabled {
+                    let c = &cfg.checks;
+                    s += &format!(
+                        ";skip(rel={},topic={},nonin={})",
+                        c.min_relevance, c.min_topic_words, c.non_instructions
+                    );
+                }
             }
+            StageKind::Builtin(Stage::Verify) => s += &format!(";grammar={}", g.grammar),
             StageKind::Builtin(Stage::Rewrite) => {
                 // only when not the default, so keys of existing runs stay valid
                 let r = &cfg.rewrite;

@@ -120,6 +120,12 @@ stage_section!(
         /// Pairs with a curation score ≥ this are kept: the rewrite, verify and
         /// distill stages and the exports take only those. 1..=5.
         keep_min_score: u8,
+        /// Send no curation request for a pair whose instruction the export's
+        /// checks would fail anyway (the lexical instruction checks of
+        /// `[checks]`: off-topic, fragment, question to the reader, copied
+        /// sentence; no LLM). Counted in `summary.json` as
+        /// `stages.curate.skipped_by_checks`. Off = the papers' pipeline.
+        skip_failing_instructions: bool,
     }
 );
 
@@ -133,7 +139,7 @@ stage_section!(
         /// most `max(128, ceil(this × document characters / 4))` tokens, and
         /// never more than `max_tokens` (0 = off: always `max_tokens`). A
         /// faithful rewrite is about as long as its document (≤ 1.4× on the
-        /// Python run, BENCHMARKS.md "Rewrites cut at max_tokens"); longer ones run away.
+        /// Python run, BENCHMARKS.md "Work not spent"); longer ones run away.
         max_tokens_per_document_token: f64,
         /// Keep a rewrite cut at its budget instead of failing it: the text
         /// before the first stray tag (`[END]`, `[_RES]`, …) or, without one,
@@ -187,6 +193,7 @@ impl Default for CurateConfig {
             max_tokens: 256,
             grammar: true,
             keep_min_score: 5,
+            skip_failing_instructions: false,
         }
     }
 }
