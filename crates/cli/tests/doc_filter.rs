@@ -15,15 +15,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn minilm() -> PathBuf {
-    let p = cache().join("models/all-MiniLM-L6-v2");
-    assert!(
-        p.exists(),
-        "{} is missing: scripts/fetch-assets.sh minilm",
-        p.display()
-    );
-    p
-}
 
 fn rated() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/doc-rubric/news-rated.jsonl")

@@ -10,15 +10,6 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn minilm() -> PathBuf {
-    let p = cache().join("models/all-MiniLM-L6-v2");
-    assert!(
-        p.exists(),
-        "{} is missing: scripts/fetch-assets.sh minilm",
-        p.display()
-    );
-    p
-}
 
 fn train_cmd(out: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_backforth"));

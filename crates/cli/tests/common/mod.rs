@@ -34,6 +34,13 @@ pub fn lee_corpus() -> PathBuf {
     need(cache().join("corpus/gensim/lee_background.cor"))
 }
 
+/// The all-MiniLM-L6-v2 sentence embedder folder (`scripts/fetch-assets.sh minilm`).
+pub fn minilm() -> PathBuf {
+    let p = cache().join("models/all-MiniLM-L6-v2");
+    assert!(p.exists(), "{} is missing: scripts/fetch-assets.sh minilm", p.display());
+    p
+}
+
 /// Real seed pairs from the Python FAQ.
 pub fn seeds() -> PathBuf {
     need(cache().join("seeds/python-faq.jsonl"))
