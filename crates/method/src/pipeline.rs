@@ -165,6 +165,42 @@ pub fn doc_filter_embedder<'p>(
     Ok(Some(provider.embedder(&cfg.doc_filter.embedding_model)?))
 }
 
+/// Curate with `curate.skip_failing_instructions`: count the upstream pairs
+/// that got no request and why, from the upstream stage file (derived, like
+/// the rest of the totals, so every invocation reports the same). Nothing
+/// for other stages or when the upstream file is absent. Errors: I/O.
+fn count_skipped(
+    d: &StageDef,
+    cfg: &Config,
+    run: &RunDir,
+    keys: &BTreeMap<String, String>,
+    t: &mut StageTotals,
+) -> Result<()> {
+    let Some(u) = d.input.as_ref().filter(|_| cfg.curate.skip_failing_instructions) else {
+        return Ok(());
+    };
+    let path = run.stage(u);
+    if d.builtin_stage() != Some(Stage::Curate) || !path.exists() {
+        return Ok(());
+    }
+    for r in upstream_records(&path, Some((u.clone(), keys[u].clone())))? {
+        let reasons = d.skip_reasons(&r, cfg);
+        if !reasons.is_empty() {
+            t.skipped_by_checks += 1;
+            for c in reasons {
+                *t.skip_reasons.entry(c.to_string()).or_default() += 1;
+            }
+        }
+    }
+    tracing::info!(
+        "{}: {} pairs sent no request (the instruction checks drop them): {:?}",
+        d.name,
+        t.skipped_by_checks,
+        t.skip_reasons
+    );
+    Ok(())
+}
+
 /// Read the corpus into `documents.jsonl` (once per input-config key): ids
 /// deduplicated, ordinals assigned, limit applied. Returns (key, stats).
 /// `embedder` runs the document filter of `run.prepare` (needed when
@@ -454,8 +490,6 @@ pub fn run(
         seeds: seed_summary,
         ..Default::default()
     };
-    // curate's pairs sent no request, by stage: (count, reasons)
-    let mut skipped: BTreeMap<String, (u64, BTreeMap<String, u64>)> = BTreeMap::new();
     for (i, d) in selected.iter().enumerate() {
         let (upstream_path, upstream): (PathBuf, Option<(String, String)>) = match (&opts.from, i) {
             (Some(f), 0) => (f.clone(), None),
@@ -464,7 +498,6 @@ pub fn run(
                 Some(u) => (run.stage(u), Some((u.clone(), keys[u].clone()))),
             },
         };
-        let upstream_for_skips = upstream.clone();
         if !upstream_path.exists() {
             bail!(
                 "{} needs {} (run the earlier stage first, or pass --from FILE)",
@@ -508,31 +541,13 @@ pub fn run(
             run_stage(&spec, backend, input, file, &mut *bar)?
         };
         summary.invocation.insert(d.name.clone(), report);
-        if cfg.curate.skip_failing_instructions && d.builtin_stage() == Some(Stage::Curate) {
-            let mut n = 0u64;
-            let mut why: BTreeMap<String, u64> = BTreeMap::new();
-            for r in upstream_records(&upstream_path, upstream_for_skips.clone())? {
-                let reasons = d.skip_reasons(&r, cfg);
-                if !reasons.is_empty() {
-                    n += 1;
-                    for c in reasons {
-                        *why.entry(c.to_string()).or_default() += 1;
-                    }
-                }
-            }
-            tracing::info!("{}: {n} pairs sent no request (the instruction checks drop them): {why:?}", d.name);
-            skipped.insert(d.name.clone(), (n, why));
-        }
     }
     for d in &plan.defs {
         summary.keys.insert(d.name.clone(), keys[&d.name].clone());
         let p = run.stage(&d.name);
         if p.exists() {
             let mut t = totals(&p, &d.name, &keys[&d.name], cfg)?;
-            if let Some((n, why)) = skipped.remove(&d.name) {
-                t.skipped_by_checks = n;
-                t.skip_reasons = why;
-            }
+            count_skipped(d, cfg, &run, &keys, &mut t)?;
             if t.done > 0 || stages.contains(&d.name) {
                 summary.stages.insert(d.name.clone(), t);
             }
