@@ -327,6 +327,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("kun-polish", include_str!("../presets/kun-polish.toml")),
     ("nemotron-rephrase", include_str!("../presets/nemotron-rephrase.toml")),
     ("doc-rubric", include_str!("../presets/doc-rubric.toml")),
+    ("multi-pair", include_str!("../presets/multi-pair.toml")),
 ];
 
 /// The TOML of a shipped preset. Errors: unknown name (the message lists them).
@@ -483,6 +484,12 @@ impl Config {
             );
             anyhow::ensure!(c.max_tokens > 0, "{n}.max_tokens must be > 0");
         }
+        let pairs = self.backtranslate.pairs_per_document;
+        anyhow::ensure!((1..=20).contains(&pairs), "backtranslate.pairs_per_document must be 1..=20");
+        anyhow::ensure!(
+            pairs == 1 || self.backtranslate.mode != BackwardMode::Finetuned,
+            "backtranslate.pairs_per_document = {pairs} needs mode = \"fewshot\" or \"zeroshot\": a fine-tuned backward model writes one instruction for a whole text"
+        );
         anyhow::ensure!(
             (1..=5).contains(&self.curate.keep_min_score),
             "curate.keep_min_score must be 1..=5"
@@ -669,6 +676,7 @@ mod tests {
                     finish_reason: "stop".into(),
                     verdict: None,
                     salvaged: false,
+                    pairs: vec![],
                 };
                 r.backtranslation = Some(g("Why are there tides?", None));
                 r.curation = Some(g("fine", Some(5)));

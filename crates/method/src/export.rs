@@ -44,6 +44,11 @@ pub struct Example {
     /// Where the document came from: its URL when the input gave one, else
     /// `<file name>:<line>` (never a local directory).
     pub source: String,
+    /// One of several pairs of a document (`backtranslate.pairs_per_document`
+    /// > 1): the record it was written for and the character range of the
+    /// passage it is grounded in (absent for one pair per document).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<crate::pairs::PairOrigin>,
 }
 
 /// One exported file set.
@@ -150,6 +155,7 @@ fn example(cfg: &Config, r: &Record, response: &str, kind: &str) -> Example {
         score: r.score(),
         response_kind: kind.into(),
         source: provenance(r),
+        span: r.metadata.get("pair").and_then(|p| serde_json::from_value(p.clone()).ok()),
     }
 }
 
@@ -234,7 +240,7 @@ pub fn export(
         }
     }
     let filt = |s: &str| Some((s.to_string(), keys[s].clone()));
-    let mut check_lines: Vec<(u64, serde_json::Value)> = Vec::new();
+    let mut check_lines: Vec<((u64, u32), serde_json::Value)> = Vec::new();
     // the verify stage's verdicts by record id, where it ran on the current rewrites
     let mut verdicts: HashMap<String, crate::parse::Verification> = HashMap::new();
     let vp = run.stage("verify");
@@ -299,7 +305,7 @@ pub fn export(
         if !p.exists() {
             continue;
         }
-        let mut ex: Vec<(u64, Example)> = Vec::new();
+        let mut ex: Vec<((u64, u32), Example)> = Vec::new();
         let mut cs = ChecksSummary::default();
         for r in crate::store::upstream_records(&p, filt(s))? {
             if !kept(&r) {
@@ -348,14 +354,14 @@ pub fn export(
                 }
                 let passed = c.passed();
                 check_lines.push((
-                    r.ordinal,
+                    r.order(),
                     serde_json::json!({"id": r.id, "export": name, "passed": passed, "checks": c}),
                 ));
                 if !passed {
                     continue;
                 }
             }
-            ex.push((r.ordinal, example(cfg, &r, &resp, kind)));
+            ex.push((r.order(), example(cfg, &r, &resp, kind)));
         }
         // in input order, so the file does not depend on batch scheduling
         ex.sort_by_key(|(o, _)| *o);
@@ -460,12 +466,12 @@ fn export_outputs(
     stage_file: &Path,
     filter: Option<(String, String)>,
 ) -> Result<ExportSummary> {
-    let mut rows: Vec<(u64, StageOutput)> = Vec::new();
+    let mut rows: Vec<((u64, u32), StageOutput)> = Vec::new();
     for r in crate::store::upstream_records(stage_file, filter)? {
         let Some(g) = r.generation(name) else { continue };
         let Some(v) = g.value.clone() else { continue };
         rows.push((
-            r.ordinal,
+            r.order(),
             StageOutput {
                 id: r.id.clone(),
                 source: provenance(&r),
@@ -522,9 +528,16 @@ fn write_sharegpt(w: &mut dyn Write, examples: &[Example]) -> Result<()> {
 #[cfg(feature = "parquet")]
 fn write_examples_parquet(out: &Path, examples: &[Example]) -> Result<()> {
     use crate::parquet_out::{optional_column, utf8_column, ParquetOut};
+    // span columns only when some pair has one, so one-pair exports keep their schema
+    let spans = examples.iter().any(|e| e.span.is_some());
+    let span_cols = if spans {
+        " OPTIONAL BYTE_ARRAY span_of (UTF8); OPTIONAL INT64 span_start; OPTIONAL INT64 span_end;"
+    } else {
+        ""
+    };
     let mut pq = ParquetOut::create(
         out,
-        "message example { REQUIRED BYTE_ARRAY id (UTF8); REQUIRED BYTE_ARRAY system (UTF8); REQUIRED BYTE_ARRAY instruction (UTF8); REQUIRED BYTE_ARRAY output (UTF8); REQUIRED BYTE_ARRAY response_kind (UTF8); REQUIRED BYTE_ARRAY source (UTF8); OPTIONAL INT32 score; }",
+        &format!("message example {{ REQUIRED BYTE_ARRAY id (UTF8); REQUIRED BYTE_ARRAY system (UTF8); REQUIRED BYTE_ARRAY instruction (UTF8); REQUIRED BYTE_ARRAY output (UTF8); REQUIRED BYTE_ARRAY response_kind (UTF8); REQUIRED BYTE_ARRAY source (UTF8); OPTIONAL INT32 score;{span_cols} }}"),
     )?;
     fn system(e: &Example) -> &str {
         e.messages
@@ -544,6 +557,15 @@ fn write_examples_parquet(out: &Path, examples: &[Example]) -> Result<()> {
             &mut rg,
             chunk.iter().map(|e| e.score.map(i32::from)),
         )?;
+        if spans {
+            use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+            optional_column::<ByteArrayType>(
+                &mut rg,
+                chunk.iter().map(|e| e.span.as_ref().map(|s| ByteArray::from(s.of.as_str()))),
+            )?;
+            optional_column::<Int64Type>(&mut rg, chunk.iter().map(|e| e.span.as_ref().map(|s| s.start as i64)))?;
+            optional_column::<Int64Type>(&mut rg, chunk.iter().map(|e| e.span.as_ref().map(|s| s.end as i64)))?;
+        }
         rg.close()?;
     }
     pq.finish()

@@ -21,6 +21,7 @@ pub mod export;
 pub mod grounding;
 pub mod hash;
 pub mod labelled;
+pub mod pairs;
 #[cfg(feature = "parquet")]
 pub mod parquet_out;
 pub mod parse;

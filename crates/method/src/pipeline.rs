@@ -391,7 +391,7 @@ pub fn stage_keys(
             ""
         };
         let grammar_part = d
-            .grammar()
+            .grammar(cfg)
             .map(|g| hash::hex(g.as_bytes(), 16))
             .unwrap_or_default();
         let k = hash::key(&[

@@ -31,6 +31,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "backtranslate_zeroshot",
         include_str!("../prompts/backtranslate_zeroshot.j2"),
     ),
+    (
+        "backtranslate_pairs",
+        include_str!("../prompts/backtranslate_pairs.j2"),
+    ),
     ("polish", include_str!("../prompts/polish.j2")),
     ("rephrase_qa", include_str!("../prompts/rephrase_qa.j2")),
     ("rephrase_wiki", include_str!("../prompts/rephrase_wiki.j2")),
@@ -208,6 +212,23 @@ mod tests {
         assert_eq!(m[2].content, "Q1?");
         assert_eq!(m[4].content, "Q2?");
         assert_eq!(m[5].content, "Reply:\nThe doc.");
+    }
+
+    #[test]
+    fn pairs_template_numbers_passages_and_shows_seed_style() {
+        let t = PromptTemplate::builtin("backtranslate_pairs").unwrap();
+        let passages = json!([{"n": 1, "text": "First part."}, {"n": 2, "text": "Second part."}]);
+        let m = t
+            .render(json!({"passages": passages, "pairs": 3, "seeds": [{"instruction": "Line one\nline two?", "response": "r"}]}))
+            .unwrap();
+        assert_eq!(m.len(), 2);
+        assert!(m[0].content.contains("up to 3 passages"), "{}", m[0].content);
+        assert!(m[0].content.contains("- Line one line two?"), "{}", m[0].content);
+        assert!(m[0].content.contains("Passage: <its number>\nInstruction: <the request>"));
+        assert_eq!(m[1].content.trim(), "[1] First part.\n\n[2] Second part.");
+        // zero-shot: no style list
+        let z = t.render(json!({"passages": passages, "pairs": 2, "seeds": []})).unwrap();
+        assert!(!z[0].content.contains("look like these"));
     }
 
     #[test]

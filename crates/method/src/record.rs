@@ -127,6 +127,11 @@ pub struct Generation {
     /// The output was cut at its budget and kept in part (`rewrite.salvage_cut`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub salvaged: bool,
+    /// Backtranslation with `backtranslate.pairs_per_document` > 1: the
+    /// pairs the model wrote, each with its passage's range; readers expand
+    /// the record into one record per pair ([`crate::pairs::fan_out`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pairs: Vec<crate::pairs::PairSpan>,
 }
 
 /// A document or segment plus everything the stages added to it.
@@ -226,6 +231,13 @@ impl Record {
     /// The curation score, if curation parsed.
     pub fn score(&self) -> Option<u8> {
         self.curation.as_ref().and_then(|g| g.score)
+    }
+
+    /// Export order: the input ordinal, then (for one of several pairs of a
+    /// document, [`crate::pairs`]) the pair index.
+    pub fn order(&self) -> (u64, u32) {
+        let k = self.metadata.get("pair").and_then(|p| p.get("index")).and_then(|i| i.as_u64());
+        (self.ordinal, k.unwrap_or(0) as u32)
     }
 
     /// A pair the method keeps: an instruction and a curation score ≥ `min_score`.

@@ -108,7 +108,7 @@ impl StageSpec<'_> {
             tag,
             messages,
             sampling: self.sampling(r),
-            grammar: self.def.grammar(),
+            grammar: self.def.grammar(self.cfg),
             raw_prompt: self.cfg.model.raw_prompt,
             top_logprobs: 0,
         })
@@ -142,6 +142,7 @@ impl StageSpec<'_> {
             finish_reason: "error".into(),
             verdict: None,
             salvaged: false,
+            pairs: vec![],
         };
         let out = match res {
             Ok(o) => o,
@@ -153,12 +154,13 @@ impl StageSpec<'_> {
         g.prompt_tokens = out.prompt_tokens;
         g.completion_tokens = out.completion_tokens;
         g.finish_reason = out.finish.as_str().into();
-        match self.def.interpret(&out, self.cfg) {
+        match self.def.interpret(r, &out, self.cfg) {
             Ok(i) => {
                 g.value = Some(i.value);
                 g.score = i.score;
                 g.verdict = i.verdict;
                 g.salvaged = i.salvaged;
+                g.pairs = i.pairs;
             }
             Err(reason) => g.parse = ParseStatus::Failed { reason },
         }
@@ -292,6 +294,10 @@ pub struct StageTotals {
     pub skipped_by_checks: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub skip_reasons: BTreeMap<String, u64>,
+    /// Backtranslate with `pairs_per_document` > 1: the pairs written (each a
+    /// record for the stages after it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pairs: u64,
     /// Generated tokens of outputs that did not parse (the waste).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed_completion_tokens: u64,
@@ -325,6 +331,7 @@ impl StageTotals {
         self.parse_failed += o.parse_failed;
         self.backend_errors += o.backend_errors;
         self.salvaged += o.salvaged;
+        self.pairs += o.pairs;
         self.skipped_by_checks += o.skipped_by_checks;
         for (k, v) in &o.skip_reasons {
             *self.skip_reasons.entry(k.clone()).or_default() += v;
@@ -379,6 +386,7 @@ pub fn totals(path: &Path, stage: &str, key: &str, cfg: &Config) -> Result<Stage
         t.prompt_tokens += g.prompt_tokens as u64;
         t.completion_tokens += g.completion_tokens as u64;
         t.salvaged += g.salvaged as u64;
+        t.pairs += g.pairs.len() as u64;
         match &g.parse {
             ParseStatus::Ok => t.parsed_ok += 1,
             ParseStatus::Failed { reason } => {

@@ -92,7 +92,9 @@ pub fn truncate_partial_tail(path: &Path) -> Result<u64> {
 }
 
 /// Read the records of a stage file that carry `key` for the stage named `stage` (or, with
-/// `stage = None`, all records), first occurrence of each id, in file order.
+/// `stage = None`, all records), first occurrence of each id, in file order;
+/// a record holding several pairs comes out as one record per pair
+/// ([`crate::pairs::fan_out`]).
 /// Lines that are not valid records are counted in the returned tuple's second field.
 pub fn read_records(path: &Path, stage: Option<&str>, key: &str) -> Result<(Vec<Record>, u64)> {
     let mut out = Vec::new();
@@ -106,7 +108,7 @@ pub fn read_records(path: &Path, stage: Option<&str>, key: &str) -> Result<(Vec<
                     Some(s) => rec.generation(s).is_some_and(|g| g.stage_key == key),
                 };
                 if matches && seen.insert(rec.id.clone()) {
-                    out.push(rec);
+                    out.extend(crate::pairs::fan_out(rec));
                 }
             }
             Err(_) => bad += 1,
@@ -272,6 +274,7 @@ mod tests {
             finish_reason: "stop".into(),
             verdict: None,
             salvaged: false,
+            pairs: vec![],
         });
         r
     }
@@ -316,7 +319,9 @@ mod tests {
 }
 
 /// Records of an upstream file: with `Some((stage, key))` only that key's
-/// records; first occurrence per id; unreadable lines logged and skipped.
+/// records; first occurrence per id; unreadable lines logged and skipped; a
+/// record holding several pairs comes out as one record per pair
+/// ([`crate::pairs::fan_out`]: what the stages after it and the exports read).
 pub fn upstream_records(
     path: &Path,
     filter: Option<(String, String)>,
@@ -335,5 +340,6 @@ pub fn upstream_records(
             tracing::warn!("skipping unreadable record line {e}");
             None
         }
-    }))
+    })
+    .flat_map(crate::pairs::fan_out))
 }

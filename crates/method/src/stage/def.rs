@@ -53,6 +53,8 @@ pub struct Interpreted {
     pub verdict: Option<parse::Verification>,
     /// A cut output kept in part (`rewrite.salvage_cut`).
     pub salvaged: bool,
+    /// Several pairs per document: the pairs (else empty).
+    pub pairs: Vec<crate::pairs::PairSpan>,
 }
 
 impl StageDef {
@@ -182,6 +184,9 @@ impl StageDef {
     /// The built-in template name used when `template` is empty.
     pub fn default_template(&self, cfg: &Config) -> &'static str {
         match self.kind {
+            StageKind::Builtin(Stage::Backtranslate) if cfg.backtranslate.pairs_per_document > 1 => {
+                "backtranslate_pairs"
+            }
             StageKind::Builtin(Stage::Backtranslate) => match cfg.backtranslate.mode {
                 BackwardMode::Fewshot => "backtranslate_fewshot",
                 BackwardMode::Finetuned => "backtranslate_finetuned",
@@ -192,8 +197,13 @@ impl StageDef {
         }
     }
 
-    /// The GBNF grammar its requests carry, if any.
-    pub fn grammar(&self) -> Option<String> {
+    /// The GBNF grammar its requests carry, if any. Several pairs per
+    /// document always carry theirs (the format is ours, not the model's).
+    pub fn grammar(&self, cfg: &Config) -> Option<String> {
+        let pairs = cfg.backtranslate.pairs_per_document;
+        if self.builtin_stage() == Some(Stage::Backtranslate) && pairs > 1 {
+            return Some(crate::pairs::grammar(pairs));
+        }
         if !self.gen.grammar {
             return None;
         }
@@ -227,6 +237,9 @@ impl StageDef {
                 // only when not the default, so keys of existing runs stay valid
                 if b.seed_selection != crate::seeds::SeedSelection::Random {
                     s += &format!(";seeds={:?}", b.seed_selection);
+                }
+                if b.pairs_per_document > 1 {
+                    s += &format!(";pairs={}", b.pairs_per_document);
                 }
             }
             StageKind::Builtin(Stage::Curate) => {
@@ -284,6 +297,13 @@ impl StageDef {
         let instruction = r.instruction().unwrap_or_default();
         let rewrite = r.rewrite.as_ref().and_then(|g| g.value.as_deref());
         match &self.kind {
+            StageKind::Builtin(Stage::Backtranslate) if cfg.backtranslate.pairs_per_document > 1 => {
+                serde_json::json!({
+                    "passages": crate::pairs::passages_context(&r.text),
+                    "pairs": cfg.backtranslate.pairs_per_document,
+                    "seeds": seeds,
+                })
+            }
             StageKind::Builtin(Stage::Backtranslate) => match cfg.backtranslate.mode {
                 BackwardMode::Fewshot => serde_json::json!({"text": r.text, "seeds": seeds}),
                 BackwardMode::Finetuned | BackwardMode::Zeroshot => serde_json::json!({"text": r.text}),
@@ -317,10 +337,19 @@ impl StageDef {
         }
     }
 
-    /// Read one output strictly. Errors: the reason, kept with the raw text.
-    pub fn interpret(&self, out: &GenOutput, cfg: &Config) -> Result<Interpreted, String> {
-        let plain = |value: String| Interpreted { value, score: None, verdict: None, salvaged: false };
+    /// Read one output (for the record `r` it answers) strictly. Errors:
+    /// the reason, kept with the raw text.
+    pub fn interpret(&self, r: &Record, out: &GenOutput, cfg: &Config) -> Result<Interpreted, String> {
+        let plain = |value: String| Interpreted { value, score: None, verdict: None, salvaged: false, pairs: vec![] };
         match &self.kind {
+            StageKind::Builtin(Stage::Backtranslate) if cfg.backtranslate.pairs_per_document > 1 => {
+                let b = &cfg.backtranslate;
+                let n = crate::pairs::passages(&r.text).len();
+                let parsed = crate::pairs::parse_pairs(&out.text, out.finish, n, b.pairs_per_document, b.max_instruction_chars)?;
+                let pairs = crate::pairs::spans(&r.text, parsed);
+                let value = pairs.iter().map(|p| p.instruction.as_str()).collect::<Vec<_>>().join("\n");
+                Ok(Interpreted { pairs, ..plain(value) })
+            }
             StageKind::Builtin(Stage::Backtranslate) => parse::clean_instruction(
                 &out.text,
                 out.finish,
@@ -332,11 +361,12 @@ impl StageDef {
                 score: Some(p.score),
                 verdict: None,
                 salvaged: false,
+                pairs: vec![],
             }),
             StageKind::Builtin(Stage::Rewrite) => match parse::extract_res(&out.text, out.finish) {
                 Err(e) if cfg.rewrite.salvage_cut && out.finish == FinishReason::Length => {
                     parse::salvage_res(&out.text)
-                        .map(|value| Interpreted { value, score: None, verdict: None, salvaged: true })
+                        .map(|value| Interpreted { value, score: None, verdict: None, salvaged: true, pairs: vec![] })
                         .map_err(|why| format!("{e}; not salvaged: {why}"))
                 }
                 r => r.map(plain),
@@ -346,6 +376,7 @@ impl StageDef {
                 score: None,
                 verdict: Some(v),
                 salvaged: false,
+                pairs: vec![],
             }),
             StageKind::Builtin(Stage::Distill) => {
                 let t = out.text.trim();
@@ -362,6 +393,7 @@ impl StageDef {
                 score: p.score,
                 verdict: None,
                 salvaged: false,
+                pairs: vec![],
             }),
         }
     }

@@ -107,6 +107,16 @@ stage_section!(
         max_seed_chars: usize,
         /// Instructions longer than this many characters are parse failures.
         max_instruction_chars: usize,
+        /// Pairs per document: 1 = one instruction for the whole text (the
+        /// papers); N > 1 = the document is shown as numbered passages and
+        /// the model writes up to N instructions, each answered by a
+        /// different passage; each becomes a record of its own (id
+        /// `<id>#p<k>`, text = its passage, `metadata.pair` = where it is),
+        /// curated, rewritten, checked and exported like any other
+        /// (`crate::pairs`). Few-shot: the seeds' instructions are shown as
+        /// examples of style; not with `mode = "finetuned"`. 1..=20.
+        #[serde(default = "one")]
+        pairs_per_document: usize,
     }
 );
 
@@ -164,6 +174,10 @@ stage_section!(
     }
 );
 
+fn one() -> usize {
+    1
+}
+
 impl Default for BacktranslateConfig {
     fn default() -> Self {
         BacktranslateConfig {
@@ -178,6 +192,7 @@ impl Default for BacktranslateConfig {
             seed_selection: SeedSelection::Random,
             max_seed_chars: 1200,
             max_instruction_chars: 1000,
+            pairs_per_document: 1,
         }
     }
 }
