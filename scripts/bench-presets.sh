@@ -5,6 +5,8 @@
 # per exported item. One fresh run folder per preset; each run resumes if
 # killed. Table in BENCHMARKS.md "Presets".
 #   scripts/bench-presets.sh [OUT] [N_DOCS] [PRESET ...]
+# BENCH_INPUT=FILE runs on that JSONL/text file instead of the news stories
+# (e.g. the `prepare` candidates of the Python manual).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-bench-results/presets}"; N="${2:-12}"; shift $(( $# > 2 ? 2 : $# )) || true
@@ -31,15 +33,15 @@ for p in "${PRESETS[@]}"; do
   echo "== $p ($N documents)" >&2
   # shellcheck disable=SC2046
   $B run --quiet --preset "$p" --model "$MODEL" --threads 2 \
-    --input "$CACHE/corpus/gensim/lee_background.cor" --seeds "$SEEDS" --limit "$N" "${common[@]}" $(extra "$p") \
+    --input "${BENCH_INPUT:-$CACHE/corpus/gensim/lee_background.cor}" --seeds "$SEEDS" --limit "$N" "${common[@]}" $(extra "$p") \
     -s checks.embedding_model="\"$CACHE/models/all-MiniLM-L6-v2\"" \
     --out "$OUT/$p" 2> "$OUT/$p.log"
 done
 python3 - "$OUT" "${PRESETS[@]}" <<'PY'
 import json, sys
 out, presets = sys.argv[1], sys.argv[2:]
-print("| preset | stages | export: items (passing checks / checked) | curation scores 1–5 | generated tokens | model time, s | s per exported item |")
-print("|---|---|---|---|---|---|---|")
+print("| preset | stages | pairs per document | export: items (passing checks / checked) | curation scores 1–5 | generated tokens | model time, s | s per exported item |")
+print("|---|---|---|---|---|---|---|---|")
 for p in presets:
     s = json.load(open(f"{out}/{p}/summary.json"))
     inv = s.get("invocation", {})
@@ -51,8 +53,12 @@ for p in presets:
     for name, o in s["outputs"].items():
         c = o.get("checks")
         exp.append(f"{name} {o['examples']}" + (f" ({c['passed']}/{c['checked']})" if c else ""))
-    main = {"bf-filter-rewrite": "dataset", "longform": "dataset", "kun-polish": "polish"}.get(p)
+    main = {"bf-filter-rewrite": "dataset", "longform": "dataset", "kun-polish": "polish", "multi-pair": "dataset"}.get(p)
+    bt = s["stages"].get("backtranslate", {})
+    docs = bt.get("done", 0)
+    pairs = bt.get("pairs") or bt.get("parsed_ok", 0)
+    ppd = f"{pairs / docs:.2f} ({pairs} / {docs})" if docs else "–"
     items = s["outputs"].get(main, {}).get("examples") if main else sum(o["examples"] for o in s["outputs"].values())
     per = f"{wall / items:.1f}" if items else "–"
-    print(f"| `{p}` | {', '.join(s['stages'])} | {'; '.join(exp)} | {scores} | {toks} | {wall:.0f} | {per} |")
+    print(f"| `{p}` | {', '.join(s['stages'])} | {ppd} | {'; '.join(exp)} | {scores} | {toks} | {wall:.0f} | {per} |")
 PY

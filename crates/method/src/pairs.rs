@@ -29,7 +29,10 @@ use std::ops::Range;
 /// paragraphs after it (short headings and list items are not answers).
 pub const MIN_PASSAGE_WORDS: usize = 40;
 /// A paragraph longer than this many words is cut at sentence ends.
-pub const MAX_PASSAGE_WORDS: usize = 220;
+pub const MAX_PASSAGE_WORDS: usize = 120;
+/// The grammar lets an instruction run to this many characters; one that
+/// reaches it did not end by itself (a run-on) and is dropped.
+pub const INSTRUCTION_CAP_CHARS: usize = 240;
 /// Most passages shown to the model (the rest of a longer document is not
 /// offered; documents are usually segmented before this matters).
 pub const MAX_PASSAGES: usize = 40;
@@ -183,11 +186,16 @@ pub fn passages_context(text: &str) -> serde_json::Value {
 }
 
 /// The GBNF grammar of a multi-pair answer: 1 to `max_pairs` blocks of
-/// `Passage: N` / `Instruction: …` lines.
+/// `Passage: N` / `Instruction: …` lines, each instruction one sentence: it
+/// ends at the first `.`, `?` or `!` followed by the line break (a `.`
+/// followed by anything but a space, as in `3.11` or `os.path`, does not end
+/// it). Small models otherwise run one instruction on into a paragraph.
 pub fn grammar(max_pairs: usize) -> String {
     format!(
         "root ::= pair{{1,{max_pairs}}}\n\
-         pair ::= \"Passage: \" [1-9] [0-9]? \"\\nInstruction: \" [^\\n]{{8,600}} \"\\n\"\n"
+         pair ::= \"Passage: \" [1-9] [0-9]? \"\\nInstruction: \" [^\\n.?!] piece{{7,{cap}}} [.?!] \"\\n\"\n\
+         piece ::= [^\\n.?!] | \".\" [^ \\n.?!]\n",
+        cap = INSTRUCTION_CAP_CHARS - 2
     )
 }
 
@@ -255,6 +263,11 @@ pub fn parse_pairs(
         }
         if out.iter().any(|(p, _)| *p == n) {
             dropped.push(format!("a second pair on passage {n}"));
+            continue;
+        }
+        // the grammar's line: "Instruction: " + at most the cap
+        if line.trim_end_matches(['\n', '\r']).chars().count() >= "Instruction: ".len() + INSTRUCTION_CAP_CHARS {
+            dropped.push(format!("passage {n}: an instruction that ran to the {INSTRUCTION_CAP_CHARS}-character cap"));
             continue;
         }
         match crate::parse::clean_instruction(instr, FinishReason::Stop, max_instruction_chars) {
@@ -340,7 +353,7 @@ mod tests {
         let long: String = (0..30).map(|i| format!("{} ", para(15, &format!("l{i}x")))).collect();
         let text = format!("Title\n\n{}\n\n{}\n\n{}\n\nEnd.", para(50, "a"), long.trim(), para(10, "c"));
         let ps = passages(&text);
-        // the title joins the first paragraph; the 450-word one is cut in three
+        // the title joins the first paragraph; the 450-word one is cut at sentence ends
         assert_eq!(&text[ps[0].clone()][..5], "Title");
         assert!(ps.len() >= 4, "{ps:?}");
         for w in ps.windows(2) {
@@ -379,6 +392,10 @@ mod tests {
         let e = parse_pairs("Passage: 7\nInstruction: Where?\n", FinishReason::Stop, 3, 5, 1000).unwrap_err();
         assert!(e.contains("passage 7 (the document has 3)"), "{e}");
         assert!(parse_pairs("just some text", FinishReason::Stop, 3, 5, 1000).is_err());
+        // a run-on instruction that the grammar stopped at its cap is dropped
+        let long = format!("Passage: 1\nInstruction: {}\nPassage: 2\nInstruction: Fine?\n", "word ".repeat(48));
+        assert_eq!(parse_pairs(&long, FinishReason::Stop, 3, 5, 1000).unwrap(), vec![(2, "Fine?".into())]);
+        assert!(grammar(4).contains("piece{7,238}"), "{}", grammar(4));
     }
 
     #[test]
