@@ -8,7 +8,7 @@
 //!   character range is the text the pair was curated on;
 //! - a run killed with SIGKILL mid-curation and resumed has byte-identical
 //!   exports and no duplicate ids;
-//! - two shards merged give byte-identical exports.
+//! - two shards merged, and a streamed run, give byte-identical exports.
 
 mod common;
 use common::*;
@@ -145,6 +145,12 @@ fn several_pairs_per_section_resume_and_shard_like_one_process() {
     for s in ["backtranslate", "curate", "rewrite"] {
         no_duplicate_ids(&resumed.join(format!("stages/{s}.jsonl")));
     }
+
+    // streamed through the stages (the pairs fanned out as results arrive)
+    let streamed = dir.path().join("streamed");
+    let o = cmd(&streamed, &ins).args(["-s", "run.streaming=true"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same(&single, &streamed);
 
     // two shards, merged
     let sharded = dir.path().join("sharded");

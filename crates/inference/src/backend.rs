@@ -128,7 +128,10 @@ pub type Sink<'a> = dyn FnMut(u64, Result<GenOutput, String>) -> anyhow::Result<
 /// `generate` pulls requests lazily from `requests` whenever it has a free
 /// slot (so a backend with continuous batching keeps all slots busy and memory
 /// stays bounded) and reports each completion to `sink` immediately, which lets
-/// stages persist results one by one (kill-safe resume).
+/// stages persist results one by one (kill-safe resume). `None` from
+/// `requests` means "nothing right now": a backend asks again after a
+/// completion (a streamed chain of stages has new requests once a result
+/// arrives) and returns when it gets `None` with nothing in flight.
 pub trait Backend {
     /// Identifier recorded in provenance and hashed into stage keys
     /// (e.g. GGUF file name + size, or a server's model name).

@@ -76,6 +76,14 @@ pub struct RunConfig {
     /// never collide. 0 = a local run.
     #[serde(skip_serializing_if = "is_zero")]
     pub ordinal_base: u64,
+    /// Stream records through the stages: a record's next stage is asked
+    /// for as soon as its previous one is written, all stages' requests
+    /// share the backend's slots (later stages first) instead of each stage
+    /// running over the whole input before the next starts. Same stage
+    /// files, keys and exports (byte-identical at `model.batch_size = 1`
+    /// and `model.prefix_reuse = false`); needs every stage run on one model
+    /// (otherwise they run one after another, with a warning).
+    pub streaming: bool,
 }
 
 fn is_zero(x: &u64) -> bool {
@@ -88,6 +96,7 @@ impl Default for RunConfig {
             stages: vec!["backtranslate".into(), "curate".into(), "rewrite".into()],
             prepare: false,
             ordinal_base: 0,
+            streaming: false,
         }
     }
 }
@@ -296,6 +305,7 @@ pub const KEYS_OUTSIDE_OUTPUTS: &[(&str, &str)] = &[
     ("output.dir", "where the run folder is"),
     ("output.candidates_parquet", "`prepare` also writes candidates.parquet"),
     ("run.stages", "which stages this invocation runs; a stage's key does not depend on which others run"),
+    ("run.streaming", "the order requests are sent in: same stage files and keys (outputs byte-identical at batch size 1 without prefix reuse)"),
     ("backend", "which engine answers: the model id it reports enters the stage keys"),
     ("http", "server address, protocol and client behaviour: the model id the server reports enters the stage keys; prices only fill summary costs"),
     ("cache", "the response cache: answers are the same, faster"),

@@ -33,6 +33,7 @@ pub mod seeds;
 pub mod stage;
 pub mod stages;
 pub mod store;
+pub mod stream;
 pub mod text;
 
 pub use backforth_inference::{

@@ -55,6 +55,10 @@ pub struct Summary {
     pub stages: BTreeMap<String, StageTotals>,
     /// Exported files and their example counts.
     pub outputs: BTreeMap<String, ExportSummary>,
+    /// `run.streaming`: seconds from the start of generation to the first
+    /// record written by a last stage of the chain (the first finished pair).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_output_s: Option<f64>,
     /// A merged sharded run only: the shards it was merged from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shards: Option<ShardsSummary>,
@@ -490,7 +494,60 @@ pub fn run(
         seeds: seed_summary,
         ..Default::default()
     };
-    for (i, d) in selected.iter().enumerate() {
+    let one_model = selected.iter().all(|d| cfg.model_path(&d.name) == cfg.model_path(&selected[0].name));
+    if cfg.run.streaming && selected.len() > 1 && !one_model {
+        tracing::warn!("run.streaming: the stages run on different models, so they run one after another");
+    }
+    if cfg.run.streaming && selected.len() > 1 && one_model {
+        let model_path = cfg.model_path(&selected[0].name);
+        let model_id = provider.model_id(&model_path)?;
+        let mut chain = Vec::new();
+        let mut first_pending = 0;
+        for (i, d) in selected.iter().enumerate() {
+            let fed_by = d.input.as_ref().and_then(|u| selected.iter().position(|s| &s.name == u)).filter(|_| !(i == 0 && opts.from.is_some()));
+            let (path, filter): (PathBuf, Option<(String, String)>) = match (&opts.from, i) {
+                (Some(f), 0) => (f.clone(), None),
+                _ => match &d.input {
+                    None => (run.documents(), None),
+                    Some(u) => (run.stage(u), Some((u.clone(), keys[u].clone()))),
+                },
+            };
+            if fed_by.is_none() && !path.exists() {
+                bail!("{} needs {} (run the earlier stage first, or pass --from FILE)", d.name, path.display());
+            }
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let file = StageFile::open(&run.stage(&d.name), &d.name, &keys[&d.name])?;
+            if i == 0 {
+                first_pending = crate::store::upstream_records_until(&path, filter.clone(), len)?
+                    .filter(|r| !file.done.contains(&r.id) && d.eligible(r, cfg))
+                    .count() as u64;
+            }
+            chain.push(crate::stream::ChainStage {
+                spec: StageSpec {
+                    def: d,
+                    cfg,
+                    template: &templates[&d.name],
+                    seeds: &seeds,
+                    key: &keys[&d.name],
+                    model_id: &model_id,
+                    seed_index: seed_index.as_ref(),
+                },
+                source: Box::new(crate::store::upstream_records_until(&path, filter, len)?),
+                fed_by,
+                file,
+            });
+        }
+        let names: Vec<&str> = selected.iter().map(|d| d.name.as_str()).collect();
+        tracing::info!("streaming {}: {first_pending} records enter the chain", names.join(" → "));
+        let mut bar = progress.start(&names.join("→"), first_pending);
+        let backend = provider.backend(&model_path)?;
+        let rep = crate::stream::run_chain(chain, backend, &mut *bar)?;
+        for (d, r) in selected.iter().zip(rep.stages) {
+            summary.invocation.insert(d.name.clone(), r);
+        }
+        summary.first_output_s = rep.first_output_s;
+    }
+    for (i, d) in selected.iter().enumerate().filter(|_| !(cfg.run.streaming && selected.len() > 1 && one_model)) {
         let (upstream_path, upstream): (PathBuf, Option<(String, String)>) = match (&opts.from, i) {
             (Some(f), 0) => (f.clone(), None),
             _ => match &d.input {

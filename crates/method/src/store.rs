@@ -10,7 +10,7 @@ use crate::record::Record;
 use anyhow::{Context, Result};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Run-folder layout: `documents.jsonl`, `stages/<stage>.jsonl`,
@@ -133,15 +133,21 @@ pub fn for_each_record(
 /// line that is not a record (message has file:line). A missing file yields nothing.
 pub struct RecordLines {
     path: String,
-    lines: Option<std::io::Lines<BufReader<File>>>,
+    lines: Option<std::io::Lines<BufReader<std::io::Take<File>>>>,
     line: u64,
 }
 
 impl RecordLines {
     /// Open `path`. Errors: the file exists but cannot be opened.
     pub fn open(path: &Path) -> Result<RecordLines> {
+        Self::open_until(path, u64::MAX)
+    }
+
+    /// Open `path` and read only its first `len` bytes (a file that is
+    /// being appended to, read as it stood). Errors: as [`Self::open`].
+    pub fn open_until(path: &Path, len: u64) -> Result<RecordLines> {
         let lines = match File::open(path) {
-            Ok(f) => Some(BufReader::with_capacity(1 << 16, f).lines()),
+            Ok(f) => Some(BufReader::with_capacity(1 << 16, f.take(len)).lines()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
         };
@@ -326,8 +332,18 @@ pub fn upstream_records(
     path: &Path,
     filter: Option<(String, String)>,
 ) -> Result<impl Iterator<Item = Record>> {
+    upstream_records_until(path, filter, u64::MAX)
+}
+
+/// [`upstream_records`] of the first `len` bytes of `path` (the file as it
+/// stood at some moment, while it is appended to).
+pub fn upstream_records_until(
+    path: &Path,
+    filter: Option<(String, String)>,
+    len: u64,
+) -> Result<impl Iterator<Item = Record>> {
     let mut seen = HashSet::new();
-    Ok(RecordLines::open(path)?.filter_map(move |r| match r {
+    Ok(RecordLines::open_until(path, len)?.filter_map(move |r| match r {
         Ok(rec) => {
             if let Some((s, k)) = &filter {
                 if !rec.generation(s).is_some_and(|g| &g.stage_key == k) {

@@ -746,7 +746,12 @@ impl Backend for HttpBackend {
                     }
                 }
                 match inflight.next().await {
-                    Some((tag, res)) => sink(tag, res)?,
+                    Some((tag, res)) => {
+                        sink(tag, res)?;
+                        // `None` meant "nothing right now": a streamed chain
+                        // has new requests once a result arrives
+                        exhausted = false;
+                    }
                     None => return Ok(()),
                 }
             }
