@@ -67,21 +67,31 @@ print(json.dumps({"client": who, "what": "server_counters", "prompt_tokens": int
 EOF
 }
 
-# 1. backforth, HTTP backend, the demo config
-start_server backforth
-metrics >"$T/backforth.m0"
-t0=$(date +%s.%N)
-$B run --config configs/demo.toml --model "$MODEL" \
-  --input "$CACHE/corpus/gensim/lee_background.cor" --seeds "$SEEDS" --out "$T/backforth" --limit "$DOCS" \
-  -s backend.kind=http -s "http.urls=[\"$URL/v1\"]" -s http.concurrency="$NP" -s http.grammar_field=llama_cpp \
-  >"$T/backforth.log" 2>&1
-t1=$(date +%s.%N)
-metrics >"$T/backforth.m1"
-stop_server
-BW=$(python3 -c "print(round($t1-$t0,1))")
-python3 - "$T/backforth" "$BW" <<'EOF' | tee -a "$RES"
+# 1. backforth, HTTP backend, the demo config: stage by stage, then streamed
+#    (run.streaming); the time to the first rewrite on disk is watched from outside
+backforth_client() { # $1 = client name, then extra flags
+  local name=$1; shift
+  start_server "$name"
+  metrics >"$T/$name.m0"
+  local t0 first="" pid
+  t0=$(date +%s%N)
+  $B run --config configs/demo.toml --model "$MODEL" \
+    --input "$CACHE/corpus/gensim/lee_background.cor" --seeds "$SEEDS" --out "$T/$name" --limit "$DOCS" \
+    -s backend.kind=http -s "http.urls=[\"$URL/v1\"]" -s http.concurrency="$NP" -s http.grammar_field=llama_cpp "$@" \
+    >"$T/$name.log" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ -z "$first" ] && [ -s "$T/$name/stages/rewrite.jsonl" ]; then first=$(( ($(date +%s%N) - t0) / 1000000 )); fi
+    sleep 0.2
+  done
+  wait "$pid"
+  local wall_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  metrics >"$T/$name.m1"
+  stop_server
+  BW=$(python3 -c "print(round($wall_ms / 1000, 1))")
+  python3 - "$T/$name" "$BW" "$name" "${first:-0}" <<'EOF' | tee -a "$RES"
 import json, sys
-run, wall = sys.argv[1], float(sys.argv[2])
+run, wall, name, first = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4]) / 1000
 def parsed(stage, key):
     n = ok = 0
     try:
@@ -95,11 +105,16 @@ def parsed(stage, key):
 docs = parsed("backtranslate", "backtranslation")[0]
 # counted before the checks (distilabel has none): pairs kept by curation, parsed rewrites and distillations
 kept, rewrites = parsed("rewrite", "rewrite")
-print(json.dumps({"client": "backforth", "documents": docs, "kept": kept, "rewrites": rewrites,
+s = json.load(open(f"{run}/summary.json"))
+print(json.dumps({"client": name, "documents": docs, "kept": kept, "rewrites": rewrites,
   "distilled": parsed("distill", "distillation")[1], "wall_s": wall,
-  "documents_per_minute": round(docs / wall * 60, 2)}))
+  "documents_per_minute": round(docs / wall * 60, 2), "first_rewrite_s": first,
+  "passing": s["outputs"]["dataset"]["examples"]}))
 EOF
-counters "$T/backforth.m0" "$T/backforth.m1" "$BW" backforth | tee -a "$RES"
+  counters "$T/$name.m0" "$T/$name.m1" "$BW" "$name" | tee -a "$RES"
+}
+backforth_client backforth
+backforth_client backforth-streamed -s run.streaming=true
 
 # 2. distilabel on the same documents (read from backforth's stage file), fresh server
 start_server distilabel

@@ -11,12 +11,20 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 bb = [r for r in rows if r.get("what") == "llama-batched-bench"]
 pp, tg = max(r["speed_pp"] for r in bb), max(r["speed_tg"] for r in bb)
 print(f"ceiling speeds: prefill {pp:.1f} tok/s, generation {tg:.1f} tok/s")
-print("| client | documents/min | kept | prefilled | generated | server tok/s | ceiling tok/s | utilisation |")
-print("|---|--:|--:|--:|--:|--:|--:|--:|")
-for c in ("backforth", "distilabel"):
-    run = next(r for r in rows if r.get("client") == c and "documents_per_minute" in r)
-    srv = next(r for r in rows if r.get("client") == c and r.get("what") == "server_counters")
+print("| client | documents/min | kept | rewrites | first rewrite on disk, s | passing the checks | server s per rewrite | server s per passing pair | prefilled | generated | server tok/s | ceiling tok/s | utilisation |")
+print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+for c in ("backforth", "backforth-streamed", "distilabel"):
+    run = next((r for r in rows if r.get("client") == c and "documents_per_minute" in r), None)
+    srv = next((r for r in rows if r.get("client") == c and r.get("what") == "server_counters"), None)
+    if run is None or srv is None:
+        continue
     P, G = srv["prompt_tokens"], srv["generated_tokens"]
     ceil = (P + G) / (P / pp + G / tg)
-    print(f"| {c} | {run['documents_per_minute']} | {run['kept']} | {P} | {G} | "
+    wall = run.get("wall_s_process") or run["wall_s"]
+    rw = run.get("rewrites") or 0
+    passing = run.get("passing")
+    first = run.get("first_rewrite_s")
+    print(f"| {c} | {run['documents_per_minute']} | {run['kept']} | {rw} | {first if first else '–'} | "
+          f"{passing if passing is not None else '– (no checks)'} | {wall / rw if rw else float('nan'):.1f} | "
+          f"{f'{wall / passing:.1f}' if passing else '–'} | {P} | {G} | "
           f"{srv['server_tokens_per_s']} | {ceil:.1f} | {srv['server_tokens_per_s'] / ceil:.0%} |")

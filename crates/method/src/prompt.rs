@@ -215,18 +215,17 @@ mod tests {
     }
 
     #[test]
-    fn pairs_template_numbers_passages_and_shows_seeds_as_turns() {
+    fn pairs_template_numbers_passages_and_shows_seeds_as_one_example() {
         let t = PromptTemplate::builtin("backtranslate_pairs").unwrap();
         let passages = json!([{"n": 1, "text": "First part."}, {"n": 2, "text": "Second part."}]);
-        let m = t
-            .render(json!({"passages": passages, "pairs": 3, "seeds": [{"instruction": "Line one\nline two?", "response": "An answer."}]}))
-            .unwrap();
+        let seeds = json!([{"instruction": "Line one\nline two?", "response": "An answer."}, {"instruction": "Q2?", "response": "A2."}]);
+        let m = t.render(json!({"passages": passages, "pairs": 3, "seeds": seeds})).unwrap();
         let roles: Vec<_> = m.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(roles, ["system", "user", "assistant", "user"]);
         assert!(m[0].content.contains("up to 3 passages"), "{}", m[0].content);
         assert!(m[0].content.contains("Passage: <its number>\nInstruction: <the request>"));
-        assert_eq!(m[1].content, "[1] An answer.");
-        assert_eq!(m[2].content, "Passage: 1\nInstruction: Line one line two?");
+        assert_eq!(m[1].content.trim(), "[1] An answer.\n\n[2] A2.");
+        assert_eq!(m[2].content.trim(), "Passage: 1\nInstruction: Line one line two?\nPassage: 2\nInstruction: Q2?");
         assert_eq!(m[3].content.trim(), "[1] First part.\n\n[2] Second part.");
         // zero-shot: no example turns
         let z = t.render(json!({"passages": passages, "pairs": 2, "seeds": []})).unwrap();

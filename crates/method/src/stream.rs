@@ -106,8 +106,11 @@ impl State<'_> {
 /// Run the chain `stages` (in plan order: a stage after the one it reads)
 /// on one backend until every record has gone as far as it can. Records
 /// already done under a stage's key are skipped; results are appended to
-/// the stage files as they come. `progress` gets (requests answered, prompt
-/// tokens, generated tokens, seconds) over all stages.
+/// the stage files as they come. `progress` gets (records answered by the
+/// first stage of the chain, prompt tokens and generated tokens of all
+/// stages, seconds): with later stages served first, records enter the
+/// chain only as fast as the whole chain moves, so the first stage's count
+/// is the run's progress.
 /// Errors: I/O on a stage file, template rendering, fatal backend errors.
 pub fn run_chain(
     stages: Vec<ChainStage<'_>>,
@@ -187,9 +190,9 @@ pub fn run_chain(
                 st.offer(j, &specs[j], c);
             }
         }
-        let answered = st.answered;
+        let entered = st.reports[0].generated;
         drop(st);
-        progress(answered, prompt_tokens, completion_tokens, start.elapsed().as_secs_f64());
+        progress(entered, prompt_tokens, completion_tokens, start.elapsed().as_secs_f64());
         Ok(())
     };
     // A backend that stops pulling after its first `None` (nothing ready
