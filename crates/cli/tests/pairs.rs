@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 const EXPORTS: [&str; 4] = ["dataset.jsonl", "curated.jsonl", "checks.jsonl", "curated.sharegpt.jsonl"];
 
-/// Sections of small Python library pages (the first six `prepare` keeps), split into two JSONL files
-/// (three sections each), as `prepare` writes them.
+/// Sections of small Python library pages (the first four `prepare` keeps),
+/// split into two JSONL files (two sections each), as `prepare` writes them.
 fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
     let html = cache().join("corpus/python3.11-doc/html/library");
     assert!(html.exists(), "{} is missing: scripts/fetch-assets.sh corpus", html.display());
@@ -43,10 +43,10 @@ fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
         .lines()
         .map(String::from)
         .collect();
-    assert!(lines.len() >= 6, "{} sections", lines.len());
+    assert!(lines.len() >= 4, "{} sections", lines.len());
     let (a, b) = (dir.join("part-a.jsonl"), dir.join("part-b.jsonl"));
-    std::fs::write(&a, lines[..3].join("\n") + "\n").unwrap();
-    std::fs::write(&b, lines[3..6].join("\n") + "\n").unwrap();
+    std::fs::write(&a, lines[..2].join("\n") + "\n").unwrap();
+    std::fs::write(&b, lines[2..4].join("\n") + "\n").unwrap();
     (a, b)
 }
 
@@ -87,7 +87,7 @@ fn several_pairs_per_section_resume_and_shard_like_one_process() {
     let summary: Value = serde_json::from_slice(&std::fs::read(single.join("summary.json")).unwrap()).unwrap();
     let bt = &summary["stages"]["backtranslate"];
     let pairs = bt["pairs"].as_u64().unwrap_or(0);
-    assert_eq!(bt["done"], 6, "{bt}");
+    assert_eq!(bt["done"], 4, "{bt}");
     assert!(pairs > bt["parsed_ok"].as_u64().unwrap(), "several pairs for some section: {bt}");
     // every pair is a record of its own downstream
     assert_eq!(summary["stages"]["curate"]["done"].as_u64().unwrap(), pairs, "{summary}");

@@ -498,23 +498,24 @@ pub fn run(
     if cfg.run.streaming && selected.len() > 1 && !one_model {
         tracing::warn!("run.streaming: the stages run on different models, so they run one after another");
     }
-    if cfg.run.streaming && selected.len() > 1 && one_model {
+    let streamed = cfg.run.streaming && selected.len() > 1 && one_model;
+    if streamed {
         let model_path = cfg.model_path(&selected[0].name);
         let model_id = provider.model_id(&model_path)?;
         let mut chain = Vec::new();
         let mut first_pending = 0;
         for (i, d) in selected.iter().enumerate() {
-            let fed_by = d.input.as_ref().and_then(|u| selected.iter().position(|s| &s.name == u)).filter(|_| !(i == 0 && opts.from.is_some()));
-            let (path, filter): (PathBuf, Option<(String, String)>) = match (&opts.from, i) {
-                (Some(f), 0) => (f.clone(), None),
-                _ => match &d.input {
-                    None => (run.documents(), None),
-                    Some(u) => (run.stage(u), Some((u.clone(), keys[u].clone()))),
-                },
-            };
+            // the stage of the chain whose results this one reads, if any
+            let fed_by = d
+                .input
+                .as_ref()
+                .and_then(|u| selected.iter().position(|s| &s.name == u))
+                .filter(|_| !(i == 0 && opts.from.is_some()));
+            let (path, filter) = upstream_of(&opts, &run, &keys, i, d);
             if fed_by.is_none() && !path.exists() {
                 bail!("{} needs {} (run the earlier stage first, or pass --from FILE)", d.name, path.display());
             }
+            // the upstream file as it stands now: what a fed stage's upstream wrote before (a backlog)
             let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             let file = StageFile::open(&run.stage(&d.name), &d.name, &keys[&d.name])?;
             if i == 0 {
@@ -547,14 +548,8 @@ pub fn run(
         }
         summary.first_output_s = rep.first_output_s;
     }
-    for (i, d) in selected.iter().enumerate().filter(|_| !(cfg.run.streaming && selected.len() > 1 && one_model)) {
-        let (upstream_path, upstream): (PathBuf, Option<(String, String)>) = match (&opts.from, i) {
-            (Some(f), 0) => (f.clone(), None),
-            _ => match &d.input {
-                None => (run.documents(), None),
-                Some(u) => (run.stage(u), Some((u.clone(), keys[u].clone()))),
-            },
-        };
+    for (i, d) in selected.iter().enumerate().filter(|_| !streamed) {
+        let (upstream_path, upstream) = upstream_of(&opts, &run, &keys, i, d);
         if !upstream_path.exists() {
             bail!(
                 "{} needs {} (run the earlier stage first, or pass --from FILE)",
@@ -628,3 +623,22 @@ pub fn run(
 }
 
 pub use crate::store::upstream_records;
+
+/// The file the `i`-th selected stage reads and the (stage, key) filter on
+/// it: `--from`'s file for the first stage, else the documents or its input
+/// stage's file under that stage's key.
+fn upstream_of(
+    opts: &RunOptions,
+    run: &RunDir,
+    keys: &BTreeMap<String, String>,
+    i: usize,
+    d: &StageDef,
+) -> (PathBuf, Option<(String, String)>) {
+    match (&opts.from, i) {
+        (Some(f), 0) => (f.clone(), None),
+        _ => match &d.input {
+            None => (run.documents(), None),
+            Some(u) => (run.stage(u), Some((u.clone(), keys[u].clone()))),
+        },
+    }
+}
