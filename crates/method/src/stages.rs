@@ -50,6 +50,22 @@ pub struct StageReport {
     pub total_tokens_per_s: f64,
 }
 
+impl StageReport {
+    /// Count one answered request: its generation and the prompt tokens the
+    /// engine reused for it.
+    pub fn count(&mut self, g: &Generation, reused: u32) {
+        self.generated += 1;
+        self.prompt_tokens_reused += reused as u64;
+        self.prompt_tokens += g.prompt_tokens as u64;
+        self.completion_tokens += g.completion_tokens as u64;
+        match &g.parse {
+            ParseStatus::Ok => self.parsed_ok += 1,
+            ParseStatus::Failed { .. } => self.parse_failed += 1,
+            ParseStatus::Error { .. } => self.backend_errors += 1,
+        }
+    }
+}
+
 /// Everything a stage needs besides its input and backend.
 pub struct StageSpec<'a> {
     /// The stage's definition (input, eligibility, template variables, parser).
@@ -234,15 +250,7 @@ pub fn run_stage(
         let g = spec.interpret(&r, res);
         {
             let mut rep = report.borrow_mut();
-            rep.generated += 1;
-            rep.prompt_tokens_reused += reused as u64;
-            rep.prompt_tokens += g.prompt_tokens as u64;
-            rep.completion_tokens += g.completion_tokens as u64;
-            match &g.parse {
-                ParseStatus::Ok => rep.parsed_ok += 1,
-                ParseStatus::Failed { .. } => rep.parse_failed += 1,
-                ParseStatus::Error { .. } => rep.backend_errors += 1,
-            }
+            rep.count(&g, reused);
             progress(
                 rep.generated,
                 rep.prompt_tokens,

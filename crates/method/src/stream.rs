@@ -22,7 +22,7 @@
 //! children.
 
 use crate::pairs::fan_out;
-use crate::record::{ParseStatus, Record};
+use crate::record::Record;
 use crate::stages::{ProgressFn, StageReport, StageSpec};
 use crate::store::StageFile;
 use anyhow::{Context, Result};
@@ -168,18 +168,7 @@ pub fn run_chain(
         st.answered += 1;
         prompt_tokens += g.prompt_tokens as u64;
         completion_tokens += g.completion_tokens as u64;
-        {
-            let rep = &mut st.reports[i];
-            rep.generated += 1;
-            rep.prompt_tokens_reused += reused as u64;
-            rep.prompt_tokens += g.prompt_tokens as u64;
-            rep.completion_tokens += g.completion_tokens as u64;
-            match &g.parse {
-                ParseStatus::Ok => rep.parsed_ok += 1,
-                ParseStatus::Failed { .. } => rep.parse_failed += 1,
-                ParseStatus::Error { .. } => rep.backend_errors += 1,
-            }
-        }
+        st.reports[i].count(&g, reused);
         r.set_generation(&specs[i].def.name, g);
         st.files[i].append(&r)?;
         if consumers[i].is_empty() && st.first_output_s.is_none() {
