@@ -20,9 +20,9 @@
 //! the document (the exported provenance points into it), which no
 //! text-splitting crate here returns; it reuses [`crate::text::sentences`].
 
+pub use crate::record::{PairOrigin, PairSpan};
 use crate::record::{Generation, Record};
 use backforth_inference::FinishReason;
-use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
 /// A passage is grown to at least this many words by joining the
@@ -36,33 +36,6 @@ pub const INSTRUCTION_CAP_CHARS: usize = 240;
 /// Most passages shown to the model (the rest of a longer document is not
 /// offered; documents are usually segmented before this matters).
 pub const MAX_PASSAGES: usize = 40;
-
-/// One pair the backward model wrote for a document: stored in the
-/// backtranslate stage's [`Generation::pairs`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PairSpan {
-    /// The instruction x̂ (cleaned like a one-pair backtranslation).
-    pub instruction: String,
-    /// The passage number as shown to the model (1-based).
-    pub passage: u32,
-    /// The passage's range in the record's text, in characters (Unicode
-    /// scalar values, as Python's `str` indexes): `text[start:end]`.
-    pub start: u64,
-    pub end: u64,
-}
-
-/// Where an expanded pair comes from: `metadata.pair` of a fanned-out record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PairOrigin {
-    /// Id of the record (document or segment) whose text the range indexes
-    /// (the record in `documents.jsonl`).
-    pub of: String,
-    /// 0-based index of the pair among that record's pairs.
-    pub index: u32,
-    /// Character range of the passage in that record's text.
-    pub start: u64,
-    pub end: u64,
-}
 
 fn word_count(s: &str) -> usize {
     s.split_whitespace().count()

@@ -131,7 +131,7 @@ pub struct Generation {
     /// pairs the model wrote, each with its passage's range; readers expand
     /// the record into one record per pair ([`crate::pairs::fan_out`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pairs: Vec<crate::pairs::PairSpan>,
+    pub pairs: Vec<PairSpan>,
 }
 
 /// A document or segment plus everything the stages added to it.
@@ -244,4 +244,31 @@ impl Record {
     pub fn kept(&self, min_score: u8) -> bool {
         self.score().is_some_and(|s| s >= min_score) && self.instruction().is_some()
     }
+}
+
+/// One pair the backward model wrote for a document: stored in the
+/// backtranslate stage's [`Generation::pairs`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairSpan {
+    /// The instruction x̂ (cleaned like a one-pair backtranslation).
+    pub instruction: String,
+    /// The passage number as shown to the model (1-based).
+    pub passage: u32,
+    /// The passage's range in the record's text, in characters (Unicode
+    /// scalar values, as Python's `str` indexes): `text[start:end]`.
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Where an expanded pair comes from: `metadata.pair` of a fanned-out record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairOrigin {
+    /// Id of the record (document or segment) whose text the range indexes
+    /// (the record in `documents.jsonl`).
+    pub of: String,
+    /// 0-based index of the pair among that record's pairs.
+    pub index: u32,
+    /// Character range of the passage in that record's text.
+    pub start: u64,
+    pub end: u64,
 }
