@@ -264,9 +264,9 @@ pub fn parse_pairs(
     Ok(out)
 }
 
-/// The pairs of a parsed answer with their passages' character ranges in `text`.
-pub fn spans(text: &str, parsed: Vec<(u32, String)>) -> Vec<PairSpan> {
-    let ps = passages(text);
+/// The pairs of a parsed answer with their passages' character ranges in
+/// `text`; `ps` = [`passages`] of `text`.
+pub fn spans(text: &str, ps: &[Range<usize>], parsed: Vec<(u32, String)>) -> Vec<PairSpan> {
     let chars = |b: usize| text[..b].chars().count() as u64;
     parsed
         .into_iter()
@@ -375,7 +375,7 @@ mod tests {
     fn fan_out_points_at_the_passage() {
         let text = format!("Überschrift\n\n{}\n\n{}", para(50, "ä"), para(50, "b"));
         let parsed = vec![(2, "What about b?".to_string()), (1, "What about ä?".to_string())];
-        let spans = spans(&text, parsed);
+        let spans = spans(&text, &passages(&text), parsed);
         let mut r = Record::new("doc".into(), 7, Default::default(), text.clone(), serde_json::json!({"url": "u"}));
         r.backtranslation = Some(Generation {
             value: Some("x".into()),

@@ -344,9 +344,9 @@ impl StageDef {
         match &self.kind {
             StageKind::Builtin(Stage::Backtranslate) if cfg.backtranslate.pairs_per_document > 1 => {
                 let b = &cfg.backtranslate;
-                let n = crate::pairs::passages(&r.text).len();
-                let parsed = crate::pairs::parse_pairs(&out.text, out.finish, n, b.pairs_per_document, b.max_instruction_chars)?;
-                let pairs = crate::pairs::spans(&r.text, parsed);
+                let ps = crate::pairs::passages(&r.text);
+                let parsed = crate::pairs::parse_pairs(&out.text, out.finish, ps.len(), b.pairs_per_document, b.max_instruction_chars)?;
+                let pairs = crate::pairs::spans(&r.text, &ps, parsed);
                 let value = pairs.iter().map(|p| p.instruction.as_str()).collect::<Vec<_>>().join("\n");
                 Ok(Interpreted { pairs, ..plain(value) })
             }
