@@ -5,7 +5,8 @@
 # its thresholds on the built news set, then report every detector with
 # those thresholds on the sets they were not chosen on: the 117 hand-labelled
 # news outputs, the 108 hand-labelled Python-manual outputs, and the
-# near-document sets of both corpora. Last, the cost beside the verify stage
+# near-document sets of both corpora, and 59 instructions the demo model
+# wrote for news stories 101-160, labelled after the checks were written. Last, the cost beside the verify stage
 # on the same pairs (the demo model, the same cores).
 #
 #   scripts/bench-checks.sh [OUT]        (default OUT=bench-results/checks)
@@ -44,6 +45,8 @@ echo "== with those thresholds (${T[*]}): news, near-document set"
 $B bench checks "${common[@]}" "${lee[@]}" "${T[@]}" --near --out "$OUT/lee-near" | tee "$OUT/lee-near.md"
 echo "== news, 117 hand-labelled real outputs"
 $B bench checks "${common[@]}" "${lee[@]}" "${T[@]}" --labels crates/method/tests/data/lee-real-labels.jsonl --out "$OUT/lee-real" | tee "$OUT/lee-real.md"
+echo "== news, 59 held-out instructions (stories 101-160, labelled before any check ran on them)"
+$B bench checks "${common[@]}" "${lee[@]}" "${T[@]}" --labels crates/method/tests/data/lee-heldout-instruction-labels.jsonl --out "$OUT/lee-heldout" | tee "$OUT/lee-heldout.md"
 echo "== Python manual, 108 hand-labelled real outputs"
 $B bench checks "${common[@]}" "${py[@]}" "${T[@]}" --corpus "$PY" --labels crates/method/tests/data/pydoc-real-labels.jsonl --out "$OUT/pydoc-real" | tee "$OUT/pydoc-real.md"
 echo "== Python manual, near-document set"

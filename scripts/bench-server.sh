@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): backforth vs a peer (distilabel 1.5.3) driving the
-# same real llama.cpp server (`llama-server`, built from the pinned
+# Benchmark (not a test): backforth vs two peers (distilabel 1.5.3 and
+# bespoke Curator 0.1.31) driving the same real llama.cpp server (`llama-server`, built from the pinned
 # llama-cpp-python sdist by scripts/build-llama-tool.sh) through the method's
 # four stages on the same documents, with the same prompts, sampling, token
 # limits and grammars; then the server's own maximum throughput from
@@ -27,6 +27,10 @@ BATCHED=$(scripts/build-llama-tool.sh llama-batched-bench | tail -1)
 V="$CACHE/venv-peer"
 [ -x "$V/bin/python" ] || python3 -m venv "$V"
 "$V/bin/pip" install -q -r scripts/requirements-peer.txt
+VC="$CACHE/venv-curator"
+[ -x "$VC/bin/python" ] || python3 -m venv "$VC"
+"$VC/bin/pip" install -q -r scripts/requirements-curator.txt
+export TIKTOKEN_CACHE_DIR; TIKTOKEN_CACHE_DIR=$(scripts/fetch-assets.sh tiktoken | tail -1)
 cargo build --release --locked -p backforth-cli
 B=./target/release/backforth
 T="bench-results/server/$(date +%Y%m%d-%H%M%S)"; mkdir -p "$T"
@@ -65,6 +69,15 @@ print(json.dumps({"client": who, "what": "server_counters", "prompt_tokens": int
   "generated_tokens": int(d["tokens_predicted_total"]),
   "server_tokens_per_s": round((d["prompt_tokens_total"] + d["tokens_predicted_total"]) / wall, 1)}))
 EOF
+}
+
+# a peer's parsed rewrites that pass backforth's checks (the demo config's
+# checks, as the backforth runs apply them before export): `bench checks`
+# over the peer's pairs file, counting the pairs with no failed check
+passing_of() { # $1 = pairs file (bench_*.py) -> count
+  [ -s "$1" ] || { echo 0; return; }
+  $B bench checks --quiet --no-verify --config configs/demo.toml --labels "$1" --out "$1.checks" >/dev/null
+  python3 -c 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if not json.loads(l)["lexical_reasons"]))' "$1.checks/bench-checks.jsonl"
 }
 
 # 1. backforth, HTTP backend, the demo config: stage by stage, then streamed
@@ -126,9 +139,23 @@ t1=$(date +%s.%N)
 metrics >"$T/distilabel.m1"
 stop_server
 DW=$(python3 -c "print(round($t1-$t0,1))")
-python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['wall_s_process']=float(sys.argv[2]); d['documents_per_minute']=round(d['documents']/d['wall_s_process']*60,2); print(json.dumps(d))" \
-  "$T/distilabel.json" "$DW" | tee -a "$RES"
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['wall_s_process']=float(sys.argv[2]); d['documents_per_minute']=round(d['documents']/d['wall_s_process']*60,2); d['passing']=int(sys.argv[3]); print(json.dumps(d))" \
+  "$T/distilabel.json" "$DW" "$(passing_of "$T/distilabel.json.pairs.jsonl")" | tee -a "$RES"
 counters "$T/distilabel.m0" "$T/distilabel.m1" "$DW" distilabel | tee -a "$RES"
+
+# 2b. bespoke Curator on the same documents, fresh server
+start_server curator
+metrics >"$T/curator.m0"
+t0=$(date +%s.%N)
+"$VC/bin/python" scripts/bench_curator.py "$URL/v1" "$(basename "$MODEL")" "$T/backforth" "$SEEDS" "$T/curator.json" 2 4 $((NP * 4)) \
+  >"$T/curator.log" 2>&1 || { tail -30 "$T/curator.log"; exit 1; }
+t1=$(date +%s.%N)
+metrics >"$T/curator.m1"
+stop_server
+CW=$(python3 -c "print(round($t1-$t0,1))")
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['wall_s_process']=float(sys.argv[2]); d['documents_per_minute']=round(d['documents']/d['wall_s_process']*60,2); d['passing']=int(sys.argv[3]); print(json.dumps(d))" \
+  "$T/curator.json" "$CW" "$(passing_of "$T/curator.json.pairs.jsonl")" | tee -a "$RES"
+counters "$T/curator.m0" "$T/curator.m1" "$CW" curator | tee -a "$RES"
 
 # 3. the server's ceiling on this machine: llama-batched-bench, same GGUF, slots, threads
 "$BATCHED" -m "$MODEL" -c $((NP * CTX)) -b 512 -ub 512 -t "$THREADS" -tb "$THREADS" \

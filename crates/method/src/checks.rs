@@ -145,6 +145,9 @@ pub struct CheckResult {
     /// Capitalised names in the response missing from the source.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub unsupported_names: Vec<String>,
+    /// Code identifiers in the response missing from the source (see [`identifiers`]).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub unsupported_identifiers: Vec<String>,
     /// The learned grounding checker's scores, where it ran on this pair.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub grounding: Option<crate::grounding::model::Grounding>,
@@ -179,6 +182,13 @@ pub enum Reason {
     InstructionNeedsContext,
     /// A statement copied from the document, not a request.
     InstructionCopied,
+    /// Not a question and shaped like a statement or a heading: opens with
+    /// an article, a demonstrative or a third-person pronoun, opens with a
+    /// label ("Note:"), or is a title-case line without a full stop.
+    InstructionStatement,
+    /// The instruction states a number (a year, an amount; not a small
+    /// count such as "3 examples") that the document does not contain.
+    InstructionUnsupportedNumbers,
     /// The instruction's topic words are mostly absent from the document.
     InstructionOffTopic,
     /// The instruction's sentence embedding is far from every window of the document.
@@ -189,6 +199,9 @@ pub enum Reason {
     ResponseUnsupportedNumbers,
     /// The response names people, places or things the source does not.
     ResponseUnsupportedNames,
+    /// The response uses a code identifier (dotted, snake_case or camelCase)
+    /// that the source does not contain.
+    ResponseUnsupportedIdentifiers,
     /// The response mentions none of the instruction's topic words.
     ResponseOffInstruction,
     /// The response is the instruction repeated, the document's heading, or a fragment.
@@ -214,11 +227,14 @@ impl Reason {
             Reason::InstructionMeta => "instruction_meta",
             Reason::InstructionNeedsContext => "instruction_needs_context",
             Reason::InstructionCopied => "instruction_copied",
+            Reason::InstructionStatement => "instruction_statement",
+            Reason::InstructionUnsupportedNumbers => "instruction_unsupported_numbers",
             Reason::InstructionOffTopic => "instruction_off_topic",
             Reason::InstructionUnrelated => "instruction_unrelated",
             Reason::ResponseUnsupported => "response_unsupported",
             Reason::ResponseUnsupportedNumbers => "response_unsupported_numbers",
             Reason::ResponseUnsupportedNames => "response_unsupported_names",
+            Reason::ResponseUnsupportedIdentifiers => "response_unsupported_identifiers",
             Reason::ResponseOffInstruction => "response_off_instruction",
             Reason::ResponseNotAnAnswer => "response_not_an_answer",
             Reason::ResponseNotGrounded => "response_not_grounded",
@@ -238,6 +254,8 @@ pub struct SourceIndex {
     runs: HashSet<String>,
     /// The heading's words (lower case, space-joined; see [`first_heading`]).
     first_line: String,
+    /// The text in lower case, for identifier look-ups.
+    lower: String,
 }
 
 impl SourceIndex {
@@ -251,6 +269,7 @@ impl SourceIndex {
             numbers: number_set(text),
             runs,
             first_line: first_heading(text),
+            lower: text.to_lowercase(),
         }
     }
 }
@@ -349,7 +368,106 @@ pub fn non_instruction(instruction: &str) -> Option<Reason> {
     }) {
         return Some(Reason::InstructionNeedsContext);
     }
+    if statement_shaped(t) {
+        return Some(Reason::InstructionStatement);
+    }
     None
+}
+
+/// True for a text that is not a question and reads as a statement or a
+/// heading rather than a request: it opens with an article, a demonstrative
+/// or a third-person pronoun ("The policy is uncertain.", "It was a dry
+/// year."), opens with a label and a colon ("Note: …"), or is a title-case
+/// line with no full stop ("UDP Echo Server"). Requests open with a verb
+/// ("Explain …", "Write …"), a question word, or "I"/"we"/"please"; a
+/// question mark anywhere at the end settles it. Our rule, from the form of
+/// the instructions in instruction-tuning sets; the words it keys on are
+/// in [`STATEMENT_OPENERS`].
+pub fn statement_shaped(t: &str) -> bool {
+    let t = t.trim();
+    if t.ends_with('?') {
+        return false;
+    }
+    let tokens: Vec<&str> = t.split_whitespace().collect();
+    let Some(first) = tokens.first() else { return false };
+    // "Note:", "Summary:" — a label, then a statement
+    if first.len() > 1 && first.ends_with(':') && first[..first.len() - 1].chars().all(char::is_alphabetic) {
+        return true;
+    }
+    let lead = first
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase();
+    if STATEMENT_OPENERS.contains(&lead.as_str()) {
+        return true;
+    }
+    // a heading: every word of 4+ letters capitalised, no sentence punctuation
+    let long: Vec<&str> = tokens
+        .iter()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+        .filter(|w| w.chars().count() >= 4 && w.chars().all(char::is_alphabetic))
+        .collect();
+    !long.is_empty()
+        && long.iter().all(|w| w.starts_with(|c: char| c.is_uppercase()))
+        && !t.ends_with(['.', '!', ':'])
+        && tokens.len() <= 12
+}
+
+/// Code identifiers in a text, in order: tokens (split at white space,
+/// brackets, quotes and back-ticks; sentence punctuation and a call's `()`
+/// trimmed) that are dotted names whose parts start with a letter and have 2+
+/// characters (`os.path.join`, not `U.S.` or `3.11`), snake_case names
+/// (`new_environ`, `__init__`), or camelCase names (`getLogger`,
+/// `StreamWriter`). A swapped or invented one is a fact the document must
+/// hold: the lexical checks look each up in the document (case-insensitive).
+pub fn identifiers(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for tok in text.split(|c: char| c.is_whitespace() || "()[]{}<>`'\",;=*\"“”‘’".contains(c)) {
+        let t = tok.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_'));
+        if t.chars().count() < 4 {
+            continue;
+        }
+        let dotted = t.contains('.')
+            && t.split('.').all(|p| {
+                p.chars().count() >= 2
+                    && p.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+        let plain = t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && t.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+        let snake = plain && t.contains('_') && t.chars().any(|c| c.is_ascii_alphabetic());
+        // a lower-case letter followed by a capital inside the word: getLogger, StreamWriter
+        let camel = plain
+            && !t.starts_with("Mc")
+            && !t.starts_with("Mac")
+            && t.as_bytes().windows(2).any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase());
+        if (dotted || snake || camel) && !out.iter().any(|x: &String| x == t) {
+            out.push(t.to_string());
+        }
+    }
+    out
+}
+
+/// First words that open statements, not requests (lower case): articles,
+/// demonstratives, third-person pronouns and possessives.
+pub const STATEMENT_OPENERS: [&str; 15] = [
+    "the", "a", "an", "this", "that", "these", "those", "it", "its", "there", "their", "his",
+    "her", "he", "she",
+];
+
+/// Integers under this are counts a task may ask for ("3 examples", "in 2
+/// sentences"), not facts an instruction presupposes.
+const SMALL_COUNT: u64 = 100;
+
+/// Numbers in `instruction` that the document lacks, small counts left out
+/// (see [`SMALL_COUNT`]).
+fn unsupported_instruction_numbers(instruction: &str, source: &SourceIndex) -> Vec<String> {
+    let mut out: Vec<String> = number_set(instruction)
+        .into_iter()
+        .filter(|n| n.parse::<u64>().map_or(true, |v| v >= SMALL_COUNT))
+        .filter(|n| !source.numbers.contains(n) && !source.numbers.contains(n.trim_end_matches(".0")))
+        .collect();
+    out.sort();
+    out
 }
 
 /// Words of a run the instruction must share with the document to count as copied.
@@ -522,6 +640,9 @@ pub fn check(
             r.reasons.push(Reason::InstructionOffTopic);
         }
     }
+    if !unsupported_instruction_numbers(instruction, source).is_empty() {
+        r.reasons.push(Reason::InstructionUnsupportedNumbers);
+    }
     let Some(resp) = response else { return r };
     if cfg.non_answers {
         let said = words(resp).join(" ");
@@ -578,6 +699,14 @@ pub fn check(
     if r.unsupported_names.len() > cfg.max_unsupported_names {
         r.reasons.push(Reason::ResponseUnsupportedNames);
     }
+    for id in identifiers(resp) {
+        if !source.lower.contains(&id.to_lowercase()) && !r.unsupported_identifiers.contains(&id) {
+            r.unsupported_identifiers.push(id);
+        }
+    }
+    if !r.unsupported_identifiers.is_empty() {
+        r.reasons.push(Reason::ResponseUnsupportedIdentifiers);
+    }
     if topic.len() >= cfg.min_topic_words.max(1) {
         let resp_stems: HashSet<String> = words(resp).into_iter().map(|w| stem(&w)).collect();
         if !topic.iter().any(|t| resp_stems.contains(t)) {
@@ -615,6 +744,57 @@ The honours list was released on Monday and includes 23 other recipients.";
             non_instruction("What type of assessment are you referring to?"),
             Some(Reason::InstructionToReader)
         );
+    }
+
+    #[test]
+    fn statements_and_headings_are_not_requests() {
+        for bad in [
+            "The Federal Government's policy on refugees is uncertain.",
+            "Note: Reproducibility is crucial when generating random numbers.",
+            "UDP Echo Server",
+            "It was the driest year on record.",
+        ] {
+            assert_eq!(non_instruction(bad), Some(Reason::InstructionStatement), "{bad}");
+        }
+        for good in [
+            "Explain how the honours list is chosen.",
+            "The honours list: who chooses it?",
+            "I need a function that reverses a string.",
+            "Summarise the news about Peter Jackson",
+            "Write a Haiku About Autumn.",
+            "List three Causes Of Bushfires",
+            "Please describe the Hopman Cup.",
+        ] {
+            assert_eq!(non_instruction(good), None, "{good}");
+        }
+    }
+
+    #[test]
+    fn identifiers_are_code_tokens_and_must_be_in_the_document() {
+        assert_eq!(
+            identifiers("Call `os.path.join()` or getLogger(name); set new_environ, not U.S. or 3.11 or McDonald."),
+            vec!["os.path.join", "getLogger", "new_environ"]
+        );
+        let src = SourceIndex::new("StreamWriter.write(data) writes data. Use os.environ to read the environment.");
+        let c = ChecksConfig::default();
+        let r = check(&c, "How do I write data with a StreamWriter?", Some("Call streamwriter.write(data); it writes the data."), &src);
+        assert!(r.unsupported_identifiers.is_empty(), "{r:?}");
+        let r = check(&c, "How do I write data with a StreamWriter?", Some("Call StreamWriter.writelines(data) to write the data."), &src);
+        assert_eq!(r.unsupported_identifiers, vec!["StreamWriter.writelines".to_string()]);
+        assert!(r.reasons.contains(&Reason::ResponseUnsupportedIdentifiers));
+    }
+
+    #[test]
+    fn numbers_an_instruction_presupposes_must_be_in_the_document() {
+        let src = SourceIndex::new("Spain beat Argentina 3-0 in the 2002 Hopman Cup in Perth, before 10,500 fans.");
+        let c = ChecksConfig::default();
+        let flagged = |q: &str| check(&c, q, None, &src).reasons.contains(&Reason::InstructionUnsupportedNumbers);
+        assert!(flagged("Who won the 2019 Hopman Cup in Perth?"));
+        assert!(flagged("Why did 12,000 fans watch the Hopman Cup?"));
+        assert!(!flagged("Who won the 2002 Hopman Cup in Perth?"));
+        assert!(!flagged("Did 10,500 fans watch Spain beat Argentina?"));
+        // small counts are task parameters, not facts
+        assert!(!flagged("Give 3 facts about the Hopman Cup in Perth."));
     }
 
     #[test]

@@ -183,6 +183,10 @@ fn detail(c: &CheckResult, reason: Reason) -> String {
             "names not in the source: {}",
             c.unsupported_names.join(", ")
         ),
+        Reason::ResponseUnsupportedIdentifiers => format!(
+            "identifiers not in the source: {}",
+            c.unsupported_identifiers.join(", ")
+        ),
         Reason::InstructionNotGrounded => format!(
             "relevance {:.2} (learned checker)",
             c.grounding.as_ref().map_or(0.0, |g| g.relevance)
