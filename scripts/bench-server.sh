@@ -6,7 +6,9 @@
 # limits and grammars; then the server's own maximum throughput from
 # `llama-batched-bench` on the same GGUF, slots and threads.
 #
-# Usage: scripts/bench-server.sh [DOCS=20]   env: NP (server slots, 4), PORT (18111)
+# Usage: scripts/bench-server.sh [DOCS=20]   env: NP (server slots, 4), PORT (18111),
+#   CLIENTS (which clients run, default "backforth backforth-streamed distilabel curator";
+#   the peers read the documents of the first backforth client that ran)
 # Each client gets a freshly started server (same cold prompt cache), stopped
 # by its PID afterwards. Results: bench-results/server/<time>/ (JSON lines in
 # results.jsonl); figures in BENCHMARKS.md.
@@ -15,6 +17,8 @@ cd "$(dirname "$0")/.."
 CACHE="${BACKFORTH_CACHE:-$HOME/.cache/backforth}"
 export BACKFORTH_CACHE="$CACHE"
 DOCS="${1:-20}"
+CLIENTS="${CLIENTS:-backforth backforth-streamed distilabel curator}"
+wants() { [[ " $CLIENTS " == *" $1 "* ]]; }
 NP="${NP:-4}"
 PORT="${PORT:-18111}"
 THREADS="$(nproc)"
@@ -126,14 +130,17 @@ print(json.dumps({"client": name, "documents": docs, "kept": kept, "rewrites": r
 EOF
   counters "$T/$name.m0" "$T/$name.m1" "$BW" "$name" | tee -a "$RES"
 }
-backforth_client backforth
-backforth_client backforth-streamed -s run.streaming=true
+if wants backforth; then backforth_client backforth; fi
+if wants backforth-streamed; then backforth_client backforth-streamed -s run.streaming=true; fi
+# the documents the peers read: backforth's backtranslate stage file
+DOCRUN="$T/backforth"; wants backforth || DOCRUN="$T/backforth-streamed"
 
 # 2. distilabel on the same documents (read from backforth's stage file), fresh server
+if wants distilabel; then
 start_server distilabel
 metrics >"$T/distilabel.m0"
 t0=$(date +%s.%N)
-"$V/bin/python" scripts/bench_distilabel.py "$URL/v1" "$(basename "$MODEL")" "$T/backforth" "$SEEDS" "$T/distilabel.json" 2 4 \
+"$V/bin/python" scripts/bench_distilabel.py "$URL/v1" "$(basename "$MODEL")" "$DOCRUN" "$SEEDS" "$T/distilabel.json" 2 4 \
   >"$T/distilabel.log" 2>&1 || { tail -30 "$T/distilabel.log"; exit 1; }
 t1=$(date +%s.%N)
 metrics >"$T/distilabel.m1"
@@ -142,12 +149,14 @@ DW=$(python3 -c "print(round($t1-$t0,1))")
 python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['wall_s_process']=float(sys.argv[2]); d['documents_per_minute']=round(d['documents']/d['wall_s_process']*60,2); d['passing']=int(sys.argv[3]); print(json.dumps(d))" \
   "$T/distilabel.json" "$DW" "$(passing_of "$T/distilabel.json.pairs.jsonl")" | tee -a "$RES"
 counters "$T/distilabel.m0" "$T/distilabel.m1" "$DW" distilabel | tee -a "$RES"
+fi
 
 # 2b. bespoke Curator on the same documents, fresh server
+if wants curator; then
 start_server curator
 metrics >"$T/curator.m0"
 t0=$(date +%s.%N)
-"$VC/bin/python" scripts/bench_curator.py "$URL/v1" "$(basename "$MODEL")" "$T/backforth" "$SEEDS" "$T/curator.json" 2 4 $((NP * 4)) \
+"$VC/bin/python" scripts/bench_curator.py "$URL/v1" "$(basename "$MODEL")" "$DOCRUN" "$SEEDS" "$T/curator.json" 2 4 $((NP * 4)) \
   >"$T/curator.log" 2>&1 || { tail -30 "$T/curator.log"; exit 1; }
 t1=$(date +%s.%N)
 metrics >"$T/curator.m1"
@@ -156,6 +165,7 @@ CW=$(python3 -c "print(round($t1-$t0,1))")
 python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['wall_s_process']=float(sys.argv[2]); d['documents_per_minute']=round(d['documents']/d['wall_s_process']*60,2); d['passing']=int(sys.argv[3]); print(json.dumps(d))" \
   "$T/curator.json" "$CW" "$(passing_of "$T/curator.json.pairs.jsonl")" | tee -a "$RES"
 counters "$T/curator.m0" "$T/curator.m1" "$CW" curator | tee -a "$RES"
+fi
 
 # 3. the server's ceiling on this machine: llama-batched-bench, same GGUF, slots, threads
 "$BATCHED" -m "$MODEL" -c $((NP * CTX)) -b 512 -ub 512 -t "$THREADS" -tb "$THREADS" \
