@@ -379,10 +379,10 @@ pub fn non_instruction(instruction: &str) -> Option<Reason> {
 /// or a third-person pronoun ("The policy is uncertain.", "It was a dry
 /// year."), opens with a label and a colon ("Note: …"), or is a title-case
 /// line with no full stop ("UDP Echo Server"). Requests open with a verb
-/// ("Explain …", "Write …"), a question word, or "I"/"we"/"please"; a
-/// question mark anywhere at the end settles it. Our rule, from the form of
-/// the instructions in instruction-tuning sets; the words it keys on are
-/// in [`STATEMENT_OPENERS`].
+/// ("Explain …", "Write …"), a question word, or "I"/"we"/"please", and a
+/// final question mark always makes a request. Our rule, from the form of
+/// the instructions in instruction-tuning sets; the words it keys on are in
+/// [`STATEMENT_OPENERS`], [`STATEMENT_LABELS`] and [`REQUEST_VERBS`].
 pub fn statement_shaped(t: &str) -> bool {
     let t = t.trim();
     if t.ends_with('?') {
@@ -390,15 +390,20 @@ pub fn statement_shaped(t: &str) -> bool {
     }
     let tokens: Vec<&str> = t.split_whitespace().collect();
     let Some(first) = tokens.first() else { return false };
-    // "Note:", "Summary:" — a label, then a statement
-    if first.len() > 1 && first.ends_with(':') && first[..first.len() - 1].chars().all(char::is_alphabetic) {
-        return true;
-    }
     let lead = first
         .trim_matches(|c: char| !c.is_alphanumeric())
         .to_lowercase();
+    // "Note: …", "Summary: …" — a label that introduces a statement ("Task:",
+    // "Question:" introduce requests and are not in the list)
+    if first.ends_with(':') && STATEMENT_LABELS.contains(&lead.as_str()) {
+        return true;
+    }
     if STATEMENT_OPENERS.contains(&lead.as_str()) {
         return true;
+    }
+    // a title-case request ("Write A Haiku About Autumn") is not a heading
+    if TASK.contains(lead.as_str()) || REQUEST_VERBS.contains(&lead.as_str()) {
+        return false;
     }
     // a heading: every word of 4+ letters capitalised, no sentence punctuation
     let long: Vec<&str> = tokens
@@ -446,6 +451,19 @@ pub fn identifiers(text: &str) -> Vec<String> {
     }
     out
 }
+
+/// Labels that introduce a statement, not a request (lower case, before the colon).
+pub const STATEMENT_LABELS: [&str; 10] = [
+    "note", "notes", "warning", "caution", "tip", "summary", "background", "conclusion", "update",
+    "disclaimer",
+];
+
+/// Verbs that open requests besides the task words of [`crate::text::TASK_WORDS`]
+/// (lower case): a title-case line opening with one is a request, not a heading.
+pub const REQUEST_VERBS: [&str; 16] = [
+    "create", "generate", "implement", "translate", "convert", "make", "build", "design",
+    "classify", "rewrite", "calculate", "identify", "suggest", "name", "draft", "compose",
+];
 
 /// First words that open statements, not requests (lower case): articles,
 /// demonstratives, third-person pronouns and possessives.
@@ -764,6 +782,9 @@ The honours list was released on Monday and includes 23 other recipients.";
             "Write a Haiku About Autumn.",
             "List three Causes Of Bushfires",
             "Please describe the Hopman Cup.",
+            "Generate A Poem About Autumn",
+            "Task: summarise the story in two sentences.",
+            "Question: who won the Hopman Cup?",
         ] {
             assert_eq!(non_instruction(good), None, "{good}");
         }
