@@ -135,37 +135,27 @@ if wants backforth-streamed; then backforth_client backforth-streamed -s run.str
 # the documents the peers read: backforth's backtranslate stage file
 DOCRUN="$T/backforth"; wants backforth || DOCRUN="$T/backforth-streamed"
 
-# 2. distilabel on the same documents (read from backforth's stage file), fresh server
-if wants distilabel; then
-start_server distilabel
-metrics >"$T/distilabel.m0"
-t0=$(date +%s.%N)
-"$V/bin/python" scripts/bench_distilabel.py "$URL/v1" "$(basename "$MODEL")" "$DOCRUN" "$SEEDS" "$T/distilabel.json" 2 4 \
-  >"$T/distilabel.log" 2>&1 || { tail -30 "$T/distilabel.log"; exit 1; }
-t1=$(date +%s.%N)
-metrics >"$T/distilabel.m1"
-stop_server
-DW=$(python3 -c "print(round($t1-$t0,1))")
-python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['wall_s_process']=float(sys.argv[2]); d['documents_per_minute']=round(d['documents']/d['wall_s_process']*60,2); d['passing']=int(sys.argv[3]); print(json.dumps(d))" \
-  "$T/distilabel.json" "$DW" "$(passing_of "$T/distilabel.json.pairs.jsonl")" | tee -a "$RES"
-counters "$T/distilabel.m0" "$T/distilabel.m1" "$DW" distilabel | tee -a "$RES"
-fi
-
-# 2b. bespoke Curator on the same documents, fresh server
-if wants curator; then
-start_server curator
-metrics >"$T/curator.m0"
-t0=$(date +%s.%N)
-"$VC/bin/python" scripts/bench_curator.py "$URL/v1" "$(basename "$MODEL")" "$DOCRUN" "$SEEDS" "$T/curator.json" 2 4 $((NP * 4)) \
-  >"$T/curator.log" 2>&1 || { tail -30 "$T/curator.log"; exit 1; }
-t1=$(date +%s.%N)
-metrics >"$T/curator.m1"
-stop_server
-CW=$(python3 -c "print(round($t1-$t0,1))")
-python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['wall_s_process']=float(sys.argv[2]); d['documents_per_minute']=round(d['documents']/d['wall_s_process']*60,2); d['passing']=int(sys.argv[3]); print(json.dumps(d))" \
-  "$T/curator.json" "$CW" "$(passing_of "$T/curator.json.pairs.jsonl")" | tee -a "$RES"
-counters "$T/curator.m0" "$T/curator.m1" "$CW" curator | tee -a "$RES"
-fi
+# 2. the peers on the same documents (read from backforth's stage file), each
+#    on a fresh server: distilabel, then bespoke Curator
+peer_client() { # $1 = client name, $2 = its python, $3 = its script, then extra arguments
+  local name=$1 py=$2 script=$3; shift 3
+  start_server "$name"
+  metrics >"$T/$name.m0"
+  local t0 t1 wall
+  t0=$(date +%s.%N)
+  "$py" "$script" "$URL/v1" "$(basename "$MODEL")" "$DOCRUN" "$SEEDS" "$T/$name.json" 2 4 "$@" \
+    >"$T/$name.log" 2>&1 || { tail -30 "$T/$name.log"; exit 1; }
+  t1=$(date +%s.%N)
+  metrics >"$T/$name.m1"
+  stop_server
+  wall=$(python3 -c "print(round($t1-$t0,1))")
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['wall_s_process']=float(sys.argv[2]); d['documents_per_minute']=round(d['documents']/d['wall_s_process']*60,2); d['passing']=int(sys.argv[3]); print(json.dumps(d))" \
+    "$T/$name.json" "$wall" "$(passing_of "$T/$name.json.pairs.jsonl")" | tee -a "$RES"
+  counters "$T/$name.m0" "$T/$name.m1" "$wall" "$name" | tee -a "$RES"
+}
+if wants distilabel; then peer_client distilabel "$V/bin/python" scripts/bench_distilabel.py; fi
+# Curator keeps 4 requests per slot in flight (distilabel sends its batches of 50 at once)
+if wants curator; then peer_client curator "$VC/bin/python" scripts/bench_curator.py $((NP * 4)); fi
 
 # 3. the server's ceiling on this machine: llama-batched-bench, same GGUF, slots, threads
 "$BATCHED" -m "$MODEL" -c $((NP * CTX)) -b 512 -ub 512 -t "$THREADS" -tb "$THREADS" \

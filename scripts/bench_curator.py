@@ -20,8 +20,6 @@ writes OUT_JSON and OUT_JSON.pairs.jsonl (the parsed rewrites, for the checks).
 
 import json
 import os
-import random
-import re
 import sys
 import tempfile
 import time
@@ -29,43 +27,11 @@ import time
 os.environ.setdefault("CURATOR_DISABLE_CACHE", "true")
 os.environ.setdefault("TELEMETRY_ENABLED", "false")
 
-import jinja2  # noqa: E402
 from bespokelabs import curator  # noqa: E402
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-PROMPTS = os.path.join(ROOT, "crates", "method", "prompts")
-
-
-def template(name):
-    with open(os.path.join(PROMPTS, name), encoding="utf-8") as f:
-        return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(f.read())
-
-
-def messages(rendered):
-    """Split at `@@ role` lines; each message is the trimmed text up to the next."""
-    out, cur = [], None
-    for line in rendered.split("\n"):
-        if line.rstrip().startswith("@@ "):
-            if cur:
-                out.append({"role": cur[0], "content": "\n".join(cur[1]).strip()})
-            cur = (line.rstrip()[3:].strip(), [])
-        elif cur is not None:
-            cur[1].append(line)
-    if cur:
-        out.append({"role": cur[0], "content": "\n".join(cur[1]).strip()})
-    return out
-
-
-BT, CURATE, REWRITE, DISTILL = (
-    template(n) for n in ("backtranslate_fewshot.j2", "curate.j2", "rewrite.j2", "distill.j2")
+from bench_peer_method import (  # noqa: E402
+    CURATE, CURATE_GBNF, DISTILL, REWRITE, REWRITE_GBNF, first_rows, messages, score, write_pairs,
 )
-with open(os.path.join(PROMPTS, "curate.gbnf"), encoding="utf-8") as f:
-    # same bound as backforth's curate_grammar(max_tokens = 160): max_tokens - 24
-    CURATE_GBNF = f.read().replace("REASON_MAX", str(160 - 24))
-with open(os.path.join(PROMPTS, "rewrite.gbnf"), encoding="utf-8") as f:
-    REWRITE_GBNF = f.read()
-
-SCORE = re.compile(r"^\W*score\W*([1-5])\b", re.I)
 
 
 class Stage(curator.LLM):
@@ -85,22 +51,7 @@ def main():
     k = int(sys.argv[6]) if len(sys.argv) > 6 else 2
     keep_min = int(sys.argv[7]) if len(sys.argv) > 7 else 4
     concurrency = int(sys.argv[8]) if len(sys.argv) > 8 else 16
-    docs = []
-    with open(os.path.join(run_dir, "stages", "backtranslate.jsonl"), encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            docs.append({"id": r["id"], "text": r["text"]})
-    seeds = []
-    with open(seeds_path, encoding="utf-8") as f:
-        for line in f:
-            s = json.loads(line)
-            if len(s["response"]) <= 700:  # demo.toml: backtranslate.max_seed_chars
-                seeds.append(s)
-    rng = random.Random(42)
-    rows = []
-    for d in docs:
-        shots = rng.sample(seeds, k)
-        rows.append({**d, "messages": messages(BT.render(text=d["text"], seeds=shots))})
+    rows = first_rows(run_dir, seeds_path, k)
 
     work = tempfile.mkdtemp(prefix="curator-")
 
@@ -143,9 +94,7 @@ def main():
     scored = run(stage("curate", 160, 0.0, 1.0, CURATE_GBNF), to_curate, "curate")
     kept = []
     for r in scored:
-        lines = [l for l in (r.get("generation") or "").splitlines() if l.strip()]
-        m = SCORE.match(lines[-1]) if lines else None
-        if m and int(m.group(1)) >= keep_min:
+        if (score(r.get("generation")) or 0) >= keep_min:
             kept.append({"id": r["id"], "text": r["text"], "instruction": r["instruction"],
                          "messages": messages(REWRITE.render(instruction=r["instruction"], text=r["text"]))})
     rewritten = run(stage("rewrite", 640, 1.0, 0.9, REWRITE_GBNF), kept, "rewrite")
@@ -155,26 +104,21 @@ def main():
         g = r.get("generation") or ""
         a, b = g.find("[RES]"), g.find("[/RES]")
         if 0 <= a < b:
-            pairs.append({"line": int(r["id"].rsplit(":", 1)[1]), "instruction": r["instruction"],
-                          "response": g[a + 5:b].strip(), "class": "unlabelled"})
+            pairs.append((r["id"], r["instruction"], g[a + 5:b].strip()))
         to_distill.append({"id": r["id"], "instruction": r["instruction"],
                            "messages": messages(DISTILL.render(instruction=r["instruction"]))})
     distilled = run(stage("distill", 512, 1.0, 0.9), to_distill, "distill")
     wall = time.time() - t0
     res = {
         "client": "curator", "version": __import__("importlib.metadata").metadata.version("bespokelabs-curator"),
-        "documents": len(docs), "instructions": len(scored), "kept": len(kept),
+        "documents": len(rows), "instructions": len(scored), "kept": len(kept),
         "rewrites": len(pairs),
         "distilled": sum(1 for r in distilled if r.get("generation")),
         "wall_s": round(wall, 1),
     }
     with open(out_json, "w", encoding="utf-8") as f:
         json.dump(res, f)
-    # the parsed rewrites, as lines `backforth bench checks --labels` reads
-    with open(out_json + ".pairs.jsonl", "w", encoding="utf-8") as f:
-        for p in pairs:
-            f.write(json.dumps(p) + "\n")
-    print(json.dumps(res))
+    write_pairs(out_json + ".pairs.jsonl", pairs)
 
 
 if __name__ == "__main__":

@@ -17,52 +17,16 @@ writes OUT_JSON and OUT_JSON.pairs.jsonl (the parsed rewrites, for the checks).
 """
 
 import json
-import os
-import random
-import re
 import sys
 import time
 
-import jinja2
 from distilabel.models import OpenAILLM
 from distilabel.pipeline import Pipeline
 from distilabel.steps import LoadDataFromDicts, StepInput, step
 from distilabel.steps.tasks import ChatGeneration
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-PROMPTS = os.path.join(ROOT, "crates", "method", "prompts")
+from bench_peer_method import CURATE, CURATE_GBNF, DISTILL, REWRITE, REWRITE_GBNF, first_rows, messages, score, write_pairs
 
-
-def template(name):
-    with open(os.path.join(PROMPTS, name), encoding="utf-8") as f:
-        return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(f.read())
-
-
-def messages(rendered):
-    """Split at `@@ role` lines; each message is the trimmed text up to the next."""
-    out, cur = [], None
-    for line in rendered.split("\n"):
-        if line.rstrip().startswith("@@ "):
-            if cur:
-                out.append({"role": cur[0], "content": "\n".join(cur[1]).strip()})
-            cur = (line.rstrip()[3:].strip(), [])
-        elif cur is not None:
-            cur[1].append(line)
-    if cur:
-        out.append({"role": cur[0], "content": "\n".join(cur[1]).strip()})
-    return out
-
-
-BT, CURATE, REWRITE, DISTILL = (
-    template(n) for n in ("backtranslate_fewshot.j2", "curate.j2", "rewrite.j2", "distill.j2")
-)
-with open(os.path.join(PROMPTS, "curate.gbnf"), encoding="utf-8") as f:
-    # same bound as backforth's curate_grammar(max_tokens = 160): max_tokens - 24
-    CURATE_GBNF = f.read().replace("REASON_MAX", str(160 - 24))
-with open(os.path.join(PROMPTS, "rewrite.gbnf"), encoding="utf-8") as f:
-    REWRITE_GBNF = f.read()
-
-SCORE = re.compile(r"^\W*score\W*([1-5])\b", re.I)
 KEEP_MIN = int(sys.argv[7]) if len(sys.argv) > 7 else 4
 
 
@@ -91,22 +55,7 @@ def ToDistill(inputs: StepInput):
 def main():
     base_url, model, run_dir, seeds_path, out_json = sys.argv[1:6]
     k = int(sys.argv[6]) if len(sys.argv) > 6 else 2
-    docs = []
-    with open(os.path.join(run_dir, "stages", "backtranslate.jsonl"), encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            docs.append({"id": r["id"], "text": r["text"]})
-    seeds = []
-    with open(seeds_path, encoding="utf-8") as f:
-        for line in f:
-            s = json.loads(line)
-            if len(s["response"]) <= 700:  # demo.toml: backtranslate.max_seed_chars
-                seeds.append(s)
-    rng = random.Random(42)
-    rows = []
-    for d in docs:
-        shots = rng.sample(seeds, k)
-        rows.append({**d, "messages": messages(BT.render(text=d["text"], seeds=shots))})
+    rows = first_rows(run_dir, seeds_path, k)
 
     def llm(max_new_tokens, temperature, top_p, grammar=None):
         kw = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
@@ -127,9 +76,7 @@ def main():
     scored = list(dist["default"]["train"]) if dist else []
     kept = []
     for r in scored:
-        lines = [l for l in (r.get("generation") or "").splitlines() if l.strip()]
-        m = SCORE.match(lines[-1]) if lines else None
-        if m and int(m.group(1)) >= KEEP_MIN:
+        if (score(r.get("generation")) or 0) >= KEEP_MIN:
             kept.append({"id": r["id"], "text": r["text"], "instruction": r["instruction"],
                          "messages": messages(REWRITE.render(instruction=r["instruction"], text=r["text"]))})
     out = []
@@ -145,23 +92,14 @@ def main():
     wall = time.time() - t0
     res = {
         "client": "distilabel", "version": __import__("distilabel").__version__,
-        "documents": len(docs), "instructions": len(scored), "kept": len(kept),
+        "documents": len(rows), "instructions": len(scored), "kept": len(kept),
         "rewrites": sum(1 for r in out if r.get("rewrite")),
         "distilled": sum(1 for r in out if r.get("distilled")),
         "wall_s": round(wall, 1),
     }
     with open(out_json, "w", encoding="utf-8") as f:
         json.dump(res, f)
-    # the parsed rewrites, as lines `backforth bench checks --labels` reads
-    # (document line, instruction, response), so the same checks count the
-    # pairs that pass
-    with open(out_json + ".pairs.jsonl", "w", encoding="utf-8") as f:
-        for r in out:
-            if r.get("rewrite"):
-                line = int(r["id"].rsplit(":", 1)[1])
-                f.write(json.dumps({"line": line, "instruction": r["instruction"],
-                                    "response": r["rewrite"], "class": "unlabelled"}) + "\n")
-    print(json.dumps(res))
+    write_pairs(out_json + ".pairs.jsonl", [(r["id"], r["instruction"], r["rewrite"]) for r in out if r.get("rewrite")])
 
 
 if __name__ == "__main__":
