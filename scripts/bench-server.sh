@@ -8,7 +8,8 @@
 #
 # Usage: scripts/bench-server.sh [DOCS=20]   env: NP (server slots, 4), PORT (18111),
 #   CLIENTS (which clients run, default "backforth backforth-streamed distilabel curator";
-#   the peers read the documents of the first backforth client that ran)
+#   the peers read the documents of the first backforth client that ran),
+#   INPUT (one document per line; default gensim's lee_background.cor: its first DOCS stories)
 # Each client gets a freshly started server (same cold prompt cache), stopped
 # by its PID afterwards. Results: bench-results/server/<time>/ (JSON lines in
 # results.jsonl); figures in BENCHMARKS.md.
@@ -19,6 +20,7 @@ export BACKFORTH_CACHE="$CACHE"
 DOCS="${1:-20}"
 CLIENTS="${CLIENTS:-backforth backforth-streamed distilabel curator}"
 wants() { [[ " $CLIENTS " == *" $1 "* ]]; }
+INPUT="${INPUT:-$CACHE/corpus/gensim/lee_background.cor}"
 NP="${NP:-4}"
 PORT="${PORT:-18111}"
 THREADS="$(nproc)"
@@ -80,7 +82,7 @@ EOF
 # over the peer's pairs file, counting the pairs with no failed check
 passing_of() { # $1 = pairs file (bench_*.py) -> count
   [ -s "$1" ] || { echo 0; return; }
-  $B bench checks --quiet --no-verify --config configs/demo.toml --labels "$1" --out "$1.checks" >/dev/null
+  $B bench checks --quiet --no-verify --config configs/demo.toml --corpus "$INPUT" --labels "$1" --out "$1.checks" >/dev/null
   python3 -c 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if not json.loads(l)["lexical_reasons"]))' "$1.checks/bench-checks.jsonl"
 }
 
@@ -93,7 +95,7 @@ backforth_client() { # $1 = client name, then extra flags
   local t0 first="" pid
   t0=$(date +%s%N)
   $B run --config configs/demo.toml --model "$MODEL" \
-    --input "$CACHE/corpus/gensim/lee_background.cor" --seeds "$SEEDS" --out "$T/$name" --limit "$DOCS" \
+    --input "$INPUT" --seeds "$SEEDS" --out "$T/$name" --limit "$DOCS" \
     -s backend.kind=http -s "http.urls=[\"$URL/v1\"]" -s http.concurrency="$NP" -s http.grammar_field=llama_cpp "$@" \
     >"$T/$name.log" 2>&1 &
   pid=$!
