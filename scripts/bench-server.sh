@@ -8,6 +8,7 @@
 #
 # Usage: scripts/bench-server.sh [DOCS=20]   env: NP (server slots, 4), PORT (18111),
 #   CLIENTS (which clients run, default "backforth backforth-streamed distilabel curator";
+#   also backforth-streamed-2x: streamed with 2 requests per slot in flight;
 #   the peers read the documents of the first backforth client that ran),
 #   INPUT (one document per line; default gensim's lee_background.cor: its first DOCS stories)
 # Each client gets a freshly started server (same cold prompt cache), stopped
@@ -134,8 +135,10 @@ EOF
 }
 if wants backforth; then backforth_client backforth; fi
 if wants backforth-streamed; then backforth_client backforth-streamed -s run.streaming=true; fi
+# streamed with two requests per slot in flight (the server queues the second)
+if wants backforth-streamed-2x; then backforth_client backforth-streamed-2x -s run.streaming=true -s http.concurrency=$((NP * 2)); fi
 # the documents the peers read: backforth's backtranslate stage file
-DOCRUN="$T/backforth"; wants backforth || DOCRUN="$T/backforth-streamed"
+DOCRUN="$T/backforth"; wants backforth || DOCRUN="$T/backforth-streamed"; [ -d "$DOCRUN" ] || DOCRUN="$T/backforth-streamed-2x"
 
 # 2. the peers on the same documents (read from backforth's stage file), each
 #    on a fresh server: distilabel, then bespoke Curator

@@ -13,7 +13,7 @@ pp, tg = max(r["speed_pp"] for r in bb), max(r["speed_tg"] for r in bb)
 print(f"ceiling speeds: prefill {pp:.1f} tok/s, generation {tg:.1f} tok/s")
 print("| client | documents/min | kept | rewrites | first rewrite on disk, s | passing the checks | server s per rewrite | server s per passing pair | prefilled | generated | server tok/s | ceiling tok/s | utilisation |")
 print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-for c in ("backforth", "backforth-streamed", "distilabel", "curator"):
+for c in ("backforth", "backforth-streamed", "backforth-streamed-2x", "distilabel", "curator"):
     run = next((r for r in rows if r.get("client") == c and "documents_per_minute" in r), None)
     srv = next((r for r in rows if r.get("client") == c and r.get("what") == "server_counters"), None)
     if run is None or srv is None:
