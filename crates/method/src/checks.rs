@@ -272,6 +272,12 @@ impl SourceIndex {
             lower: text.to_lowercase(),
         }
     }
+
+    /// True when the text holds the number `n` (as [`number_set`] writes
+    /// it), "2.0" matching "2".
+    fn has_number(&self, n: &str) -> bool {
+        self.numbers.contains(n) || self.numbers.contains(n.trim_end_matches(".0"))
+    }
 }
 
 /// The first non-blank line's words when it looks like a heading: at most
@@ -426,7 +432,7 @@ pub fn statement_shaped(t: &str) -> bool {
 /// hold: the lexical checks look each up in the document (case-insensitive).
 pub fn identifiers(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for tok in text.split(|c: char| c.is_whitespace() || "()[]{}<>`'\",;=*\"“”‘’".contains(c)) {
+    for tok in text.split(|c: char| c.is_whitespace() || "()[]{}<>`'\",;=*“”‘’".contains(c)) {
         let t = tok.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_'));
         if t.chars().count() < 4 {
             continue;
@@ -476,16 +482,13 @@ pub const STATEMENT_OPENERS: [&str; 15] = [
 /// sentences"), not facts an instruction presupposes.
 const SMALL_COUNT: u64 = 100;
 
-/// Numbers in `instruction` that the document lacks, small counts left out
-/// (see [`SMALL_COUNT`]).
-fn unsupported_instruction_numbers(instruction: &str, source: &SourceIndex) -> Vec<String> {
-    let mut out: Vec<String> = number_set(instruction)
-        .into_iter()
+/// True when `instruction` states a number the document lacks, small counts
+/// left out (see [`SMALL_COUNT`]).
+fn instruction_states_missing_number(instruction: &str, source: &SourceIndex) -> bool {
+    number_set(instruction)
+        .iter()
         .filter(|n| n.parse::<u64>().map_or(true, |v| v >= SMALL_COUNT))
-        .filter(|n| !source.numbers.contains(n) && !source.numbers.contains(n.trim_end_matches(".0")))
-        .collect();
-    out.sort();
-    out
+        .any(|n| !source.has_number(n))
 }
 
 /// Words of a run the instruction must share with the document to count as copied.
@@ -658,7 +661,7 @@ pub fn check(
             r.reasons.push(Reason::InstructionOffTopic);
         }
     }
-    if !unsupported_instruction_numbers(instruction, source).is_empty() {
+    if instruction_states_missing_number(instruction, source) {
         r.reasons.push(Reason::InstructionUnsupportedNumbers);
     }
     let Some(resp) = response else { return r };
@@ -695,11 +698,7 @@ pub fn check(
     }
     let mut nseen = HashSet::new();
     for n in number_set(resp) {
-        let bare = n.trim_end_matches(".0").to_string();
-        if !source.numbers.contains(&n)
-            && !source.numbers.contains(&bare)
-            && nseen.insert(n.clone())
-        {
+        if !source.has_number(&n) && nseen.insert(n.clone()) {
             r.unsupported_numbers.push(n);
         }
     }
@@ -718,7 +717,8 @@ pub fn check(
         r.reasons.push(Reason::ResponseUnsupportedNames);
     }
     for id in identifiers(resp) {
-        if !source.lower.contains(&id.to_lowercase()) && !r.unsupported_identifiers.contains(&id) {
+        // identifiers() lists each once
+        if !source.lower.contains(&id.to_lowercase()) {
             r.unsupported_identifiers.push(id);
         }
     }
