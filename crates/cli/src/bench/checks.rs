@@ -233,7 +233,7 @@ pub fn run(a: ChecksBenchArgs) -> Result<()> {
         f_both.push(!with_v.passed());
         serde_json::to_writer(
             &mut w,
-            &serde_json::json!({"class": it.class, "instruction": it.instruction, "response": it.response, "lexical_reasons": lex.reasons, "similarity": sims.as_ref().map(|s| s[i]), "grounding": learned.as_ref().map(|l| match &l[i] { Ok(g) => serde_json::json!({"relevance": g.relevance, "min_support": g.min_support(), "sentences": g.sentences}), Err(e) => serde_json::json!({"error": e}) }), "verify_raw": text, "verdict": verdict, "combined_reasons": with_v.reasons}),
+            &serde_json::json!({"class": it.class, "instruction": it.instruction, "response": it.response, "lexical_reasons": lex.reasons, "unsupported_names": lex.unsupported_names, "unsupported_identifiers": lex.unsupported_identifiers, "unsupported_numbers": lex.unsupported_numbers, "similarity": sims.as_ref().map(|s| s[i]), "grounding": learned.as_ref().map(|l| match &l[i] { Ok(g) => serde_json::json!({"relevance": g.relevance, "min_support": g.min_support(), "sentences": g.sentences}), Err(e) => serde_json::json!({"error": e}) }), "verify_raw": text, "verdict": verdict, "combined_reasons": with_v.reasons}),
         )?;
         w.write_all(b"\n")?;
     }
