@@ -62,14 +62,10 @@ metrics() { curl -sf "$URL/metrics"; }
 # server counters: prompt tokens it prefilled, tokens it generated, seconds it spent on each
 counters() { # $1 = before file, $2 = after file, $3 = client wall seconds, $4 = client name
   python3 - "$1" "$2" "$3" "$4" <<'EOF'
-import json, re, sys
-def read(p):
-    d = {}
-    for l in open(p):
-        m = re.match(r"llamacpp:(\w+) ([0-9.eE+-]+)$", l.strip())
-        if m: d[m.group(1)] = float(m.group(2))
-    return d
-a, b, wall, who = read(sys.argv[1]), read(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+import json, sys
+sys.path.insert(0, "scripts")
+from bench_server_summary import metrics
+a, b, wall, who = metrics(sys.argv[1]), metrics(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 d = {k: b.get(k, 0) - a.get(k, 0) for k in ("prompt_tokens_total", "prompt_tokens_cached_total", "tokens_predicted_total")}
 print(json.dumps({"client": who, "what": "server_counters", "prompt_tokens": int(d["prompt_tokens_total"]),
   "prompt_tokens_cached": int(d["prompt_tokens_cached_total"]),
